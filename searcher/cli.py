@@ -1,0 +1,119 @@
+"""The `tickettune` command."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def _parse_value(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _key_values(pairs: list[str]) -> dict:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--set expects KEY=VALUE, got {pair!r}")
+        out[key] = _parse_value(value)
+    return out
+
+
+def cmd_finetune(args: argparse.Namespace) -> int:
+    from tickettune.trainables.data import TASKS, glue_loader
+    from tickettune.trainables.model import load_model
+    from tickettune.trainables.train import TrainConfig, evaluate, train
+
+    if args.task not in TASKS:
+        raise SystemExit(f"unknown task {args.task!r}; expected one of {sorted(TASKS)}")
+    spec = TASKS[args.task]
+    cfg = TrainConfig(lr=args.lr, epochs=args.epochs, max_steps=args.max_steps, seed=args.seed)
+    model, tokenizer = load_model(args.model, head=spec.head, num_labels=spec.num_labels)
+    train_loader = glue_loader(args.task, "train", tokenizer, batch_size=args.batch_size,
+                               max_length=args.max_length, max_samples=args.max_train_samples,
+                               shuffle=True, seed=args.seed, root=args.data_root)
+    dev_loader = glue_loader(args.task, "dev", tokenizer, batch_size=64, max_length=args.max_length,
+                             max_samples=args.max_eval_samples, shuffle=False, root=args.data_root)
+    print(f"fine-tuning {args.model} on {args.task}: {len(train_loader.dataset)} train rows, "
+          f"{len(dev_loader.dataset)} dev rows", flush=True)
+    result = train(model, train_loader, cfg)
+    start = time.perf_counter()
+    metrics = evaluate(model, dev_loader, args.task)
+    print(f"trained {result.steps} steps in {result.seconds:.1f}s "
+          f"(loss {result.losses[0]:.4f} -> {sum(result.losses[-10:]) / len(result.losses[-10:]):.4f}); "
+          f"eval {time.perf_counter() - start:.1f}s")
+    print("dev " + "  ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"metrics": metrics, "steps": result.steps, "train_seconds": result.seconds}, f, indent=2)
+    return 0
+
+
+def cmd_earlybert(args: argparse.Namespace) -> int:
+    from tickettune.trainables.flow import FlowConfig, run_flow
+
+    cfg = FlowConfig.from_dict(_key_values(args.set))
+    result = run_flow(cfg, ticket_dir=args.out)
+    print(f"{result.metric_name}={result.val_metric:.4f} converged={result.converged} "
+          f"early_bird_step={result.early_bird_step} relative_cost={result.relative_cost:.3f} "
+          f"seconds={ {k: round(v, 1) for k, v in result.seconds.items()} }")
+    if result.ticket_dir:
+        print(f"ticket written to {result.ticket_dir}")
+    return 0
+
+
+def not_built(name: str):
+    def run(_: argparse.Namespace) -> int:
+        print(f"tickettune {name}: not built yet", file=sys.stderr)
+        return 2
+    return run
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tickettune", description="EarlyBERT + PLD search on Ray")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    f = sub.add_parser("finetune", help="fine-tune a model or ticket on a GLUE task, print dev metrics")
+    f.add_argument("--model", default="minilm-l6", help="alias (minilm-l6), local dir, ticket dir or hub id")
+    f.add_argument("--task", default="sst2")
+    f.add_argument("--max-train-samples", type=int, default=None)
+    f.add_argument("--max-eval-samples", type=int, default=None)
+    f.add_argument("--epochs", type=float, default=1.0)
+    f.add_argument("--max-steps", type=int, default=None)
+    f.add_argument("--lr", type=float, default=1e-4)
+    f.add_argument("--batch-size", type=int, default=32)
+    f.add_argument("--max-length", type=int, default=64)
+    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--data-root", default=None, help="defaults to $TICKETTUNE_DATA or ../shared/data")
+    f.add_argument("--json", default=None, help="also write the metrics here")
+    f.set_defaults(run=cmd_finetune)
+
+    e = sub.add_parser("earlybert", help="one EarlyBERT(+PLD) run without Ray: search, draw, prune, train")
+    e.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a FlowConfig field, e.g. --set task=sst2 --set pld=true")
+    e.add_argument("--out", default=None, help="write the ticket here")
+    e.set_defaults(run=cmd_earlybert)
+
+    for name, help_ in [("search", "run a search from a YAML config"), ("resume", "continue a search"),
+                        ("export", "export the best ticket(s)"), ("report", "trial table and plots")]:
+        s = sub.add_parser(name, help=help_)
+        s.add_argument("args", nargs="*")
+        s.set_defaults(run=not_built(name))
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

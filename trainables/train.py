@@ -1,0 +1,205 @@
+"""The training loop: read it top to bottom.
+
+One loop serves plain fine-tuning, EarlyBERT's search phase, ticket training and MLM pre-training;
+what differs comes in through callbacks (L1 penalty, PLD step, mask checks, reporting). It runs the
+same inside a Ray Train worker, where the model arrives wrapped in DDP.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+from transformers import get_linear_schedule_with_warmup
+
+from .metrics import glue_metrics
+
+
+@dataclass
+class TrainConfig:
+    lr: float = 5e-5
+    coef_lr: float | None = None  # slimming coefficients' own learning rate (None: same as lr)
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    epochs: float = 1.0
+    max_steps: int | None = None  # overrides epochs when set
+    grad_accum: int = 1
+    max_grad_norm: float = 1.0
+    seed: int = 0
+    log_every: int = 20
+    progress: bool = True
+    fused: bool = True  # fused AdamW: one kernel for all parameters, far cheaper on the embedding
+
+    def __post_init__(self) -> None:
+        problems = [f"{k}={getattr(self, k)!r} must be > 0" for k in ("lr", "epochs", "grad_accum")
+                    if not getattr(self, k) > 0]
+        if self.coef_lr is not None and not self.coef_lr > 0:
+            problems.append(f"coef_lr={self.coef_lr!r} must be > 0")
+        if self.max_steps is not None and self.max_steps < 1:
+            problems.append(f"max_steps={self.max_steps!r} must be >= 1")
+        if not 0 <= self.warmup_ratio < 1:
+            problems.append(f"warmup_ratio={self.warmup_ratio!r} must be in [0, 1)")
+        if self.weight_decay < 0 or self.max_grad_norm <= 0:
+            problems.append(f"weight_decay={self.weight_decay!r} must be >= 0, "
+                            f"max_grad_norm={self.max_grad_norm!r} > 0")
+        if problems:
+            raise ValueError("bad TrainConfig: " + "; ".join(problems))
+
+
+class Callback:
+    """Hooks into the loop; every method is optional."""
+
+    def before_step(self, step: int) -> None:
+        """Called before each optimizer step; `step` = optimizer steps done so far."""
+
+    def extra_loss(self, model: nn.Module) -> torch.Tensor | None:
+        """A term added once per optimizer step (e.g. L1 on slimming coefficients)."""
+        return None
+
+    def after_step(self, step: int, logs: dict) -> bool:
+        """Called after each optimizer step; return True to stop training."""
+        return False
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    seconds: float
+    losses: list[float] = field(default_factory=list)
+    stopped_early: bool = False
+    samples: int = 0
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    return model.module if hasattr(model, "module") else model
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW; no decay on biases, LayerNorms and slimming coefficients (their penalty is L1)."""
+    decay, no_decay, coefs = [], [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        if name.endswith(("head_coef", "ffn_coef")):
+            coefs.append(p)
+        elif p.ndim < 2:
+            no_decay.append(p)
+        else:
+            decay.append(p)
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if coefs:
+        groups.append({"params": coefs, "weight_decay": 0.0, "lr": cfg.coef_lr or cfg.lr})
+    kind = {"fused": True} if cfg.fused else {"foreach": True}
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.lr, **kind)
+
+
+def total_steps(cfg: TrainConfig, batches_per_epoch: int) -> int:
+    if cfg.max_steps is not None:
+        return cfg.max_steps
+    return max(1, math.ceil(cfg.epochs * batches_per_epoch / cfg.grad_accum))
+
+
+def _forever(loader: Iterable) -> Iterator:
+    epoch = 0
+    while True:
+        sampler = getattr(loader, "sampler", None)
+        if hasattr(sampler, "set_epoch"):  # DistributedSampler: a new order each epoch
+            sampler.set_epoch(epoch)
+        yield from loader
+        epoch += 1
+
+
+def train(model: nn.Module, loader: Iterable, cfg: TrainConfig,
+          callbacks: list[Callback] = (), optimizer: torch.optim.Optimizer | None = None) -> TrainResult:
+    """Train until `max_steps`/`epochs` or until a callback asks to stop."""
+    seed_everything(cfg.seed)
+    steps = total_steps(cfg, len(loader))
+    optimizer = optimizer or make_optimizer(unwrap(model), cfg)
+    schedule = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * steps), steps)
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+    batches = _forever(loader)
+    result = TrainResult(steps=0, seconds=0.0)
+    bar = tqdm(total=steps, disable=not cfg.progress, desc="train", leave=False)
+    start = time.perf_counter()
+    model.train()
+    for step in range(steps):
+        for cb in callbacks:
+            cb.before_step(step)
+        # gradient accumulation: each micro-batch contributes loss/accum; the penalty is added once,
+        # to the last micro-batch, so DDP sees exactly one backward per forward
+        step_loss = 0.0
+        for micro in range(cfg.grad_accum):
+            last = micro == cfg.grad_accum - 1
+            batch = next(batches)
+            result.samples += len(batch["input_ids"])
+            with contextlib.nullcontext() if last or not hasattr(model, "no_sync") else model.no_sync():
+                loss = model(**batch).loss / cfg.grad_accum
+                step_loss += loss.item()
+                if last:
+                    loss = loss + sum((t for cb in callbacks
+                                       if (t := cb.extra_loss(unwrap(model))) is not None), torch.zeros(()))
+                loss.backward()
+        if not math.isfinite(step_loss):
+            raise FloatingPointError(f"loss is {step_loss} at step {step}: training diverged")
+        torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad(set_to_none=True)
+
+        result.steps = step + 1
+        result.losses.append(step_loss)
+        bar.update(1)
+        if cfg.log_every and result.steps % cfg.log_every == 0:
+            bar.set_postfix(loss=f"{np.mean(result.losses[-cfg.log_every:]):.4f}")
+        logs = {"loss": step_loss, "lr": schedule.get_last_lr()[0]}
+        if any([cb.after_step(result.steps, logs) for cb in callbacks]):  # every callback sees the step
+            result.stopped_early = result.steps < steps
+            break
+    bar.close()
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+@torch.no_grad()
+def predict(model: nn.Module, loader: Iterable) -> tuple[np.ndarray, np.ndarray]:
+    """(logits, labels) over the whole loader, full depth, no dropout."""
+    was_training = model.training
+    model.eval()
+    logits, labels = [], []
+    for batch in loader:
+        labels.append(batch["labels"].numpy())
+        logits.append(model(**{k: v for k, v in batch.items() if k != "labels"}).logits.float().numpy())
+    model.train(was_training)
+    return np.concatenate(logits), np.concatenate(labels)
+
+
+def evaluate(model: nn.Module, loader: Iterable, task: str) -> dict:
+    logits, labels = predict(unwrap(model), loader)
+    return glue_metrics(task, logits, labels)
+
+
+@torch.no_grad()
+def mlm_eval(model: nn.Module, loader: Iterable) -> dict:
+    """Mean masked-LM loss per masked token, and its perplexity."""
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    for batch in loader:
+        n = int((batch["labels"] != -100).sum())
+        if n:
+            total += float(unwrap(model)(**batch).loss) * n
+            count += n
+    model.train(was_training)
+    loss = total / max(count, 1)
+    return {"mlm_loss": loss, "perplexity": math.exp(min(loss, 50.0))}
