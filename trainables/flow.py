@@ -205,10 +205,10 @@ class Every(Callback):
 
 
 def _data(cfg: FlowConfig, tokenizer, reporter: Reporter):
-    if cfg.task in MLM_TASKS:
-        train_loader = mlm_loader(tokenizer, "train", cfg.batch_size, max_length=cfg.max_length, seed=cfg.seed,
+    if cfg.task in MLM_TASKS:  # the shared WikiText-2 has no train split: train on valid, hold out test
+        train_loader = mlm_loader(tokenizer, "valid", cfg.batch_size, max_length=cfg.max_length, seed=cfg.seed,
                                   max_samples=cfg.max_train_samples, root=cfg.data_root)
-        eval_loader = mlm_loader(tokenizer, "eval", cfg.batch_size, max_length=cfg.max_length, seed=cfg.seed,
+        eval_loader = mlm_loader(tokenizer, "test", cfg.batch_size, max_length=cfg.max_length, seed=cfg.seed,
                                  max_samples=cfg.max_eval_samples, root=cfg.data_root, shuffle=False)
     else:
         train_loader = glue_loader(cfg.task, "train", tokenizer, batch_size=cfg.batch_size,

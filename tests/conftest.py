@@ -1,0 +1,22 @@
+"""Shared fixtures: the shared data folder and the MiniLM tokenizer (both real, both offline)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The shared data folder, found the way the package finds it ($TICKETTUNE_DATA, ../shared/data)."""
+    from tickettune.trainables.data import data_root
+    return data_root()
+
+
+@pytest.fixture(scope="session")
+def minilm_tokenizer():
+    """all-MiniLM-L6-v2's tokenizer (the bert-base-uncased vocabulary), from the installed package."""
+    from transformers import AutoTokenizer
+
+    from tickettune.trainables.model import resolve
+    return AutoTokenizer.from_pretrained(resolve("minilm-l6"))
