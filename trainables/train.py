@@ -18,7 +18,6 @@ from torch import nn
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
-from .metrics import glue_metrics
 
 
 @dataclass
@@ -185,6 +184,7 @@ def predict(model: nn.Module, loader: Iterable) -> tuple[np.ndarray, np.ndarray]
 
 
 def evaluate(model: nn.Module, loader: Iterable, task: str) -> dict:
+    from .metrics import glue_metrics  # scipy/sklearn load only when evaluating
     logits, labels = predict(unwrap(model), loader)
     return glue_metrics(task, logits, labels)
 
