@@ -52,34 +52,36 @@ random layer dropping trains poorly there. `attach` warns on a post-LN encoder b
 
 Interaction with EarlyBERT (slimming coefficients and early-bird detection)
 ---------------------------------------------------------------------------
-A skipped layer does not enter the graph, so its head/FFN coefficients receive no gradient from the
-task loss that micro-batch (``.grad`` stays None if nothing else in the loss touches them). Masks are
-still drawn from *all* coefficients; what changes is how fast each layer's coefficients move:
+A skipped layer does not enter the graph, so its head/FFN coefficients get no gradient from the task
+loss in that micro-batch (``.grad`` stays None if nothing else in the loss reaches them). Masks are
+still drawn from *all* coefficients; what changes is how far each layer's coefficients move per step.
 
-* Under SGD the 1/p_l rescaling makes the expected task gradient of a kept-or-skipped layer equal to
-  the full-depth one (to first order), only noisier. Under Adam/AdamW — what EarlyBERT uses — the
-  update of a parameter is roughly scale-free, so the 1/p_l factor does not compensate: a layer's
-  coefficients take a normal-size step on the steps it runs and no step otherwise, i.e. they move
-  about p_l times as far per optimizer step. Deep layers (small p_l) are updated least.
-* The early-bird test compares consecutive masks and stops when their distance falls below ε. Slower
-  movement in deep layers means fewer mask flips between two draws, so the distance falls sooner in
-  *steps* and the detector can fire earlier — but that is not convergence: per update actually
-  applied, the deep layers' masks have had less training, not more. The gate noise works the other
-  way (coefficients near the pruning threshold jitter, and the rest of the network changes depth
-  from step to step), which can keep the distance up; which effect wins is empirical.
-* With a *global* FFN threshold there is also a depth bias: coefficients start at 1.0 and are pulled
-  down by the L1 term and by the task gradient, so under-trained deep-layer coefficients stay nearer
-  1.0 and are preferentially kept, for a reason unrelated to importance. Per-layer head masks only
-  depend on the order within a layer and are less affected.
-* If the L1 penalty sums over every layer's coefficients, a skipped layer's coefficients still get
-  the L1 gradient (and, under Adam, a step from their momentum): they shrink without the task
-  gradient to balance them. Restricting the penalty to the layers computed in that forward pass
-  (`ProgressiveLayerDrop.last_gates`) keeps "skipped = untouched" exact.
-* In practice the effect is small during a short EarlyBERT search: with γ = 0.001, θ(200) ≈ 0.91, and
-  over the first 200 steps even the deepest layer runs about 95% of the time. Drawing tickets
-  long after θ has decayed, or comparing masks at intervals of equal *expected updates* (scale the
-  interval by 1/mean p_l), avoids the bias; the simplest is to search without PLD and enable PLD for
-  the training of the ticket.
+* Plain SGD: the 1/p_l rescaling makes the expected task gradient of a kept-or-skipped layer equal
+  to the full-depth one (to first order), only noisier, so coefficients drift at the usual speed.
+* AdamW (what EarlyBERT and `train.make_optimizer` use) is roughly invariant to gradient scale, so
+  the 1/p_l factor does not compensate. With nothing but the task loss, a skipped coefficient has no
+  gradient and AdamW skips it: it takes a normal-size step on the steps its layer runs and none
+  otherwise, ≈ p_l of the full-depth movement per optimizer step. With the L1 term over every layer
+  (`slimming.l1_penalty`, added once per step by `SlimmingCallback`) a skipped coefficient still has a
+  gradient (λ·sign c) and AdamW steps it every step, mostly along its momentum; the first moment then
+  averages to the full-depth gradient while the second grows by 1/p_l, so the movement is
+  ≈ √p_l of full depth (a scalar simulation with noisy gradients gives 0.54 and 0.68 at p = 0.5).
+  Either way deep layers (small p_l) move least, and with the L1 term they are
+  also shrunk on steps with no task gradient to oppose it.
+* Early-bird detection compares successive masks and fires when their distance stays below ε.
+  Coefficients that move less flip fewer mask bits between two draws, so the distance falls sooner
+  in *steps* and the detector can fire earlier — without the mask being more converged: per update
+  actually applied, the deep layers have had less training, not more. The gate noise pushes the
+  other way (near-threshold coefficients jitter, and each step trains a network of a different
+  depth), which keeps the distance up; which effect wins is empirical.
+* A global FFN threshold adds a depth bias: coefficients start at 1.0 and, on the whole, shrink as
+  training goes (the L1 term), so deep layers' less-updated coefficients stay nearer 1.0 and are
+  kept preferentially, for a reason unrelated to importance. Per-layer head masks depend only on the
+  order within a layer and are less affected.
+* The effect is small in a short search: with γ = 0.001, θ(200) ≈ 0.91, and over the first 200
+  steps even the deepest layer runs about 95% of the time. Comparing masks at intervals of equal
+  *expected* updates (stretch the interval by 1/mean p_l) reduces the bias; simplest is to search for
+  the ticket without PLD and turn PLD on for training the ticket.
 """
 from __future__ import annotations
 
@@ -96,7 +98,7 @@ from .train import Callback
 
 __all__ = [
     "PLDConfig", "ProgressiveLayerDrop", "PLDCallback", "theta", "keep_probs", "expected_layer_fraction",
-    "gamma_for_steps", "attach", "detach",
+    "gamma_for_steps", "attach", "detach", "dropper_of",
 ]
 
 
@@ -164,6 +166,7 @@ class ProgressiveLayerDrop:
         self.step = 0
         self.micro_batch = 0
         self.last_gates: list[tuple[bool, float]] | None = None
+        self._step_kept: list[list[bool]] = []  # one entry per micro-batch since the last set_step
         self.layers_computed = 0  # realised totals over every `sample` call (FLOP accounting)
         self.layers_seen = 0
         self.set_step(step)
@@ -174,6 +177,7 @@ class ProgressiveLayerDrop:
             raise ValueError(f"step must be >= 0, got {step}")
         self.step = step
         self.micro_batch = 0
+        self._step_kept = []
 
     def theta(self) -> float:
         return theta(self.step, self.cfg)
@@ -189,6 +193,14 @@ class ProgressiveLayerDrop:
         """Fraction of layers actually computed over all `sample` calls so far (1.0 before any)."""
         return self.layers_computed / self.layers_seen if self.layers_seen else 1.0
 
+    def last_kept(self) -> list[bool] | None:
+        """Which layers the most recent training forward pass ran (None before any)."""
+        return None if self.last_gates is None else [keep for keep, _ in self.last_gates]
+
+    def step_kept(self) -> list[list[bool]]:
+        """Which layers ran, for each micro-batch since the last `set_step` (all of an accumulated step)."""
+        return [list(k) for k in self._step_kept]
+
     def gates(self, step: int, micro_batch: int, num_layers: int) -> list[tuple[bool, float]]:
         """[(keep_l, p_l)] for a given (step, micro-batch); no state is read or changed but the config."""
         probs = keep_probs(num_layers, step, self.cfg)
@@ -201,6 +213,7 @@ class ProgressiveLayerDrop:
         out = self.gates(self.step, self.micro_batch, num_layers)
         self.micro_batch += 1
         self.last_gates = out
+        self._step_kept.append([keep for keep, _ in out])
         self.layers_computed += sum(keep for keep, _ in out)
         self.layers_seen += num_layers
         return out
@@ -220,6 +233,13 @@ def attach(model: nn.Module, cfg: PLDConfig | None = None, step: int = 0) -> Pro
     pld = ProgressiveLayerDrop(cfg, step=step)
     enc.layer_drop = pld
     return pld
+
+
+def dropper_of(model: nn.Module) -> ProgressiveLayerDrop | None:
+    """The ProgressiveLayerDrop attached to `model` (a DDP wrapper is looked through), or None."""
+    model = model.module if isinstance(getattr(model, "module", None), nn.Module) else model
+    dropper = encoder_of(model).layer_drop
+    return dropper if isinstance(dropper, ProgressiveLayerDrop) else None
 
 
 def detach(model: nn.Module) -> ProgressiveLayerDrop | None:
