@@ -6,7 +6,6 @@ agreed between ranks, how the model and loaders are prepared for data parallelis
 """
 from __future__ import annotations
 
-import copy
 import math
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -22,7 +21,7 @@ from .earlybird import EarlyBirdCallback, EarlyBirdDetector
 from .flops import shape_of, train_flops_per_sequence
 from .masks import MaskConfig, draw_masks
 from .model import load_model, scratch_from_dict, scratch_model
-from .ticket import make_ticket, save_ticket
+from .ticket import make_ticket, save_ticket, snapshot
 from .train import Callback, TrainConfig, evaluate, mlm_eval, train, unwrap
 
 PLD_PHASES = ("search", "ticket", "both")
@@ -242,7 +241,7 @@ def run_flow(cfg: FlowConfig, reporter: Reporter | None = None, ticket_dir: str 
     torch.manual_seed(cfg.seed)
     model, tokenizer = _build(cfg)
     train_loader, eval_loader = _data(cfg, tokenizer, reporter)
-    pretrained = copy.deepcopy(model.state_dict())  # EarlyBERT rewinds the ticket to these weights
+    pretrained = snapshot(model)  # EarlyBERT rewinds the ticket to these weights
     dense_step = cfg.batch_size * train_flops_per_sequence(shape_of(model), cfg.max_length)
     budget = dense_step * (cfg.search_max_steps + cfg.ticket_steps)  # the dense run this trial replaces
     history: list[dict] = []

@@ -1,0 +1,69 @@
+"""One trial end to end, without Ray: search phase -> early bird -> prune -> ticket -> eval."""
+import json
+
+import pytest
+import torch
+
+from tickettune.trainables.flow import FlowConfig, LocalReporter, run_flow
+from tickettune.trainables.model import load_model
+
+TINY = {"layers": 2, "heads": 4, "hidden": 32, "ffn": 64, "pre_ln": True}
+BASE = dict(scratch=TINY, task="sst2", max_train_samples=256, max_eval_samples=128, max_length=32,
+            batch_size=16, lr=1e-3, coef_lr=5e-2, lambda_head=1e-2, lambda_ffn=1e-2, head_ratio=0.25,
+            ffn_ratio=0.5, min_ffn=4, mask_interval=2, window=3, eps=0.1, search_max_steps=60, ticket_steps=6)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_early_bird_ends_search_and_ticket_is_pruned_and_reloads(tmp_path):
+    reporter = LocalReporter(verbose=False)
+    result = run_flow(FlowConfig(**BASE), reporter, ticket_dir=str(tmp_path / "ticket"))
+    assert result.converged and result.early_bird_step is not None
+    assert result.search_steps == result.early_bird_step < BASE["search_max_steps"]
+    search = [r for r in reporter.history if r["phase"] == "search"]
+    assert search[-1]["early_bird"] and search[-1]["mask_distance"] <= BASE["eps"]
+    assert all(r["mask_distance"] > BASE["eps"] or r["early_bird"] for r in search)
+    done = reporter.history[-1]
+    assert done["done"] and done["converged"] and 0 <= done["val_metric"] <= 1
+    assert 0 < done["relative_cost"] < 1  # early stop + a smaller ticket: cheaper than the dense budget
+
+    model, _ = load_model(str(tmp_path / "ticket"))
+    layers = model.bert.encoder.layer
+    assert [l.num_heads for l in layers] == [3, 3]  # 1 of 4 heads pruned per layer
+    assert sum(l.ffn_width for l in layers) == 64  # 50% of 128 FFN neurons, global
+    info = json.loads((tmp_path / "ticket" / "ticket.json").read_text())
+    assert info["early_bird_step"] == result.early_bird_step
+
+
+def test_unconverged_trial_stops_and_is_marked():
+    cfg = FlowConfig(**{**BASE, "eps": 0.0, "search_max_steps": 6, "unconverged": "stop"})
+    reporter = LocalReporter(verbose=False)
+    result = run_flow(cfg, reporter)
+    assert not result.converged and result.ticket_steps == 0
+    assert reporter.history[-1]["converged"] is False and reporter.history[-1]["done"]
+
+
+def test_pld_in_both_phases_reports_fewer_flops():
+    common = {**BASE, "search_max_steps": 8, "eps": 0.0, "unconverged": "ticket", "ticket_steps": 8}
+    plain = run_flow(FlowConfig(**common), LocalReporter(verbose=False))
+    dropped = run_flow(FlowConfig(**common, pld=True, pld_phase="both", theta_bar=0.5, gamma=1.0),
+                       LocalReporter(verbose=False))
+    assert dropped.relative_cost < plain.relative_cost
+
+
+@pytest.mark.parametrize("bad, name", [({"head_ratio": 1.0}, "head_ratio=1.0"), ({"lambda_ffn": -1}, "lambda_ffn=-1"),
+                                       ({"task": "mnli"}, "task='mnli'"), ({"pld_phase": "x"}, "pld_phase='x'")])
+def test_bad_flow_config_is_named(bad, name):
+    with pytest.raises(ValueError, match=name.replace("(", r"\(")):
+        FlowConfig(**{**BASE, **bad})
+
+
+def test_unknown_flow_key():
+    with pytest.raises(ValueError, match="heads_ratio"):
+        FlowConfig.from_dict({"heads_ratio": 0.3})
