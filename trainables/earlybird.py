@@ -18,14 +18,14 @@ and every rank stops at the same step.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import torch
 from torch import nn
 
 from .masks import MaskConfig, masks_from_model
-from .slimming import Callback
+from .train import Callback
 
 
 def _flat(masks: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
@@ -121,7 +121,8 @@ class EarlyBirdDetector:
         ffn = [torch.as_tensor(m).detach().bool().cpu().clone() for m in ffn_masks]
         both = heads + ffn
         dist, dh, df = [], [], []
-        for old_h, old_f in self.fifo:  # oldest first; the FIFO does not hold the newest yet
+        # the K-1 masks that stay in the FIFO with the newest, oldest first
+        for old_h, old_f in list(self.fifo)[max(0, len(self.fifo) - (self.window - 1)):]:
             dist.append(hamming(old_h + old_f, both))
             dh.append(hamming(old_h, heads))
             df.append(hamming(old_f, ffn))
@@ -141,48 +142,71 @@ def _identity(found: bool) -> bool:
 
 
 class EarlyBirdCallback(Callback):
-    """Every `mask_interval` optimizer steps: draw masks from the current coefficients (masks.py), update
-    the detector, record (step, distances) in `history`; `on_step_end` returns True (stop) once found.
+    """`train.train` hook: every `interval` optimizer steps, draw masks from the current coefficients
+    (masks.py), update the detector, record the step and its distances in `history`; `after_step` returns
+    True (stop) once the early bird is found.
 
     `agree(local_found) -> bool` turns the local decision into the one every data-parallel rank acts on;
     it is called on every rank at every mask step (found or not), so a collective inside it (the Ray
     trainable's rank-0 broadcast) is matched on all ranks. Identity by default (one process).
+    `stop=False` keeps drawing and recording (fixed-budget runs, as the reference code) but never stops;
+    `agree` is then never called, on any rank.
 
-    After a stop, `masks` holds the ticket's masks (the newest drawn) and `found_at_step` the step.
+    The model is `model=` when given; otherwise the one the loop last handed to `extra_loss` (train.train
+    does so every optimizer step, unwrapped from DDP). `masks` holds the newest masks drawn (the ticket's,
+    after a stop), `found_at_step` the step at which the detector first found the ticket.
+    At a mask step the step's `logs` gain mask_distance / head_distance / ffn_distance (1.0 until a second
+    mask exists: there is nothing to agree with yet) and early_bird.
     """
 
-    def __init__(self, mask_config: MaskConfig | None = None, window: int = 5, eps: float = 0.1,
-                 mask_interval: int = 100, agree: Callable[[bool], bool] | None = None):
-        if isinstance(mask_interval, bool) or not isinstance(mask_interval, int) or mask_interval < 1:
-            raise ValueError(f"mask_interval must be an integer >= 1, got {mask_interval!r}")
+    def __init__(self, mask_config: MaskConfig | None = None, detector: EarlyBirdDetector | None = None,
+                 interval: int = 100, agree: Callable[[bool], bool] | None = None, stop: bool = True,
+                 model: nn.Module | None = None):
+        if isinstance(interval, bool) or not isinstance(interval, int) or interval < 1:
+            raise ValueError(f"interval (mask_interval) must be an integer >= 1, got {interval!r}")
         self.mask_config = mask_config or MaskConfig()
-        self.detector = EarlyBirdDetector(window, eps)
-        self.mask_interval = mask_interval
+        self.detector = detector or EarlyBirdDetector()
+        self.interval = interval
         self.agree = agree or _identity
+        self.stop = stop
+        self.model = model
+        self._seen: nn.Module | None = None
         self.history: list[dict] = []
         self.stopped_at_step: int | None = None
 
     @property
     def found_at_step(self) -> int | None:
-        return self.stopped_at_step
+        return self.detector.found_at_step
 
     @property
     def masks(self) -> tuple[list[torch.Tensor], list[torch.Tensor]] | None:
         return self.detector.newest
 
-    def on_step_end(self, model: nn.Module, step: int) -> bool:
-        if step % self.mask_interval:
+    def extra_loss(self, model: nn.Module) -> None:
+        self._seen = model
+        return None
+
+    def after_step(self, step: int, logs: dict) -> bool:
+        if step % self.interval:
             return False
+        model = self.model if self.model is not None else self._seen
+        if model is None:
+            raise RuntimeError("EarlyBirdCallback has no model: pass model=, or run it in train.train")
         heads, ffn = masks_from_model(model, self.mask_config)
         decision = self.detector.update(heads, ffn, step=step)
-        stop = bool(self.agree(decision.found))
-        self.history.append({**decision.to_dict(), "stop": stop})
+        stop = bool(self.agree(decision.found)) if self.stop else False
+        entry = {**decision.to_dict(), "stop": stop}
+        for key in ("distance", "head_distance", "ffn_distance"):
+            entry[key] = 1.0 if entry[key] is None else entry[key]
+        self.history.append(entry)
+        logs.update(mask_distance=entry["distance"], head_distance=entry["head_distance"],
+                    ffn_distance=entry["ffn_distance"], early_bird=self.detector.found)
         if stop and self.stopped_at_step is None:
             self.stopped_at_step = step
         return stop
 
     def report(self) -> dict:
         """Everything a ticket.json or a results table needs about the detection."""
-        return {"window": self.detector.window, "eps": self.detector.eps, "mask_interval": self.mask_interval,
-                "found_at_step": self.stopped_at_step, "mask_config": self.mask_config.to_dict(),
+        return {**self.detector.config(), "mask_interval": self.interval, "found_at_step": self.found_at_step,
+                "stopped_at_step": self.stopped_at_step, "mask_config": self.mask_config.to_dict(),
                 "history": list(self.history)}

@@ -49,6 +49,7 @@ class FlowConfig:
     ffn_scope: str = "global"
     min_heads: int = 1
     min_ffn: int = 8
+    ffn_multiple: int | None = 8        # kept FFN widths rounded to a multiple of 8: faster matmuls
     lambda_head: float = 1e-4
     lambda_ffn: float = 1e-4
     eps: float = 0.1
@@ -258,7 +259,8 @@ def run_flow(cfg: FlowConfig, reporter: Reporter | None = None, ticket_dir: str 
     if cfg.pld_in("search"):
         pld_mod.attach(model, pld_mod.PLDConfig(cfg.theta_bar, cfg.gamma, cfg.seed))
     masks_cfg = MaskConfig(head_ratio=cfg.head_ratio, ffn_ratio=cfg.ffn_ratio, head_scope=cfg.head_scope,
-                           ffn_scope=cfg.ffn_scope, min_heads=cfg.min_heads, min_ffn=cfg.min_ffn)
+                           ffn_scope=cfg.ffn_scope, min_heads=cfg.min_heads, min_ffn=cfg.min_ffn,
+                           ffn_multiple=cfg.ffn_multiple)
     detector = EarlyBirdDetector(window=cfg.window, eps=cfg.eps)
     bird = EarlyBirdCallback(masks_cfg, detector, interval=cfg.mask_interval, agree=reporter.agree,
                              stop=cfg.detect)

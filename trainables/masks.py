@@ -8,10 +8,11 @@ Rules
   global scope prunes floor(ratio·N) of all N entries, the smallest |c| over the whole model first, so
   layers end up with uneven widths. (floor, with a 1e-9 tolerance for float error: 1/3 of 12 heads is
   exactly 4; 0.4 of 1536 neurons prunes 614.)
-* Ties are broken by position, deterministically: among equal |c| the entry with the lower index is kept
-  (with global scope "index" is the position in the layer-by-layer concatenation, so the lower layer is
-  kept). In particular all-equal coefficients (every coefficient at its initial 1.0) keep the first
-  entries and prune the last ones, exactly the requested number.
+* Ties are broken by position, deterministically: among equal |c| the entry with the lower index in
+  its layer is kept; with global scope, among equal |c| and equal index, the lower layer is kept. So
+  all-equal coefficients (every coefficient still at its initial 1.0) keep the first entries of each
+  layer and prune the last ones, exactly the requested number, and a global draw over all-equal
+  coefficients takes them round-robin from the layers' ends (even widths), not all from the last layer.
 * Every layer keeps at least `min_heads` heads and `min_ffn` FFN neurons (capped at the layer's width),
   with global scope too. The minimum wins over the ratio: a global draw skips candidates of a layer that
   is at its minimum and takes the next-smallest |c| elsewhere; when no candidate is left the draw prunes
@@ -19,7 +20,8 @@ Rules
 * `ffn_multiple=q` rounds each layer's kept FFN width to the nearest multiple of q (a tie goes up:
   keep more), never below the layer's minimum (then the smallest multiple >= the minimum) and never above
   the layer width (then the largest multiple <= the width); a layer with no multiple of q in
-  [minimum, width] keeps its unrounded count. The kept neurons are then the layer's top |c|, same ties.
+  [minimum, width] keeps its unrounded count, and a layer that keeps every neuron stays whole (ratio 0
+  never prunes). The kept neurons are then the layer's top |c|, same ties.
   With global scope the total therefore moves a little off floor(ratio·N).
 
 What the reference code (VITA-Group/EarlyBERT) did wrong, and this module does not do: it took a
@@ -84,7 +86,7 @@ def _ranked(scores: torch.Tensor) -> torch.Tensor:
 
 
 def _round_width(k: int, q: int | None, lo: int, hi: int) -> int:
-    if q is None or q == 1:
+    if q is None or q == 1 or k == hi:
         return k
     # k lies in [lo, hi]; the multiples around it are the only candidates. If neither is in [lo, hi],
     # no multiple of q is (the one below is < lo <= k, the one above > hi >= k): keep k.
@@ -116,7 +118,12 @@ def select(coefs: Sequence[torch.Tensor], ratio: float, scope: str, minimum: int
     else:
         flat = torch.cat(scores)
         layer_of = torch.repeat_interleave(torch.arange(len(widths)), torch.tensor(widths))
-        order = _ranked(flat).flip(0)  # least important first: |c| ascending, ties by descending index
+        index = torch.cat([torch.arange(n) for n in widths])
+        # least important first: |c| ascending, then index in layer descending, then layer descending
+        # (successive stable sorts, least significant key first)
+        order = torch.argsort(layer_of, descending=True, stable=True)
+        order = order[torch.argsort(index[order], descending=True, stable=True)]
+        order = order[torch.argsort(flat[order], stable=True)]
         # a candidate may go only while its layer stays at or above its minimum: it is eligible if fewer
         # than (width - minimum) entries of its layer come before it in the order
         lo = layer_of[order]

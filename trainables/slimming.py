@@ -13,32 +13,15 @@ code's choice): both multiply that head's contribution to the output projection 
 """
 from __future__ import annotations
 
-import importlib.util
 import math
 
 import torch
 from torch import nn
 
 from .encoder import TicketLayer, encoder_of
+from .train import Callback
 
 COEF_NAMES = ("head_coef", "ffn_coef")
-
-# The training loop's callback base class lives in train.py (the lead's). Import it when that module
-# exists (an import error inside it must surface, so no blanket try/except); until then a stand-in with
-# the documented interface.
-if importlib.util.find_spec(f"{__package__}.train") is not None:
-    from .train import Callback  # noqa: F401
-else:
-    class Callback:  # pragma: no cover - replaced by train.Callback
-        """Stand-in for train.Callback: every hook is optional and does nothing by default."""
-
-        def extra_loss(self, model: nn.Module) -> torch.Tensor | None:
-            """A term added to the loss once per optimizer step (not per micro-batch)."""
-            return None
-
-        def on_step_end(self, model: nn.Module, step: int) -> bool:
-            """Called after optimizer step `step` (1-based); True asks the loop to stop."""
-            return False
 
 
 def _layers(model: nn.Module) -> list[TicketLayer]:

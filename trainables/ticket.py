@@ -1,0 +1,339 @@
+"""EarlyBERT tickets: building the pruned model, and its on-disk format.
+
+A ticket directory is a Hugging Face-style model directory plus a `ticket.json`:
+
+* ``model.safetensors``: the pruned weights. A tensor shared by several names (the MLM decoder weight is
+  the word-embedding matrix; the decoder bias is the prediction bias) is stored once, under its first
+  name in the state dict; loading restores the others through the model's own tying.
+* ``config.json``: the BERT config with ``tickettune = layout(model)`` (pre-LN flag, heads and FFN width
+  per layer), which `model.load_model` uses to rebuild the model at the ticket's widths and then calls
+  `load_weights_into`.
+* tokenizer files.
+* ``ticket.json``: head type, num_labels, layout, parameter counts and everything passed in `info`
+  (masks as lists of booleans, ratios, λs, ε, window, the step at which the early bird was found,
+  metrics... — `ticket_info` builds the usual set).
+
+Writes are atomic: everything goes into a temporary directory beside `out_dir`, which is then renamed
+into place. An existing `out_dir` is refused (FileExistsError) unless `overwrite=True`, in which case the
+new directory is swapped in with one atomic renameat2(RENAME_EXCHANGE) where the OS and file system offer
+it, and otherwise by two renames (old -> `.<name>.old-*`, new -> `out_dir`), the old one then deleted. A
+failure before the swap leaves the old directory as it was and removes the temporary one.
+
+Slimming coefficients are never saved: a model that still has them is refused (`detach_coefficients`).
+"""
+from __future__ import annotations
+
+import copy
+import ctypes
+import errno
+import json
+import logging
+import math
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+from transformers import BertForMaskedLM, BertForSequenceClassification, PreTrainedTokenizerBase
+
+from .prune import prune_model
+from .slimming import COEF_NAMES, detach_coefficients, has_coefficients
+
+log = logging.getLogger(__name__)
+
+WEIGHTS = "model.safetensors"
+TICKET_JSON = "ticket.json"
+FORMAT = "tickettune-ticket"
+VERSION = 1
+RESERVED = ("format", "version", "head", "num_labels", "layout", "parameters")
+
+
+# --------------------------------------------------------------------------------------------------
+# building the ticket
+
+def _is_coef_key(key: str) -> bool:
+    return key.rsplit(".", 1)[-1] in COEF_NAMES
+
+
+def snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A CPU copy of the model's state (coefficients left out): take it before the first optimizer step,
+    it is what a rewound ticket starts from."""
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items() if not _is_coef_key(k)}
+
+
+def make_ticket(pretrained_state: dict[str, torch.Tensor] | None, trained_model: nn.Module,
+                head_masks: Sequence[torch.Tensor], ffn_masks: Sequence[torch.Tensor],
+                rewind: bool = True) -> nn.Module:
+    """The pruned model that ticket training starts from; `trained_model` is left untouched.
+
+    rewind=True (EarlyBERT's choice): the weights of `pretrained_state` (`snapshot` before the first
+    update: pre-trained encoder, the head as initialised), pruned with the masks, coefficients dropped.
+    rewind=False (keep-trained): the slimming run's weights with the coefficients folded in, pruned.
+    Either way the result has no coefficients and `config.tickettune` describes its widths.
+    """
+    from .model import layout
+    trained_model = trained_model.module if hasattr(trained_model, "module") else trained_model  # DDP
+    model = copy.deepcopy(trained_model)
+    if rewind:
+        if pretrained_state is None:
+            raise ValueError("rewind=True needs the pre-trained state (ticket.snapshot(model) before training)")
+        detach_coefficients(model, fold=False)
+        state = {k: v for k, v in pretrained_state.items() if not _is_coef_key(k)}
+        result = model.load_state_dict(state, strict=False)
+        if result.missing_keys or result.unexpected_keys:
+            raise ValueError(f"pretrained_state does not match the model: missing {result.missing_keys[:5]}, "
+                             f"unexpected {result.unexpected_keys[:5]}")
+    else:
+        detach_coefficients(model, fold=True)
+    prune_model(model, [torch.as_tensor(m).bool() for m in head_masks], [torch.as_tensor(m).bool() for m in ffn_masks])
+    model.config.tickettune = layout(model)
+    return model
+
+
+def head_of(model: nn.Module) -> tuple[str, int]:
+    """(head type as model.load_model names it, num_labels)."""
+    num_labels = int(model.config.num_labels)
+    if isinstance(model, BertForMaskedLM):
+        return "mlm", num_labels
+    if isinstance(model, BertForSequenceClassification):
+        if model.config.problem_type == "regression" or num_labels == 1:
+            return "regression", 1
+        return "classification", num_labels
+    raise TypeError(f"cannot save a {type(model).__name__} as a ticket (BERT MLM or sequence classification only)")
+
+
+def ticket_info(head_masks: Sequence[torch.Tensor], ffn_masks: Sequence[torch.Tensor], *,
+                mask_config: Any = None, lambda_head: float | None = None, lambda_ffn: float | None = None,
+                eps: float | None = None, window: int | None = None, mask_interval: int | None = None,
+                found_at_step: int | None = None, rewind: bool | None = None,
+                metrics: dict | None = None, **extra: Any) -> dict:
+    """The usual `info` for `save_ticket` (any other key may be added through **extra)."""
+    if hasattr(mask_config, "to_dict"):
+        mask_config = mask_config.to_dict()
+    info = {"head_masks": [torch.as_tensor(m).bool().tolist() for m in head_masks],
+            "ffn_masks": [torch.as_tensor(m).bool().tolist() for m in ffn_masks],
+            "heads_kept": [int(torch.as_tensor(m).sum()) for m in head_masks],
+            "ffn_kept": [int(torch.as_tensor(m).sum()) for m in ffn_masks],
+            "mask_config": mask_config, "lambda_head": lambda_head, "lambda_ffn": lambda_ffn,
+            "eps": eps, "window": window, "mask_interval": mask_interval, "found_at_step": found_at_step,
+            "rewind": rewind, "metrics": metrics or {}}
+    info.update(extra)
+    return info
+
+
+def masks_of(info: dict) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """The masks recorded in a ticket.json (as `load_ticket` returns it)."""
+    return ([torch.tensor(m, dtype=torch.bool) for m in info["head_masks"]],
+            [torch.tensor(m, dtype=torch.bool) for m in info["ffn_masks"]])
+
+
+# --------------------------------------------------------------------------------------------------
+# saving
+
+def _jsonable(value: Any, where: str) -> Any:
+    if isinstance(value, torch.Tensor):
+        return _jsonable(value.detach().cpu().tolist(), where)
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # strict JSON has no NaN / Infinity
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if hasattr(value, "tolist"):  # numpy arrays and scalars
+        return _jsonable(value.tolist(), where)
+    raise TypeError(f"ticket info {where} = {value!r} ({type(value).__name__}) cannot be written as JSON")
+
+
+def _unique_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The state dict with every shared tensor kept once (first name wins), contiguous, on the CPU."""
+    out: dict[str, torch.Tensor] = {}
+    seen: set[tuple] = set()
+    for name, t in model.state_dict().items():
+        key = (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape), t.stride(), t.dtype, t.device)
+        if t.numel() and key in seen:
+            continue
+        seen.add(key)
+        out[name] = t.detach().to("cpu").contiguous().clone()
+    return out
+
+
+def _fsync_tree(path: Path, recursive: bool = True) -> None:
+    for p in (sorted(path.rglob("*")) if recursive else []) + [path]:
+        try:
+            fd = os.open(p, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            os.fsync(fd)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    if fn(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, f"renameat2({a}, {b}, RENAME_EXCHANGE): {os.strerror(err)}")
+
+
+def _publish(tmp: Path, out: Path, overwrite: bool) -> None:
+    if not out.exists():
+        os.rename(tmp, out)
+        return
+    if not overwrite:
+        raise FileExistsError(f"{out} appeared while the ticket was being written")
+    if _exchange(tmp, out):  # tmp now holds the old ticket
+        shutil.rmtree(tmp, ignore_errors=True)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+    os.rename(out, old / "d")
+    try:
+        os.rename(tmp, out)
+    except BaseException:
+        os.rename(old / "d", out)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def save_ticket(model: nn.Module, tokenizer: PreTrainedTokenizerBase, out_dir: str | os.PathLike,
+                info: dict | None = None, overwrite: bool = False) -> Path:
+    """Write `model` (pruned, no coefficients) with its tokenizer and `info` to `out_dir`, atomically.
+
+    Returns the directory. Refuses an existing `out_dir` (FileExistsError) unless overwrite=True, and a
+    model with slimming coefficients (ValueError); bad info (not JSON-able, a reserved key) is refused
+    before anything is written.
+    """
+    from .model import count_parameters, layout
+    out = Path(out_dir).expanduser().absolute()
+    if has_coefficients(model):
+        raise ValueError("the model still has slimming coefficients: call slimming.detach_coefficients(model, "
+                         "fold=...) or build it with ticket.make_ticket before saving")
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} exists and is not a directory")
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out} already exists: pass overwrite=True to replace it")
+    if tokenizer is None:
+        raise ValueError("a ticket needs its tokenizer (load_model reads it from the directory)")
+    head, num_labels = head_of(model)
+    lay = layout(model)
+    meta = {"format": FORMAT, "version": VERSION, "head": head, "num_labels": num_labels, "layout": lay,
+            "parameters": count_parameters(model)}
+    info = _jsonable(dict(info or {}), "info")
+    clash = [k for k in RESERVED if k in info and info[k] != meta[k]]
+    if clash:
+        raise ValueError(f"info sets {clash}, which the ticket derives from the model: "
+                         f"{ {k: (info[k], meta[k]) for k in clash} }")
+    ticket = {**info, **meta}
+    text = json.dumps(ticket, indent=1, allow_nan=False)
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        save_file(_unique_tensors(model), str(tmp / WEIGHTS), metadata={"format": "pt"})
+        config = copy.deepcopy(model.config)
+        config.tickettune = lay
+        config.architectures = ["BertForMaskedLM" if head == "mlm" else "BertForSequenceClassification"]
+        config.save_pretrained(str(tmp))
+        tokenizer.save_pretrained(str(tmp))
+        (tmp / TICKET_JSON).write_text(text)
+        _fsync_tree(tmp)
+        _publish(tmp, out, overwrite)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _fsync_tree(out.parent, recursive=False)  # the rename itself
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# loading
+
+def read_info(path: str | os.PathLike) -> dict:
+    p = Path(path) / TICKET_JSON
+    if not p.is_file():
+        raise FileNotFoundError(f"{path} has no {TICKET_JSON}: not a tickettune ticket")
+    info = json.loads(p.read_text())
+    if info.get("format") != FORMAT:
+        raise ValueError(f"{p}: format {info.get('format')!r}, expected {FORMAT!r}")
+    return info
+
+
+def load_ticket(path: str | os.PathLike) -> tuple[nn.Module, PreTrainedTokenizerBase, dict]:
+    """(model in eval mode, tokenizer, ticket.json as a dict) with the head the ticket was saved with."""
+    from .model import load_model
+    info = read_info(path)
+    model, tokenizer = load_model(str(Path(path).absolute()), head=info["head"], num_labels=info["num_labels"])
+    return model, tokenizer, info
+
+
+def load_weights_into(model: nn.Module, path: str | os.PathLike, head: str) -> nn.Module:
+    """Load a ticket directory's weights into `model` (already built at the ticket's widths by
+    `model.build_from_layout`); puts the model in eval mode, as `from_pretrained` does.
+
+    Every encoder weight must be there with its shape. Head weights load when the ticket was saved with
+    the same head (a shape mismatch is then an error: wrong num_labels); for a different head (e.g. an MLM
+    ticket fine-tuned for classification) the new head and the pooler stay as initialised.
+    """
+    path = Path(path)
+    file = path / WEIGHTS
+    if not file.is_file():
+        raise FileNotFoundError(f"{path} has no {WEIGHTS}")
+    saved_head = None
+    if (path / TICKET_JSON).is_file():
+        saved_head = read_info(path).get("head")
+    same_head = saved_head is None or saved_head == head
+    state = load_file(str(file))
+    own = model.state_dict()
+    load, unexpected, skipped = {}, [], []
+    for k, v in state.items():
+        if k not in own:
+            unexpected.append(k)
+        elif tuple(own[k].shape) != tuple(v.shape):
+            if k.startswith("bert.") or same_head:
+                raise ValueError(f"{path}: {k} has shape {tuple(v.shape)} in the ticket but {tuple(own[k].shape)} "
+                                 f"in the model" + ("" if k.startswith("bert.") else " (num_labels differs?)"))
+            skipped.append(k)
+        else:
+            load[k] = v
+    bad = [k for k in unexpected if k.startswith("bert.") and not k.startswith("bert.pooler.")]
+    if bad:
+        raise ValueError(f"{path}: weights the model does not have: {bad[:5]}")
+    model.load_state_dict(load, strict=False)
+    # names that share a tensor with a loaded one (tied weights) are loaded too
+    loaded_ptrs = {(own[k].untyped_storage().data_ptr(), own[k].storage_offset(), tuple(own[k].shape)) for k in load}
+    missing = [k for k, t in own.items() if k not in load
+               and (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape)) not in loaded_ptrs]
+    bad = [k for k in missing if k.startswith("bert.") and not k.startswith("bert.pooler.")]
+    if bad:
+        raise ValueError(f"{path}: the ticket lacks weights for {bad[:5]}{' ...' if len(bad) > 5 else ''}")
+    if missing and same_head:
+        raise ValueError(f"{path}: the ticket lacks its {head} head weights {missing[:5]}")
+    if missing or unexpected or skipped:
+        log.info("%s: saved head %s, loaded as %s; newly initialised: %s; not used: %s",
+                 path, saved_head, head, missing + skipped, unexpected)
+    model.eval()
+    return model
