@@ -277,9 +277,12 @@ def run_flow(cfg: FlowConfig, reporter: Reporter | None = None, ticket_dir: str 
     if cfg.pld_in("search"):
         callbacks.append(pld_mod.PLDCallback(pld_mod.dropper_of(model)))
     callbacks += [bird, Every(cfg.mask_interval, search_report)]
-    search = train(wrapped, train_loader, TrainConfig(lr=cfg.lr, coef_lr=cfg.coef_lr, max_steps=cfg.search_max_steps,
-                                                      warmup_ratio=cfg.warmup_ratio, seed=cfg.seed,
-                                                      progress=False), callbacks)
+    # the search phase is the start of a fine-tuning run: its lr follows that run's schedule, so the
+    # masks cannot "converge" just because the lr decayed to zero at the search budget
+    search_cfg = TrainConfig(lr=cfg.lr, coef_lr=cfg.coef_lr, max_steps=cfg.search_max_steps, seed=cfg.seed,
+                             schedule_steps=cfg.search_max_steps + cfg.ticket_steps,
+                             warmup_ratio=cfg.warmup_ratio, progress=False)
+    search = train(wrapped, train_loader, search_cfg, callbacks)
     seconds["search"] = search.seconds
     converged = detector.found
     head_masks, ffn_masks = draw_masks(*slimming.coefficients(model), masks_cfg)

@@ -28,6 +28,7 @@ class TrainConfig:
     warmup_ratio: float = 0.1
     epochs: float = 1.0
     max_steps: int | None = None  # overrides epochs when set
+    schedule_steps: int | None = None  # horizon of warm-up/decay when longer than this run (a search phase)
     grad_accum: int = 1
     max_grad_norm: float = 1.0
     seed: int = 0
@@ -125,7 +126,8 @@ def train(model: nn.Module, loader: Iterable, cfg: TrainConfig,
     seed_everything(cfg.seed)
     steps = total_steps(cfg, len(loader))
     optimizer = optimizer or make_optimizer(unwrap(model), cfg)
-    schedule = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * steps), steps)
+    horizon = max(steps, cfg.schedule_steps or steps)
+    schedule = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * horizon), horizon)
     params = [p for g in optimizer.param_groups for p in g["params"]]
     batches = _forever(loader)
     result = TrainResult(steps=0, seconds=0.0)
