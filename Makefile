@@ -26,7 +26,7 @@ test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow -q
 
 demo: $(STAMP)
-	$(BIN)/tickettune search spaces/demo.yaml
+	$(BIN)/tickettune search spaces/demo.yaml --overwrite
 
 clean:
 	rm -rf $(VENV) build *.egg-info

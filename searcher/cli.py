@@ -70,11 +70,44 @@ def cmd_earlybert(args: argparse.Namespace) -> int:
     return 0
 
 
-def not_built(name: str):
-    def run(_: argparse.Namespace) -> int:
-        print(f"tickettune {name}: not built yet", file=sys.stderr)
-        return 2
-    return run
+def cmd_search(args: argparse.Namespace) -> int:
+    from tickettune.spaces import load_spec
+    from tickettune.searcher.search import run_search
+
+    spec = load_spec(args.config)  # every problem in the config is reported before Ray starts
+    if args.wandb_project:
+        spec.search.wandb_project = args.wandb_project
+    if args.num_samples:
+        spec.search.num_samples = args.num_samples
+    result = run_search(spec, address=args.address, overwrite=args.overwrite)
+    print(f"experiment: {result.experiment_dir}")
+    if result.exported:
+        print(f"best ticket(s): {result.exported}")
+    return 0
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from tickettune.searcher.resume import resume_search
+
+    result = resume_search(args.experiment_dir, address=args.address)
+    print(f"experiment: {result.experiment_dir}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from tickettune.searcher.export import export_best
+
+    for entry in export_best(args.experiment_dir, args.out, metric=args.metric, pareto=args.pareto):
+        print(f"{entry['trial_id']}: {entry['metrics']} -> {entry['path']}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from tickettune.searcher.report import write_report
+
+    out = write_report(args.experiment_dir, out_dir=args.out)
+    print("\n".join(f"wrote {p}" for p in [out["csv"], *out["plots"]]))
+    return 0
 
 
 def parser() -> argparse.ArgumentParser:
@@ -102,11 +135,31 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--out", default=None, help="write the ticket here")
     e.set_defaults(run=cmd_earlybert)
 
-    for name, help_ in [("search", "run a search from a YAML config"), ("resume", "continue a search"),
-                        ("export", "export the best ticket(s)"), ("report", "trial table and plots")]:
-        s = sub.add_parser(name, help=help_)
-        s.add_argument("args", nargs="*")
-        s.set_defaults(run=not_built(name))
+    address = {"default": None, "help": "join a running cluster (HOST:PORT); default: $RAY_ADDRESS or a local Ray"}
+    sr = sub.add_parser("search", help="run a search from a YAML config (see spaces/README.md)")
+    sr.add_argument("config")
+    sr.add_argument("--address", **address)
+    sr.add_argument("--wandb-project", default=None, help="log every trial to this W&B project")
+    sr.add_argument("--num-samples", type=int, default=None, help="override search.num_samples")
+    sr.add_argument("--overwrite", action="store_true", help="replace an experiment of the same name")
+    sr.set_defaults(run=cmd_search)
+
+    rs = sub.add_parser("resume", help="continue an interrupted search; finished trials are not rerun")
+    rs.add_argument("experiment_dir")
+    rs.add_argument("--address", **address)
+    rs.set_defaults(run=cmd_resume)
+
+    ex = sub.add_parser("export", help="write the best ticket (or every Pareto ticket) of a search")
+    ex.add_argument("experiment_dir")
+    ex.add_argument("--out", required=True)
+    ex.add_argument("--metric", default=None)
+    ex.add_argument("--pareto", action="store_true")
+    ex.set_defaults(run=cmd_export)
+
+    rp = sub.add_parser("report", help="print the trial table and write PNG plots")
+    rp.add_argument("experiment_dir")
+    rp.add_argument("--out", default=None, help="default: EXPERIMENT_DIR/report")
+    rp.set_defaults(run=cmd_report)
     return p
 
 
