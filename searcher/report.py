@@ -1,0 +1,151 @@
+"""`write_report(experiment_dir)`: the trial table (printed, and as CSV) and two plots (PNG, matplotlib Agg).
+
+* ``mask_distance.png``: each trial's mask distance (Hamming, heads + FFN) over its search-phase steps,
+  the early-bird step marked.
+* ``pareto.png``: validation metric against relative training cost, the Pareto front joined.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+from pathlib import Path
+
+from .export import COST, candidates, load_trials, objectives, pareto_front, search_state
+
+REPORT_DIR = "report"
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        return "nan" if math.isnan(v) else f"{v:.4g}"
+    return str(v)
+
+
+def _searched_keys(experiment_dir: Path, trials) -> list[str]:
+    space = search_state(experiment_dir).get("spec", {}).get("space")
+    if space:
+        return list(space)
+    keys: dict[str, None] = {}
+    for t in trials:
+        keys.update(dict.fromkeys(t.config))
+    return list(keys)
+
+
+def trial_table(experiment_dir: str | os.PathLike) -> tuple[list[str], list[list]]:
+    """(header, rows): one row per trial."""
+    exp = Path(experiment_dir)
+    trials = load_trials(exp)
+    metrics, _ = objectives(exp)
+    keys = _searched_keys(exp, trials)
+    shown = list(dict.fromkeys(metrics + [COST]))
+    header = ["trial_id", "status"] + keys + ["converged", "early_bird_step", "search_steps"] + shown + ["error"]
+    rows = []
+    for t in trials:
+        last = t.last
+        ebs = last.get("early_bird_step")
+        rows.append([t.trial_id, t.status] + [t.config.get(k) for k in keys]
+                    + [last.get("converged"), None if ebs in (None, -1) else ebs, last.get("search_steps")]
+                    + [t.metric(m) for m in shown] + [t.error])
+    return header, rows
+
+
+def format_table(header: list[str], rows: list[list]) -> str:
+    cells = [header] + [[_fmt(v) for v in r] for r in rows]
+    cells = [[c if len(c) <= 40 else c[:37] + "..." for c in r] for r in cells]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def plot_mask_distance(trials, path: Path) -> Path:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    eps_seen = set()
+    for t in trials:
+        pts = [(r["step"], r["mask_distance"]) for r in t.history
+               if r.get("phase") == "search" and isinstance(r.get("mask_distance"), (int, float))
+               and isinstance(r.get("step"), (int, float))]
+        if not pts:
+            continue
+        xs, ys = zip(*pts)
+        (line,) = ax.plot(xs, ys, marker=".", label=t.trial_id, linewidth=1)
+        ebs = t.last.get("early_bird_step")
+        if isinstance(ebs, (int, float)) and ebs >= 0:
+            ax.axvline(ebs, color=line.get_color(), linestyle=":", linewidth=1)
+        eps = t.config.get("eps")
+        if isinstance(eps, (int, float)):
+            eps_seen.add(float(eps))
+    if len(eps_seen) == 1:
+        ax.axhline(eps_seen.pop(), color="grey", linestyle="--", linewidth=1, label="eps")
+    ax.set_xlabel("search-phase step")
+    ax.set_ylabel("mask distance (normalised Hamming)")
+    ax.set_title("Mask distance during the search phase (dotted: early-bird step)")
+    if ax.lines:
+        ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_pareto(trials, metric: str, mode: str, path: Path) -> Path:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    pool = candidates(trials, [metric, COST]) or [t for t in trials if math.isfinite(t.metric(metric))
+                                                  and math.isfinite(t.metric(COST))]
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    if pool:
+        ax.scatter([t.metric(COST) for t in pool], [t.metric(metric) for t in pool], color="tab:blue",
+                   label="trials")
+        front = sorted(pareto_front(pool, [metric, COST], [mode, "min"]), key=lambda t: t.metric(COST))
+        ax.plot([t.metric(COST) for t in front], [t.metric(metric) for t in front], color="tab:red", marker="o",
+                label="Pareto front")
+        for t in front:
+            ax.annotate(t.trial_id.split("_")[-1], (t.metric(COST), t.metric(metric)), fontsize=7,
+                        textcoords="offset points", xytext=(4, 4))
+    else:
+        ax.text(0.5, 0.5, "no finished trial with both metrics", ha="center", transform=ax.transAxes)
+    ax.set_xlabel("relative training cost (FLOPs / dense run)")
+    ax.set_ylabel(f"{metric} ({mode})")
+    ax.set_title("Accuracy vs. training cost")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def write_report(experiment_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None,
+                 print_table: bool = True) -> dict:
+    """Print the trial table; write ``trials.csv``, ``mask_distance.png`` and ``pareto.png`` into
+    `out_dir` (default ``<experiment>/report``). Returns {"table": text, "csv": path, "plots": [paths]}."""
+    exp = Path(experiment_dir)
+    out = Path(out_dir) if out_dir is not None else exp / REPORT_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    header, rows = trial_table(exp)
+    text = format_table(header, rows)
+    if print_table:
+        print(text, flush=True)
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(header)
+    for r in rows:
+        w.writerow(["" if v is None else (json.dumps(v) if isinstance(v, (dict, list)) else v) for v in r])
+    (out / "trials.csv").write_text(buf.getvalue())
+    trials = load_trials(exp)
+    metrics, modes = objectives(exp)
+    metric, mode = (metrics[0], modes[0]) if metrics[0] != COST else ("val_metric", "max")
+    plots = [plot_mask_distance(trials, out / "mask_distance.png"),
+             plot_pareto(trials, metric, mode, out / "pareto.png")]
+    return {"table": text, "csv": str(out / "trials.csv"), "plots": [str(p) for p in plots]}

@@ -1,0 +1,171 @@
+"""Reporters: how `trainables.flow.run_flow` talks to Ray (the flow's `Reporter` protocol).
+
+* `TrainReporter` runs inside a Ray Train worker (train executor): `ray.train.report` (a barrier:
+  every rank calls it the same number of times), checkpoints through `ray.train.Checkpoint`, the
+  early-bird stop agreed with `ray.train.collective.broadcast_from_rank_zero`, DDP through
+  `ray.train.torch.prepare_model` / `prepare_data_loader`.
+* `TuneReporter` runs inside the Tune trial process itself (inline executor, one worker):
+  `ray.tune.report`, `ray.tune.Checkpoint`.
+
+Both rename the flow's ``done`` key to ``flow_done``: Tune reads ``done: True`` in a result as "stop
+this trial" and kills the trial's actor at once, which with the train executor leaves Ray Train's worker
+group to be cleaned up behind Tune's back (the 2.60 hang). They also add ``ticket_dir`` to the final
+report of a trial that saved a ticket.
+"""
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import tempfile
+from typing import Any
+
+RESERVED = {"done": "flow_done"}  # Tune-reserved result keys the flow uses -> what we send instead
+
+
+def clean_metrics(metrics: dict, ticket_dir: str | None = None) -> dict:
+    """Tune-safe copy: reserved keys renamed, numpy/torch scalars made plain, ticket_dir added at the end."""
+    out: dict[str, Any] = {}
+    for key, value in metrics.items():
+        key = RESERVED.get(key, key)
+        if hasattr(value, "item") and callable(value.item):
+            try:
+                value = value.item()
+            except (ValueError, RuntimeError):  # not a scalar: leave it
+                pass
+        out[key] = value
+    if ticket_dir and out.get("flow_done") and os.path.isfile(os.path.join(ticket_dir, "ticket.json")):
+        out["ticket_dir"] = ticket_dir
+    return out
+
+
+def is_finite_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _device(use_gpu: bool):
+    import torch
+    if use_gpu and torch.cuda.is_available():
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def _to_device(batch: Any, device) -> Any:
+    if hasattr(batch, "to"):
+        return batch.to(device)
+    if isinstance(batch, dict):
+        return type(batch)({k: _to_device(v, device) for k, v in batch.items()})
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(_to_device(v, device) for v in batch)
+    return batch
+
+
+class _DeviceLoader:
+    """Moves each batch to `device`; keeps `len`, `dataset` and the sampler (for set_epoch)."""
+
+    def __init__(self, loader, device):
+        self.loader, self.device = loader, device
+        self.dataset = getattr(loader, "dataset", None)
+        self.sampler = getattr(loader, "sampler", None)
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self):
+        for batch in self.loader:
+            yield _to_device(batch, self.device)
+
+
+def _local_copy(checkpoint) -> str | None:
+    """A local directory holding `checkpoint`'s files (a copy: the caller may modify it)."""
+    if checkpoint is None:
+        return None
+    return checkpoint.to_directory(tempfile.mkdtemp(prefix="tickettune-resume-"))
+
+
+class TrainReporter:
+    """`Reporter` for a Ray Train worker (call it inside `train_loop_per_worker`)."""
+
+    def __init__(self, ticket_dir: str | None = None, use_gpu: bool = False):
+        import ray.train
+        ctx = ray.train.get_context()
+        self.rank: int = ctx.get_world_rank()
+        self.world_size: int = ctx.get_world_size()
+        self.ticket_dir = ticket_dir
+        self.use_gpu = use_gpu
+        self.reports = 0
+
+    def report(self, metrics: dict, checkpoint_dir: str | None = None) -> None:
+        import ray.train
+        checkpoint = None
+        if checkpoint_dir is not None and self.rank == 0:
+            checkpoint = ray.train.Checkpoint.from_directory(checkpoint_dir)
+        ray.train.report(clean_metrics(metrics, self.ticket_dir if self.rank == 0 else None), checkpoint=checkpoint)
+        self.reports += 1
+        if checkpoint_dir is not None and os.path.isdir(checkpoint_dir) and \
+                os.path.basename(checkpoint_dir).startswith("tickettune-ckpt-"):
+            shutil.rmtree(checkpoint_dir, ignore_errors=True)  # persisted by Ray: our temp copy can go
+
+    def agree(self, flag: bool) -> bool:
+        if self.world_size == 1:
+            return bool(flag)
+        from ray.train.collective import broadcast_from_rank_zero
+        return bool(broadcast_from_rank_zero(bool(flag)))
+
+    def prepare_model(self, model, find_unused: bool = False):
+        if self.world_size == 1 and not self.use_gpu:
+            return model
+        import ray.train.torch
+        return ray.train.torch.prepare_model(model, parallel_strategy_kwargs={"find_unused_parameters": find_unused})
+
+    def prepare_loader(self, loader):
+        if self.world_size == 1 and not self.use_gpu:
+            return loader
+        import ray.train.torch
+        return ray.train.torch.prepare_data_loader(loader, add_dist_sampler=self.world_size > 1,
+                                                   move_to_device=self.use_gpu)
+
+    def checkpoint(self) -> str | None:
+        """The latest checkpoint of this run (after a worker restart), as a local directory; else None."""
+        import ray.train
+        return _local_copy(ray.train.get_checkpoint())
+
+    def checkpoint_dir(self) -> str:
+        """A fresh local directory to write a checkpoint into (removed after it is reported)."""
+        return tempfile.mkdtemp(prefix="tickettune-ckpt-")
+
+
+class TuneReporter:
+    """`Reporter` for a trial that runs inside the Tune trial process (one worker, no Ray Train)."""
+
+    rank, world_size = 0, 1
+
+    def __init__(self, ticket_dir: str | None = None, use_gpu: bool = False):
+        self.ticket_dir = ticket_dir
+        self.use_gpu = use_gpu
+        self.device = _device(use_gpu)
+        self.reports = 0
+
+    def report(self, metrics: dict, checkpoint_dir: str | None = None) -> None:
+        from ray import tune
+        checkpoint = tune.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir is not None else None
+        tune.report(clean_metrics(metrics, self.ticket_dir), checkpoint=checkpoint)
+        self.reports += 1
+        if checkpoint_dir is not None and os.path.basename(checkpoint_dir).startswith("tickettune-ckpt-"):
+            shutil.rmtree(checkpoint_dir, ignore_errors=True)
+
+    def agree(self, flag: bool) -> bool:
+        return bool(flag)
+
+    def prepare_model(self, model, find_unused: bool = False):
+        return model.to(self.device) if self.device.type != "cpu" else model
+
+    def prepare_loader(self, loader):
+        return _DeviceLoader(loader, self.device) if self.device.type != "cpu" else loader
+
+    def checkpoint(self) -> str | None:
+        from ray import tune
+        return _local_copy(tune.get_checkpoint())
+
+    def checkpoint_dir(self) -> str:
+        return tempfile.mkdtemp(prefix="tickettune-ckpt-")

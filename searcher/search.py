@@ -1,0 +1,333 @@
+"""The search: Optuna (TPE, one objective or several) on Ray Tune, one EarlyBERT/PLD flow per trial.
+
+    from tickettune.searcher.search import run_search
+    result = run_search("spaces/demo.yaml")          # or a SearchSpec / a dict
+    result.exported                                   # the best ticket (or the Pareto-front folder)
+
+The experiment folder is ``<spec.storage>/<spec.name>``: Tune's own state (trials, searcher state,
+tuner.pkl, so that `resume.resume_search` continues it), one ``trial_<id>/`` per trial (see trial.py),
+``tickettune_search.json`` (the spec and the resource plan), ``wandb/`` (W&B offline runs, if any),
+and at the end ``best/`` (single objective) or ``pareto/<trial_id>/`` (several).
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .resources import ResourcePlan, plan_resources
+
+STATE_FILE = "tickettune_search.json"
+BEST_DIR = "best"
+PARETO_DIR = "pareto"
+
+# Set before a local Ray instance starts (workers inherit them); also sent to a remote cluster through
+# the job's runtime_env. Measured here (2 CPUs, busy machine), a Ray Train trial with an empty loop:
+# fit() 15.5-25 s + 4-6 s until Tune starts the next trial -> fit() 12.8-15.9 s and no gap (these
+# variables + reuse_actors, which is on unless a scheduler may stop trials). What is left is process
+# start-up: controller actor ~5 s, worker actors
+# ~4.5 s, train context (torch process group) ~2.5 s.
+RAY_ENV_DEFAULTS = {
+    "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.5",     # fit() returns ~1 s after the loop ends, not 2-5 s
+    "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0",     # one actor (process) less per trial
+    "RAY_TRAIN_METRICS_ENABLED": "0",               # no Prometheus metrics callbacks per trial
+    "TOKENIZERS_PARALLELISM": "false",
+    "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",       # no progress bars from every worker in the driver's log
+}
+DRIVER_ENV_DEFAULTS = {
+    "TUNE_GLOBAL_CHECKPOINT_S": "5",  # experiment state saved every 5 s (default 10+): a kill loses less
+}
+
+
+class ExperimentExists(FileExistsError):
+    pass
+
+
+@dataclass
+class SearchResult:
+    experiment_dir: str
+    num_trials: int
+    statuses: dict[str, int]
+    finished: bool                        # every sample ran to an end (TERMINATED or ERROR)
+    exported: str | None = None           # best/ or pareto/
+    selection: list[dict] = field(default_factory=list)  # the exported trials (id, metrics, config)
+    plan: dict | None = None
+    seconds: float = 0.0                  # the whole call
+    timings: dict[str, float] = field(default_factory=dict)  # connect / fit / export / shutdown
+
+
+# ------------------------------------------------------------------------------------------- Ray itself
+
+def _has_token() -> bool:
+    return bool(os.environ.get("RAY_AUTH_TOKEN")) or (Path.home() / ".ray" / "auth_token").is_file()
+
+
+def _enable_token_auth() -> None:
+    """RAY_AUTH_MODE=token for this process (and its children), also for a Ray already imported here."""
+    try:  # sets the variable and refreshes Ray's cached config (plain os.environ is read only at start)
+        from ray._private.authentication.authentication_token_setup import \
+            maybe_enable_token_auth_if_token_available
+        maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+    except ImportError:  # another Ray version: the variable alone
+        os.environ["RAY_AUTH_MODE"] = "token"
+
+
+def connect(address: str | None = None, num_cpus: int | None = None, env: dict | None = None,
+            verbose: bool = True) -> bool:
+    """Make sure Ray is up. Returns True if this call started it (the caller shuts it down).
+
+    address None and no $RAY_ADDRESS: a new local instance (``address="local"``: never attaches to a
+    ``ray start`` cluster by accident). Otherwise join that cluster; Ray 2.60 clusters started with
+    ``ray start`` use token auth, so RAY_AUTH_MODE=token is set when a token is available.
+    """
+    import ray
+    if ray.is_initialized():
+        return False
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    env_vars = {**RAY_ENV_DEFAULTS, **(env or {})}
+    if address in (None, "local"):
+        for k, v in env_vars.items():
+            os.environ.setdefault(k, v)  # the raylet and every worker inherit these
+        ray.init(address="local", num_cpus=num_cpus, include_dashboard=True,
+                 log_to_driver=verbose, configure_logging=True)
+        return True
+    if "RAY_AUTH_MODE" not in os.environ and _has_token():
+        _enable_token_auth()
+    env_vars = {k: os.environ.get(k, v) for k, v in env_vars.items()}
+    for k in ("WANDB_MODE", "WANDB_API_KEY", "WANDB_DIR", "TICKETTUNE_DATA", "HF_HUB_OFFLINE"):
+        if k in os.environ:
+            env_vars.setdefault(k, os.environ[k])
+    ray.init(address=address, runtime_env={"env_vars": env_vars}, log_to_driver=verbose)
+    return True
+
+
+def shutdown() -> None:
+    import ray
+    if ray.is_initialized():
+        ray.shutdown()
+
+
+# ----------------------------------------------------------------------------------------- the pieces
+
+def load(spec_or_path: Any):
+    from ..spaces.spec import SearchSpec, load_spec
+    return spec_or_path if isinstance(spec_or_path, SearchSpec) else load_spec(spec_or_path)
+
+
+def experiment_dir_of(spec) -> Path:
+    if "://" in spec.storage:
+        raise ValueError(f"storage={spec.storage!r}: tickets are written to the trial folders, so storage must "
+                         f"be a path every node sees (local disk on one machine, NFS on a cluster)")
+    return Path(spec.storage) / spec.name
+
+
+def _data_root(spec) -> str | None:
+    from ..trainables.data import data_root
+    try:
+        return str(data_root(spec.fixed.get("data_root")))
+    except FileNotFoundError:
+        return None  # the flow raises its own clear error if it needs data
+
+
+def _flow_fn_name(fn: Callable | None) -> str | None:
+    if fn is None:
+        return None
+    return f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', repr(fn))}"
+
+
+def make_searcher(spec, space: Callable | None = None):
+    """OptunaSearch over the spec's space (or `space`, a define-by-run function), seeded TPE sampler;
+    one metric, or several (multi-objective TPE) for ``objective: multi``."""
+    from ray.tune.search.optuna import OptunaSearch
+    from ..spaces.optuna_space import make_sampler, space_fn
+    return OptunaSearch(space or space_fn(spec), metric=spec.search.metric, mode=spec.search.mode,
+                        sampler=make_sampler(spec))
+
+
+def _max_steps(spec) -> int:
+    """The most optimizer steps a trial can take (search budget + ticket steps), for ASHA's max_t."""
+    from dataclasses import fields as dc_fields
+    from ..trainables.flow import FlowConfig
+    defaults = {f.name: f.default for f in dc_fields(FlowConfig)}
+
+    def most(key: str) -> int:
+        if key in spec.space:
+            d = spec.space[key]
+            return int(max(d.corners()))
+        return int(spec.fixed.get(key, defaults[key]))
+    return most("search_max_steps") + most("ticket_steps")
+
+
+def make_scheduler(spec):
+    if spec.search.scheduler != "asha":
+        return None
+    from ray.tune.schedulers import ASHAScheduler
+    max_t = max(4, _max_steps(spec))
+    # time in optimizer steps (every report carries "step"): trials whose search phase stopped early
+    # are compared at the same amount of training, not the same number of reports
+    return ASHAScheduler(time_attr="step", metric=spec.search.primary_metric, mode=spec.search.primary_mode,
+                         max_t=max_t, grace_period=max(1, max_t // 4), reduction_factor=2)
+
+
+def make_callbacks(spec, experiment_dir: Path) -> list:
+    project = spec.search.wandb_project
+    if not project:
+        return []
+    from .tracking import wandb_callback
+    return [wandb_callback(project, group=spec.name, experiment_dir=experiment_dir)]
+
+
+def trainable_for(settings: dict, plan: ResourcePlan):
+    from ray import tune
+    from .trial import driver
+    return tune.with_resources(tune.with_parameters(driver, settings=settings), plan.trial_resources)
+
+
+def write_state(experiment_dir: Path, state: dict) -> None:
+    experiment_dir.mkdir(parents=True, exist_ok=True)
+    tmp = experiment_dir / f".{STATE_FILE}.tmp"
+    tmp.write_text(json.dumps(state, indent=1, default=str))
+    os.replace(tmp, experiment_dir / STATE_FILE)
+
+
+def read_state(experiment_dir: str | os.PathLike) -> dict:
+    path = Path(experiment_dir) / STATE_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{experiment_dir} has no {STATE_FILE}: not a tickettune experiment folder")
+    return json.loads(path.read_text())
+
+
+# --------------------------------------------------------------------------------------------- search
+
+def _clear(exp_dir: Path, overwrite: bool) -> None:
+    """Refuse to start in a folder that holds something (ExperimentExists), unless `overwrite` and it is
+    a tickettune experiment (or what a search that failed to start leaves: its wandb/ folder)."""
+    if not exp_dir.exists() or not any(exp_dir.iterdir()):
+        return
+    ours = (exp_dir / STATE_FILE).exists() or {p.name for p in exp_dir.iterdir()} <= {"wandb"}
+    if not overwrite:
+        raise ExperimentExists(f"{exp_dir} already holds a search: resume it (tickettune resume {exp_dir}), "
+                               f"pick another name, or overwrite it")
+    if not ours:
+        raise ExperimentExists(f"{exp_dir} is not empty and is not a tickettune experiment: not deleting it")
+    import shutil
+    shutil.rmtree(exp_dir)
+
+
+def run_search(spec: Any, *, address: str | None = None, num_cpus: int | None = None, executor: str | None = None,
+               flow_fn: Callable | None = None, space: Callable | None = None, callbacks: list | None = None,
+               export: bool = True, verbose: int = 1, overwrite: bool = False) -> SearchResult:
+    """Run a search end to end; returns a `SearchResult`.
+
+    spec: a `SearchSpec`, a YAML path or a dict (validated by `spaces.spec.load_spec` first).
+    address: None -> a new local Ray instance (`num_cpus` caps it); "HOST:PORT" or $RAY_ADDRESS -> join.
+    executor: "auto" (inline for 1 worker per trial, Ray Train otherwise), "train" or "inline";
+        default: the spec's `search.executor` if it has one, else "auto".
+    flow_fn: the per-trial function (default `trainables.flow.run_flow`), same signature.
+    space: a define-by-run function ``f(optuna_trial) -> dict`` instead of the spec's space (the spec's
+        `fixed` values are then not merged in: return them from `space`).
+    callbacks: extra Tune callbacks. export: copy the best ticket / the Pareto front at the end.
+    overwrite: delete an earlier experiment of the same name first (else ExperimentExists).
+    """
+    start = time.time()
+    spec = load(spec)
+    exp_dir = experiment_dir_of(spec)
+    _clear(exp_dir, overwrite)
+    for k, v in DRIVER_ENV_DEFAULTS.items():
+        os.environ.setdefault(k, v)
+    if spec.search.wandb_project:
+        from .tracking import prepare_wandb_env
+        prepare_wandb_env(exp_dir)
+    t0 = time.time()
+    started = connect(address, num_cpus=num_cpus, verbose=verbose > 0)
+    timings = {"connect": time.time() - t0}
+    try:
+        s = spec.search
+        plan = plan_resources(None, workers_per_trial=s.workers_per_trial, cpus_per_worker=s.cpus_per_worker,
+                              max_concurrent=s.max_concurrent,
+                              executor=executor or getattr(s, "executor", None) or "auto")
+        if verbose:
+            print(f"[tickettune] {spec.name}: {s.num_samples} trials; {plan.describe()}", flush=True)
+        settings = {"experiment_dir": str(exp_dir), "plan": plan.to_dict(), "max_failures": s.max_failures,
+                    "data_root": _data_root(spec), "flow_fn": flow_fn}
+        write_state(exp_dir, {"spec": spec.to_dict(), "plan": plan.to_dict(), "data_root": settings["data_root"],
+                              "flow_fn": _flow_fn_name(flow_fn), "created": time.time(), "source": spec.source})
+        tuner = _tuner(spec, plan, settings, exp_dir, callbacks or [], verbose, space)
+        t0 = time.time()
+        tuner.fit()
+        timings["fit"] = time.time() - t0
+        res = _finish(spec, exp_dir, plan, export, start, verbose)
+    finally:
+        if started:
+            t0 = time.time()
+            shutdown()
+            timings["shutdown"] = time.time() - t0
+    res.timings = {**timings, **res.timings}
+    res.seconds = time.time() - start
+    return res
+
+
+def _tuner(spec, plan: ResourcePlan, settings: dict, exp_dir: Path, callbacks: list, verbose: int,
+           space: Callable | None = None):
+    from ray import tune
+    from .trial import trial_dirname, trial_name
+    tune_config = tune.TuneConfig(
+        search_alg=make_searcher(spec, space),
+        scheduler=make_scheduler(spec),
+        num_samples=spec.search.num_samples,
+        max_concurrent_trials=plan.max_concurrent_trials,  # Tune sees only the driver: never more than fit
+        trial_dirname_creator=trial_dirname,
+        trial_name_creator=trial_name,
+        # no new trial process per trial (inline: torch & co. stay imported, too). Not with a scheduler:
+        # a stopped trial's thread is still in fit()/run_flow, and Tune cannot reset that actor in time
+        reuse_actors=spec.search.scheduler == "none",
+    )
+    run_config = tune.RunConfig(
+        name=spec.name,
+        storage_path=str(exp_dir.parent),
+        callbacks=make_callbacks(spec, exp_dir) + list(callbacks),
+        failure_config=tune.FailureConfig(max_failures=spec.search.max_failures),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+        verbose=verbose,
+    )
+    return tune.Tuner(trainable_for(settings, plan), tune_config=tune_config, run_config=run_config)
+
+
+def _finish(spec, exp_dir: Path, plan: ResourcePlan, export: bool, start: float, verbose: int) -> SearchResult:
+    """Count the trials' outcomes; when every sample has ended, export the best ticket (or the front)."""
+    from .export import export_best, load_trials
+    trials = load_trials(exp_dir)
+    statuses: dict[str, int] = {}
+    for t in trials:
+        statuses[t.status] = statuses.get(t.status, 0) + 1
+    ended = sum(n for st, n in statuses.items() if st in ("TERMINATED", "ERROR"))
+    finished = ended >= spec.search.num_samples
+    res = SearchResult(str(exp_dir), len(trials), statuses, finished, plan=plan.to_dict())
+    if not finished:
+        print(f"[tickettune] {spec.name}: interrupted after {ended} of {spec.search.num_samples} trials; "
+              f"continue with `tickettune resume {exp_dir}`", file=sys.stderr, flush=True)
+        return res
+    if not export:
+        return res
+    t0 = time.time()
+    pareto = spec.search.multi
+    out = exp_dir / (PARETO_DIR if pareto else BEST_DIR)
+    try:
+        exported = export_best(exp_dir, out, pareto=pareto)
+    except LookupError as e:
+        print(f"[tickettune] {spec.name}: nothing to export: {e}", file=sys.stderr, flush=True)
+        return res
+    res.exported, res.selection = str(out), exported
+    if spec.search.wandb_project:
+        from .tracking import log_ticket_artifact
+        log_ticket_artifact(spec.search.wandb_project, spec.name, out, exp_dir, exported)
+    if verbose:
+        for e in exported:
+            print(f"[tickettune] exported trial {e['trial_id']}: "
+                  + ", ".join(f"{k}={v:.4g}" for k, v in e["metrics"].items()) + f" -> {e['path']}", flush=True)
+    res.timings["export"] = time.time() - t0
+    return res

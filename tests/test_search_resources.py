@@ -1,0 +1,83 @@
+"""Resource planning (no Ray): what a trial asks for, and how many run at once, never deadlocking."""
+import pytest
+
+from tickettune.searcher.reporting import clean_metrics
+from tickettune.searcher.resources import DRIVER_CPU, ResourceError, ResourcePlan, plan_resources
+
+TWO = {"CPU": 2.0}
+
+
+def total(plan: ResourcePlan) -> float:
+    per_trial = plan.trial_cpus + (plan.num_workers * plan.cpus_per_worker if plan.executor == "train" else 0)
+    return per_trial * plan.max_concurrent_trials
+
+
+@pytest.mark.parametrize("kw", [{}, {"max_concurrent": 1}, {"workers_per_trial": 2}, {"executor": "train"},
+                                {"executor": "train", "max_concurrent": 1}, {"cpus_per_worker": 0.5},
+                                {"workers_per_trial": 2, "cpus_per_worker": 0.25}])
+def test_never_more_than_the_cluster(kw):
+    plan = plan_resources(TWO, **kw)
+    assert total(plan) <= 2.0 + 1e-9
+    assert plan.max_concurrent_trials >= 1 and plan.torch_threads >= 1
+
+
+def test_two_cpus_one_worker_defaults_to_inline_two_at_once():
+    plan = plan_resources(TWO)
+    assert plan.executor == "inline" and plan.max_concurrent_trials == 2 and plan.trial_resources == {"CPU": 1.0}
+
+
+def test_train_executor_overlaps_two_trials_on_two_cpus():
+    plan = plan_resources(TWO, workers_per_trial=2)
+    assert plan.executor == "train" and plan.backend == "gloo"
+    assert plan.trial_resources == {"CPU": DRIVER_CPU} and plan.max_concurrent_trials == 2
+    assert plan.worker_resources == {"CPU": pytest.approx(0.495)}
+
+
+def test_one_trial_at_a_time_gets_every_cpu():
+    plan = plan_resources(TWO, executor="train", max_concurrent=1)
+    assert plan.max_concurrent_trials == 1 and plan.torch_threads == 2
+    assert plan.cpus_per_worker + plan.trial_cpus == pytest.approx(2.0)
+
+
+def test_gpus_one_per_worker_nccl():
+    plan = plan_resources({"CPU": 16.0, "GPU": 4.0}, workers_per_trial=2)
+    assert plan.use_gpu and plan.backend == "nccl" and plan.worker_resources["GPU"] == 1.0
+    assert plan.max_concurrent_trials == 2  # 4 GPUs / 2 per trial
+
+
+def test_roundtrip():
+    plan = plan_resources(TWO, workers_per_trial=2)
+    assert ResourcePlan.from_dict(plan.to_dict()) == plan
+
+
+@pytest.mark.parametrize("kw,msg", [({"workers_per_trial": 2, "cpus_per_worker": 1.5}, "needs 3.01 CPUs"),
+                                    ({"executor": "inline", "workers_per_trial": 2}, "executor='train'"),
+                                    ({"executor": "fast"}, "executor="),
+                                    ({"workers_per_trial": 3, "gpus_per_worker": 1.0}, "GPU")])
+def test_impossible_plans_fail_before_anything_starts(kw, msg):
+    with pytest.raises(ResourceError, match=msg):
+        plan_resources(TWO, **kw)
+
+
+def test_reports_never_carry_tunes_done_key(tmp_path):
+    (tmp_path / "ticket.json").write_text("{}")
+    out = clean_metrics({"done": True, "val_metric": 0.5}, ticket_dir=str(tmp_path))
+    assert "done" not in out and out["flow_done"] is True and out["ticket_dir"] == str(tmp_path)
+    assert "ticket_dir" not in clean_metrics({"done": False}, ticket_dir=str(tmp_path))
+
+
+def test_an_existing_experiment_is_refused_or_overwritten_never_a_foreign_folder(tmp_path):
+    from tickettune.searcher.search import STATE_FILE, ExperimentExists, _clear
+    exp = tmp_path / "exp"
+    _clear(exp, overwrite=False)  # nothing there: fine
+    exp.mkdir()
+    (exp / STATE_FILE).write_text("{}")
+    with pytest.raises(ExperimentExists, match="resume"):
+        _clear(exp, overwrite=False)
+    _clear(exp, overwrite=True)
+    assert not exp.exists()
+    exp.mkdir()
+    (exp / "notes.txt").write_text("mine")
+    with pytest.raises(ExperimentExists, match="not a tickettune experiment"):
+        _clear(exp, overwrite=True)
+    assert (exp / "notes.txt").exists()
