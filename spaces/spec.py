@@ -126,6 +126,7 @@ class SearchSettings:
     cpus_per_worker: float | None = None
     max_failures: int = 1
     wandb_project: str | None = None
+    executor: str = "auto"  # "train": a Ray Train TorchTrainer per trial; "inline": in the Tune trial; auto: by workers
 
     @property
     def multi(self) -> bool:
@@ -605,6 +606,11 @@ class _Validator:
             self.add(f"search.cpus_per_worker={cpus!r}: must be a number > 0 or null")
         else:
             s.cpus_per_worker = cpus
+        executor = get("executor")
+        if executor not in ("auto", "train", "inline"):
+            self.add(f"search.executor={executor!r}: expected one of ['auto', 'train', 'inline']")
+        else:
+            s.executor = executor
         scheduler = get("scheduler")
         scheduler = "none" if scheduler is None else scheduler
         if scheduler not in SCHEDULERS:
