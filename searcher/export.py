@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tickettune.trainables.ticket import publish_dir
+
 from .trial import TICKET, TRIAL_PREFIX, read_failure
 
 COST = "relative_cost"
@@ -171,21 +173,6 @@ def best_trial(trials: list[TrialRecord], metric: str, mode: str) -> TrialRecord
                                       else math.inf))
 
 
-def _publish(built: Path, out: Path) -> None:
-    """Move the finished folder `built` to `out` (same file system), replacing `out` if it exists."""
-    if not out.exists():
-        os.rename(built, out)
-        return
-    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-    os.rename(out, old / "d")
-    try:
-        os.rename(built, out)
-    except BaseException:
-        os.rename(old / "d", out)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
-
-
 class _Staging:
     """A temp folder beside `out` (so the final rename stays on one file system); removed on exit."""
 
@@ -235,7 +222,7 @@ def export_best(experiment_dir: str | os.PathLike, out_dir: str | os.PathLike, m
             shutil.copytree(t.ticket_dir, built)
             (built / EXPORT_JSON).write_text(json.dumps({"experiment": str(exp.absolute()), "metric": metrics[0],
                                                          "mode": modes[0], **entry}, indent=1, default=str))
-            _publish(built, out)
+            publish_dir(built, out, overwrite=True)
         return [entry]
     front = pareto_front(pool, metrics, modes)
     entries = [_entry(t, metrics, out / t.trial_id) for t in front]
@@ -245,5 +232,5 @@ def export_best(experiment_dir: str | os.PathLike, out_dir: str | os.PathLike, m
             shutil.copytree(t.ticket_dir, built / t.trial_id)
         (built / EXPORT_JSON).write_text(json.dumps({"experiment": str(exp.absolute()), "metrics": metrics,
                                                      "modes": modes, "front": entries}, indent=1, default=str))
-        _publish(built, out)
+        publish_dir(built, out, overwrite=True)
     return entries

@@ -200,7 +200,8 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(err, f"renameat2({a}, {b}, RENAME_EXCHANGE): {os.strerror(err)}")
 
 
-def _publish(tmp: Path, out: Path, overwrite: bool) -> None:
+def publish_dir(tmp: Path, out: Path, overwrite: bool) -> None:
+    """Move the finished folder `tmp` to `out` (same file system); an existing `out` is swapped out whole."""
     if not out.exists():
         os.rename(tmp, out)
         return
@@ -261,7 +262,7 @@ def save_ticket(model: nn.Module, tokenizer: PreTrainedTokenizerBase, out_dir: s
         tokenizer.save_pretrained(str(tmp))
         (tmp / TICKET_JSON).write_text(text)
         _fsync_tree(tmp)
-        _publish(tmp, out, overwrite)
+        publish_dir(tmp, out, overwrite)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
