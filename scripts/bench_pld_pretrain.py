@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
+import sys
 import platform
 import statistics
 import time
@@ -43,6 +43,8 @@ from tickettune.trainables.data import mlm_loader
 from tickettune.trainables.model import ScratchConfig, count_parameters, scratch_model
 from tickettune.trainables.pld import PLDCallback, PLDConfig, attach, detach, gamma_for_steps
 from tickettune.trainables.train import Callback, TrainConfig, make_optimizer, mlm_eval, train
+sys.path.insert(0, str(Path(__file__).parent))
+from _bench import finish  # noqa: E402
 
 ARMS = ("base", "pld", "base_hilr")
 
@@ -213,12 +215,7 @@ def print_table(res: dict) -> None:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    res = run(args)
-    print_table(res)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(res, indent=2))
-    return res
+    return finish(run(args), args.json, print_table)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ With L layers and θ̄ = 0.5 the expected kept fraction is 1 − (L+1)/(4L): 0.7
 from __future__ import annotations
 
 import argparse
-import json
+import sys
 import platform
 import statistics
 import time
@@ -31,6 +31,8 @@ from tickettune.trainables.flops import shape_of, train_flops_per_sequence
 from tickettune.trainables.model import ScratchConfig, count_parameters, scratch_model
 from tickettune.trainables.pld import PLDConfig, ProgressiveLayerDrop
 from tickettune.trainables.train import TrainConfig, make_optimizer
+sys.path.insert(0, str(Path(__file__).parent))
+from _bench import finish  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -151,12 +153,7 @@ def print_table(res: dict) -> None:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    res = run(args)
-    print_table(res)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(res, indent=2))
-    return res
+    return finish(run(args), args.json, print_table)
 
 
 if __name__ == "__main__":

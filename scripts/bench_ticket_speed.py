@@ -48,7 +48,7 @@ from __future__ import annotations
 import argparse
 import copy
 import ctypes
-import json
+import sys
 import platform
 import resource
 import statistics
@@ -64,6 +64,8 @@ from tickettune.trainables.masks import MaskConfig, draw_masks
 from tickettune.trainables.model import count_parameters, layout, load_model
 from tickettune.trainables.ticket import make_ticket, snapshot
 from tickettune.trainables.train import TrainConfig, make_optimizer
+sys.path.insert(0, str(Path(__file__).parent))
+from _bench import finish  # noqa: E402
 
 VARIANTS = ("base", "unrounded", "foreach", "no_dropout", "frozen_word_emb")
 
@@ -325,12 +327,7 @@ def print_table(res: dict) -> None:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    res = run(args)
-    print_table(res)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(res, indent=2))
-    return res
+    return finish(run(args), args.json, print_table)
 
 
 if __name__ == "__main__":

@@ -20,3 +20,14 @@ def minilm_tokenizer():
 
     from tickettune.trainables.model import resolve
     return AutoTokenizer.from_pretrained(resolve("minilm-l6"))
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny tensors: intra-op threads only add synchronisation (and stall badly on a busy machine)."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

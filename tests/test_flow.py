@@ -13,12 +13,7 @@ BASE = dict(scratch=TINY, task="sst2", max_train_samples=256, max_eval_samples=1
             ffn_ratio=0.5, min_ffn=4, mask_interval=2, window=3, eps=0.1, search_max_steps=60, ticket_steps=6)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_early_bird_ends_search_and_ticket_is_pruned_and_reloads(tmp_path):

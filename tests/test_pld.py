@@ -14,13 +14,7 @@ from tickettune.trainables.pld import (PLDCallback, PLDConfig, ProgressiveLayerD
 SETTLED = 20_000  # γ = 0.001: θ is within 1e-8 of θ̄
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: intra-op threads only add synchronisation (and stall badly on a busy machine)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(layers=4, dropout=0.0, pre_ln=True):
