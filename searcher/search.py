@@ -148,29 +148,41 @@ def make_searcher(spec, space: Callable | None = None):
                         sampler=make_sampler(spec))
 
 
-def _max_steps(spec) -> int:
-    """The most optimizer steps a trial can take (search budget + ticket steps), for ASHA's max_t."""
+def _most(spec, key: str) -> int:
+    """The largest value a FlowConfig int key can take in this spec (space, else fixed, else default)."""
     from dataclasses import fields as dc_fields
     from ..trainables.flow import FlowConfig
+    if key in spec.space:
+        return int(max(spec.space[key].corners()))
     defaults = {f.name: f.default for f in dc_fields(FlowConfig)}
+    return int(spec.fixed.get(key, defaults[key]))
 
-    def most(key: str) -> int:
-        if key in spec.space:
-            d = spec.space[key]
-            return int(max(d.corners()))
-        return int(spec.fixed.get(key, defaults[key]))
-    return most("search_max_steps") + most("ticket_steps")
+
+def asha_rungs(spec) -> tuple[int, int]:
+    """ASHA's (max_t, grace_period), in ticket-training steps.
+
+    Time is `ticket_step`, which a trial reports only next to a fresh dev metric: every trial is judged
+    after the same amount of ticket training, whenever its early bird came. The search phase is never
+    judged by ASHA (its val_metric is NaN); the early-bird detector ends it."""
+    max_t = max(4, _most(spec, "ticket_steps"))
+    return max_t, max(1, max_t // 4)
+
+
+def with_rung_evaluations(spec):
+    """With ASHA and no eval_interval given, evaluate every grace_period ticket steps: at each rung."""
+    if spec.search.scheduler != "asha" or "eval_interval" in spec.fixed or "eval_interval" in spec.space:
+        return spec
+    from dataclasses import replace
+    return replace(spec, fixed={**spec.fixed, "eval_interval": asha_rungs(spec)[1]})
 
 
 def make_scheduler(spec):
     if spec.search.scheduler != "asha":
         return None
     from ray.tune.schedulers import ASHAScheduler
-    max_t = max(4, _max_steps(spec))
-    # time in optimizer steps (every report carries "step"): trials whose search phase stopped early
-    # are compared at the same amount of training, not the same number of reports
-    return ASHAScheduler(time_attr="step", metric=spec.search.primary_metric, mode=spec.search.primary_mode,
-                         max_t=max_t, grace_period=max(1, max_t // 4), reduction_factor=2)
+    max_t, grace = asha_rungs(spec)
+    return ASHAScheduler(time_attr="ticket_step", metric=spec.search.primary_metric, mode=spec.search.primary_mode,
+                         max_t=max_t, grace_period=grace, reduction_factor=2)
 
 
 def make_callbacks(spec, experiment_dir: Path) -> list:
@@ -234,7 +246,7 @@ def run_search(spec: Any, *, address: str | None = None, num_cpus: int | None = 
     overwrite: delete an earlier experiment of the same name first (else ExperimentExists).
     """
     start = time.time()
-    spec = load(spec)
+    spec = with_rung_evaluations(load(spec))
     exp_dir = experiment_dir_of(spec)
     _clear(exp_dir, overwrite)
     for k, v in DRIVER_ENV_DEFAULTS.items():

@@ -61,6 +61,8 @@ def stub_flow(cfg, reporter, ticket_dir: str | None = None):
         metrics = {"phase": "search", "step": step, "loss": res.losses[-1], "mask_distance": dist,
                    "head_distance": dist, "ffn_distance": dist, "early_bird": bird, "val_metric": interim,
                    "relative_cost": step / (steps + cfg.ticket_steps), "done": False}
+        if interim == interim:  # an interim dev metric: give it a ticket_step, ASHA's clock (below its max_t)
+            metrics["ticket_step"] = step // cfg.mask_interval
         ckpt_dir = None
         if cfg.seed == CRASH_SEED and reporter.rank == 0 and resumed_from is None:
             ckpt_dir = reporter.checkpoint_dir()
@@ -89,6 +91,34 @@ def stub_flow(cfg, reporter, ticket_dir: str | None = None):
                      "val_metric": val, "relative_cost": cost, "resumed_from": resumed_from,
                      "worker_pid": os.getpid(), "world_size": reporter.world_size, "done": True})
     return val
+
+
+class _CrashAfterCheckpoint:
+    """Wraps a Reporter: on the first attempt (no checkpoint to restore) the worker process dies right
+    after reporting its first checkpoint, as a machine failure would."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.rank, self.world_size = inner.rank, inner.world_size
+        self.restored = inner.checkpoint()
+
+    def checkpoint(self):
+        return self.restored
+
+    def report(self, metrics, checkpoint_dir=None):
+        self.inner.report(metrics, checkpoint_dir=checkpoint_dir)
+        if checkpoint_dir is not None and self.restored is None:
+            time.sleep(3.0)  # Ray registers the checkpoint meanwhile
+            os._exit(1)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def real_flow_crashing_once(cfg, reporter, ticket_dir: str | None = None):
+    """`trainables.flow.run_flow` whose worker dies once, right after the search-phase checkpoint."""
+    from tickettune.trainables.flow import run_flow
+    return run_flow(cfg, _CrashAfterCheckpoint(reporter), ticket_dir=ticket_dir)
 
 
 def space(trial) -> dict:

@@ -62,3 +62,69 @@ def test_bad_flow_config_is_named(bad, name):
 def test_unknown_flow_key():
     with pytest.raises(ValueError, match="heads_ratio"):
         FlowConfig.from_dict({"heads_ratio": 0.3})
+
+
+class Crash(Exception):
+    pass
+
+
+class CheckpointingReporter(LocalReporter):
+    """A reporter with checkpoints, as Ray's: keeps each reported checkpoint (a copy), can crash right
+    after the first one, and hands the latest back to `checkpoint()` as a restarted worker would see it."""
+
+    def __init__(self, root, crash_after_checkpoint: bool = False, restore_from=None):
+        super().__init__(verbose=False)
+        self.root, self.crash, self.restore_from = root, crash_after_checkpoint, restore_from
+        self.saved: list[str] = []
+
+    def checkpoint(self):
+        return self.restore_from
+
+    def checkpoint_dir(self) -> str:
+        d = self.root / f"ckpt{len(self.saved)}"
+        d.mkdir()
+        return str(d)
+
+    def report(self, metrics, checkpoint_dir=None):
+        super().report(metrics, checkpoint_dir)
+        if checkpoint_dir is not None:
+            self.saved.append(checkpoint_dir)
+            if self.crash:
+                raise Crash(checkpoint_dir)
+
+
+def test_worker_restarted_after_the_search_phase_skips_it_and_ends_the_same(tmp_path):
+    cfg = FlowConfig(**{**BASE, "ticket_steps": 8})
+    whole = CheckpointingReporter(tmp_path)
+    reference = run_flow(cfg, whole, ticket_dir=str(tmp_path / "a"))
+    assert len(whole.saved) == 1  # one checkpoint: at the end of the search phase
+
+    crashing = CheckpointingReporter(tmp_path / "x", crash_after_checkpoint=True)
+    (tmp_path / "x").mkdir()
+    with pytest.raises(Crash) as crash:
+        run_flow(cfg, crashing, ticket_dir=str(tmp_path / "b"))
+    restarted = CheckpointingReporter(tmp_path / "y", restore_from=str(crash.value))
+    (tmp_path / "y").mkdir()
+    resumed = run_flow(cfg, restarted, ticket_dir=str(tmp_path / "b"))
+
+    assert not [r for r in restarted.history if r["phase"] == "search"]  # the search phase did not run again
+    assert resumed.search_steps == reference.search_steps and resumed.early_bird_step == reference.early_bird_step
+    assert resumed.val_metric == reference.val_metric
+    assert resumed.relative_cost == pytest.approx(reference.relative_cost, rel=1e-12)
+    a, _ = load_model(str(tmp_path / "a"))
+    b, _ = load_model(str(tmp_path / "b"))
+    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert torch.equal(x, y), name
+    assert json.loads((tmp_path / "b" / "ticket.json").read_text())["masks"] == \
+        json.loads((tmp_path / "a" / "ticket.json").read_text())["masks"]
+
+
+def test_ticket_phase_reports_the_dev_metric_every_eval_interval():
+    cfg = FlowConfig(**{**BASE, "ticket_steps": 8, "eval_interval": 3})
+    reporter = LocalReporter(verbose=False)
+    result = run_flow(cfg, reporter)
+    rung = [r for r in reporter.history if "ticket_step" in r]
+    assert [r["ticket_step"] for r in rung] == [3, 6, 8]  # every 3 steps, and the final evaluation
+    assert all(0 <= r["val_metric"] <= 1 for r in rung)
+    assert rung[-1]["val_metric"] == result.val_metric
+    assert all(r["val_metric"] != r["val_metric"] for r in reporter.history if r["phase"] == "search")  # NaN

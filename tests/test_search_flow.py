@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+import flow_stub
 from tickettune.searcher.export import load_trials
 from tickettune.searcher.search import run_search
 
@@ -55,3 +56,23 @@ def test_real_flow_search_on_sst2(tmp_path, workers):
         r = subprocess.run([sys.executable, "-c", code, e["path"]], capture_output=True, text=True, timeout=120)
         assert r.returncode == 0, r.stderr
         assert float(r.stdout.split()[0]) == pytest.approx(e["metrics"]["val_metric"])
+
+
+@pytest.mark.parametrize("executor", ["train", "inline"])
+def test_real_flow_worker_crash_after_the_early_bird_resumes_at_the_ticket(tmp_path, executor):
+    """The worker dies right after the search phase's checkpoint: Ray restarts it (Train's FailureConfig,
+    or Tune's for an inline trial) and the restarted flow goes straight to ticket training."""
+    flow_stub.by_value()
+    s = spec(tmp_path, 1)
+    s["search"].update(num_samples=1, max_failures=1, executor=executor, objective="single")
+    s["fixed"]["seed"] = 1
+    res = run_search(s, num_cpus=2, flow_fn=flow_stub.real_flow_crashing_once, verbose=0)
+    assert res.finished and res.statuses == {"TERMINATED": 1}, res
+    [t] = load_trials(tmp_path / "sst2-tiny")
+    assert t.finished and t.ticket_dir is not None and 0 <= t.metric("val_metric") <= 1
+    search = [r["step"] for r in t.history if r.get("phase") == "search"]
+    ticket = [r["step"] for r in t.history if r.get("phase") == "ticket"]
+    assert search == sorted(set(search)) and search[-1] == t.last["search_steps"]  # the search ran once
+    assert ticket and ticket[0] >= search[-1]
+    if executor == "train":
+        assert (t.trial_dir / f"train_{t.trial_id}").is_dir()

@@ -15,12 +15,13 @@ import torch
 from torch import nn
 
 from . import pld as pld_mod
-from . import slimming
+from . import search_state, slimming
 from .data import TASKS, glue_loader, mlm_loader
 from .earlybird import EarlyBirdCallback, EarlyBirdDetector
 from .flops import shape_of, train_flops_per_sequence
 from .masks import MaskConfig, draw_masks
 from .model import load_model, scratch_from_dict, scratch_model
+from .search_state import SearchState
 from .ticket import make_ticket, save_ticket, snapshot
 from .train import Callback, TrainConfig, evaluate, mlm_eval, train, unwrap
 
@@ -61,6 +62,7 @@ class FlowConfig:
     # ticket phase
     ticket_steps: int = 300
     ticket_lr: float = 1e-4
+    eval_interval: int | None = None    # dev metric every N ticket steps too (ASHA's rungs); None: at the end
     rewind: bool = True
     # progressive layer dropping
     pld: bool = False
@@ -91,6 +93,8 @@ class FlowConfig:
         for name in ("batch_size", "max_length", "mask_interval", "search_max_steps", "ticket_steps"):
             if getattr(self, name) < 1:
                 p.append(f"{name}={getattr(self, name)!r} must be >= 1")
+        if self.eval_interval is not None and self.eval_interval < 1:
+            p.append(f"eval_interval={self.eval_interval!r} must be >= 1 (or null: only at the end)")
         if not 0 <= self.eps <= 1:
             p.append(f"eps={self.eps!r} must be in [0, 1]")
         if self.window < 2:
@@ -193,13 +197,14 @@ class CostMeter(Callback):
 
 
 class Every(Callback):
-    """Calls `fn(step, logs)` every `interval` optimizer steps (reports must be collective)."""
+    """Calls `fn(step, logs)` once at each step that is a multiple of one of `intervals` (None: unused).
+    Every rank calls it at the same steps: reports are collective."""
 
-    def __init__(self, interval: int, fn):
-        self.interval, self.fn = interval, fn
+    def __init__(self, intervals: list[int | None], fn):
+        self.intervals, self.fn = [i for i in intervals if i], fn
 
     def after_step(self, step: int, logs: dict) -> bool:
-        if step % self.interval == 0:
+        if any(step % i == 0 for i in self.intervals):
             self.fn(step, logs)
         return False
 
@@ -242,19 +247,78 @@ def run_flow(cfg: FlowConfig, reporter: Reporter | None = None, ticket_dir: str 
     torch.manual_seed(cfg.seed)
     model, tokenizer = _build(cfg)
     train_loader, eval_loader = _data(cfg, tokenizer, reporter)
-    pretrained = snapshot(model)  # EarlyBERT rewinds the ticket to these weights
     dense_step = cfg.batch_size * train_flops_per_sequence(shape_of(model), cfg.max_length)
     budget = dense_step * (cfg.search_max_steps + cfg.ticket_steps)  # the dense run this trial replaces
     history: list[dict] = []
     metric_name, val = validation_name(cfg), math.nan
-    seconds: dict[str, float] = {}
+    cost = CostMeter(model, cfg.max_length, cfg.batch_size, dense_step)
 
-    def send(metrics: dict) -> None:
+    def send(metrics: dict, checkpoint_dir: str | None = None) -> None:
         metrics = {"val_metric": val, "relative_cost": cost.flops / budget, **metrics}
         history.append(metrics)
-        reporter.report(metrics)
+        reporter.report(metrics, checkpoint_dir=checkpoint_dir)
 
-    # --- search phase: slimming coefficients under L1, masks drawn every mask_interval steps
+    # --- search phase, unless a restarted worker finds it done in its checkpoint
+    restored = _restore(reporter)
+    if restored is None:
+        state, ticket = _search_phase(cfg, model, train_loader, reporter, cost, send)
+        if ticket is not None:
+            _checkpoint(reporter, state, ticket, tokenizer, send)
+    else:
+        state, ticket = restored
+        cost.flops = state.flops
+    del model
+    seconds = {"search": state.seconds}
+    if ticket is None:  # not converged and cfg.unconverged == "stop"
+        send({"phase": "done", "step": state.steps, "converged": False, "early_bird": False,
+              "early_bird_step": -1, "search_steps": state.steps, "done": True})
+        return FlowResult(math.nan, metric_name, False, None, state.steps, 0, cost.flops / budget,
+                          seconds, None, history)
+
+    # --- ticket phase: the pruned ticket, fresh optimizer, no L1; dev metric every eval_interval steps
+    if cfg.pld_in("ticket"):
+        pld_mod.attach(ticket, pld_mod.PLDConfig(cfg.theta_bar, cfg.gamma, cfg.seed))
+    cost.shape, cost.dropper = shape_of(ticket), pld_mod.dropper_of(ticket)
+    base = state.steps
+
+    def ticket_report(step: int, logs: dict) -> None:
+        nonlocal val
+        metrics = {"phase": "ticket", "step": base + step, "loss": logs["loss"], "early_bird": state.converged,
+                   "done": False}
+        if cfg.eval_interval and step % cfg.eval_interval == 0 and step < cfg.ticket_steps:
+            _, val = validation(cfg, ticket, eval_loader)
+            metrics["ticket_step"] = step  # only next to a fresh val_metric: what ASHA's rungs compare
+        send(metrics)
+
+    callbacks = [cost] + ([pld_mod.PLDCallback(cost.dropper)] if cost.dropper is not None else [])
+    callbacks.append(Every([cfg.mask_interval, cfg.eval_interval], ticket_report))
+    wrapped = reporter.prepare_model(ticket, find_unused=cfg.pld_in("ticket"))
+    _reseed(train_loader, cfg.seed)  # the ticket sees the same batches however long the search ran
+    tuned = train(wrapped, train_loader, TrainConfig(lr=cfg.ticket_lr, max_steps=cfg.ticket_steps, seed=cfg.seed,
+                                                     warmup_ratio=cfg.warmup_ratio, progress=False), callbacks)
+    seconds["ticket"] = tuned.seconds
+    pld_mod.detach(ticket)
+    start = time.perf_counter()
+    metric_name, val = validation(cfg, ticket, eval_loader)
+    seconds["eval"] = time.perf_counter() - start
+    bird_step = state.early_bird_step if state.converged else None
+    info = {"flow": asdict(cfg), "metric": metric_name, "val_metric": val, "converged": state.converged,
+            "early_bird_step": bird_step, "relative_cost": cost.flops / budget,
+            "masks": {"heads": state.head_masks, "ffn": state.ffn_masks}, "mask_history": state.mask_history}
+    if ticket_dir is not None and reporter.rank == 0:
+        save_ticket(ticket, tokenizer, ticket_dir, info, overwrite=True)
+    send({"phase": "done", "step": base + tuned.steps, "ticket_step": tuned.steps, "converged": state.converged,
+          "early_bird": state.converged, "early_bird_step": -1 if bird_step is None else bird_step,
+          "search_steps": state.steps, "done": True})
+    return FlowResult(val, metric_name, state.converged, bird_step, state.steps, tuned.steps, cost.flops / budget,
+                      seconds, ticket_dir, history)
+
+
+def _search_phase(cfg: FlowConfig, model: nn.Module, train_loader, reporter: Reporter, cost: CostMeter,
+                  send) -> tuple[SearchState, nn.Module | None]:
+    """Slimming coefficients under L1, a mask every mask_interval steps, stop at the early bird (or the
+    budget); returns what was found and the untrained ticket (None: unconverged and cfg says stop)."""
+    pretrained = snapshot(model)  # EarlyBERT rewinds the ticket to these weights
     slimming.attach(model)
     if cfg.pld_in("search"):
         pld_mod.attach(model, pld_mod.PLDConfig(cfg.theta_bar, cfg.gamma, cfg.seed))
@@ -264,7 +328,7 @@ def run_flow(cfg: FlowConfig, reporter: Reporter | None = None, ticket_dir: str 
     detector = EarlyBirdDetector(window=cfg.window, eps=cfg.eps)
     bird = EarlyBirdCallback(masks_cfg, detector, interval=cfg.mask_interval, agree=reporter.agree,
                              stop=cfg.detect)
-    cost = CostMeter(model, cfg.max_length, cfg.batch_size, dense_step)
+    cost.dropper = pld_mod.dropper_of(model)
     wrapped = reporter.prepare_model(model, find_unused=cfg.pld_in("search"))
 
     def search_report(step: int, logs: dict) -> None:
@@ -274,60 +338,51 @@ def run_flow(cfg: FlowConfig, reporter: Reporter | None = None, ticket_dir: str 
               "early_bird": detector.found, "done": False})
 
     callbacks = [slimming.SlimmingCallback(cfg.lambda_head, cfg.lambda_ffn), cost]
-    if cfg.pld_in("search"):
-        callbacks.append(pld_mod.PLDCallback(pld_mod.dropper_of(model)))
-    callbacks += [bird, Every(cfg.mask_interval, search_report)]
+    if cost.dropper is not None:
+        callbacks.append(pld_mod.PLDCallback(cost.dropper))
+    callbacks += [bird, Every([cfg.mask_interval], search_report)]
     # the search phase is the start of a fine-tuning run: its lr follows that run's schedule, so the
     # masks cannot "converge" just because the lr decayed to zero at the search budget
     search_cfg = TrainConfig(lr=cfg.lr, coef_lr=cfg.coef_lr, max_steps=cfg.search_max_steps, seed=cfg.seed,
                              schedule_steps=cfg.search_max_steps + cfg.ticket_steps,
                              warmup_ratio=cfg.warmup_ratio, progress=False)
     search = train(wrapped, train_loader, search_cfg, callbacks)
-    seconds["search"] = search.seconds
-    converged = detector.found
-    head_masks, ffn_masks = draw_masks(*slimming.coefficients(model), masks_cfg)
     pld_mod.detach(model)
+    head_masks, ffn_masks = draw_masks(*slimming.coefficients(model), masks_cfg)
+    state = SearchState(converged=detector.found, early_bird_step=detector.found_at_step, steps=search.steps,
+                        flops=cost.flops, seconds=search.seconds,
+                        head_masks=[m.tolist() for m in head_masks], ffn_masks=[m.tolist() for m in ffn_masks],
+                        mask_history=bird.history)
+    if not state.converged and cfg.unconverged == "stop":
+        return state, None
+    return state, make_ticket(pretrained, model, head_masks, ffn_masks, rewind=cfg.rewind)
 
-    if not converged and cfg.unconverged == "stop":
-        send({"phase": "done", "step": search.steps, "converged": False, "early_bird": False,
-              "early_bird_step": -1, "search_steps": search.steps, "done": True})
-        return FlowResult(math.nan, metric_name, False, None, search.steps, 0, cost.flops / budget,
-                          seconds, None, history)
 
-    # --- ticket phase: prune, rewind (or keep the trained weights), fresh optimizer, no L1
-    ticket = make_ticket(pretrained, model, head_masks, ffn_masks, rewind=cfg.rewind)
-    del model, wrapped
-    if cfg.pld_in("ticket"):
-        pld_mod.attach(ticket, pld_mod.PLDConfig(cfg.theta_bar, cfg.gamma, cfg.seed))
-    cost.shape, cost.dropper = shape_of(ticket), pld_mod.dropper_of(ticket)
-    base = search.steps
+def _restore(reporter: Reporter) -> tuple[SearchState, nn.Module] | None:
+    """The search phase's result from the run's latest checkpoint (a restarted Ray Train worker)."""
+    find = getattr(reporter, "checkpoint", None)
+    directory = find() if find is not None else None
+    return search_state.load(directory) if directory is not None else None
 
-    def ticket_report(step: int, logs: dict) -> None:
-        send({"phase": "ticket", "step": base + step, "loss": logs["loss"], "early_bird": converged,
-              "done": False})
 
-    callbacks = [cost] + ([pld_mod.PLDCallback(cost.dropper)] if cost.dropper is not None else [])
-    callbacks.append(Every(cfg.mask_interval, ticket_report))
-    wrapped = reporter.prepare_model(ticket, find_unused=cfg.pld_in("ticket"))
-    tuned = train(wrapped, train_loader, TrainConfig(lr=cfg.ticket_lr, max_steps=cfg.ticket_steps, seed=cfg.seed,
-                                                     warmup_ratio=cfg.warmup_ratio, progress=False), callbacks)
-    seconds["ticket"] = tuned.seconds
-    pld_mod.detach(ticket)
-    start = time.perf_counter()
-    metric_name, val = validation(cfg, ticket, eval_loader)
-    seconds["eval"] = time.perf_counter() - start
-    bird_step = detector.found_at_step if converged else None
-    info = {"flow": asdict(cfg), "metric": metric_name, "val_metric": val, "converged": converged,
-            "early_bird_step": bird_step, "relative_cost": cost.flops / budget,
-            "masks": {"heads": [m.tolist() for m in head_masks], "ffn": [m.tolist() for m in ffn_masks]},
-            "mask_history": bird.history}
-    if ticket_dir is not None and reporter.rank == 0:
-        save_ticket(ticket, tokenizer, ticket_dir, info, overwrite=True)
-    send({"phase": "done", "step": base + tuned.steps, "converged": converged, "early_bird": converged,
-          "early_bird_step": -1 if bird_step is None else bird_step, "search_steps": search.steps,
-          "done": True})
-    return FlowResult(val, metric_name, converged, bird_step, search.steps, tuned.steps, cost.flops / budget,
-                      seconds, ticket_dir, history)
+def _checkpoint(reporter: Reporter, state: SearchState, ticket: nn.Module, tokenizer, send) -> None:
+    """Report the start of the ticket phase with a checkpoint of the search's result (rank 0 writes it;
+    every rank reports)."""
+    make_dir = getattr(reporter, "checkpoint_dir", None)
+    if make_dir is None:  # a reporter without checkpoints (LocalReporter)
+        return
+    directory = None
+    if reporter.rank == 0:
+        directory = make_dir()
+        search_state.save(state, ticket, tokenizer, directory)
+    send({"phase": "ticket", "step": state.steps, "early_bird": state.converged, "done": False},
+         checkpoint_dir=directory)  # the ticket phase's first report: its untrained ticket
+
+
+def _reseed(loader: Any, seed: int) -> None:
+    generator = getattr(loader, "generator", None)
+    if isinstance(generator, torch.Generator):
+        generator.manual_seed(seed)
 
 
 def validation_name(cfg: FlowConfig) -> str:

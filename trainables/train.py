@@ -172,15 +172,22 @@ def train(model: nn.Module, loader: Iterable, cfg: TrainConfig,
     return result
 
 
+def _device_of(model: nn.Module) -> torch.device:
+    """Where the model's weights are: evaluation loaders are not prepared by Ray, their batches move here."""
+    return next(model.parameters()).device
+
+
 @torch.no_grad()
 def predict(model: nn.Module, loader: Iterable) -> tuple[np.ndarray, np.ndarray]:
     """(logits, labels) over the whole loader, full depth, no dropout."""
     was_training = model.training
     model.eval()
+    device = _device_of(model)
     logits, labels = [], []
     for batch in loader:
-        labels.append(batch["labels"].numpy())
-        logits.append(model(**{k: v for k, v in batch.items() if k != "labels"}).logits.float().numpy())
+        labels.append(batch["labels"].cpu().numpy())
+        inputs = {k: v.to(device) for k, v in batch.items() if k != "labels"}
+        logits.append(model(**inputs).logits.float().cpu().numpy())
     model.train(was_training)
     return np.concatenate(logits), np.concatenate(labels)
 
@@ -196,11 +203,12 @@ def mlm_eval(model: nn.Module, loader: Iterable) -> dict:
     """Mean masked-LM loss per masked token, and its perplexity."""
     was_training = model.training
     model.eval()
+    device = _device_of(model)
     total, count = 0.0, 0
     for batch in loader:
         n = int((batch["labels"] != -100).sum())
         if n:
-            total += float(unwrap(model)(**batch).loss) * n
+            total += float(unwrap(model)(**{k: v.to(device) for k, v in batch.items()}).loss) * n
             count += n
     model.train(was_training)
     loss = total / max(count, 1)

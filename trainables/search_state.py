@@ -1,0 +1,54 @@
+"""What the EarlyBERT search phase hands to the ticket phase, and its checkpoint.
+
+The search phase ends with an untrained ticket (pruned, rewound or keep-trained) and a few facts about
+how it was found. Saved as a checkpoint, that is everything a restarted worker needs to skip the search
+and go straight to ticket training, so a crash after the early bird costs only the ticket steps since.
+The checkpoint is a ticket directory (`ticket.save_ticket`, atomic) whose ticket.json also carries the
+search facts under ``search_state``.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+from transformers import PreTrainedTokenizerBase
+
+from .ticket import load_ticket, save_ticket
+
+KEY = "search_state"
+SUBDIR = "search_ticket"
+
+
+@dataclass
+class SearchState:
+    converged: bool
+    early_bird_step: int | None
+    steps: int                  # optimizer steps the search phase took
+    flops: float                # training FLOPs spent so far (relative_cost's numerator)
+    seconds: float
+    head_masks: list[list[bool]]
+    ffn_masks: list[list[bool]]
+    mask_history: list[dict] = field(default_factory=list)
+
+    def masks(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        return ([torch.tensor(m, dtype=torch.bool) for m in self.head_masks],
+                [torch.tensor(m, dtype=torch.bool) for m in self.ffn_masks])
+
+
+def save(state: SearchState, ticket: nn.Module, tokenizer: PreTrainedTokenizerBase,
+         directory: str | os.PathLike) -> Path:
+    """Write the untrained ticket and `state` under `directory` (a checkpoint folder)."""
+    return save_ticket(ticket, tokenizer, Path(directory) / SUBDIR, {KEY: asdict(state)})
+
+
+def load(directory: str | os.PathLike) -> tuple[SearchState, nn.Module] | None:
+    """(state, ticket in train mode) from a checkpoint folder; None if it holds no search state."""
+    path = Path(directory) / SUBDIR
+    if not path.is_dir():
+        return None
+    ticket, _, info = load_ticket(path)
+    ticket.train()
+    return SearchState(**info[KEY]), ticket
