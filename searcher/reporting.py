@@ -61,12 +61,14 @@ def _to_device(batch: Any, device) -> Any:
 
 
 class _DeviceLoader:
-    """Moves each batch to `device`; keeps `len`, `dataset` and the sampler (for set_epoch)."""
+    """Moves each batch to `device`; keeps `len`, `dataset`, the sampler (for set_epoch) and the
+    shuffling generator (the flow reseeds it for the ticket phase)."""
 
     def __init__(self, loader, device):
         self.loader, self.device = loader, device
         self.dataset = getattr(loader, "dataset", None)
         self.sampler = getattr(loader, "sampler", None)
+        self.generator = getattr(loader, "generator", None)
 
     def __len__(self) -> int:
         return len(self.loader)

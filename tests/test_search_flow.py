@@ -76,3 +76,30 @@ def test_real_flow_worker_crash_after_the_early_bird_resumes_at_the_ticket(tmp_p
     assert ticket and ticket[0] >= search[-1]
     if executor == "train":
         assert (t.trial_dir / f"train_{t.trial_id}").is_dir()
+
+
+def asha_mlm_space(trial) -> dict:
+    """Masked-LM pre-training of a tiny BERT from scratch: trials 0 and 2 learn (ticket_lr 1e-3), trial 1
+    barely moves (1e-7), so its perplexity at ASHA's first rung is far worse than trial 0's."""
+    return {"task": "wikitext", "scratch": {**TINY, "pre_ln": True}, "max_train_samples": 512,
+            "max_eval_samples": 64, "max_length": 32, "batch_size": 16, "lr": 1e-3, "eps": 0.3,
+            "search_max_steps": 10, "mask_interval": 5, "window": 2, "ticket_steps": 24, "min_ffn": 4,
+            "unconverged": "ticket", "ticket_lr": [1e-3, 1e-7, 1e-3][trial.number % 3],
+            "head_ratio": trial.suggest_float("head_ratio", 0.25, 0.25), "eval_interval": 6}
+
+
+@pytest.mark.slow
+def test_asha_cuts_a_weak_real_trial_on_its_dev_metric_after_equal_ticket_training(tmp_path):
+    s = {"name": "asha-mlm", "storage": str(tmp_path),
+         "search": {"num_samples": 3, "seed": 0, "scheduler": "asha", "max_concurrent": 1, "max_failures": 0,
+                    "mode": "min"},
+         "fixed": {"task": "wikitext", "ticket_steps": 24}, "space": {"head_ratio": {"low": 0.2, "high": 0.3}}}
+    res = run_search(s, num_cpus=2, space=asha_mlm_space, verbose=0)
+    assert res.finished and res.statuses == {"TERMINATED": 3}, res
+    trials = sorted(load_trials(tmp_path / "asha-mlm"), key=lambda t: t.config["ticket_lr"] == 1e-7)
+    weak = trials[-1]
+    assert weak.config["ticket_lr"] == 1e-7 and not weak.finished  # cut by ASHA, no ticket
+    rungs = [r["ticket_step"] for r in weak.history if "ticket_step" in r]
+    assert rungs and rungs[-1] < 24
+    for t in trials[:-1]:  # the learning trials ran to the end, evaluated at every eval_interval
+        assert t.finished and [r["ticket_step"] for r in t.history if "ticket_step" in r] == [6, 12, 18, 24]
