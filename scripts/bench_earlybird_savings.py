@@ -8,7 +8,7 @@ equal (ticket steps, data, seeds). Reported: search-phase steps per arm and thei
 the best ticket's dev metric per arm, wall time per arm.
 
     python scripts/bench_earlybird_savings.py --size tiny                     # a couple of minutes
-    python scripts/bench_earlybird_savings.py --size full --trials 6 --json bench_earlybird.json
+    python scripts/bench_earlybird_savings.py --size full --trials 4 --json bench/earlybird_savings.json  # ~45 min
 """
 from __future__ import annotations
 
