@@ -97,7 +97,9 @@ def test_worker_restarted_after_the_search_phase_skips_it_and_ends_the_same(tmp_
     cfg = FlowConfig(**{**BASE, "ticket_steps": 8})
     whole = CheckpointingReporter(tmp_path)
     reference = run_flow(cfg, whole, ticket_dir=str(tmp_path / "a"))
-    assert len(whole.saved) == 1  # one checkpoint: at the end of the search phase
+    # two checkpoints: the search phase's result, then a marker that replaces it once the trial is done
+    assert len(whole.saved) == 2 and (tmp_path / "ckpt0" / "search_ticket").is_dir()
+    assert [p.name for p in (tmp_path / "ckpt1").iterdir()] == ["finished.json"]
 
     crashing = CheckpointingReporter(tmp_path / "x", crash_after_checkpoint=True)
     (tmp_path / "x").mkdir()

@@ -76,6 +76,9 @@ def test_real_flow_worker_crash_after_the_early_bird_resumes_at_the_ticket(tmp_p
     assert ticket and ticket[0] >= search[-1]
     if executor == "train":
         assert (t.trial_dir / f"train_{t.trial_id}").is_dir()
+    # the search checkpoint (an untrained ticket) is gone once the trial is done: Ray kept only the last
+    assert not list((tmp_path / "sst2-tiny").rglob("search_ticket"))
+    assert list((tmp_path / "sst2-tiny").rglob("finished.json"))
 
 
 def asha_mlm_space(trial) -> dict:

@@ -7,6 +7,7 @@ agreed between ranks, how the model and loaders are prepared for data parallelis
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Protocol
@@ -309,7 +310,7 @@ def run_flow(cfg: FlowConfig, reporter: Reporter | None = None, ticket_dir: str 
         save_ticket(ticket, tokenizer, ticket_dir, info, overwrite=True)
     send({"phase": "done", "step": base + tuned.steps, "ticket_step": tuned.steps, "converged": state.converged,
           "early_bird": state.converged, "early_bird_step": -1 if bird_step is None else bird_step,
-          "search_steps": state.steps, "done": True})
+          "search_steps": state.steps, "done": True}, checkpoint_dir=_finished_checkpoint(reporter))
     return FlowResult(val, metric_name, state.converged, bird_step, state.steps, tuned.steps, cost.flops / budget,
                       seconds, ticket_dir, history)
 
@@ -377,6 +378,18 @@ def _checkpoint(reporter: Reporter, state: SearchState, ticket: nn.Module, token
         search_state.save(state, ticket, tokenizer, directory)
     send({"phase": "ticket", "step": state.steps, "early_bird": state.converged, "done": False},
          checkpoint_dir=directory)  # the ticket phase's first report: its untrained ticket
+
+
+def _finished_checkpoint(reporter: Reporter) -> str | None:
+    """A small marker checkpoint for the last report: Ray keeps one checkpoint per run, so the search
+    checkpoint (an untrained ticket, tens of MB per trial) goes once the trial has its trained ticket."""
+    make_dir = getattr(reporter, "checkpoint_dir", None)
+    if make_dir is None or reporter.rank != 0:
+        return None
+    directory = make_dir()
+    with open(os.path.join(directory, "finished.json"), "w") as f:
+        f.write('{"finished": true}\n')
+    return directory
 
 
 def _reseed(loader: Any, seed: int) -> None:
