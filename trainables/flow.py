@@ -369,12 +369,10 @@ def _restore(reporter: Reporter) -> tuple[SearchState, nn.Module] | None:
 def _checkpoint(reporter: Reporter, state: SearchState, ticket: nn.Module, tokenizer, send) -> None:
     """Report the start of the ticket phase with a checkpoint of the search's result (rank 0 writes it;
     every rank reports)."""
-    make_dir = getattr(reporter, "checkpoint_dir", None)
-    if make_dir is None:  # a reporter without checkpoints (LocalReporter)
+    if not hasattr(reporter, "checkpoint_dir"):  # a reporter without checkpoints (LocalReporter)
         return
-    directory = None
-    if reporter.rank == 0:
-        directory = make_dir()
+    directory = _new_checkpoint_dir(reporter)
+    if directory is not None:
         search_state.save(state, ticket, tokenizer, directory)
     send({"phase": "ticket", "step": state.steps, "early_bird": state.converged, "done": False},
          checkpoint_dir=directory)  # the ticket phase's first report: its untrained ticket
@@ -383,13 +381,17 @@ def _checkpoint(reporter: Reporter, state: SearchState, ticket: nn.Module, token
 def _finished_checkpoint(reporter: Reporter) -> str | None:
     """A small marker checkpoint for the last report: Ray keeps one checkpoint per run, so the search
     checkpoint (an untrained ticket, tens of MB per trial) goes once the trial has its trained ticket."""
-    make_dir = getattr(reporter, "checkpoint_dir", None)
-    if make_dir is None or reporter.rank != 0:
-        return None
-    directory = make_dir()
-    with open(os.path.join(directory, "finished.json"), "w") as f:
-        f.write('{"finished": true}\n')
+    directory = _new_checkpoint_dir(reporter)
+    if directory is not None:
+        with open(os.path.join(directory, "finished.json"), "w") as f:
+            f.write('{"finished": true}\n')
     return directory
+
+
+def _new_checkpoint_dir(reporter: Reporter) -> str | None:
+    """A fresh folder for a checkpoint on rank 0 of a reporter that takes checkpoints; else None."""
+    make_dir = getattr(reporter, "checkpoint_dir", None)
+    return make_dir() if make_dir is not None and reporter.rank == 0 else None
 
 
 def _reseed(loader: Any, seed: int) -> None:

@@ -12,7 +12,6 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import torch
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
@@ -32,10 +31,6 @@ class SearchState:
     head_masks: list[list[bool]]
     ffn_masks: list[list[bool]]
     mask_history: list[dict] = field(default_factory=list)
-
-    def masks(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        return ([torch.tensor(m, dtype=torch.bool) for m in self.head_masks],
-                [torch.tensor(m, dtype=torch.bool) for m in self.ffn_masks])
 
 
 def save(state: SearchState, ticket: nn.Module, tokenizer: PreTrainedTokenizerBase,
