@@ -53,7 +53,7 @@ class TicketLayer(nn.Module):
         p = att.dropout.p if self.training else 0.0
         ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)  # (b, h, t, d)
         if self.head_coef is not None:
-            ctx = ctx * self.head_coef.view(1, -1, 1, 1)
+            ctx = ctx * self.head_coef.to(ctx.dtype).view(1, -1, 1, 1)  # fp32 parameter, autocast dtype
         ctx = ctx.transpose(1, 2).reshape(b, t, self.num_heads * self.head_dim)
         out = self.attention.output
         return out.dropout(out.dense(ctx))
@@ -61,7 +61,7 @@ class TicketLayer(nn.Module):
     def ffn_branch(self, x: torch.Tensor) -> torch.Tensor:
         h = self.intermediate.intermediate_act_fn(self.intermediate.dense(x))
         if self.ffn_coef is not None:
-            h = h * self.ffn_coef
+            h = h * self.ffn_coef.to(h.dtype)
         return self.output.dropout(self.output.dense(h))
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None, scale: float = 1.0) -> torch.Tensor:

@@ -18,6 +18,7 @@ from torch import nn
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
+from .precision import PRECISIONS, Precision
 
 
 @dataclass
@@ -35,6 +36,7 @@ class TrainConfig:
     log_every: int = 20
     progress: bool = True
     fused: bool = True  # fused AdamW: one kernel for all parameters, far cheaper on the embedding
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16 (precision.py): the forward's autocast dtype
 
     def __post_init__(self) -> None:
         problems = [f"{k}={getattr(self, k)!r} must be > 0" for k in ("lr", "epochs", "grad_accum")
@@ -48,6 +50,8 @@ class TrainConfig:
         if self.weight_decay < 0 or self.max_grad_norm <= 0:
             problems.append(f"weight_decay={self.weight_decay!r} must be >= 0, "
                             f"max_grad_norm={self.max_grad_norm!r} > 0")
+        if self.precision not in PRECISIONS:
+            problems.append(f"precision={self.precision!r}: expected one of {PRECISIONS}")
         if problems:
             raise ValueError("bad TrainConfig: " + "; ".join(problems))
 
@@ -129,6 +133,9 @@ def train(model: nn.Module, loader: Iterable, cfg: TrainConfig,
     horizon = max(steps, cfg.schedule_steps or steps)
     schedule = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * horizon), horizon)
     params = [p for g in optimizer.param_groups for p in g["params"]]
+    device = _device_of(model)
+    precision = Precision.of(cfg.precision, device)
+    scaler = precision.scaler()  # fp16 only: scaled loss, unscaled grads before clipping
     batches = _forever(loader)
     result = TrainResult(steps=0, seconds=0.0)
     bar = tqdm(total=steps, disable=not cfg.progress, desc="train", leave=False)
@@ -142,19 +149,26 @@ def train(model: nn.Module, loader: Iterable, cfg: TrainConfig,
         step_loss = 0.0
         for micro in range(cfg.grad_accum):
             last = micro == cfg.grad_accum - 1
-            batch = next(batches)
+            batch = to_device(next(batches), device)
             result.samples += len(batch["input_ids"])
             with contextlib.nullcontext() if last or not hasattr(model, "no_sync") else model.no_sync():
-                loss = model(**batch).loss / cfg.grad_accum
+                with precision.autocast():
+                    loss = model(**batch).loss.float() / cfg.grad_accum
                 step_loss += loss.item()
-                if last:
+                if last:  # the L1 penalty in fp32, outside autocast: coefficients are fp32 parameters
                     loss = loss + sum((t for cb in callbacks
-                                       if (t := cb.extra_loss(unwrap(model))) is not None), torch.zeros(()))
-                loss.backward()
+                                       if (t := cb.extra_loss(unwrap(model))) is not None), torch.zeros((), device=device))
+                (scaler.scale(loss) if scaler else loss).backward()
         if not math.isfinite(step_loss):
             raise FloatingPointError(f"loss is {step_loss} at step {step}: training diverged")
+        if scaler:
+            scaler.unscale_(optimizer)
         torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
-        optimizer.step()
+        if scaler:
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            optimizer.step()
         schedule.step()
         optimizer.zero_grad(set_to_none=True)
 
@@ -172,43 +186,56 @@ def train(model: nn.Module, loader: Iterable, cfg: TrainConfig,
     return result
 
 
+def to_device(batch: dict, device: torch.device) -> dict:
+    """Batches from a CPU loader onto the model's device (a no-op on CPU and for Ray-prepared loaders)."""
+    if device.type == "cpu":
+        return batch
+    return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+
 def _device_of(model: nn.Module) -> torch.device:
     """Where the model's weights are: evaluation loaders are not prepared by Ray, their batches move here."""
     return next(model.parameters()).device
 
 
 @torch.no_grad()
-def predict(model: nn.Module, loader: Iterable) -> tuple[np.ndarray, np.ndarray]:
-    """(logits, labels) over the whole loader, full depth, no dropout."""
+def predict(model: nn.Module, loader: Iterable, precision: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+    """(logits, labels) over the whole loader, full depth, no dropout; logits come back as fp32."""
     was_training = model.training
     model.eval()
     device = _device_of(model)
+    amp = Precision.of(precision, device)
     logits, labels = [], []
     for batch in loader:
         labels.append(batch["labels"].cpu().numpy())
-        inputs = {k: v.to(device) for k, v in batch.items() if k != "labels"}
-        logits.append(model(**inputs).logits.float().cpu().numpy())
+        inputs = to_device({k: v for k, v in batch.items() if k != "labels"}, device)
+        with amp.autocast():
+            out = model(**inputs).logits
+        logits.append(out.float().cpu().numpy())
     model.train(was_training)
     return np.concatenate(logits), np.concatenate(labels)
 
 
-def evaluate(model: nn.Module, loader: Iterable, task: str) -> dict:
+def evaluate(model: nn.Module, loader: Iterable, task: str, precision: str = "auto") -> dict:
     from .metrics import glue_metrics  # scipy/sklearn load only when evaluating
-    logits, labels = predict(unwrap(model), loader)
+    logits, labels = predict(unwrap(model), loader, precision)
     return glue_metrics(task, logits, labels)
 
 
 @torch.no_grad()
-def mlm_eval(model: nn.Module, loader: Iterable) -> dict:
-    """Mean masked-LM loss per masked token, and its perplexity."""
+def mlm_eval(model: nn.Module, loader: Iterable, precision: str = "auto") -> dict:
+    """Mean masked-LM loss per masked token, and its perplexity (the loss taken in fp32)."""
     was_training = model.training
     model.eval()
     device = _device_of(model)
+    amp = Precision.of(precision, device)
     total, count = 0.0, 0
     for batch in loader:
         n = int((batch["labels"] != -100).sum())
         if n:
-            total += float(unwrap(model)(**{k: v.to(device) for k, v in batch.items()}).loss) * n
+            with amp.autocast():
+                loss = unwrap(model)(**to_device(batch, device)).loss
+            total += float(loss.float()) * n
             count += n
     model.train(was_training)
     loss = total / max(count, 1)
