@@ -9,6 +9,9 @@ import time
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # trainables.precision.PRECISIONS, without importing torch here
+PRECISION_HELP = "autocast dtype: auto = bf16 where the CPU (AMX/AVX512-BF16) or GPU runs it fast, else fp32"
+
 
 def _parse_value(text: str):
     try:
@@ -35,7 +38,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     if args.task not in TASKS:
         raise SystemExit(f"unknown task {args.task!r}; expected one of {sorted(TASKS)}")
     spec = TASKS[args.task]
-    cfg = TrainConfig(lr=args.lr, epochs=args.epochs, max_steps=args.max_steps, seed=args.seed)
+    cfg = TrainConfig(lr=args.lr, epochs=args.epochs, max_steps=args.max_steps, seed=args.seed,
+                      precision=args.precision)
     model, tokenizer = load_model(args.model, head=spec.head, num_labels=spec.num_labels)
     train_loader = glue_loader(args.task, "train", tokenizer, batch_size=args.batch_size,
                                max_length=args.max_length, max_samples=args.max_train_samples,
@@ -46,7 +50,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
           f"{len(dev_loader.dataset)} dev rows", flush=True)
     result = train(model, train_loader, cfg)
     start = time.perf_counter()
-    metrics = evaluate(model, dev_loader, args.task)
+    metrics = evaluate(model, dev_loader, args.task, args.precision)
     print(f"trained {result.steps} steps in {result.seconds:.1f}s "
           f"(loss {result.losses[0]:.4f} -> {sum(result.losses[-10:]) / len(result.losses[-10:]):.4f}); "
           f"eval {time.perf_counter() - start:.1f}s")
@@ -60,7 +64,10 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 def cmd_earlybert(args: argparse.Namespace) -> int:
     from tickettune.trainables.flow import FlowConfig, run_flow
 
-    cfg = FlowConfig.from_dict(_key_values(args.set))
+    settings = _key_values(args.set)
+    if args.precision is not None:
+        settings["precision"] = args.precision
+    cfg = FlowConfig.from_dict(settings)
     result = run_flow(cfg, ticket_dir=args.out)
     print(f"{result.metric_name}={result.val_metric:.4f} converged={result.converged} "
           f"early_bird_step={result.early_bird_step} relative_cost={result.relative_cost:.3f} "
@@ -127,12 +134,14 @@ def parser() -> argparse.ArgumentParser:
     f.add_argument("--seed", type=int, default=0)
     f.add_argument("--data-root", default=None, help="defaults to $TICKETTUNE_DATA or ../shared/data")
     f.add_argument("--json", default=None, help="also write the metrics here")
+    f.add_argument("--precision", default="auto", choices=PRECISIONS, help=PRECISION_HELP)
     f.set_defaults(run=cmd_finetune)
 
     e = sub.add_parser("earlybert", help="one EarlyBERT(+PLD) run without Ray: search, draw, prune, train")
     e.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="a FlowConfig field, e.g. --set task=sst2 --set pld=true")
     e.add_argument("--out", default=None, help="write the ticket here")
+    e.add_argument("--precision", default=None, choices=PRECISIONS, help=PRECISION_HELP + " (default: auto)")
     e.set_defaults(run=cmd_earlybert)
 
     address = {"default": None, "help": "join a running cluster (HOST:PORT); default: $RAY_ADDRESS or a local Ray"}

@@ -22,6 +22,7 @@ from .earlybird import EarlyBirdCallback, EarlyBirdDetector
 from .flops import shape_of, train_flops_per_sequence
 from .masks import MaskConfig, draw_masks
 from .model import load_model, scratch_from_dict, scratch_model
+from .precision import PRECISIONS
 from .search_state import SearchState
 from .ticket import make_ticket, save_ticket, snapshot
 from .train import Callback, TrainConfig, evaluate, mlm_eval, train, unwrap
@@ -42,6 +43,7 @@ class FlowConfig:
     max_length: int = 64
     batch_size: int = 32
     seed: int = 0
+    precision: str = "auto"             # auto | fp32 | bf16 | fp16: autocast of every forward (precision.py)
     # search phase (EarlyBERT)
     lr: float = 1e-4
     coef_lr: float | None = None
@@ -102,6 +104,8 @@ class FlowConfig:
             p.append(f"window={self.window!r} must be >= 2")
         if self.pld_phase not in PLD_PHASES:
             p.append(f"pld_phase={self.pld_phase!r}: expected one of {PLD_PHASES}")
+        if self.precision not in PRECISIONS:
+            p.append(f"precision={self.precision!r}: expected one of {PRECISIONS}")
         if self.unconverged not in ("stop", "ticket"):
             p.append(f"unconverged={self.unconverged!r}: expected 'stop' or 'ticket'")
         if not 0 < self.theta_bar <= 1:
@@ -238,9 +242,9 @@ def _build(cfg: FlowConfig):
 
 def validation(cfg: FlowConfig, model: nn.Module, loader) -> tuple[str, float]:
     if cfg.task in MLM_TASKS:
-        return "perplexity", mlm_eval(model, loader)["perplexity"]
+        return "perplexity", mlm_eval(model, loader, cfg.precision)["perplexity"]
     name = TASKS[cfg.task].main_metric
-    return name, float(evaluate(model, loader, cfg.task)[name])
+    return name, float(evaluate(model, loader, cfg.task, cfg.precision)[name])
 
 
 def run_flow(cfg: FlowConfig, reporter: Reporter | None = None, ticket_dir: str | None = None) -> FlowResult:
@@ -296,7 +300,8 @@ def run_flow(cfg: FlowConfig, reporter: Reporter | None = None, ticket_dir: str 
     wrapped = reporter.prepare_model(ticket, find_unused=cfg.pld_in("ticket"))
     _reseed(train_loader, cfg.seed)  # the ticket sees the same batches however long the search ran
     tuned = train(wrapped, train_loader, TrainConfig(lr=cfg.ticket_lr, max_steps=cfg.ticket_steps, seed=cfg.seed,
-                                                     warmup_ratio=cfg.warmup_ratio, progress=False), callbacks)
+                                                     warmup_ratio=cfg.warmup_ratio, progress=False,
+                                                     precision=cfg.precision), callbacks)
     seconds["ticket"] = tuned.seconds
     pld_mod.detach(ticket)
     start = time.perf_counter()
@@ -346,7 +351,7 @@ def _search_phase(cfg: FlowConfig, model: nn.Module, train_loader, reporter: Rep
     # masks cannot "converge" just because the lr decayed to zero at the search budget
     search_cfg = TrainConfig(lr=cfg.lr, coef_lr=cfg.coef_lr, max_steps=cfg.search_max_steps, seed=cfg.seed,
                              schedule_steps=cfg.search_max_steps + cfg.ticket_steps,
-                             warmup_ratio=cfg.warmup_ratio, progress=False)
+                             warmup_ratio=cfg.warmup_ratio, progress=False, precision=cfg.precision)
     search = train(wrapped, train_loader, search_cfg, callbacks)
     pld_mod.detach(model)
     head_masks, ffn_masks = draw_masks(*slimming.coefficients(model), masks_cfg)
