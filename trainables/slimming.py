@@ -25,7 +25,7 @@ COEF_NAMES = ("head_coef", "ffn_coef")
 
 
 def _layers(model: nn.Module) -> list[TicketLayer]:
-    return list(encoder_of(model).layer)
+    return list(encoder_of(model).blocks)
 
 
 def has_coefficients(model: nn.Module) -> bool:
@@ -43,7 +43,7 @@ def attach(model: nn.Module, init: float = 1.0) -> nn.Module:
     if has_coefficients(model):
         raise ValueError("model already has slimming coefficients; call detach_coefficients first")
     for layer in _layers(model):
-        w = layer.attention.self.query.weight
+        w = layer.part("o").weight
         layer.head_coef = nn.Parameter(torch.full((layer.num_heads,), float(init), device=w.device, dtype=w.dtype))
         layer.ffn_coef = nn.Parameter(torch.full((layer.ffn_width,), float(init), device=w.device, dtype=w.dtype))
     return model
@@ -75,8 +75,8 @@ def detach_coefficients(model: nn.Module, fold: bool) -> tuple[list[torch.Tensor
     """Remove the coefficients in place; returns their last values (detached copies).
 
     fold=True multiplies them into the weights so the model computes the same function without them:
-    head h's coefficient scales columns [h·d, (h+1)·d) of `attention.output.dense.weight`, FFN neuron j's
-    coefficient scales column j of `output.dense.weight` (biases are untouched: they are added after the
+    head h's coefficient scales columns [h·d, (h+1)·d) of the attention output projection, FFN neuron
+    j's coefficient scales column j of the FFN output projection (biases are untouched: they are added after the
     scaled input). fold=False drops them (every coefficient becomes 1): use it before rewinding weights.
     """
     heads, ffns = [], []
@@ -87,10 +87,10 @@ def detach_coefficients(model: nn.Module, fold: bool) -> tuple[list[torch.Tensor
         if fold:
             with torch.no_grad():
                 if hc is not None:
-                    w = layer.attention.output.dense.weight  # (hidden, heads*d)
+                    w = layer.part("o").weight  # (hidden, heads*d)
                     w.mul_(hc.detach().to(w.dtype).repeat_interleave(layer.head_dim)[None, :])
                 if fc is not None:
-                    w = layer.output.dense.weight  # (hidden, ffn)
+                    w = layer.part("ffn_out").weight  # (hidden, ffn)
                     w.mul_(fc.detach().to(w.dtype)[None, :])
         for name in COEF_NAMES:  # unregister the parameter, back to the plain attribute None
             if name in layer._parameters:

@@ -37,17 +37,20 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
-from transformers import BertForMaskedLM, BertForSequenceClassification, PreTrainedTokenizerBase
+from transformers import PreTrainedTokenizerBase
 
+from .model import count_parameters, head_of, layout, load_model
 from .prune import prune_model
 from .slimming import COEF_NAMES, detach_coefficients, has_coefficients
+from .weights import TICKET_JSON, WEIGHTS, load_weights_into
+
+__all__ = ["snapshot", "make_ticket", "head_of", "ticket_info", "masks_of", "save_ticket", "read_info",
+           "load_ticket", "load_weights_into", "publish_dir"]
 
 log = logging.getLogger(__name__)
 
-WEIGHTS = "model.safetensors"
-TICKET_JSON = "ticket.json"
 FORMAT = "tickettune-ticket"
 VERSION = 1
 RESERVED = ("format", "version", "head", "num_labels", "layout", "parameters")
@@ -76,7 +79,6 @@ def make_ticket(pretrained_state: dict[str, torch.Tensor] | None, trained_model:
     rewind=False (keep-trained): the slimming run's weights with the coefficients folded in, pruned.
     Either way the result has no coefficients and `config.tickettune` describes its widths.
     """
-    from .model import layout
     trained_model = trained_model.module if hasattr(trained_model, "module") else trained_model  # DDP
     model = copy.deepcopy(trained_model)
     if rewind:
@@ -93,18 +95,6 @@ def make_ticket(pretrained_state: dict[str, torch.Tensor] | None, trained_model:
     prune_model(model, [torch.as_tensor(m).bool() for m in head_masks], [torch.as_tensor(m).bool() for m in ffn_masks])
     model.config.tickettune = layout(model)
     return model
-
-
-def head_of(model: nn.Module) -> tuple[str, int]:
-    """(head type as model.load_model names it, num_labels)."""
-    num_labels = int(model.config.num_labels)
-    if isinstance(model, BertForMaskedLM):
-        return "mlm", num_labels
-    if isinstance(model, BertForSequenceClassification):
-        if model.config.problem_type == "regression" or num_labels == 1:
-            return "regression", 1
-        return "classification", num_labels
-    raise TypeError(f"cannot save a {type(model).__name__} as a ticket (BERT MLM or sequence classification only)")
 
 
 def ticket_info(head_masks: Sequence[torch.Tensor], ffn_masks: Sequence[torch.Tensor], *,
@@ -134,6 +124,11 @@ def masks_of(info: dict) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
 
 # --------------------------------------------------------------------------------------------------
 # saving
+
+def hf_class_name(model: nn.Module) -> str:
+    """The transformers class the model is (or derives from: SparseBertForMaskedLM -> BertForMaskedLM)."""
+    return next(c.__name__ for c in type(model).__mro__ if c.__module__.startswith("transformers."))
+
 
 def _jsonable(value: Any, where: str) -> Any:
     if isinstance(value, torch.Tensor):
@@ -228,7 +223,6 @@ def save_ticket(model: nn.Module, tokenizer: PreTrainedTokenizerBase, out_dir: s
     model with slimming coefficients (ValueError); bad info (not JSON-able, a reserved key) is refused
     before anything is written.
     """
-    from .model import count_parameters, layout
     out = Path(out_dir).expanduser().absolute()
     if has_coefficients(model):
         raise ValueError("the model still has slimming coefficients: call slimming.detach_coefficients(model, "
@@ -257,7 +251,7 @@ def save_ticket(model: nn.Module, tokenizer: PreTrainedTokenizerBase, out_dir: s
         save_file(_unique_tensors(model), str(tmp / WEIGHTS), metadata={"format": "pt"})
         config = copy.deepcopy(model.config)
         config.tickettune = lay
-        config.architectures = ["BertForMaskedLM" if head == "mlm" else "BertForSequenceClassification"]
+        config.architectures = [hf_class_name(model)]
         config.save_pretrained(str(tmp))
         tokenizer.save_pretrained(str(tmp))
         (tmp / TICKET_JSON).write_text(text)
@@ -285,56 +279,6 @@ def read_info(path: str | os.PathLike) -> dict:
 
 def load_ticket(path: str | os.PathLike) -> tuple[nn.Module, PreTrainedTokenizerBase, dict]:
     """(model in eval mode, tokenizer, ticket.json as a dict) with the head the ticket was saved with."""
-    from .model import load_model
     info = read_info(path)
     model, tokenizer = load_model(str(Path(path).absolute()), head=info["head"], num_labels=info["num_labels"])
     return model, tokenizer, info
-
-
-def load_weights_into(model: nn.Module, path: str | os.PathLike, head: str) -> nn.Module:
-    """Load a ticket directory's weights into `model` (already built at the ticket's widths by
-    `model.build_from_layout`); puts the model in eval mode, as `from_pretrained` does.
-
-    Every encoder weight must be there with its shape. Head weights load when the ticket was saved with
-    the same head (a shape mismatch is then an error: wrong num_labels); for a different head (e.g. an MLM
-    ticket fine-tuned for classification) the new head and the pooler stay as initialised.
-    """
-    path = Path(path)
-    file = path / WEIGHTS
-    if not file.is_file():
-        raise FileNotFoundError(f"{path} has no {WEIGHTS}")
-    saved_head = None
-    if (path / TICKET_JSON).is_file():
-        saved_head = read_info(path).get("head")
-    same_head = saved_head is None or saved_head == head
-    state = load_file(str(file))
-    own = model.state_dict()
-    load, unexpected, skipped = {}, [], []
-    for k, v in state.items():
-        if k not in own:
-            unexpected.append(k)
-        elif tuple(own[k].shape) != tuple(v.shape):
-            if k.startswith("bert.") or same_head:
-                raise ValueError(f"{path}: {k} has shape {tuple(v.shape)} in the ticket but {tuple(own[k].shape)} "
-                                 f"in the model" + ("" if k.startswith("bert.") else " (num_labels differs?)"))
-            skipped.append(k)
-        else:
-            load[k] = v
-    bad = [k for k in unexpected if k.startswith("bert.") and not k.startswith("bert.pooler.")]
-    if bad:
-        raise ValueError(f"{path}: weights the model does not have: {bad[:5]}")
-    model.load_state_dict(load, strict=False)
-    # names that share a tensor with a loaded one (tied weights) are loaded too
-    loaded_ptrs = {(own[k].untyped_storage().data_ptr(), own[k].storage_offset(), tuple(own[k].shape)) for k in load}
-    missing = [k for k, t in own.items() if k not in load
-               and (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape)) not in loaded_ptrs]
-    bad = [k for k in missing if k.startswith("bert.") and not k.startswith("bert.pooler.")]
-    if bad:
-        raise ValueError(f"{path}: the ticket lacks weights for {bad[:5]}{' ...' if len(bad) > 5 else ''}")
-    if missing and same_head:
-        raise ValueError(f"{path}: the ticket lacks its {head} head weights {missing[:5]}")
-    if missing or unexpected or skipped:
-        log.info("%s: saved head %s, loaded as %s; newly initialised: %s; not used: %s",
-                 path, saved_head, head, missing + skipped, unexpected)
-    model.eval()
-    return model
