@@ -42,6 +42,14 @@ On a shared machine the wall times are noisy: run with --threads set, on a quiet
 
     python scripts/bench_ticket_speed.py --steps 30 --threads 4 --json results/ticket_speed.json
     python scripts/bench_ticket_speed.py --steps 4 --batch-size 4 --seq-len 16   # smoke run
+
+`--model` takes any supported family: an alias, a local model directory, or `<model_type>-random`
+(`roberta-random`, `modernbert-random`, ...): a randomly initialised model of that family at MiniLM's
+size (hidden 384, 6 layers, 12 heads, FFN 1536: random_models.SIZES["minilm"]; ModernBERT's gated FFN is 2/3 as
+wide, about the same parameters), written to a temporary directory with the MiniLM tokenizer and
+loaded from there like any checkpoint. Random weights change nothing about step time.
+
+    python scripts/bench_ticket_speed.py --model modernbert-random --steps 30 --threads 4
 """
 from __future__ import annotations
 
@@ -52,6 +60,7 @@ import sys
 import platform
 import resource
 import statistics
+import tempfile
 import time
 from pathlib import Path
 
@@ -62,6 +71,7 @@ from tickettune.trainables.encoder import encoder_of
 from tickettune.trainables.flops import layer_forward_flops, shape_of, train_flops_per_sequence
 from tickettune.trainables.masks import MaskConfig, draw_masks
 from tickettune.trainables.model import count_parameters, layout, load_model
+from tickettune.trainables.random_models import write_random_model
 from tickettune.trainables.ticket import make_ticket, snapshot
 from tickettune.trainables.train import TrainConfig, make_optimizer
 sys.path.insert(0, str(Path(__file__).parent))
@@ -77,7 +87,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--seq-len", type=int, default=64)
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
-    ap.add_argument("--model", default="minilm-l6")
+    ap.add_argument("--model", default="minilm-l6",
+                    help="alias, model directory (any supported family), or <model_type>-random (e.g. roberta-random)")
     ap.add_argument("--head-ratio", type=float, default=1 / 3)
     ap.add_argument("--ffn-ratio", type=float, default=0.4)
     ap.add_argument("--coef", choices=("random", "magnitude"), default="random",
@@ -113,25 +124,24 @@ def sst2_batches(tokenizer, n: int, batch_size: int, seq_len: int, seed: int, ro
     """`n` batches of real SST-2 training sentences, padded / truncated to `seq_len` tokens."""
     ds = load_glue("sst2", "train", root=root, max_samples=n * batch_size, seed=seed)
     enc = tokenizer(list(ds["sentence"]), padding="max_length", truncation=True, max_length=seq_len,
-                    return_tensors="pt")
+                    return_tensors="pt")  # token_type_ids only where the family has token types
     labels = torch.tensor(ds["label"], dtype=torch.long)
-    return [{"input_ids": enc["input_ids"][i:i + batch_size], "attention_mask": enc["attention_mask"][i:i + batch_size],
-             "token_type_ids": enc["token_type_ids"][i:i + batch_size], "labels": labels[i:i + batch_size]}
+    return [{**{k: v[i:i + batch_size] for k, v in enc.items()}, "labels": labels[i:i + batch_size]}
             for i in range(0, n * batch_size, batch_size)]
 
 
 def scores(model, kind: str, seed: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """Per-layer head and FFN scores to draw the masks from."""
-    layers = encoder_of(model).layer
+    layers = encoder_of(model).blocks
     if kind == "random":
         g = torch.Generator().manual_seed(seed)
         return ([torch.rand(l.num_heads, generator=g) for l in layers],
                 [torch.rand(l.ffn_width, generator=g) for l in layers])
     heads, ffn = [], []
     for l in layers:  # magnitude: norm of what each unit writes into the residual stream
-        w = l.attention.output.dense.weight.detach()
+        w = l.part("o").weight.detach()
         heads.append(w.view(w.shape[0], l.num_heads, l.head_dim).norm(dim=(0, 2)))
-        ffn.append(l.output.dense.weight.detach().norm(dim=0))
+        ffn.append(l.part("ffn_out").weight.detach().norm(dim=0))
     return heads, ffn
 
 
@@ -159,7 +169,7 @@ def flop_report(dense, ticket, seq: int) -> dict:
             "qkv": 3 * sum(2 * seq * h * 3 * x for x in a),
             "scores_context": 3 * sum(4 * seq * seq * x for x in a),
             "attn_out": 3 * sum(2 * seq * x * h for x in a),
-            "ffn": 3 * sum(4 * seq * h * f for f in shape.ffn_per_layer),
+            "ffn": 3 * sum((6 if shape.gated_ffn else 4) * seq * h * f for f in shape.ffn_per_layer),
             "pooler_classifier": 3 * (2 * h * h + 2 * h * shape.num_labels),
             "encoder": 3 * enc,
             "total": train_flops_per_sequence(shape, seq),
@@ -200,7 +210,7 @@ def prepare(model, variant: str, fused: bool):
             if isinstance(m, torch.nn.Dropout):
                 m.p = 0.0  # the attention-probability dropout reads attention.self.dropout.p too
     if variant == "frozen_word_emb":
-        model.bert.embeddings.word_embeddings.weight.requires_grad_(False)
+        model.get_input_embeddings().weight.requires_grad_(False)
     opt = make_optimizer(model, TrainConfig(lr=2e-5, fused=fused and variant != "foreach"))
     params = [p for g in opt.param_groups for p in g["params"]]
     return model, opt, params
@@ -263,7 +273,27 @@ def time_variant(args, variant: str, dense0, ticket0, batches, fused: bool) -> d
     return res
 
 
+RANDOM_SUFFIX = "-random"
+
+
+def random_model_dir(name: str, root: Path) -> str:
+    """`<model_type>-random` -> a MiniLM-sized random model of that family written under `root`."""
+    return str(write_random_model(name[:-len(RANDOM_SUFFIX)], root / name, size="minilm"))
+
+
 def run(args: argparse.Namespace) -> dict:
+    if args.model.endswith(RANDOM_SUFFIX):
+        with tempfile.TemporaryDirectory(prefix="bench-random-") as tmp:
+            name = args.model
+            args.model = random_model_dir(name, Path(tmp))
+            try:
+                return _run(args)
+            finally:
+                args.model = name
+    return _run(args)
+
+
+def _run(args: argparse.Namespace) -> dict:
     malloc_tuned = False if args.no_malloc_tune else tune_malloc()
     if args.threads:
         torch.set_num_threads(args.threads)

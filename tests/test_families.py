@@ -35,14 +35,14 @@ def dirs(tmp_path_factory) -> dict[str, str]:
     return {t: str(write_random_model(t, root / t)) for t in MODEL_TYPES}
 
 
-def batch(tok, n_pad: bool = True) -> dict:
+def batch(tok) -> dict:
     texts = ["a gripping, funny film that goes on and on and on and on", "dull", "not bad at all, really"]
     return dict(tok(texts, padding=True, return_tensors="pt"))
 
 
-def load(dirs, model_type, head="classification", num_labels=3):
+def load(dirs, model_type, head="classification", num_labels=3, pre_ln=None):
     torch.manual_seed(0)
-    model, tok = load_model(dirs[model_type], head=head, num_labels=num_labels)
+    model, tok = load_model(dirs[model_type], head=head, num_labels=num_labels, pre_ln=pre_ln)
     return model.eval(), tok
 
 
@@ -147,6 +147,11 @@ def test_heads(dirs, model_type):
         assert torch.isfinite(out.loss), (model_type, head)
 
 
+def test_modernbert_is_pre_ln_only(dirs):
+    with pytest.raises(ValueError, match="ModernBERT blocks are pre-LN"):
+        load(dirs, "modernbert", pre_ln=False)
+
+
 def test_unsupported_family_lists_the_supported(tmp_path):
     from transformers import GPT2Config, GPT2Model
     GPT2Model(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=50)).save_pretrained(tmp_path)
@@ -173,8 +178,9 @@ CHILD = textwrap.dedent("""
 
 def test_ticket_reloads_in_a_fresh_process(dirs, tmp_path):
     saved = {}
-    for model_type in MODEL_TYPES:
-        dense, tok = load(dirs, model_type, head="mlm" if model_type == "modernbert" else "classification")
+    for model_type in MODEL_TYPES:  # RoBERTa turned pre-LN (a final norm of ours); ModernBERT with its MLM head
+        dense, tok = load(dirs, model_type, head="mlm" if model_type == "modernbert" else "classification",
+                          pre_ln=True if model_type == "roberta" else None)
         attach(dense)
         set_random_coefficients(dense)
         heads, ffn = masks_from_model(dense, MaskConfig(head_ratio=0.5, ffn_ratio=0.4, min_ffn=4))
@@ -190,4 +196,5 @@ def test_ticket_reloads_in_a_fresh_process(dirs, tmp_path):
     for path, (logits, lay, name) in saved.items():
         got = results[path]
         assert got["layout"] == lay and got["type"] == name
+        assert lay["pre_ln"] == (path.endswith(("roberta", "modernbert")) and not path.endswith("xlm-roberta"))
         torch.testing.assert_close(torch.tensor(got["logits"]), logits, rtol=0, atol=ATOL)

@@ -216,9 +216,6 @@ def sdpa_mask(mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | N
     return mask.bool()
 
 
-_sdpa_mask = sdpa_mask  # the old private name
-
-
 def encoder_of(model: nn.Module) -> TicketEncoder:
     """The model's TicketEncoder: the model itself, a child, or a grandchild (heads wrap a backbone)."""
     if isinstance(model, TicketEncoder):
