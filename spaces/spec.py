@@ -758,6 +758,7 @@ class _Validator:
 
     def _model_shape(self, model: Any) -> dict | None:
         import json
+        from ..trainables.families import UnsupportedModel, family_of
         from ..trainables.model import resolve
         if not isinstance(model, str):
             return None
@@ -777,8 +778,10 @@ class _Validator:
             layout = cfg.get("tickettune") or {}
             if layout.get("heads_per_layer"):
                 return {"heads": list(layout["heads_per_layer"]), "ffn": list(layout["ffn_per_layer"])}
-            n = int(cfg["num_hidden_layers"])
-            return {"heads": [int(cfg["num_attention_heads"])] * n, "ffn": [int(cfg["intermediate_size"])] * n}
+            return family_of(cfg.get("model_type"), where=f"model={model!r}").widths(cfg)
+        except UnsupportedModel as e:
+            self.add(str(e))
+            return None
         except (ValueError, KeyError, TypeError) as e:
             self.add(f"model={model!r}: cannot read its layout from {cfg_file}: {type(e).__name__}: {e}")
             return None

@@ -198,3 +198,21 @@ def test_ticket_reloads_in_a_fresh_process(dirs, tmp_path):
         assert got["layout"] == lay and got["type"] == name
         assert lay["pre_ln"] == (path.endswith(("roberta", "modernbert")) and not path.endswith("xlm-roberta"))
         torch.testing.assert_close(torch.tensor(got["logits"]), logits, rtol=0, atol=ATOL)
+
+
+def test_search_config_reads_every_family_layout_and_refuses_others(dirs, tmp_path):
+    from transformers import GPT2Config, GPT2Model
+
+    from tickettune.spaces.spec import SpecError, load_spec
+
+    def spec(model, **fixed):
+        return {"name": "t", "fixed": {"model": model, "task": "sst2", **fixed},
+                "space": {"head_ratio": {"low": 0.2, "high": 0.5}}}
+
+    for model_type in ("distilbert", "modernbert", "roberta"):
+        load_spec(spec(dirs[model_type], min_ffn=8))  # layouts read (DistilBERT names its widths differently)
+    with pytest.raises(SpecError, match=r"min_ffn=65 .*\(64 FFN neurons\)"):  # read from n_layers/hidden_dim
+        load_spec(spec(dirs["distilbert"], min_ffn=65))
+    GPT2Model(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=50)).save_pretrained(tmp_path / "gpt2")
+    with pytest.raises(SpecError, match="'gpt2' is not supported; supported families: BERT"):
+        load_spec(spec(str(tmp_path / "gpt2")))

@@ -110,8 +110,8 @@ def load_model(name_or_path: str, head: str = "classification", num_labels: int 
     if head not in HEADS:
         raise ValueError(f"unknown head {head!r}; expected one of {HEADS}")
     source = resolve(name_or_path)
-    config = AutoConfig.from_pretrained(source)
-    family = family_of(config, where=name_or_path)
+    family = family_of(PreTrainedConfig.get_config_dict(source)[0].get("model_type"), where=name_or_path)
+    config = AutoConfig.from_pretrained(source)  # checked first: transformers may not know the type at all
     cls = family.head_class(head, config.model_type)
     kwargs = {**_head_kwargs(head, num_labels), **family.head_config(head)}
     layout = getattr(config, "tickettune", None)

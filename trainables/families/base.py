@@ -33,6 +33,8 @@ class Family:
     layer_list: str = "layer"
     block: BlockSpec = BlockSpec()
     native_pre_ln: bool = False
+    # config.json keys of (layers, heads per layer, FFN width), for reading a layout without building
+    width_keys: tuple[str, str, str] = ("num_hidden_layers", "num_attention_heads", "intermediate_size")
 
     def __deepcopy__(self, memo: dict) -> "Family":
         return self
@@ -44,6 +46,11 @@ class Family:
     def uses_token_types(self, config) -> bool:
         """Whether the embeddings read token_type_ids (tokenizers stop producing them otherwise)."""
         return int(getattr(config, "type_vocab_size", 0) or 0) > 1
+
+    def widths(self, config_json: dict) -> dict:
+        """{"heads": [...], "ffn": [...]} per layer, from a checkpoint's config.json as a dict."""
+        n, h, f = (int(config_json[k]) for k in self.width_keys)
+        return {"heads": [h] * n, "ffn": [f] * n}
 
     def head_config(self, head: str) -> dict:
         """Extra config entries a head needs in this family."""

@@ -19,6 +19,7 @@ class DistilBert(Family):
     backbone_attr = "distilbert"
     encoder_attr = "transformer"
     block = DistilBertBlock()
+    width_keys = ("n_layers", "n_heads", "hidden_dim")
 
     def eps(self, config) -> float:
         return 1e-12  # fixed in HF's DistilBERT blocks
