@@ -216,3 +216,35 @@ def test_search_config_reads_every_family_layout_and_refuses_others(dirs, tmp_pa
     GPT2Model(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=50)).save_pretrained(tmp_path / "gpt2")
     with pytest.raises(SpecError, match="'gpt2' is not supported; supported families: BERT"):
         load_spec(spec(str(tmp_path / "gpt2")))
+
+
+@pytest.mark.parametrize("model_type", MODEL_TYPES)
+def test_mlm_decodes_masked_positions_only_with_the_stock_loss(dirs, model_type):
+    import transformers
+    from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_NAMES as NAMES
+    model, tok = load(dirs, model_type, head="mlm")
+    stock_cls = getattr(transformers, NAMES[model_type])
+    assert isinstance(model, stock_cls)
+    stock = stock_cls.from_pretrained(dirs[model_type], attn_implementation="eager").eval()
+    stock.load_state_dict(model.state_dict(), strict=False)  # tied decoder: saved once
+    b = batch(tok)
+    labels = torch.full_like(b["input_ids"], -100)
+    labels[:, 1], labels[0, 5] = b["input_ids"][:, 1], b["input_ids"][0, 5]
+    with torch.no_grad():
+        ours, theirs = model(**b, labels=labels), stock(**b, labels=labels)
+        torch.testing.assert_close(ours.loss, theirs.loss, rtol=0, atol=ATOL)
+        assert ours.logits.shape == (4, model.config.vocab_size)  # only the 4 masked positions
+        # at real tokens: a padding query in a sliding layer sees no key at all, where HF's eager and sdpa
+        # paths disagree with each other (ours is HF's sdpa result there)
+        real = b["attention_mask"].bool()
+        torch.testing.assert_close(model(**b).logits[real], stock(**b).logits[real], rtol=0, atol=ATOL)
+
+
+@pytest.mark.parametrize("model_type", MODEL_TYPES)
+def test_bf16_autocast_step(dirs, model_type):
+    model, tok = load(dirs, model_type)
+    attach(model)
+    result = train(model.train(), loader(tok, 2), TrainConfig(max_steps=1, progress=False, precision="bf16",
+                                                              warmup_ratio=0.0, fused=False))
+    assert result.steps == 1 and all(torch.isfinite(c).all() for c in coefficients(model)[0])
+    assert all(c.dtype == torch.float32 for c in coefficients(model)[1])  # coefficients stay fp32

@@ -7,6 +7,7 @@ from torch import nn
 from transformers.models.auto import modeling_auto
 
 from ..encoder import BlockSpec, TicketEncoder, TicketLayer
+from ..mlm_head import SPARSE_MLM
 
 HEADS = ("classification", "regression", "mlm", "qa")
 _AUTO_NAMES = {  # head -> model_type -> HF class name (transformers' own Auto tables)
@@ -58,8 +59,11 @@ class Family:
 
     # ---------------------------------------------------------------- classes
     def head_class(self, head: str, model_type: str) -> type[nn.Module]:
+        """transformers' class for `head`; for MLM the masked-positions-only variant where there is one."""
         if head not in HEADS:
             raise ValueError(f"unknown head {head!r}; expected one of {HEADS}")
+        if head == "mlm" and model_type in SPARSE_MLM:
+            return SPARSE_MLM[model_type]
         name = _AUTO_NAMES[head].get(model_type)
         if name is None:
             raise ValueError(f"model_type {model_type!r} has no {head} head in transformers")

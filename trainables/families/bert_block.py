@@ -2,8 +2,6 @@
 FFN; the families differ only in the backbone attribute, embeddings and heads."""
 from __future__ import annotations
 
-from torch import nn
-
 from ..encoder import BlockSpec
 from .base import Family
 
@@ -22,12 +20,6 @@ class Bert(Family):
     model_types = ("bert",)
     backbone_attr = "bert"
     block = BertBlock()
-
-    def head_class(self, head: str, model_type: str) -> type[nn.Module]:
-        if head == "mlm":  # the decoder runs at masked positions only (mlm_head.py)
-            from ..mlm_head import SparseBertForMaskedLM
-            return SparseBertForMaskedLM
-        return super().head_class(head, model_type)
 
 
 class Roberta(Family):
