@@ -171,7 +171,8 @@ CHILD = textwrap.dedent("""
         b = tok(["a gripping, funny film that goes on and on and on and on", "dull", "not bad at all, really"],
                 padding=True, return_tensors="pt")
         with torch.no_grad():
-            results[path] = {"logits": model(**b).logits.tolist(), "layout": layout(model), "type": type(model).__name__}
+            logits = model(**b).logits.tolist()
+        results[path] = {"logits": logits, "layout": layout(model), "type": type(model).__name__}
     json.dump(results, open(out, "w"))
 """)
 

@@ -49,6 +49,11 @@ Post-LN
 PLD is meant for pre-LN stacks. In a post-LN block the LayerNorm sits on the residual path, so
 skipping a block also removes a normalisation, and the PLD and LayerDrop authors both report that
 random layer dropping trains poorly there. `attach` warns on a post-LN encoder but does not refuse.
+Of the supported families (families/), ModernBERT is pre-LN as published and is PLD's natural target;
+the BERT-block families (BERT, RoBERTa, XLM-R, CamemBERT, ELECTRA) and DistilBERT are post-LN: they
+can be run pre-LN (`load_model(..., pre_ln=True)`, one final LayerNorm added), but their pre-trained
+weights were learnt post-LN, so that suits training from scratch or a long adaptation, not a short
+fine-tune.
 
 Interaction with EarlyBERT (slimming coefficients and early-bird detection)
 ---------------------------------------------------------------------------

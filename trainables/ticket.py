@@ -5,9 +5,9 @@ A ticket directory is a Hugging Face-style model directory plus a `ticket.json`:
 * ``model.safetensors``: the pruned weights. A tensor shared by several names (the MLM decoder weight is
   the word-embedding matrix; the decoder bias is the prediction bias) is stored once, under its first
   name in the state dict; loading restores the others through the model's own tying.
-* ``config.json``: the model's own config (any supported family) with ``tickettune = layout(model)`` (pre-LN flag, heads and FFN width
-  per layer), which `model.load_model` uses to rebuild the model at the ticket's widths and then calls
-  `load_weights_into` (weights.py).
+* ``config.json``: the model's own config (any supported family) with ``tickettune = layout(model)``
+  (pre-LN flag, heads and FFN width per layer), which `model.load_model` uses to rebuild the model at
+  the ticket's widths and then calls `load_weights_into` (weights.py).
 * tokenizer files.
 * ``ticket.json``: head type, num_labels, layout, parameter counts and everything passed in `info`
   (masks as lists of booleans, ratios, λs, ε, window, the step at which the early bird was found,
