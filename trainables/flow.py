@@ -195,7 +195,8 @@ def run_flow(cfg: FlowConfig, reporter: Reporter | None = None, ticket_dir: str 
     history: list[dict] = []
     metric_name, val = validation_name(cfg), math.nan
     cost = CostMeter(model, cfg.max_length, cfg.batch_size, dense_step)
-    clock = {"dense_step_s": math.nan, "seconds": 0.0}  # dense step time (measured), wall-clock spent training
+    # dense step time (measured); wall-clock spent training; dev evaluations inside the loop (not training)
+    clock = {"dense_step_s": math.nan, "seconds": 0.0, "eval": 0.0}
 
     def send(metrics: dict, checkpoint_dir: str | None = None) -> None:
         metrics = {"val_metric": val, "relative_cost": cost.flops / (dense_step * budget),
@@ -234,12 +235,14 @@ def run_flow(cfg: FlowConfig, reporter: Reporter | None = None, ticket_dir: str 
 
     def ticket_report(step: int, logs: dict) -> None:
         nonlocal val
-        clock["seconds"] = state.seconds + (time.perf_counter() - ticket_start)
+        clock["seconds"] = state.seconds + (time.perf_counter() - ticket_start) - clock["eval"]
         metrics = {"phase": "ticket", "step": base + step, "loss": logs["loss"], "lr": logs["lr"],
                    "early_bird": state.converged,
                    "done": False}
         if cfg.eval_interval and step % cfg.eval_interval == 0 and step < plan.steps:
+            t0 = time.perf_counter()
             _, val = validation(cfg, ticket, eval_loader)
+            clock["eval"] += time.perf_counter() - t0
             metrics["ticket_step"] = step  # only next to a fresh val_metric: what ASHA's rungs compare
         send(metrics)
 
@@ -257,8 +260,8 @@ def run_flow(cfg: FlowConfig, reporter: Reporter | None = None, ticket_dir: str 
     _reseed(train_loader, cfg.seed)  # rewind: the dense run's first batches; continue: it skips what the search saw
     ticket_start = time.perf_counter()
     tuned = train(wrapped, train_loader, train_cfg, callbacks, optimizer=optimizer)
-    seconds["ticket"] = tuned.seconds
-    clock["seconds"] = state.seconds + tuned.seconds
+    seconds.update(ticket=tuned.seconds - clock["eval"], eval_during=clock["eval"])
+    clock["seconds"] = state.seconds + seconds["ticket"]
     pld_mod.detach(ticket)
     start = time.perf_counter()
     metric_name, val = validation(cfg, ticket, eval_loader)
@@ -285,11 +288,13 @@ def _baseline(cfg: FlowConfig, model: nn.Module, train_loader, eval_loader, repo
 
     def report(step: int, logs: dict) -> None:
         nonlocal val
-        clock["seconds"] = time.perf_counter() - start
+        clock["seconds"] = time.perf_counter() - start - clock["eval"]
         clock["dense_step_s"] = clock["seconds"] / step
         metrics = {"phase": "baseline", "step": step, "loss": logs["loss"], "lr": logs["lr"], "done": False}
         if cfg.eval_interval and step % cfg.eval_interval == 0 and step < budget:
+            t0 = time.perf_counter()
             _, val = validation(cfg, model, eval_loader)
+            clock["eval"] += time.perf_counter() - t0
             metrics.update(ticket_step=step, val_metric=val)
         send(metrics)
 
@@ -299,10 +304,11 @@ def _baseline(cfg: FlowConfig, model: nn.Module, train_loader, eval_loader, repo
                                                       warmup_ratio=cfg.warmup_ratio, progress=False,
                                                       precision=cfg.precision),
                    [cost, Every([cfg.mask_interval, cfg.eval_interval], report)])
-    clock.update(seconds=result.seconds, dense_step_s=result.seconds / result.steps)
+    train_seconds = result.seconds - clock["eval"]
+    clock.update(seconds=train_seconds, dense_step_s=train_seconds / result.steps)
     eval_start = time.perf_counter()
     metric_name, val = validation(cfg, model, eval_loader)
-    seconds = {"ticket": result.seconds, "eval": time.perf_counter() - eval_start}
+    seconds = {"ticket": train_seconds, "eval_during": clock["eval"], "eval": time.perf_counter() - eval_start}
     send({"phase": "done", "step": result.steps, "ticket_step": result.steps, "val_metric": val, "converged": False,
           "early_bird": False, "early_bird_step": -1, "search_steps": 0, "done": True},
          checkpoint_dir=finished_checkpoint(reporter))
