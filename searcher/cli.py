@@ -30,6 +30,11 @@ def _key_values(pairs: list[str]) -> dict:
     return out
 
 
+def torch_cuda() -> bool:
+    import torch
+    return torch.cuda.is_available()
+
+
 def cmd_finetune(args: argparse.Namespace) -> int:
     from tickettune.trainables.data import TASKS, glue_loader
     from tickettune.trainables.model import load_model
@@ -38,6 +43,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     if args.task not in TASKS:
         raise SystemExit(f"unknown task {args.task!r}; expected one of {sorted(TASKS)}")
     spec = TASKS[args.task]
+    from tickettune.trainables.precision import resolve
+    resolve(args.precision, "cuda" if torch_cuda() else "cpu")  # fp16 without CUDA: refused before loading
     cfg = TrainConfig(lr=args.lr, epochs=args.epochs, max_steps=args.max_steps, seed=args.seed,
                       precision=args.precision)
     model, tokenizer = load_model(args.model, head=spec.head, num_labels=spec.num_labels)

@@ -22,6 +22,7 @@ from .data import TASKS, glue_loader, mlm_loader
 from .flops import shape_of, train_flops_per_sequence
 from .model import load_model, scratch_from_dict, scratch_model
 from .precision import PRECISIONS
+from .precision import resolve as resolve_precision
 from .reporter import LocalReporter, Reporter
 from .search_phase import checkpoint, finished_checkpoint, restore, search_phase
 from .ticket import save_ticket
@@ -187,6 +188,7 @@ def validation(cfg: FlowConfig, model: nn.Module, loader) -> tuple[str, float]:
 
 def run_flow(cfg: FlowConfig, reporter: Reporter | None = None, ticket_dir: str | None = None) -> FlowResult:
     reporter = reporter or LocalReporter()
+    resolve_precision(cfg.precision, "cuda" if torch.cuda.is_available() else "cpu")  # refused before any compute
     torch.manual_seed(cfg.seed)
     model, tokenizer = _build(cfg)
     train_loader, eval_loader = _data(cfg, tokenizer, reporter)
