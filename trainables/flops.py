@@ -47,12 +47,11 @@ def train_flops_per_sequence(shape: Shape, seq: int, kept_layers: list[bool] | N
 
 
 def shape_of(model, num_labels: int = 2) -> Shape:
-    from .model import layout  # local: keeps this module importable without transformers
-    from .train import unwrap
-    m = unwrap(model)
-    lay = layout(m)
+    from .encoder import encoder_of  # local: keeps this module importable without transformers
+    m = model.module if hasattr(model, "module") else model  # DDP
+    layers = encoder_of(m).layer
     cfg = m.config
     return Shape(hidden=cfg.hidden_size, head_dim=cfg.hidden_size // cfg.num_attention_heads,
-                 heads_per_layer=tuple(lay["heads_per_layer"]), ffn_per_layer=tuple(lay["ffn_per_layer"]),
+                 heads_per_layer=tuple(l.num_heads for l in layers), ffn_per_layer=tuple(l.ffn_width for l in layers),
                  num_labels=getattr(cfg, "num_labels", num_labels), vocab=cfg.vocab_size,
                  mlm=hasattr(m, "cls"))

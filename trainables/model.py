@@ -2,7 +2,8 @@
 
 Every model comes back with a `TicketEncoder` (see encoder.py) so that EarlyBERT, PLD and pruning
 all act on the same layer stack. A directory that tickettune saved carries its layout (pre-LN flag,
-per-layer head counts and FFN widths) in ``config.tickettune`` and is rebuilt at those widths.
+per-layer head counts and FFN widths) in its config.json (hf_code.split_config reads it) and is rebuilt at
+those widths.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from torch import nn
 from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification, PreTrainedTokenizerBase
 
 from .encoder import encoder_of, install
+from .hf_code import PREFIX, split_config
 from .mlm_head import SparseBertForMaskedLM
 
 HEADS = ("classification", "regression", "mlm")
@@ -80,11 +82,16 @@ def load_model(name_or_path: str, head: str = "classification", num_labels: int 
     """(model, tokenizer) for a pre-trained checkpoint or a tickettune-saved directory."""
     cls = head_class(head)
     source = resolve(name_or_path)
-    config = BertConfig.from_pretrained(source)
-    if config.model_type != "bert":
-        raise ValueError(f"{name_or_path}: model_type {config.model_type!r} is not supported (BERT family only)")
-    layout = getattr(config, "tickettune", None)
-    tokenizer = AutoTokenizer.from_pretrained(source)
+    config_dict, _ = BertConfig.get_config_dict(source)
+    if config_dict.get("model_type") not in ("bert", PREFIX + "bert"):
+        raise ValueError(f"{name_or_path}: model_type {config_dict.get('model_type')!r} is not supported "
+                         f"(BERT family only)")
+    config_dict, layout = split_config(config_dict)  # a ticket's config.json: tickettune_bert + its layout
+    config = BertConfig.from_dict(config_dict)
+    if layout and not (Path(source) / "tokenizer_config.json").is_file():
+        raise FileNotFoundError(f"{source} has no tokenizer_config.json: save the tokenizer beside the model")
+    # config= : AutoTokenizer would otherwise read config.json itself and ask about a ticket's model code
+    tokenizer = AutoTokenizer.from_pretrained(source, config=config)
     if layout:  # saved by tickettune: rebuild at the saved widths, then load the weights as they are
         from .ticket import load_weights_into  # ticket.py owns the on-disk format
         config.update(_head_kwargs(head, num_labels))

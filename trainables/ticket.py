@@ -5,9 +5,12 @@ A ticket directory is a Hugging Face-style model directory plus a `ticket.json`:
 * ``model.safetensors``: the pruned weights. A tensor shared by several names (the MLM decoder weight is
   the word-embedding matrix; the decoder bias is the prediction bias) is stored once, under its first
   name in the state dict; loading restores the others through the model's own tying.
-* ``config.json``: the BERT config with ``tickettune = layout(model)`` (pre-LN flag, heads and FFN width
-  per layer), which `model.load_model` uses to rebuild the model at the ticket's widths and then calls
-  `load_weights_into`.
+* ``config.json``: the BERT config with the layout (``pre_ln``, ``heads_per_layer``, ``ffn_per_layer``),
+  ``model_type`` ``tickettune_bert`` and an ``auto_map``; `model.load_model` rebuilds the model at those
+  widths and then calls `load_weights_into` (version 1 kept the layout under a ``tickettune`` key).
+* ``configuration_tickettune.py`` and ``modeling_tickettune.py`` (version 2): the model code that lets
+  plain transformers load the folder with ``trust_remote_code=True`` (see hf_code.py).
+* ``README.md``: the model card (model_card.py).
 * tokenizer files.
 * ``ticket.json``: head type, num_labels, layout, parameter counts and everything passed in `info`
   (masks as lists of booleans, ratios, λs, ε, window, the step at which the early bird was found,
@@ -37,19 +40,24 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import BertForMaskedLM, BertForSequenceClassification, PreTrainedTokenizerBase
 
+from . import hf_code
+from .model_card import CARD_FILE, CardFacts, render
 from .prune import prune_model
 from .slimming import COEF_NAMES, detach_coefficients, has_coefficients
 
 log = logging.getLogger(__name__)
 
 WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+TOKENIZER_CONFIG = "tokenizer_config.json"
 TICKET_JSON = "ticket.json"
 FORMAT = "tickettune-ticket"
-VERSION = 1
+VERSION = 2  # 1: no model code; 2: hf_code.CODE_VERSION's code, model_type tickettune_*, README.md
 RESERVED = ("format", "version", "head", "num_labels", "layout", "parameters")
 
 
@@ -134,6 +142,31 @@ def masks_of(info: dict) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
 
 # --------------------------------------------------------------------------------------------------
 # saving
+
+def card_facts(model: nn.Module, head: str, lay: dict, info: dict) -> CardFacts:
+    """What the model card says about `model`: its widths, and its size against the dense model it was cut
+    from (the config's num_attention_heads / intermediate_size in every layer)."""
+    from .flops import Shape, train_flops_per_sequence
+    from .model import build_from_layout, count_parameters
+    cfg = model.config
+    n = cfg.num_hidden_layers
+    dense_lay = {"pre_ln": lay["pre_ln"], "heads_per_layer": [cfg.num_attention_heads] * n,
+                 "ffn_per_layer": [cfg.intermediate_size] * n}
+    with torch.device("meta"):  # shapes only: no memory, no initialisation
+        dense = build_from_layout(type(model), copy.deepcopy(cfg), dense_lay)
+    seq = int((info.get("flow") or {}).get("max_length") or 128)
+
+    def flops(layout: dict) -> float:
+        shape = Shape(hidden=cfg.hidden_size, head_dim=cfg.hidden_size // cfg.num_attention_heads,
+                      heads_per_layer=tuple(layout["heads_per_layer"]), ffn_per_layer=tuple(layout["ffn_per_layer"]),
+                      num_labels=int(cfg.num_labels), vocab=cfg.vocab_size, mlm=head == "mlm")
+        return train_flops_per_sequence(shape, seq)
+
+    return CardFacts(head=head, auto_class=hf_code.AUTO_CLASSES[head], family=cfg.model_type, layout=lay,
+                     dense_heads=cfg.num_attention_heads, dense_ffn=cfg.intermediate_size,
+                     parameters=count_parameters(model), dense_parameters=count_parameters(dense),
+                     flop_ratio=flops(lay) / flops(dense_lay), seq_len=seq, format_version=VERSION, info=info)
+
 
 def _jsonable(value: Any, where: str) -> Any:
     if isinstance(value, torch.Tensor):
@@ -250,15 +283,16 @@ def save_ticket(model: nn.Module, tokenizer: PreTrainedTokenizerBase, out_dir: s
                          f"{ {k: (info[k], meta[k]) for k in clash} }")
     ticket = {**info, **meta}
     text = json.dumps(ticket, indent=1, allow_nan=False)
+    config = hf_code.ticket_config(model.config.to_dict(), lay, head)
+    card = render(card_facts(model, head, lay, ticket))
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
         save_file(_unique_tensors(model), str(tmp / WEIGHTS), metadata={"format": "pt"})
-        config = copy.deepcopy(model.config)
-        config.tickettune = lay
-        config.architectures = ["BertForMaskedLM" if head == "mlm" else "BertForSequenceClassification"]
-        config.save_pretrained(str(tmp))
+        (tmp / CONFIG).write_text(hf_code.config_text(config))
+        hf_code.write_code(tmp, model.config.model_type)
+        (tmp / CARD_FILE).write_text(card)
         tokenizer.save_pretrained(str(tmp))
         (tmp / TICKET_JSON).write_text(text)
         _fsync_tree(tmp)
@@ -277,16 +311,36 @@ def read_info(path: str | os.PathLike) -> dict:
     p = Path(path) / TICKET_JSON
     if not p.is_file():
         raise FileNotFoundError(f"{path} has no {TICKET_JSON}: not a tickettune ticket")
-    info = json.loads(p.read_text())
-    if info.get("format") != FORMAT:
-        raise ValueError(f"{p}: format {info.get('format')!r}, expected {FORMAT!r}")
+    try:
+        info = json.loads(p.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{p} is corrupt (cut short while being written?): {e}") from None
+    if not isinstance(info, dict) or info.get("format") != FORMAT:
+        raise ValueError(f"{p}: format {info.get('format') if isinstance(info, dict) else info!r}, "
+                         f"expected {FORMAT!r}")
+    if not isinstance(info.get("version"), int) or not 1 <= info["version"] <= VERSION:
+        raise ValueError(f"{p}: ticket format version {info.get('version')!r}; this tickettune reads 1 to {VERSION}")
     return info
+
+
+def required_files(version: int) -> tuple[str, ...]:
+    """The files a ticket of this format version cannot load without."""
+    return (CONFIG, WEIGHTS, TICKET_JSON, TOKENIZER_CONFIG) + (hf_code.CODE_FILES if version >= 2 else ())
+
+
+def check_files(path: str | os.PathLike, version: int = VERSION) -> None:
+    """Refuse a half-written or damaged ticket folder, naming what is missing, before anything loads."""
+    path = Path(path)
+    missing = [f for f in required_files(version) if not (path / f).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{path} is not a complete ticket (format {version}): missing {', '.join(missing)}")
 
 
 def load_ticket(path: str | os.PathLike) -> tuple[nn.Module, PreTrainedTokenizerBase, dict]:
     """(model in eval mode, tokenizer, ticket.json as a dict) with the head the ticket was saved with."""
     from .model import load_model
     info = read_info(path)
+    check_files(path, info["version"])
     model, tokenizer = load_model(str(Path(path).absolute()), head=info["head"], num_labels=info["num_labels"])
     return model, tokenizer, info
 
@@ -307,7 +361,10 @@ def load_weights_into(model: nn.Module, path: str | os.PathLike, head: str) -> n
     if (path / TICKET_JSON).is_file():
         saved_head = read_info(path).get("head")
     same_head = saved_head is None or saved_head == head
-    state = load_file(str(file))
+    try:
+        state = load_file(str(file))
+    except SafetensorError as e:
+        raise ValueError(f"{file} is corrupt (cut short while being written?): {e}") from None
     own = model.state_dict()
     load, unexpected, skipped = {}, [], []
     for k, v in state.items():
