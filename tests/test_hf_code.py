@@ -299,6 +299,7 @@ SCRIPT_CHILD = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("accelerate") is None,
                     reason="transformers.Trainer needs accelerate, which this environment lacks")
 def test_finetune_script_runs_without_tickettune(plain, shared_data):

@@ -83,7 +83,7 @@ def load_model(name_or_path: str, head: str = "classification", num_labels: int 
     cls = head_class(head)
     source = resolve(name_or_path)
     config_dict, _ = BertConfig.get_config_dict(source)
-    if config_dict.get("model_type") not in ("bert", PREFIX + "bert"):
+    if config_dict.get("model_type", "bert") not in ("bert", PREFIX + "bert"):  # old BERT configs have none
         raise ValueError(f"{name_or_path}: model_type {config_dict.get('model_type')!r} is not supported "
                          f"(BERT family only)")
     config_dict, layout = split_config(config_dict)  # a ticket's config.json: tickettune_bert + its layout

@@ -15,7 +15,7 @@ CARD_FILE = "README.md"
 PIPELINE_TAGS = {"classification": "text-classification", "regression": "text-classification",
                  "mlm": "fill-mask", "qa": "question-answering"}
 # info keys that are search settings (besides the flow config, which holds the rest)
-SETTING_KEYS = ("mask_config", "lambda_head", "lambda_ffn", "eps", "window", "mask_interval", "found_at_step",
+SETTING_KEYS = ("budget_steps", "mask_config", "lambda_head", "lambda_ffn", "eps", "window", "mask_interval", "found_at_step",
                 "early_bird_step", "converged", "rewind")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
@@ -61,12 +61,15 @@ def _metrics(info: dict) -> dict[str, Any]:
         out[str(info["metric"])] = info["val_metric"]
     if "relative_cost" in info:
         out["relative_cost (training FLOPs of the whole run / the dense run it replaces)"] = info["relative_cost"]
+    if "relative_time" in info:
+        out["relative_time (training time / the dense run's)"] = info["relative_time"]
     return out
 
 
 def _settings(info: dict) -> dict[str, Any]:
     flow = info.get("flow") or {}
-    out = {k: v for k, v in flow.items() if v is not None and not isinstance(v, (dict, list))}
+    out = {k: v for k, v in flow.items() if v is not None and not isinstance(v, (dict, list))
+           and not (k == "model" and flow.get("scratch"))}  # a scratch model names only its tokenizer's source
     out.update({k: info[k] for k in SETTING_KEYS if info.get(k) is not None})
     return out
 
