@@ -30,6 +30,7 @@ from tickettune.trainables.encoder import encoder_of
 from tickettune.trainables.flops import shape_of, train_flops_per_sequence
 from tickettune.trainables.model import ScratchConfig, count_parameters, scratch_model
 from tickettune.trainables.pld import PLDConfig, ProgressiveLayerDrop
+from tickettune.trainables.precision import PRECISIONS, Precision
 from tickettune.trainables.train import TrainConfig, make_optimizer
 sys.path.insert(0, str(Path(__file__).parent))
 from _bench import finish  # noqa: E402
@@ -49,6 +50,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--theta-bar", type=float, default=0.5)
     ap.add_argument("--gamma", type=float, default=0.001)
     ap.add_argument("--start-step", type=int, default=None, help="PLD schedule step of the first round (default 20/γ)")
+    ap.add_argument("--precision", default="fp32,bf16",
+                    help="comma-separated precisions timed side by side (fp32, bf16, auto; fp16 on CUDA)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--data-root", default=None, help="shared data folder (default: $TICKETTUNE_DATA, ../shared/data)")
     ap.add_argument("--json", type=Path, default=None, help="write the results here")
@@ -59,6 +62,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         args.start_step = int(20 / args.gamma) if args.gamma > 0 else 0
     if args.steps < 1 or args.warmup < 0:
         ap.error("--steps must be >= 1 and --warmup >= 0")
+    args.precision = [p.strip() for p in args.precision.split(",") if p.strip()]
+    if not args.precision or any(p not in PRECISIONS for p in args.precision):
+        ap.error(f"--precision: expected some of {PRECISIONS}")
     return args
 
 
@@ -82,15 +88,37 @@ def run(args: argparse.Namespace) -> dict:
     enc = encoder_of(model)
     loader = mlm_loader(tok, "valid", batch_size=args.batch_size, max_length=args.seq_len, seed=args.seed,
                         root=args.data_root)
+    pld = ProgressiveLayerDrop(PLDConfig(theta_bar=args.theta_bar, gamma=args.gamma, seed=args.seed))
+    by_precision = {}
+    for name in args.precision:
+        amp = Precision.of(name)
+        by_precision[amp.name] = measure(args, model, enc, loader, pld, amp)
+    probs = pld.keep_probs(args.layers)  # at the last round's step: θ has settled
+    first = by_precision[Precision.of(args.precision[0]).name]
+    return {
+        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "machine": {"platform": platform.platform(), "torch": torch.__version__, "threads": torch.get_num_threads()},
+        "parameters": count_parameters(model),
+        "theta": pld.theta(),
+        "expected_layer_fraction": sum(probs) / len(probs),
+        "expected_flop_fraction": expected_flop_fraction(model, args.seq_len, probs),
+        **first,
+        "precisions": by_precision,
+    }
+
+
+def measure(args, model, enc, loader, pld, amp: Precision) -> dict:
+    """Alternating base/PLD steps under one precision; seconds per sample."""
     optimizer = make_optimizer(model, TrainConfig(lr=1e-4))
     params = [p for g in optimizer.param_groups for p in g["params"]]
-    pld = ProgressiveLayerDrop(PLDConfig(theta_bar=args.theta_bar, gamma=args.gamma, seed=args.seed))
 
     def step(batch: dict, use_pld: bool, t: int) -> float:
         enc.layer_drop = pld if use_pld else None
         pld.set_step(t)
         start = time.perf_counter()
-        model(**batch).loss.backward()
+        with amp.autocast():
+            loss = model(**batch).loss
+        loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -113,23 +141,11 @@ def run(args: argparse.Namespace) -> dict:
                 times[arm].append(got[arm] / len(batch["input_ids"]))
             kept.append(sum(k for k, _ in pld.last_gates))
     enc.layer_drop = None
-
-    probs = pld.keep_probs(args.layers)  # at the last round's step: θ has settled
     med = {arm: statistics.median(v) for arm, v in times.items()}
     mean = {arm: statistics.fmean(v) for arm, v in times.items()}
-    return {
-        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "machine": {"platform": platform.platform(), "torch": torch.__version__, "threads": torch.get_num_threads()},
-        "parameters": count_parameters(model),
-        "theta": pld.theta(),
-        "expected_layer_fraction": sum(probs) / len(probs),
-        "realized_layer_fraction": sum(kept) / (len(kept) * args.layers),
-        "expected_flop_fraction": expected_flop_fraction(model, args.seq_len, probs),
-        "sec_per_sample": {"median": med, "mean": mean, "all": times},
-        "ratio_median": med["pld"] / med["base"],
-        "ratio_mean": mean["pld"] / mean["base"],
-        "kept_layers_per_step": kept,
-    }
+    return {"sec_per_sample": {"median": med, "mean": mean, "all": times},
+            "ratio_median": med["pld"] / med["base"], "ratio_mean": mean["pld"] / mean["base"],
+            "realized_layer_fraction": sum(kept) / (len(kept) * args.layers), "kept_layers_per_step": kept}
 
 
 def print_table(res: dict) -> None:
@@ -138,17 +154,21 @@ def print_table(res: dict) -> None:
           f"batch {c['batch_size']}, {res['machine']['threads']} threads, {res['parameters'] / 1e6:.1f}M params; "
           f"{c['steps']} rounds after {c['warmup']} warm-up; PLD θ̄={c['theta_bar']} at step {c['start_step']} "
           f"(θ={res['theta']:.4f})")
-    s = res["sec_per_sample"]
-    print(f"{'arm':<10}{'median ms/sample':>18}{'mean ms/sample':>16}")
-    for arm in ("base", "pld"):
-        print(f"{arm:<10}{1e3 * s['median'][arm]:>18.2f}{1e3 * s['mean'][arm]:>16.2f}")
-    print(f"{'ratio':<10}{res['ratio_median']:>18.3f}{res['ratio_mean']:>16.3f}")
+    for prec, r in res["precisions"].items():
+        s = r["sec_per_sample"]
+        print(f"[{prec}] {'arm':<10}{'median ms/sample':>18}{'mean ms/sample':>16}")
+        for arm in ("base", "pld"):
+            print(f"[{prec}] {arm:<10}{1e3 * s['median'][arm]:>18.2f}{1e3 * s['mean'][arm]:>16.2f}")
+        print(f"[{prec}] {'ratio':<10}{r['ratio_median']:>18.3f}{r['ratio_mean']:>16.3f}   layers computed "
+              f"{r['realized_layer_fraction']:.3f}; target median ratio <= 0.76: "
+              f"{'met' if r['ratio_median'] <= 0.76 else 'NOT met'}")
     print(f"expected fraction of layers computed (mean p_l): {res['expected_layer_fraction']:.3f}; "
-          f"computed in the measured steps: {res['realized_layer_fraction']:.3f}; "
           f"expected matmul-FLOP fraction: {res['expected_flop_fraction']:.3f}")
-    verdict = "met" if res["ratio_median"] <= 0.76 else "NOT met"
-    print(f"target: median time ratio <= 0.76 ({verdict}); gap to the computed-layer fraction: "
-          f"{res['ratio_median'] - res['realized_layer_fraction']:+.3f}")
+    p = res["precisions"]
+    if {"fp32", "bf16"} <= set(p):
+        print(f"bf16 / fp32 time per sample (median): base "
+              f"{p['bf16']['sec_per_sample']['median']['base'] / p['fp32']['sec_per_sample']['median']['base']:.3f}, "
+              f"pld {p['bf16']['sec_per_sample']['median']['pld'] / p['fp32']['sec_per_sample']['median']['pld']:.3f}")
 
 
 def main(argv=None) -> dict:

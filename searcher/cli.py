@@ -30,6 +30,11 @@ def _key_values(pairs: list[str]) -> dict:
     return out
 
 
+def torch_cuda() -> bool:
+    import torch
+    return torch.cuda.is_available()
+
+
 def cmd_finetune(args: argparse.Namespace) -> int:
     from tickettune.trainables.data import TASKS, glue_loader
     from tickettune.trainables.model import load_model
@@ -38,12 +43,15 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     if args.task not in TASKS:
         raise SystemExit(f"unknown task {args.task!r}; expected one of {sorted(TASKS)}")
     spec = TASKS[args.task]
+    from tickettune.trainables.precision import resolve
+    resolve(args.precision, "cuda" if torch_cuda() else "cpu")  # fp16 without CUDA: refused before loading
     cfg = TrainConfig(lr=args.lr, epochs=args.epochs, max_steps=args.max_steps, seed=args.seed,
                       precision=args.precision)
     model, tokenizer = load_model(args.model, head=spec.head, num_labels=spec.num_labels)
     train_loader = glue_loader(args.task, "train", tokenizer, batch_size=args.batch_size,
                                max_length=args.max_length, max_samples=args.max_train_samples,
-                               shuffle=True, seed=args.seed, root=args.data_root)
+                               shuffle=True, seed=args.seed, root=args.data_root,
+                               group_by_length=args.group_by_length)
     dev_loader = glue_loader(args.task, "dev", tokenizer, batch_size=64, max_length=args.max_length,
                              max_samples=args.max_eval_samples, shuffle=False, root=args.data_root)
     print(f"fine-tuning {args.model} on {args.task}: {len(train_loader.dataset)} train rows, "
@@ -135,6 +143,8 @@ def parser() -> argparse.ArgumentParser:
     f.add_argument("--data-root", default=None, help="defaults to $TICKETTUNE_DATA or ../shared/data")
     f.add_argument("--json", default=None, help="also write the metrics here")
     f.add_argument("--precision", default="auto", choices=PRECISIONS, help=PRECISION_HELP)
+    f.add_argument("--group-by-length", action=argparse.BooleanOptionalAction, default=True,
+                   help="batch sentences of similar length together (less padding; Trainer's group_by_length)")
     f.set_defaults(run=cmd_finetune)
 
     e = sub.add_parser("earlybert", help="one EarlyBERT(+PLD) run without Ray: search, draw, prune, train")

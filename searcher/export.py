@@ -21,6 +21,7 @@ from typing import Any
 
 from tickettune.trainables.ticket import publish_dir
 
+from .state import read_state
 from .trial import TICKET, TRIAL_PREFIX, read_failure
 
 COST = "relative_cost"
@@ -48,6 +49,11 @@ class TrialRecord:
     @property
     def finished(self) -> bool:
         return bool(self.last.get("flow_done"))
+
+    @property
+    def is_baseline(self) -> bool:
+        """The search's dense reference trial (`search.baseline`): a point to compare with, not a ticket."""
+        return bool(self.config.get("baseline") or self.last.get("baseline"))
 
     @property
     def converged(self) -> bool | None:
@@ -125,7 +131,6 @@ def load_trials(experiment_dir: str | os.PathLike) -> list[TrialRecord]:
 
 
 def search_state(experiment_dir: str | os.PathLike) -> dict:
-    from .search import read_state
     try:
         return read_state(experiment_dir)
     except FileNotFoundError:

@@ -2,7 +2,9 @@
 
 * ``mask_distance.png``: each trial's mask distance (Hamming, heads + FFN) over its search-phase steps,
   the early-bird step marked.
-* ``pareto.png``: validation metric against relative training cost, the Pareto front joined.
+* ``pareto.png``: validation metric against relative training cost (FLOPs), and in a second panel against
+  wall-clock training time, the Pareto front joined; the dense baseline trial (``search.baseline``), when
+  the search has one, is the star at cost 1.0: what a ticket gives up and saves.
 """
 from __future__ import annotations
 
@@ -13,9 +15,10 @@ import math
 import os
 from pathlib import Path
 
-from .export import COST, candidates, load_trials, objectives, pareto_front, search_state
+from .export import COST, candidates, load_trials, objectives, search_state
 
 REPORT_DIR = "report"
+TIME = "relative_time"
 
 
 def _fmt(v) -> str:
@@ -44,13 +47,13 @@ def trial_table(experiment_dir: str | os.PathLike) -> tuple[list[str], list[list
     trials = load_trials(exp)
     metrics, _ = objectives(exp)
     keys = _searched_keys(exp, trials)
-    shown = list(dict.fromkeys(metrics + [COST]))
-    header = ["trial_id", "status"] + keys + ["converged", "early_bird_step", "search_steps"] + shown + ["error"]
+    shown = list(dict.fromkeys(metrics + [COST, TIME, "train_seconds"]))
+    header = ["trial_id", "kind", "status"] + keys + ["converged", "early_bird_step", "search_steps"] + shown + ["error"]
     rows = []
     for t in trials:
         last = t.last
         ebs = last.get("early_bird_step")
-        rows.append([t.trial_id, t.status] + [t.config.get(k) for k in keys]
+        rows.append([t.trial_id, "baseline" if t.is_baseline else "ticket", t.status] + [t.config.get(k) for k in keys]
                     + [last.get("converged"), None if ebs in (None, -1) else ebs, last.get("search_steps")]
                     + [t.metric(m) for m in shown] + [t.error])
     return header, rows
@@ -98,32 +101,63 @@ def plot_mask_distance(trials, path: Path) -> Path:
     return path
 
 
+def time_axis(trials) -> tuple[str, dict[str, float]]:
+    """(label, {trial_id: x}) for the wall-clock panel: training seconds over the baseline trial's when the
+    search has one (both measured), else each trial's own estimate (`relative_time`: its dense step time
+    measured in its search phase)."""
+    base = [t for t in trials if t.is_baseline and t.status != "ERROR" and math.isfinite(t.metric("train_seconds"))]
+    if base and base[0].metric("train_seconds") > 0:
+        ref = base[0].metric("train_seconds")
+        return ("training wall-clock / the dense baseline trial's",
+                {t.trial_id: t.metric("train_seconds") / ref for t in trials})
+    return "relative training time (wall-clock / dense run, estimated)", {t.trial_id: t.metric(TIME) for t in trials}
+
+
 def plot_pareto(trials, metric: str, mode: str, path: Path) -> Path:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    pool = candidates(trials, [metric, COST]) or [t for t in trials if math.isfinite(t.metric(metric))
-                                                  and math.isfinite(t.metric(COST))]
-    fig, ax = plt.subplots(figsize=(6, 4.5))
-    if pool:
-        ax.scatter([t.metric(COST) for t in pool], [t.metric(metric) for t in pool], color="tab:blue",
-                   label="trials")
-        front = sorted(pareto_front(pool, [metric, COST], [mode, "min"]), key=lambda t: t.metric(COST))
-        ax.plot([t.metric(COST) for t in front], [t.metric(metric) for t in front], color="tab:red", marker="o",
-                label="Pareto front")
-        for t in front:
-            ax.annotate(t.trial_id.split("_")[-1], (t.metric(COST), t.metric(metric)), fontsize=7,
-                        textcoords="offset points", xytext=(4, 4))
-    else:
-        ax.text(0.5, 0.5, "no finished trial with both metrics", ha="center", transform=ax.transAxes)
-    ax.set_xlabel("relative training cost (FLOPs / dense run)")
-    ax.set_ylabel(f"{metric} ({mode})")
-    ax.set_title("Accuracy vs. training cost")
-    ax.legend(fontsize=8)
+    tickets = [t for t in trials if not t.is_baseline]
+    baseline = [t for t in trials if t.is_baseline and math.isfinite(t.metric(metric))]
+    time_label, times = time_axis(trials)
+    panels = [("relative training cost (FLOPs / dense run)", {t.trial_id: t.metric(COST) for t in trials},
+               "Accuracy vs. training cost"), (time_label, times, "Accuracy vs. wall-clock time")]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+    for ax, (label, xs, title) in zip(axes, panels):
+        pool = [t for t in candidates(tickets, [metric]) if math.isfinite(xs.get(t.trial_id, math.nan))]
+        if pool:
+            ax.scatter([xs[t.trial_id] for t in pool], [t.metric(metric) for t in pool], color="tab:blue",
+                       label="tickets")
+            front = _front(pool, xs, metric, mode)
+            ax.plot([xs[t.trial_id] for t in front], [t.metric(metric) for t in front], color="tab:red",
+                    marker="o", label="Pareto front")
+            for t in front:
+                ax.annotate(t.trial_id.split("_")[-1], (xs[t.trial_id], t.metric(metric)), fontsize=7,
+                            textcoords="offset points", xytext=(4, 4))
+        for t in baseline:
+            x = 1.0 if not math.isfinite(xs.get(t.trial_id, math.nan)) else xs[t.trial_id]
+            ax.scatter([x], [t.metric(metric)], marker="*", s=180, color="black", zorder=3, label="dense baseline")
+            ax.axhline(t.metric(metric), color="black", linestyle=":", linewidth=1)
+        if not pool and not baseline:
+            ax.text(0.5, 0.5, "no finished trial with both values", ha="center", transform=ax.transAxes)
+        ax.set_xlabel(label)
+        ax.set_ylabel(f"{metric} ({mode})")
+        ax.set_title(title)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def _front(pool, xs: dict[str, float], metric: str, mode: str) -> list:
+    """The Pareto front of (metric, x to minimise), sorted by x."""
+    sign = -1.0 if mode == "max" else 1.0
+    pts = {t.trial_id: (sign * t.metric(metric), xs[t.trial_id]) for t in pool}
+    front = [t for t in pool if not any(all(a <= b for a, b in zip(pts[o.trial_id], pts[t.trial_id]))
+                                        and pts[o.trial_id] != pts[t.trial_id] for o in pool if o is not t)]
+    return sorted(front, key=lambda t: xs[t.trial_id])
 
 
 def write_report(experiment_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None,

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Callable
 
 from .resources import ResourcePlan
-from .search import (DRIVER_ENV_DEFAULTS, SearchResult, _finish, connect, load, read_state, shutdown,
-                     trainable_for)
+from .search import DRIVER_ENV_DEFAULTS, SearchResult, _finish, connect, load, shutdown, trainable_for
+from .state import read_state
 
 
 def can_resume(experiment_dir: str | os.PathLike) -> bool:

@@ -11,7 +11,6 @@ and at the end ``best/`` (single objective) or ``pareto/<trial_id>/`` (several).
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -20,8 +19,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .resources import ResourcePlan, plan_resources
+from .state import STATE_FILE, write_state
 
-STATE_FILE = "tickettune_search.json"
 BEST_DIR = "best"
 PARETO_DIR = "pareto"
 
@@ -148,14 +147,15 @@ def make_searcher(spec, space: Callable | None = None):
                         sampler=make_sampler(spec))
 
 
-def _most(spec, key: str) -> int:
+def _most(spec, key: str) -> int | None:
     """The largest value a FlowConfig int key can take in this spec (space, else fixed, else default)."""
     from dataclasses import fields as dc_fields
     from ..trainables.flow import FlowConfig
     if key in spec.space:
         return int(max(spec.space[key].corners()))
     defaults = {f.name: f.default for f in dc_fields(FlowConfig)}
-    return int(spec.fixed.get(key, defaults[key]))
+    value = spec.fixed.get(key, defaults[key])
+    return None if value is None else int(value)
 
 
 def asha_rungs(spec) -> tuple[int, int]:
@@ -164,7 +164,11 @@ def asha_rungs(spec) -> tuple[int, int]:
     Time is `ticket_step`, which a trial reports only next to a fresh dev metric: every trial is judged
     after the same amount of ticket training, whenever its early bird came. The search phase is never
     judged by ASHA (its val_metric is NaN); the early-bird detector ends it."""
-    max_t = max(4, _most(spec, "ticket_steps"))
+    from ..trainables.budget import LEGACY_TICKET_STEPS
+    if _most(spec, "budget_steps") is None and (spec.fixed.get("budget_epochs") or "budget_epochs" in spec.space):
+        raise ValueError("scheduler: asha needs budget_steps (its max_t is fixed before the data is read); "
+                         "budget_epochs is only known per trial")
+    max_t = max(4, _most(spec, "budget_steps") or _most(spec, "ticket_steps") or LEGACY_TICKET_STEPS)
     return max_t, max(1, max_t // 4)
 
 
@@ -197,20 +201,6 @@ def trainable_for(settings: dict, plan: ResourcePlan):
     from ray import tune
     from .trial import driver
     return tune.with_resources(tune.with_parameters(driver, settings=settings), plan.trial_resources)
-
-
-def write_state(experiment_dir: Path, state: dict) -> None:
-    experiment_dir.mkdir(parents=True, exist_ok=True)
-    tmp = experiment_dir / f".{STATE_FILE}.tmp"
-    tmp.write_text(json.dumps(state, indent=1, default=str))
-    os.replace(tmp, experiment_dir / STATE_FILE)
-
-
-def read_state(experiment_dir: str | os.PathLike) -> dict:
-    path = Path(experiment_dir) / STATE_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"{experiment_dir} has no {STATE_FILE}: not a tickettune experiment folder")
-    return json.loads(path.read_text())
 
 
 # --------------------------------------------------------------------------------------------- search
@@ -263,7 +253,8 @@ def run_search(spec: Any, *, address: str | None = None, num_cpus: int | None = 
                               max_concurrent=s.max_concurrent,
                               executor=executor or getattr(s, "executor", None) or "auto")
         if verbose:
-            print(f"[tickettune] {spec.name}: {s.num_samples} trials; {plan.describe()}", flush=True)
+            extra = " (one the dense baseline)" if s.baseline else ""
+            print(f"[tickettune] {spec.name}: {s.total_trials} trials{extra}; {plan.describe()}", flush=True)
         settings = {"experiment_dir": str(exp_dir), "plan": plan.to_dict(), "max_failures": s.max_failures,
                     "data_root": _data_root(spec), "flow_fn": flow_fn}
         write_state(exp_dir, {"spec": spec.to_dict(), "plan": plan.to_dict(), "data_root": settings["data_root"],
@@ -290,7 +281,7 @@ def _tuner(spec, plan: ResourcePlan, settings: dict, exp_dir: Path, callbacks: l
     tune_config = tune.TuneConfig(
         search_alg=make_searcher(spec, space),
         scheduler=make_scheduler(spec),
-        num_samples=spec.search.num_samples,
+        num_samples=spec.search.total_trials,
         max_concurrent_trials=plan.max_concurrent_trials,  # Tune sees only the driver: never more than fit
         trial_dirname_creator=trial_dirname,
         trial_name_creator=trial_name,
@@ -317,10 +308,10 @@ def _finish(spec, exp_dir: Path, plan: ResourcePlan, export: bool, start: float,
     for t in trials:
         statuses[t.status] = statuses.get(t.status, 0) + 1
     ended = sum(n for st, n in statuses.items() if st in ("TERMINATED", "ERROR"))
-    finished = ended >= spec.search.num_samples
+    finished = ended >= spec.search.total_trials
     res = SearchResult(str(exp_dir), len(trials), statuses, finished, plan=plan.to_dict())
     if not finished:
-        print(f"[tickettune] {spec.name}: interrupted after {ended} of {spec.search.num_samples} trials; "
+        print(f"[tickettune] {spec.name}: interrupted after {ended} of {spec.search.total_trials} trials; "
               f"continue with `tickettune resume {exp_dir}`", file=sys.stderr, flush=True)
         return res
     if not export:

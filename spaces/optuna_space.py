@@ -63,6 +63,10 @@ class SpaceFn:
         self.spec = spec
 
     def __call__(self, trial: "optuna.Trial") -> dict[str, Any]:
+        if self.spec.search.baseline and trial.number == 0:
+            # the dense reference comes first: it samples nothing, so the sampler's model of the space is
+            # unchanged, and every later trial can be read against it
+            return {**self.spec.fixed, "baseline": True}
         return suggest(trial, self.spec)
 
     def __repr__(self) -> str:

@@ -38,9 +38,9 @@ DOMAIN_KEYS = ("low", "high", "log", "step", "type", "choices", "when")
 OBJECTIVES = ("single", "multi")
 SCHEDULERS = ("asha", "none")
 MODES = ("max", "min")
-# Every report a trial sends carries these two (flow.run_flow's `send`): Tune's strict metric check
+# Every report a trial sends carries these (flow.run_flow's `send`): Tune's strict metric check
 # fails on any other key at some report, so only these can drive the searcher or the scheduler.
-METRICS = ("val_metric", "relative_cost")
+METRICS = ("val_metric", "relative_cost", "relative_time")
 PLD_KEYS = ("theta_bar", "gamma", "pld_phase")  # no effect unless pld is true
 PATH_KEYS = ("data_root",)                       # FlowConfig keys that are paths: made absolute
 # A model whose layout is known without reading anything (checked against its config.json when present)
@@ -127,10 +127,16 @@ class SearchSettings:
     max_failures: int = 1
     wandb_project: str | None = None
     executor: str = "auto"  # "train": a Ray Train TorchTrainer per trial; "inline": in the Tune trial; auto: by workers
+    baseline: bool = False  # one extra trial: the dense run of the same budget, no search (the reference point)
 
     @property
     def multi(self) -> bool:
         return self.objective == "multi"
+
+    @property
+    def total_trials(self) -> int:
+        """Tune's num_samples: the sampled trials, plus the dense baseline when asked for."""
+        return self.num_samples + int(self.baseline)
 
     @property
     def metrics(self) -> list[str]:
@@ -622,6 +628,14 @@ class _Validator:
             self.add(f"search.wandb_project={project!r}: must be a non-empty string or null")
         else:
             s.wandb_project = project
+        baseline = get("baseline")
+        if not isinstance(baseline, bool):
+            self.add(f"search.baseline={baseline!r}: must be true or false")
+        elif baseline:
+            s.baseline = True
+            if not any(k in fixed for k in ("budget_steps", "budget_epochs")):
+                self.add("search.baseline=true: the dense reference needs a fixed budget_steps or budget_epochs "
+                         "(the same budget every trial replaces)")
         objective = get("objective")
         if objective not in OBJECTIVES:
             self.add(f"search.objective={objective!r}: expected one of {list(OBJECTIVES)}")
@@ -653,7 +667,7 @@ class _Validator:
         if mode is None:
             modes = []
             for m in metrics:
-                if m == "relative_cost":
+                if m in ("relative_cost", "relative_time"):
                     modes.append("min")
                     continue
                 tasks = space["task"].choices if "task" in space else (fixed.get("task", "sst2"),)

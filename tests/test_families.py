@@ -20,7 +20,7 @@ from tickettune.trainables.masks import MaskConfig, masks_from_model
 from tickettune.trainables.model import count_parameters, head_of, layout, load_model
 from tickettune.trainables.random_models import write_random_model
 from tickettune.trainables.slimming import SlimmingCallback, attach, coefficients
-from tickettune.trainables.ticket import make_ticket, save_ticket, ticket_info
+from tickettune.trainables.ticket import make_ticket, read_info, save_ticket, ticket_info
 from tickettune.trainables.train import TrainConfig, train
 
 MODEL_TYPES = sorted(FAMILIES)  # bert, camembert, distilbert, electra, modernbert, roberta, xlm-roberta
@@ -190,6 +190,9 @@ def test_ticket_reloads_in_a_fresh_process(dirs, tmp_path):
             logits = ticket(**batch(tok)).logits
         path = str(save_ticket(ticket, tok, tmp_path / model_type, ticket_info(heads, ffn)))
         saved[path] = (logits, layout(ticket), type(ticket).__name__)
+        # plain-transformers model code exists for BERT only: the others are format 1 (stock config + layout)
+        code = (tmp_path / model_type / "modeling_tickettune.py").is_file()
+        assert code == (model_type == "bert") and read_info(path)["version"] == (2 if code else 1)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     subprocess.run([sys.executable, "-c", CHILD, json.dumps(list(saved)), str(tmp_path / "res.json")],
                    check=True, env=env, cwd=tmp_path, timeout=600)

@@ -34,6 +34,11 @@ def test_early_bird_ends_search_and_ticket_is_pruned_and_reloads(tmp_path):
     assert sum(l.ffn_width for l in layers) == 64  # 50% of 128 FFN neurons, global
     info = json.loads((tmp_path / "ticket" / "ticket.json").read_text())
     assert info["early_bird_step"] == result.early_bird_step
+    # the flow's ticket is a Hugging Face model folder too: model code and a card from the flow's info
+    assert (tmp_path / "ticket" / "modeling_tickettune.py").is_file()
+    card = (tmp_path / "ticket" / "README.md").read_text()
+    assert "- task: `sst2`" in card and "| 0 | 3 / 4 |" in card and "| lambda_head | 0.01 |" in card
+    assert f"| {done['val_metric']:.4g} |" in card and "pre-trained from random weights" in card
 
 
 def test_unconverged_trial_stops_and_is_marked():

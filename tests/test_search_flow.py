@@ -106,3 +106,28 @@ def test_asha_cuts_a_weak_real_trial_on_its_dev_metric_after_equal_ticket_traini
     assert rungs and rungs[-1] < 24
     for t in trials[:-1]:  # the learning trials ran to the end, evaluated at every eval_interval
         assert t.finished and [r["ticket_step"] for r in t.history if "ticket_step" in r] == [6, 12, 18, 24]
+
+
+def test_a_search_with_a_dense_baseline_reports_it_and_the_report_marks_it(tmp_path):
+    """`search.baseline: true` adds the dense run of the same budget as one more trial: cost 1.0, its own
+    wall-clock; the report's table and plot mark it, and export never picks it (it is not a ticket)."""
+    from tickettune.searcher.report import trial_table, write_report
+    s = spec(tmp_path, 1)
+    s["search"].update(num_samples=1, baseline=True)
+    s["fixed"].update(search_max_steps=10, budget_steps=16, ticket_mode="continue")
+    del s["fixed"]["ticket_steps"]
+    res = run_search(s, num_cpus=2, verbose=0)
+    assert res.finished and res.statuses == {"TERMINATED": 2}, res
+    trials = load_trials(tmp_path / "sst2-tiny")
+    [base] = [t for t in trials if t.is_baseline]
+    [ticket] = [t for t in trials if not t.is_baseline]
+    assert base.ticket_dir is None and base.last["phase"] == "done" and 0 <= base.metric("val_metric") <= 1
+    assert base.metric("relative_cost") == pytest.approx(1.0) and base.last["ticket_step"] == 16
+    assert ticket.ticket_dir is not None and ticket.metric("relative_cost") < 1
+    assert ticket.last["search_steps"] + ticket.last["ticket_step"] == 16  # continue: the same budget
+    header, rows = trial_table(tmp_path / "sst2-tiny")
+    kinds = {r[0]: r[header.index("kind")] for r in rows}
+    assert kinds == {base.trial_id: "baseline", ticket.trial_id: "ticket"}
+    out = write_report(tmp_path / "sst2-tiny", print_table=False)
+    assert any(p.endswith("pareto.png") for p in out["plots"])
+    assert [e["trial_id"] for e in res.selection] == [ticket.trial_id]

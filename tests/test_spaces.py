@@ -180,8 +180,8 @@ def test_yaml_file_problems_include_duplicate_keys(tmp_path):
     ({}, {"eps": {"low": 0.1, "high": 0.2, "when": {"window": 3}}}, "never holds"),
     ({}, {"window": {"low": 3, "high": 5}, "eps": {"low": 0.1, "high": 0.2, "when": {"window": 3}}},
      "conditions can only name keys searched with choices"),
-    ({}, {"pld": {"choices": [True, False], "when": {"rewind": [True]}},
-          "rewind": {"choices": [True, False], "when": {"pld": True}}}, "conditions form a cycle"),
+    ({}, {"pld": {"choices": [True, False], "when": {"ticket_mode": ["rewind"]}},
+          "ticket_mode": {"choices": ["rewind", "continue"], "when": {"pld": True}}}, "conditions form a cycle"),
     ({"scratch": {"layers": 2, "heads": 3, "hidden": 64}}, {}, "not a multiple of heads"),
     ({"model": "./no/such/model"}, {}, "does not exist"),
     ({"data_root": "/no/such/data"}, {}, "fixed.data_root='/no/such/data': no such folder"),
@@ -274,18 +274,18 @@ def test_conditional_keys_only_when_their_condition_holds():
 def test_condition_on_a_fixed_key_and_chained_conditions():
     spec = load_spec({"fixed": {"pld": True},
                       "space": {"theta_bar": {"low": 0.5, "high": 0.9, "when": {"pld": True}},
-                                "rewind": {"choices": [True, False]},
-                                "ticket_lr": {"low": 1e-5, "high": 1e-4, "when": {"rewind": False}},
-                                "eps": {"choices": [0.1, 0.2], "when": {"rewind": False}},
+                                "ticket_mode": {"choices": ["rewind", "continue"]},
+                                "ticket_lr": {"low": 1e-5, "high": 1e-4, "when": {"ticket_mode": "continue"}},
+                                "eps": {"choices": [0.1, 0.2], "when": {"ticket_mode": "continue"}},
                                 "window": {"choices": [3, 5], "when": {"eps": 0.2}}}})
     fn = space_fn(spec)
-    always = fn(optuna.trial.FixedTrial({"theta_bar": 0.6, "rewind": True}))
-    assert set(always) == {"theta_bar", "rewind", "pld"}
-    chained = fn(optuna.trial.FixedTrial({"theta_bar": 0.6, "rewind": False, "ticket_lr": 5e-5, "eps": 0.2,
-                                          "window": 3}))
+    always = fn(optuna.trial.FixedTrial({"theta_bar": 0.6, "ticket_mode": "rewind"}))
+    assert set(always) == {"theta_bar", "ticket_mode", "pld"}
+    chained = fn(optuna.trial.FixedTrial({"theta_bar": 0.6, "ticket_mode": "continue", "ticket_lr": 5e-5,
+                                          "eps": 0.2, "window": 3}))
     assert chained["window"] == 3 and chained["ticket_lr"] == 5e-5
-    assert "window" not in fn(optuna.trial.FixedTrial({"theta_bar": 0.6, "rewind": False, "ticket_lr": 5e-5,
-                                                       "eps": 0.1}))
+    assert "window" not in fn(optuna.trial.FixedTrial({"theta_bar": 0.6, "ticket_mode": "continue",
+                                                       "ticket_lr": 5e-5, "eps": 0.1}))
 
 
 def test_sampled_values_lie_in_their_domains():

@@ -124,7 +124,8 @@ def test_files_hold_no_coefficients_and_shared_tensors_once(tmp_path):
     assert not any(n.endswith(("head_coef", "ffn_coef")) for n in names)
     assert "bert.embeddings.word_embeddings.weight" in names and "cls.predictions.decoder.weight" not in names
     config = json.loads((out / "config.json").read_text())
-    assert config["tickettune"] == layout(ticket) and config["model_type"] == "bert"
+    assert {k: config[k] for k in ("pre_ln", "heads_per_layer", "ffn_per_layer")} == layout(ticket)
+    assert config["model_type"] == "tickettune_bert" and "tickettune" not in config
     heads, ffn = T.masks_of(T.read_info(out))
     assert [int(m.sum()) for m in heads] == layout(ticket)["heads_per_layer"]
 

@@ -30,7 +30,7 @@ def test_grad_accumulation_matches_one_big_batch():
     small = batches(2, 4)
     big = [{k: torch.cat([small[0][k], small[1][k]]) for k in small[0]}]
     a, b = tiny_classifier(), tiny_classifier()
-    cfg = dict(lr=1e-3, max_steps=1, warmup_ratio=0.0, progress=False, fused=False)
+    cfg = dict(lr=1e-3, max_steps=1, warmup_ratio=0.0, progress=False, fused=False, precision="fp32")
     train(a, small, TrainConfig(grad_accum=2, **cfg))
     train(b, big, TrainConfig(grad_accum=1, **cfg))
     for (n, pa), pb in zip(a.named_parameters(), b.parameters()):

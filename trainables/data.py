@@ -37,6 +37,8 @@ from torch.utils.data import DataLoader
 from transformers import (AutoTokenizer, DataCollatorForLanguageModeling, DataCollatorWithPadding,
                           PreTrainedTokenizerBase)
 
+from .sampler import LengthGroupedSampler
+
 ENV_VAR = "TICKETTUNE_DATA"
 GLUE_HUB = "nyu-mll/glue"
 WIKITEXT_HUB = ("Salesforce/wikitext", "wikitext-2-raw-v1")  # the hub's canonical name for "wikitext"
@@ -301,28 +303,37 @@ def tokenize_glue(ds: Dataset, tokenizer: PreTrainedTokenizerBase | str, task: s
 
 
 def _seeded_loader(ds: Dataset, collator, batch_size: int, shuffle: bool, seed: int,
-                   num_workers: int) -> DataLoader:
+                   num_workers: int, group_by_length: bool = False) -> DataLoader:
+    """The one place loaders are built. The order is seeded by a torch.Generator (`loader.generator`, which
+    flow.py reseeds); `group_by_length` batches similar lengths together (sampler.py) when shuffling."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     generator = torch.Generator()
     generator.manual_seed(seed)
+    if shuffle and group_by_length and "input_ids" in ds.column_names:
+        lengths = [len(ids) for ids in ds["input_ids"]]
+        sampler = LengthGroupedSampler(lengths, batch_size, generator=generator)
+        return DataLoader(ds, batch_size=batch_size, sampler=sampler, generator=generator, collate_fn=collator,
+                          num_workers=num_workers)
     return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, generator=generator, collate_fn=collator,
                       num_workers=num_workers)
 
 
 def glue_loader(task: str | TaskSpec, split: str, tokenizer: PreTrainedTokenizerBase | str, batch_size: int = 32,
                 max_length: int = 128, max_samples: int | None = None, shuffle: bool | None = None, seed: int = 0,
-                root: str | os.PathLike | None = None, source: str = "local", num_workers: int = 0) -> DataLoader:
+                root: str | os.PathLike | None = None, source: str = "local", num_workers: int = 0,
+                group_by_length: bool = False) -> DataLoader:
     """Batches of input_ids / token_type_ids / attention_mask / labels, padded to the longest in each batch.
 
     `shuffle` defaults to True for train and False for dev; the order is seeded by `seed` (a torch.Generator), as
-    is the `max_samples` subset."""
+    is the `max_samples` subset. `group_by_length` (train) puts sentences of similar length in one batch."""
     tokenizer = as_tokenizer(tokenizer)
     ds = load_glue(task, split, root=root, max_samples=max_samples, source=source, seed=seed)
     ds = tokenize_glue(ds, tokenizer, task, max_length=max_length)
     if shuffle is None:
         shuffle = _split_name(split) == "train"
-    return _seeded_loader(ds, DataCollatorWithPadding(tokenizer), batch_size, shuffle, seed, num_workers)
+    return _seeded_loader(ds, DataCollatorWithPadding(tokenizer), batch_size, shuffle, seed, num_workers,
+                          group_by_length)
 
 
 # ---------------------------------------------------------------------------------------------- WikiText-2

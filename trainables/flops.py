@@ -49,13 +49,10 @@ def train_flops_per_sequence(shape: Shape, seq: int, kept_layers: list[bool] | N
 
 def shape_of(model, num_labels: int = 2) -> Shape:
     from .encoder import encoder_of  # local: keeps this module importable without transformers
-    from .model import layout
-    from .train import unwrap
-    m = unwrap(model)
-    lay = layout(m)
-    cfg = m.config
+    m = model.module if hasattr(model, "module") else model  # DDP
     blocks = encoder_of(m).blocks
+    cfg = m.config
     return Shape(hidden=cfg.hidden_size, head_dim=blocks[0].head_dim,
-                 heads_per_layer=tuple(lay["heads_per_layer"]), ffn_per_layer=tuple(lay["ffn_per_layer"]),
+                 heads_per_layer=tuple(l.num_heads for l in blocks), ffn_per_layer=tuple(l.ffn_width for l in blocks),
                  num_labels=getattr(cfg, "num_labels", num_labels), vocab=cfg.vocab_size,
                  mlm=type(m).__name__.endswith("ForMaskedLM"), gated_ffn=blocks[0].spec.gated)

@@ -7,25 +7,26 @@ agreed between ranks, how the model and loaders are prepared for data parallelis
 from __future__ import annotations
 
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 from torch import nn
 
+from . import carry
 from . import pld as pld_mod
-from . import search_state, slimming
+from .budget import budget_problems, budget_steps, relative_time, ticket_plan
+from .callbacks import CostMeter, Every
 from .data import TASKS, glue_loader, mlm_loader
-from .earlybird import EarlyBirdCallback, EarlyBirdDetector
 from .flops import shape_of, train_flops_per_sequence
-from .masks import MaskConfig, draw_masks
 from .model import load_model, scratch_from_dict, scratch_model
 from .precision import PRECISIONS
-from .search_state import SearchState
-from .ticket import make_ticket, save_ticket, snapshot
-from .train import Callback, TrainConfig, evaluate, mlm_eval, train, unwrap
+from .precision import resolve as resolve_precision
+from .reporter import LocalReporter, Reporter
+from .search_phase import checkpoint, finished_checkpoint, restore, search_phase
+from .ticket import save_ticket
+from .train import TrainConfig, evaluate, make_optimizer, mlm_eval, train
 
 PLD_PHASES = ("search", "ticket", "both")
 MLM_TASKS = ("wikitext",)
@@ -43,6 +44,7 @@ class FlowConfig:
     max_length: int = 64
     batch_size: int = 32
     seed: int = 0
+    group_by_length: bool = True        # train batches of similar lengths (sampler.py), as Trainer's option
     precision: str = "auto"             # auto | fp32 | bf16 | fp16: autocast of every forward (precision.py)
     # search phase (EarlyBERT)
     lr: float = 1e-4
@@ -62,11 +64,16 @@ class FlowConfig:
     search_max_steps: int = 300
     detect: bool = True                 # False: draw at search_max_steps (fixed budget, as the reference)
     unconverged: str = "stop"           # "stop": end the trial unconverged; "ticket": draw anyway
+    # the dense run this trial stands in for (budget.py): at most one of the two; neither: the legacy
+    # budget search_max_steps + ticket_steps
+    budget_steps: int | None = None
+    budget_epochs: float | None = None
+    baseline: bool = False              # the dense reference: fine-tune the whole budget, no search, no pruning
     # ticket phase
-    ticket_steps: int = 300
-    ticket_lr: float = 1e-4
+    ticket_mode: str = "rewind"         # "rewind": pre-trained weights, whole budget; "continue": see budget.py
+    ticket_steps: int | None = None     # only without a budget (default 300); with one it is derived
+    ticket_lr: float = 1e-4            # rewind's peak lr (continue goes on with `lr`'s schedule)
     eval_interval: int | None = None    # dev metric every N ticket steps too (ASHA's rungs); None: at the end
-    rewind: bool = True
     # progressive layer dropping
     pld: bool = False
     pld_phase: str = "ticket"
@@ -93,9 +100,10 @@ class FlowConfig:
         for name in ("lr", "ticket_lr"):
             if not getattr(self, name) > 0:
                 p.append(f"{name}={getattr(self, name)!r} must be > 0")
-        for name in ("batch_size", "max_length", "mask_interval", "search_max_steps", "ticket_steps"):
+        for name in ("batch_size", "max_length", "mask_interval", "search_max_steps"):
             if getattr(self, name) < 1:
                 p.append(f"{name}={getattr(self, name)!r} must be >= 1")
+        p += budget_problems(self)
         if self.eval_interval is not None and self.eval_interval < 1:
             p.append(f"eval_interval={self.eval_interval!r} must be >= 1 (or null: only at the end)")
         if not 0 <= self.eps <= 1:
@@ -130,48 +138,6 @@ class FlowConfig:
         return self.pld and self.pld_phase in (phase, "both")
 
 
-class Reporter(Protocol):
-    rank: int
-    world_size: int
-
-    def report(self, metrics: dict, checkpoint_dir: str | None = None) -> None: ...
-
-    def agree(self, flag: bool) -> bool: ...
-
-    def prepare_model(self, model: nn.Module, find_unused: bool) -> nn.Module: ...
-
-    def prepare_loader(self, loader: Any) -> Any: ...
-
-
-class LocalReporter:
-    """Single process: prints a line per report and keeps them."""
-
-    rank, world_size = 0, 1
-
-    def __init__(self, verbose: bool = True):
-        self.history: list[dict] = []
-        self.verbose = verbose
-
-    def report(self, metrics: dict, checkpoint_dir: str | None = None) -> None:
-        self.history.append(dict(metrics))
-        if self.verbose:
-            keys = ("phase", "step", "loss", "mask_distance", "early_bird", "val_metric", "relative_cost")
-            print("  ".join(f"{k}={_fmt(metrics[k])}" for k in keys if k in metrics), flush=True)
-
-    def agree(self, flag: bool) -> bool:
-        return flag
-
-    def prepare_model(self, model: nn.Module, find_unused: bool) -> nn.Module:
-        return model
-
-    def prepare_loader(self, loader: Any) -> Any:
-        return loader
-
-
-def _fmt(v: Any) -> str:
-    return f"{v:.4g}" if isinstance(v, float) else str(v)
-
-
 @dataclass
 class FlowResult:
     val_metric: float
@@ -186,34 +152,6 @@ class FlowResult:
     history: list[dict] = field(default_factory=list)
 
 
-class CostMeter(Callback):
-    """Training FLOPs so far, counting only the layers PLD actually ran."""
-
-    def __init__(self, model: nn.Module, seq: int, batch: int, dense_flops_per_step: float):
-        self.shape, self.seq, self.batch = shape_of(model), seq, batch
-        self.dense = dense_flops_per_step
-        self.flops = 0.0
-        self.dropper = pld_mod.dropper_of(model)
-
-    def after_step(self, step: int, logs: dict) -> bool:
-        kept = self.dropper.last_kept() if self.dropper is not None else None
-        self.flops += self.batch * train_flops_per_sequence(self.shape, self.seq, kept)
-        return False
-
-
-class Every(Callback):
-    """Calls `fn(step, logs)` once at each step that is a multiple of one of `intervals` (None: unused).
-    Every rank calls it at the same steps: reports are collective."""
-
-    def __init__(self, intervals: list[int | None], fn):
-        self.intervals, self.fn = [i for i in intervals if i], fn
-
-    def after_step(self, step: int, logs: dict) -> bool:
-        if any(step % i == 0 for i in self.intervals):
-            self.fn(step, logs)
-        return False
-
-
 def _data(cfg: FlowConfig, tokenizer, reporter: Reporter):
     if cfg.task in MLM_TASKS:  # the shared WikiText-2 has no train split: train on valid, hold out test
         train_loader = mlm_loader(tokenizer, "valid", cfg.batch_size, max_length=cfg.max_length, seed=cfg.seed,
@@ -223,7 +161,8 @@ def _data(cfg: FlowConfig, tokenizer, reporter: Reporter):
     else:
         train_loader = glue_loader(cfg.task, "train", tokenizer, batch_size=cfg.batch_size,
                                    max_length=cfg.max_length, max_samples=cfg.max_train_samples,
-                                   shuffle=True, seed=cfg.seed, root=cfg.data_root)
+                                   shuffle=True, seed=cfg.seed, root=cfg.data_root,
+                                   group_by_length=cfg.group_by_length)
         eval_loader = glue_loader(cfg.task, "dev", tokenizer, batch_size=64, max_length=cfg.max_length,
                                   max_samples=cfg.max_eval_samples, shuffle=False, root=cfg.data_root)
     return reporter.prepare_loader(train_loader), eval_loader
@@ -249,38 +188,48 @@ def validation(cfg: FlowConfig, model: nn.Module, loader) -> tuple[str, float]:
 
 def run_flow(cfg: FlowConfig, reporter: Reporter | None = None, ticket_dir: str | None = None) -> FlowResult:
     reporter = reporter or LocalReporter()
+    resolve_precision(cfg.precision, "cuda" if torch.cuda.is_available() else "cpu")  # refused before any compute
     torch.manual_seed(cfg.seed)
     model, tokenizer = _build(cfg)
     train_loader, eval_loader = _data(cfg, tokenizer, reporter)
+    budget = budget_steps(cfg, len(train_loader))  # the dense run this trial replaces
     dense_step = cfg.batch_size * train_flops_per_sequence(shape_of(model), cfg.max_length)
-    budget = dense_step * (cfg.search_max_steps + cfg.ticket_steps)  # the dense run this trial replaces
     history: list[dict] = []
     metric_name, val = validation_name(cfg), math.nan
     cost = CostMeter(model, cfg.max_length, cfg.batch_size, dense_step)
+    # dense step time (measured); wall-clock spent training; dev evaluations inside the loop (not training)
+    clock = {"dense_step_s": math.nan, "seconds": 0.0, "eval": 0.0}
 
     def send(metrics: dict, checkpoint_dir: str | None = None) -> None:
-        metrics = {"val_metric": val, "relative_cost": cost.flops / budget, **metrics}
+        metrics = {"val_metric": val, "relative_cost": cost.flops / (dense_step * budget),
+                   "relative_time": relative_time(clock["seconds"], clock["dense_step_s"], budget),
+                   "train_seconds": clock["seconds"], "budget_steps": budget, "baseline": cfg.baseline, **metrics}
         history.append(metrics)
         reporter.report(metrics, checkpoint_dir=checkpoint_dir)
 
+    if cfg.baseline:
+        return _baseline(cfg, model, train_loader, eval_loader, reporter, budget, cost, clock, send, history)
+
     # --- search phase, unless a restarted worker finds it done in its checkpoint
-    restored = _restore(reporter)
+    restored = restore(reporter)
     if restored is None:
-        state, ticket = _search_phase(cfg, model, train_loader, reporter, cost, send)
+        state, ticket, opt_state = search_phase(cfg, model, train_loader, reporter, cost, send, budget)
         if ticket is not None:
-            _checkpoint(reporter, state, ticket, tokenizer, send)
+            checkpoint(reporter, state, ticket, tokenizer, opt_state, send)
     else:
-        state, ticket = restored
+        state, ticket, opt_state = restored
         cost.flops = state.flops
     del model
     seconds = {"search": state.seconds}
+    clock.update(dense_step_s=state.seconds / max(1, state.steps), seconds=state.seconds)
     if ticket is None:  # not converged and cfg.unconverged == "stop"
         send({"phase": "done", "step": state.steps, "converged": False, "early_bird": False,
               "early_bird_step": -1, "search_steps": state.steps, "done": True})
-        return FlowResult(math.nan, metric_name, False, None, state.steps, 0, cost.flops / budget,
+        return FlowResult(math.nan, metric_name, False, None, state.steps, 0, cost.flops / (dense_step * budget),
                           seconds, None, history)
 
-    # --- ticket phase: the pruned ticket, fresh optimizer, no L1; dev metric every eval_interval steps
+    # --- ticket phase: the pruned ticket, no L1; dev metric every eval_interval steps
+    plan = ticket_plan(cfg, budget, state.steps)
     if cfg.pld_in("ticket"):
         pld_mod.attach(ticket, pld_mod.PLDConfig(cfg.theta_bar, cfg.gamma, cfg.seed))
     cost.shape, cost.dropper = shape_of(ticket), pld_mod.dropper_of(ticket)
@@ -288,115 +237,85 @@ def run_flow(cfg: FlowConfig, reporter: Reporter | None = None, ticket_dir: str 
 
     def ticket_report(step: int, logs: dict) -> None:
         nonlocal val
-        metrics = {"phase": "ticket", "step": base + step, "loss": logs["loss"], "early_bird": state.converged,
+        clock["seconds"] = state.seconds + (time.perf_counter() - ticket_start) - clock["eval"]
+        metrics = {"phase": "ticket", "step": base + step, "loss": logs["loss"], "lr": logs["lr"],
+                   "early_bird": state.converged,
                    "done": False}
-        if cfg.eval_interval and step % cfg.eval_interval == 0 and step < cfg.ticket_steps:
+        if cfg.eval_interval and step % cfg.eval_interval == 0 and step < plan.steps:
+            t0 = time.perf_counter()
             _, val = validation(cfg, ticket, eval_loader)
+            clock["eval"] += time.perf_counter() - t0
             metrics["ticket_step"] = step  # only next to a fresh val_metric: what ASHA's rungs compare
         send(metrics)
 
     callbacks = [cost] + ([pld_mod.PLDCallback(cost.dropper)] if cost.dropper is not None else [])
     callbacks.append(Every([cfg.mask_interval, cfg.eval_interval], ticket_report))
+    peak_lr = cfg.lr if cfg.ticket_mode == "continue" else cfg.ticket_lr  # continue: the same run goes on
+    train_cfg = TrainConfig(lr=peak_lr, max_steps=plan.steps, seed=cfg.seed, warmup_ratio=cfg.warmup_ratio,
+                            progress=False, precision=cfg.precision, start_step=plan.start_step,
+                            schedule_steps=plan.horizon)
+    optimizer = None
+    if cfg.ticket_mode == "continue" and opt_state:  # the search's AdamW moments, pruned like the weights
+        optimizer = make_optimizer(ticket, train_cfg)
+        carry.load_state(optimizer, ticket, opt_state)
     wrapped = reporter.prepare_model(ticket, find_unused=cfg.pld_in("ticket"))
-    _reseed(train_loader, cfg.seed)  # the ticket sees the same batches however long the search ran
-    tuned = train(wrapped, train_loader, TrainConfig(lr=cfg.ticket_lr, max_steps=cfg.ticket_steps, seed=cfg.seed,
-                                                     warmup_ratio=cfg.warmup_ratio, progress=False,
-                                                     precision=cfg.precision), callbacks)
-    seconds["ticket"] = tuned.seconds
+    _reseed(train_loader, cfg.seed)  # rewind: the dense run's first batches; continue: it skips what the search saw
+    ticket_start = time.perf_counter()
+    tuned = train(wrapped, train_loader, train_cfg, callbacks, optimizer=optimizer)
+    seconds.update(ticket=tuned.seconds - clock["eval"], eval_during=clock["eval"])
+    clock["seconds"] = state.seconds + seconds["ticket"]
     pld_mod.detach(ticket)
     start = time.perf_counter()
     metric_name, val = validation(cfg, ticket, eval_loader)
     seconds["eval"] = time.perf_counter() - start
     bird_step = state.early_bird_step if state.converged else None
+    rel_cost = cost.flops / (dense_step * budget)
     info = {"flow": asdict(cfg), "metric": metric_name, "val_metric": val, "converged": state.converged,
-            "early_bird_step": bird_step, "relative_cost": cost.flops / budget,
+            "early_bird_step": bird_step, "relative_cost": rel_cost, "budget_steps": budget,
+            "relative_time": relative_time(clock["seconds"], clock["dense_step_s"], budget),
             "masks": {"heads": state.head_masks, "ffn": state.ffn_masks}, "mask_history": state.mask_history}
     if ticket_dir is not None and reporter.rank == 0:
         save_ticket(ticket, tokenizer, ticket_dir, info, overwrite=True)
     send({"phase": "done", "step": base + tuned.steps, "ticket_step": tuned.steps, "converged": state.converged,
           "early_bird": state.converged, "early_bird_step": -1 if bird_step is None else bird_step,
-          "search_steps": state.steps, "done": True}, checkpoint_dir=_finished_checkpoint(reporter))
-    return FlowResult(val, metric_name, state.converged, bird_step, state.steps, tuned.steps, cost.flops / budget,
+          "search_steps": state.steps, "done": True}, checkpoint_dir=finished_checkpoint(reporter))
+    return FlowResult(val, metric_name, state.converged, bird_step, state.steps, tuned.steps, rel_cost,
                       seconds, ticket_dir, history)
 
 
-def _search_phase(cfg: FlowConfig, model: nn.Module, train_loader, reporter: Reporter, cost: CostMeter,
-                  send) -> tuple[SearchState, nn.Module | None]:
-    """Slimming coefficients under L1, a mask every mask_interval steps, stop at the early bird (or the
-    budget); returns what was found and the untrained ticket (None: unconverged and cfg says stop)."""
-    pretrained = snapshot(model)  # EarlyBERT rewinds the ticket to these weights
-    slimming.attach(model)
-    if cfg.pld_in("search"):
-        pld_mod.attach(model, pld_mod.PLDConfig(cfg.theta_bar, cfg.gamma, cfg.seed))
-    masks_cfg = MaskConfig(head_ratio=cfg.head_ratio, ffn_ratio=cfg.ffn_ratio, head_scope=cfg.head_scope,
-                           ffn_scope=cfg.ffn_scope, min_heads=cfg.min_heads, min_ffn=cfg.min_ffn,
-                           ffn_multiple=cfg.ffn_multiple)
-    detector = EarlyBirdDetector(window=cfg.window, eps=cfg.eps)
-    bird = EarlyBirdCallback(masks_cfg, detector, interval=cfg.mask_interval, agree=reporter.agree,
-                             stop=cfg.detect)
-    cost.dropper = pld_mod.dropper_of(model)
-    wrapped = reporter.prepare_model(model, find_unused=cfg.pld_in("search"))
+def _baseline(cfg: FlowConfig, model: nn.Module, train_loader, eval_loader, reporter: Reporter, budget: int,
+              cost: CostMeter, clock: dict, send, history: list[dict]) -> FlowResult:
+    """The dense reference trial: the run a ticket replaces, in the same search (cost 1.0, time 1.0)."""
+    val = math.nan
 
-    def search_report(step: int, logs: dict) -> None:
-        d = bird.history[-1] if bird.history else {}
-        send({"phase": "search", "step": step, "loss": logs["loss"], "mask_distance": d.get("distance", 1.0),
-              "head_distance": d.get("head_distance", 1.0), "ffn_distance": d.get("ffn_distance", 1.0),
-              "early_bird": detector.found, "done": False})
+    def report(step: int, logs: dict) -> None:
+        nonlocal val
+        clock["seconds"] = time.perf_counter() - start - clock["eval"]
+        clock["dense_step_s"] = clock["seconds"] / step
+        metrics = {"phase": "baseline", "step": step, "loss": logs["loss"], "lr": logs["lr"], "done": False}
+        if cfg.eval_interval and step % cfg.eval_interval == 0 and step < budget:
+            t0 = time.perf_counter()
+            _, val = validation(cfg, model, eval_loader)
+            clock["eval"] += time.perf_counter() - t0
+            metrics.update(ticket_step=step, val_metric=val)
+        send(metrics)
 
-    callbacks = [slimming.SlimmingCallback(cfg.lambda_head, cfg.lambda_ffn), cost]
-    if cost.dropper is not None:
-        callbacks.append(pld_mod.PLDCallback(cost.dropper))
-    callbacks += [bird, Every([cfg.mask_interval], search_report)]
-    # the search phase is the start of a fine-tuning run: its lr follows that run's schedule, so the
-    # masks cannot "converge" just because the lr decayed to zero at the search budget
-    search_cfg = TrainConfig(lr=cfg.lr, coef_lr=cfg.coef_lr, max_steps=cfg.search_max_steps, seed=cfg.seed,
-                             schedule_steps=cfg.search_max_steps + cfg.ticket_steps,
-                             warmup_ratio=cfg.warmup_ratio, progress=False, precision=cfg.precision)
-    search = train(wrapped, train_loader, search_cfg, callbacks)
-    pld_mod.detach(model)
-    head_masks, ffn_masks = draw_masks(*slimming.coefficients(model), masks_cfg)
-    state = SearchState(converged=detector.found, early_bird_step=detector.found_at_step, steps=search.steps,
-                        flops=cost.flops, seconds=search.seconds,
-                        head_masks=[m.tolist() for m in head_masks], ffn_masks=[m.tolist() for m in ffn_masks],
-                        mask_history=bird.history)
-    if not state.converged and cfg.unconverged == "stop":
-        return state, None
-    return state, make_ticket(pretrained, model, head_masks, ffn_masks, rewind=cfg.rewind)
-
-
-def _restore(reporter: Reporter) -> tuple[SearchState, nn.Module] | None:
-    """The search phase's result from the run's latest checkpoint (a restarted Ray Train worker)."""
-    find = getattr(reporter, "checkpoint", None)
-    directory = find() if find is not None else None
-    return search_state.load(directory) if directory is not None else None
-
-
-def _checkpoint(reporter: Reporter, state: SearchState, ticket: nn.Module, tokenizer, send) -> None:
-    """Report the start of the ticket phase with a checkpoint of the search's result (rank 0 writes it;
-    every rank reports)."""
-    if not hasattr(reporter, "checkpoint_dir"):  # a reporter without checkpoints (LocalReporter)
-        return
-    directory = _new_checkpoint_dir(reporter)
-    if directory is not None:
-        search_state.save(state, ticket, tokenizer, directory)
-    send({"phase": "ticket", "step": state.steps, "early_bird": state.converged, "done": False},
-         checkpoint_dir=directory)  # the ticket phase's first report: its untrained ticket
-
-
-def _finished_checkpoint(reporter: Reporter) -> str | None:
-    """A small marker checkpoint for the last report: Ray keeps one checkpoint per run, so the search
-    checkpoint (an untrained ticket, tens of MB per trial) goes once the trial has its trained ticket."""
-    directory = _new_checkpoint_dir(reporter)
-    if directory is not None:
-        with open(os.path.join(directory, "finished.json"), "w") as f:
-            f.write('{"finished": true}\n')
-    return directory
-
-
-def _new_checkpoint_dir(reporter: Reporter) -> str | None:
-    """A fresh folder for a checkpoint on rank 0 of a reporter that takes checkpoints; else None."""
-    make_dir = getattr(reporter, "checkpoint_dir", None)
-    return make_dir() if make_dir is not None and reporter.rank == 0 else None
+    wrapped = reporter.prepare_model(model, find_unused=False)
+    start = time.perf_counter()
+    result = train(wrapped, train_loader, TrainConfig(lr=cfg.lr, max_steps=budget, seed=cfg.seed,
+                                                      warmup_ratio=cfg.warmup_ratio, progress=False,
+                                                      precision=cfg.precision),
+                   [cost, Every([cfg.mask_interval, cfg.eval_interval], report)])
+    train_seconds = result.seconds - clock["eval"]
+    clock.update(seconds=train_seconds, dense_step_s=train_seconds / result.steps)
+    eval_start = time.perf_counter()
+    metric_name, val = validation(cfg, model, eval_loader)
+    seconds = {"ticket": train_seconds, "eval_during": clock["eval"], "eval": time.perf_counter() - eval_start}
+    send({"phase": "done", "step": result.steps, "ticket_step": result.steps, "val_metric": val, "converged": False,
+          "early_bird": False, "early_bird_step": -1, "search_steps": 0, "done": True},
+         checkpoint_dir=finished_checkpoint(reporter))
+    return FlowResult(val, metric_name, False, None, 0, result.steps, cost.flops / (cost.dense * budget), seconds,
+                      None, history)
 
 
 def _reseed(loader: Any, seed: int) -> None:

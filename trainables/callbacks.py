@@ -1,0 +1,36 @@
+"""Training-loop callbacks the flow shares between its phases: FLOPs spent, and periodic reports."""
+from __future__ import annotations
+
+from torch import nn
+
+from . import pld as pld_mod
+from .flops import shape_of, train_flops_per_sequence
+from .callback import Callback
+
+
+class CostMeter(Callback):
+    """Training FLOPs so far, counting only the layers PLD actually ran."""
+
+    def __init__(self, model: nn.Module, seq: int, batch: int, dense_flops_per_step: float):
+        self.shape, self.seq, self.batch = shape_of(model), seq, batch
+        self.dense = dense_flops_per_step
+        self.flops = 0.0
+        self.dropper = pld_mod.dropper_of(model)
+
+    def after_step(self, step: int, logs: dict) -> bool:
+        kept = self.dropper.last_kept() if self.dropper is not None else None
+        self.flops += self.batch * train_flops_per_sequence(self.shape, self.seq, kept)
+        return False
+
+
+class Every(Callback):
+    """Calls `fn(step, logs)` once at each step that is a multiple of one of `intervals` (None: unused).
+    Every rank calls it at the same steps: reports are collective."""
+
+    def __init__(self, intervals: list[int | None], fn):
+        self.intervals, self.fn = [i for i in intervals if i], fn
+
+    def after_step(self, step: int, logs: dict) -> bool:
+        if any(step % i == 0 for i in self.intervals):
+            self.fn(step, logs)
+        return False

@@ -1,0 +1,53 @@
+"""Where a trial's reports go: the one seam between the flow and Ray.
+
+The flow (flow.py) calls a `Reporter` for metrics, checkpoints, the early-bird agreement between ranks
+and the data-parallel wrapping of model and loaders; searcher/reporting.py implements it on Ray Train and
+Ray Tune, `LocalReporter` for a single process (`tickettune earlybert`, tests, benchmarks).
+"""
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from torch import nn
+
+
+class Reporter(Protocol):
+    rank: int
+    world_size: int
+
+    def report(self, metrics: dict, checkpoint_dir: str | None = None) -> None: ...
+
+    def agree(self, flag: bool) -> bool: ...
+
+    def prepare_model(self, model: nn.Module, find_unused: bool) -> nn.Module: ...
+
+    def prepare_loader(self, loader: Any) -> Any: ...
+
+
+class LocalReporter:
+    """Single process: prints a line per report and keeps them."""
+
+    rank, world_size = 0, 1
+
+    def __init__(self, verbose: bool = True):
+        self.history: list[dict] = []
+        self.verbose = verbose
+
+    def report(self, metrics: dict, checkpoint_dir: str | None = None) -> None:
+        self.history.append(dict(metrics))
+        if self.verbose:
+            keys = ("phase", "step", "loss", "mask_distance", "early_bird", "val_metric", "relative_cost")
+            print("  ".join(f"{k}={_fmt(metrics[k])}" for k in keys if k in metrics), flush=True)
+
+    def agree(self, flag: bool) -> bool:
+        return flag
+
+    def prepare_model(self, model: nn.Module, find_unused: bool) -> nn.Module:
+        return model
+
+    def prepare_loader(self, loader: Any) -> Any:
+        return loader
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
