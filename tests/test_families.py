@@ -23,6 +23,7 @@ from tickettune.trainables.slimming import SlimmingCallback, attach, coefficient
 from tickettune.trainables.ticket import make_ticket, read_info, save_ticket, ticket_info
 from tickettune.trainables.train import TrainConfig, train
 
+HF_CODE = ("bert", "camembert", "electra", "roberta", "xlm-roberta")  # hf_code writes their model code
 MODEL_TYPES = sorted(FAMILIES)  # bert, camembert, distilbert, electra, modernbert, roberta, xlm-roberta
 ATOL = 1e-5
 
@@ -190,9 +191,9 @@ def test_ticket_reloads_in_a_fresh_process(dirs, tmp_path):
             logits = ticket(**batch(tok)).logits
         path = str(save_ticket(ticket, tok, tmp_path / model_type, ticket_info(heads, ffn)))
         saved[path] = (logits, layout(ticket), type(ticket).__name__)
-        # plain-transformers model code exists for BERT only: the others are format 1 (stock config + layout)
+        # plain-transformers model code exists for the BERT block; the others are format 1 (config + layout)
         code = (tmp_path / model_type / "modeling_tickettune.py").is_file()
-        assert code == (model_type == "bert") and read_info(path)["version"] == (2 if code else 1)
+        assert code == (model_type in HF_CODE) and read_info(path)["version"] == (2 if code else 1)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     subprocess.run([sys.executable, "-c", CHILD, json.dumps(list(saved)), str(tmp_path / "res.json")],
                    check=True, env=env, cwd=tmp_path, timeout=600)
@@ -252,3 +253,26 @@ def test_bf16_autocast_step(dirs, model_type):
                                                               warmup_ratio=0.0, fused=False))
     assert result.steps == 1 and all(torch.isfinite(c).all() for c in coefficients(model)[0])
     assert all(c.dtype == torch.float32 for c in coefficients(model)[1])  # coefficients stay fp32
+
+
+@pytest.mark.parametrize("model_type,head,auto", [
+    ("roberta", "mlm", "AutoModelForMaskedLM"), ("xlm-roberta", "classification", "AutoModelForSequenceClassification"),
+    ("camembert", "qa", "AutoModelForQuestionAnswering"), ("electra", "classification", "AutoModelForSequenceClassification")])
+def test_plain_transformers_loads_bert_block_tickets(dirs, tmp_path, model_type, head, auto):
+    import transformers
+    dense, tok = load(dirs, model_type, head=head, pre_ln=head == "mlm")  # the MLM one pre-LN (a final norm)
+    attach(dense)
+    set_random_coefficients(dense)
+    heads, ffn = masks_from_model(dense, MaskConfig(head_ratio=0.5, ffn_ratio=0.4, min_ffn=4))
+    ticket = make_ticket(None, dense, heads, ffn, rewind=False).eval()
+    with torch.no_grad():
+        for p in ticket.parameters():
+            if p.dim() == 1:
+                p.add_(torch.randn_like(p) * 0.1)  # biases and norms off their zero/one init
+    path = save_ticket(ticket, tok, tmp_path / "t", ticket_info(heads, ffn))
+    plain = getattr(transformers, auto).from_pretrained(path, trust_remote_code=True).eval()
+    assert type(plain).__name__.startswith("Tickettune")
+    b = batch(tok)
+    key = "start_logits" if head == "qa" else "logits"
+    with torch.no_grad():
+        torch.testing.assert_close(getattr(plain(**b), key), getattr(ticket(**b), key), rtol=0, atol=ATOL)

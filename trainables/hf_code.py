@@ -83,6 +83,24 @@ FAMILIES: dict[str, HFFamily] = {
 }
 
 
+def _bert_block_family(model_type: str, prefix: str, backbone: str, pooler: bool = True) -> HFFamily:
+    """A family whose blocks are BERT's under another name (bert_layers.py fits them as they are)."""
+    extra = {} if pooler else {"base_params": "", "base_args": "", "head_base_args": ""}
+    return HFFamily(model_type, f"{prefix}Config", f"{prefix}Model",
+                    {"AutoModelForSequenceClassification": f"{prefix}ForSequenceClassification",
+                     "AutoModelForMaskedLM": f"{prefix}ForMaskedLM",
+                     "AutoModelForQuestionAnswering": f"{prefix}ForQuestionAnswering"},
+                    backbone=backbone, no_split=(f"{prefix}Embeddings",), **extra)
+
+
+FAMILIES.update({
+    "roberta": _bert_block_family("roberta", "Roberta", "roberta"),
+    "xlm-roberta": _bert_block_family("xlm-roberta", "XLMRoberta", "roberta"),
+    "camembert": _bert_block_family("camembert", "Camembert", "roberta"),
+    "electra": _bert_block_family("electra", "Electra", "electra", pooler=False),  # ElectraModel has no pooler
+})
+
+
 def family(model_type: str) -> HFFamily:
     """The family of a stock ('bert') or ticket ('tickettune_bert') model_type."""
     stock = model_type[len(PREFIX):] if model_type.startswith(PREFIX) else model_type

@@ -12,9 +12,9 @@ A ticket directory is a Hugging Face-style model directory plus a `ticket.json`:
 * ``configuration_tickettune.py`` and ``modeling_tickettune.py`` (version 2): the model code that lets
   plain transformers load the folder with ``trust_remote_code=True`` (see hf_code.py).
 * ``README.md``: the model card (model_card.py).
-  A family hf_code writes no code for yet (all but BERT: RoBERTa, XLM-R, CamemBERT, ELECTRA, DistilBERT,
-  ModernBERT) is saved as version 1: its stock config.json with the layout under ``tickettune``, no
-  model code and no card; tickettune (`load_ticket`, `load_model`) loads it all the same.
+  A family hf_code writes no code for yet (DistilBERT, ModernBERT; the BERT block's families have it)
+  is saved as version 1: its stock config.json with the layout under ``tickettune``, no model code and
+  no card; tickettune (`load_ticket`, `load_model`) loads it all the same.
 * tokenizer files.
 * ``ticket.json``: head type, num_labels, layout, parameter counts and everything passed in `info`
   (masks as lists of booleans, ratios, λs, ε, window, the step at which the early bird was found,
