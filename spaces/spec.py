@@ -30,7 +30,8 @@ from typing import Any, Iterable
 
 import yaml
 
-from ..trainables.flow import MLM_TASKS, FlowConfig
+from ..trainables.flow import FlowConfig
+from ..trainables.tasks import get_task
 from ..trainables.masks import SCOPES, _n_prune
 
 TOP_LEVEL = ("name", "storage", "search", "fixed", "space")
@@ -657,7 +658,10 @@ class _Validator:
                     modes.append("min")
                     continue
                 tasks = space["task"].choices if "task" in space else (fixed.get("task", "sst2"),)
-                found = {"min" if t in MLM_TASKS else "max" for t in tasks}
+                try:
+                    found = {get_task(t).mode for t in tasks}
+                except ValueError:
+                    return  # an unknown task: reported where the task's value is checked
                 if len(found) > 1:
                     self.add(f"search.mode: val_metric is maximised on some task choices {list(tasks)} "
                              f"and minimised (perplexity) on others; give search.mode explicitly")

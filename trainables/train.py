@@ -10,7 +10,7 @@ import contextlib
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -216,10 +216,11 @@ def predict(model: nn.Module, loader: Iterable, precision: str = "auto") -> tupl
     return np.concatenate(logits), np.concatenate(labels)
 
 
-def evaluate(model: nn.Module, loader: Iterable, task: str, precision: str = "auto") -> dict:
-    from .metrics import glue_metrics  # scipy/sklearn load only when evaluating
+def evaluate(model: nn.Module, loader: Iterable, metrics: Callable[[np.ndarray, np.ndarray], dict],
+             precision: str = "auto") -> dict:
+    """`metrics(logits, labels)` over the whole loader: the task supplies the metrics, the loop knows none."""
     logits, labels = predict(unwrap(model), loader, precision)
-    return glue_metrics(task, logits, labels)
+    return metrics(logits, labels)
 
 
 @torch.no_grad()
