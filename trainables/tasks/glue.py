@@ -187,7 +187,7 @@ def _parse_labels(path: Path, spec: GlueSpec, column: pa.ChunkedArray, first_lin
 
 
 def _read_glue_tsv(path: Path, spec: GlueSpec) -> Dataset:
-    what = f"{spec.name}: {', '.join(spec.tsv_columns)}"
+    what = f"{spec.name}: " + ("as many as the header on line 1" if spec.tsv_header else ", ".join(spec.tsv_columns))
     keep = [*spec.file_columns, spec.label_column]
     raw = read_tsv(path, None if spec.tsv_header else spec.tsv_columns, keep, what)
     labels = _parse_labels(path, spec, raw.data.column(spec.label_column), 2 if spec.tsv_header else 1)
