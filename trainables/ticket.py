@@ -39,7 +39,8 @@ from typing import Any, Sequence
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
-from transformers import BertForMaskedLM, BertForSequenceClassification, PreTrainedTokenizerBase
+from transformers import (BertForMaskedLM, BertForQuestionAnswering, BertForSequenceClassification,
+                          PreTrainedTokenizerBase)
 
 from .prune import prune_model
 from .slimming import COEF_NAMES, detach_coefficients, has_coefficients
@@ -100,11 +101,13 @@ def head_of(model: nn.Module) -> tuple[str, int]:
     num_labels = int(model.config.num_labels)
     if isinstance(model, BertForMaskedLM):
         return "mlm", num_labels
+    if isinstance(model, BertForQuestionAnswering):
+        return "qa", 2
     if isinstance(model, BertForSequenceClassification):
         if model.config.problem_type == "regression" or num_labels == 1:
             return "regression", 1
         return "classification", num_labels
-    raise TypeError(f"cannot save a {type(model).__name__} as a ticket (BERT MLM or sequence classification only)")
+    raise TypeError(f"cannot save a {type(model).__name__} as a ticket (BERT MLM, classification or QA only)")
 
 
 def ticket_info(head_masks: Sequence[torch.Tensor], ffn_masks: Sequence[torch.Tensor], *,
@@ -257,7 +260,8 @@ def save_ticket(model: nn.Module, tokenizer: PreTrainedTokenizerBase, out_dir: s
         save_file(_unique_tensors(model), str(tmp / WEIGHTS), metadata={"format": "pt"})
         config = copy.deepcopy(model.config)
         config.tickettune = lay
-        config.architectures = ["BertForMaskedLM" if head == "mlm" else "BertForSequenceClassification"]
+        config.architectures = [{"mlm": "BertForMaskedLM", "qa": "BertForQuestionAnswering"}.get(
+            head, "BertForSequenceClassification")]
         config.save_pretrained(str(tmp))
         tokenizer.save_pretrained(str(tmp))
         (tmp / TICKET_JSON).write_text(text)
@@ -272,6 +276,18 @@ def save_ticket(model: nn.Module, tokenizer: PreTrainedTokenizerBase, out_dir: s
 
 # --------------------------------------------------------------------------------------------------
 # loading
+
+def check_weights(folder: str | os.PathLike) -> None:
+    """Every *.safetensors in `folder` has a whole header and covers its tensors (a truncated or corrupt file
+    is reported with its path, not as a bare SafetensorError from deep inside loading)."""
+    from safetensors import safe_open
+    for path in sorted(Path(folder).glob("*.safetensors")):
+        try:
+            with safe_open(str(path), "pt"):
+                pass
+        except Exception as e:  # SafetensorError, OSError: the file is unreadable as safetensors
+            raise ValueError(f"{path}: truncated or corrupt weights file ({e})") from None
+
 
 def read_info(path: str | os.PathLike) -> dict:
     p = Path(path) / TICKET_JSON
