@@ -72,7 +72,7 @@ def task_problems(spec: Any) -> list[str]:
     try:
         return get_task(spec).problems()
     except ValueError as e:
-        return [str(e)]
+        return [f"task={spec!r}: {e}" if isinstance(spec, str) else str(e)]
 
 
 def _register_builtin() -> None:
