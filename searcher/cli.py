@@ -62,12 +62,6 @@ def _task_setting(args: argparse.Namespace, default):
     return own if own is not None else (args.task if args.task is not None else default)
 
 
-def _rows(data) -> int:
-    if isinstance(data, dict):
-        return sum(_rows(d) for d in data.values())
-    return len(data.dataset)
-
-
 def cmd_finetune(args: argparse.Namespace) -> int:
     from tickettune.trainables.model import load_model
     from tickettune.trainables.tasks import DataArgs, get_task
@@ -86,7 +80,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     train_loader = task.train_loader(tokenizer, data)
     dev = task.eval_data(tokenizer, data)
     print(f"fine-tuning {args.model} on {task.name}: {len(train_loader.dataset)} train rows, "
-          f"{_rows(dev)} dev rows", flush=True)
+          f"{task.size(dev)} dev rows", flush=True)
     result = train(model, train_loader, cfg)
     start = time.perf_counter()
     metrics = task.evaluate(model, dev, args.precision)

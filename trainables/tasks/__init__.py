@@ -76,9 +76,10 @@ def task_problems(spec: Any) -> list[str]:
 
 
 def _register_builtin() -> None:
-    from . import glue, mlm
+    from . import glue, mlm, squad
     glue.register_all(register)
     register("wikitext", mlm.WikiTextTask)
+    squad.register_all(register)
 
 
 _register_builtin()

@@ -69,6 +69,12 @@ class Task(ABC):
     def evaluate(self, model: nn.Module, data: Any, precision: str = "auto") -> dict[str, float]:
         """Every metric of the task on `data` (from `eval_data`); `main_metric` among them."""
 
+    def size(self, data: Any) -> int:
+        """How many rows (examples) `eval_data`'s result holds, for messages."""
+        if isinstance(data, dict):
+            return sum(self.size(d) for d in data.values())
+        return len(data.dataset)
+
     def info(self) -> dict:
         """JSON-able facts about the task a ticket records (name, head, labels ...)."""
         return {"name": self.name, "head": self.head, "num_labels": self.num_labels,
