@@ -18,12 +18,14 @@ from tickettune.trainables.tasks import DataArgs, get_task
 TINY = {"layers": 2, "heads": 2, "hidden": 32, "ffn": 64, "pre_ln": True}
 FLOW = dict(scratch=TINY, max_length=32, batch_size=4, lr=1e-3, coef_lr=5e-2, search_max_steps=4, ticket_steps=2,
             mask_interval=2, window=2, eps=1.0, min_ffn=4, precision="fp32", unconverged="ticket")
+SPACE = {"ticket_lr": {"low": 1e-4, "high": 1e-3}}
 WORDS = ["good film", "bad film", "great plot", "awful plot", "fine acting", "poor acting"]
 
 
 def table(n: int, labels: list) -> pd.DataFrame:
     return pd.DataFrame({"review": [f"{WORDS[i % 6]} number {i}" for i in range(n)],
-                         "title": [f'title "{i}"' for i in range(n)], "stars": [labels[i % len(labels)] for i in range(n)]})
+                         "title": [f'title "{i}"' for i in range(n)],
+                         "stars": [labels[i % len(labels)] for i in range(n)]})
 
 
 def write(df: pd.DataFrame, path: Path) -> str:
@@ -56,17 +58,20 @@ def test_string_labels_in_every_format(tmp_path, ext, minilm_tokenizer):
 
 
 def test_int_float_and_forced_regression(tmp_path):
-    ints = get_task(own(tmp_path / "a", [5, 1, 3]) if (tmp_path / "a").mkdir() is None else None)
+    for name in "abc":
+        (tmp_path / name).mkdir()
+    ints = get_task(own(tmp_path / "a", [5, 1, 3]))
     assert ints.head == "classification" and ints.labels == ["1", "3", "5"]  # numeric order
-    floats = get_task(own(tmp_path / "b", [0.5, 2.25, 4.0], ".jsonl") if (tmp_path / "b").mkdir() is None else None)
+    floats = get_task(own(tmp_path / "b", [0.5, 2.25, 4.0], ".jsonl"))
     assert (floats.head, floats.num_labels, floats.main_metric) == ("regression", 1, "spearmanr")
-    forced = get_task(own(tmp_path / "c", [1, 2, 3], regression=True) if (tmp_path / "c").mkdir() is None else None)
+    forced = get_task(own(tmp_path / "c", [1, 2, 3], regression=True))
     assert forced.head == "regression"
 
 
 @pytest.mark.parametrize("change, message", [
     (lambda d, p: {**d, "train_file": str(p / "nope.csv")}, "train file '{p}/nope.csv' not found"),
-    (lambda d, p: {**d, "label_column": "score"}, "{p}/train.csv: no label column 'score'; it has ['review', 'title', 'stars']"),
+    (lambda d, p: {**d, "label_column": "score"},
+     "{p}/train.csv: no label column 'score'; it has ['review', 'title', 'stars']"),
     (lambda d, p: {**d, "text_columns": ["review", "body"]}, "{p}/train.csv: no text column 'body'"),
     (lambda d, p: {**d, "validation_file": write(table(6, ["pos", "neg", "meh"]), p / "bad.csv")},
      "{p}/bad.csv, line 4: label 'meh' in column 'stars' is not one of train's labels ['neg', 'pos']"),
@@ -126,6 +131,27 @@ def test_mlm_on_a_folder_of_text(tmp_path, line_by_line, minilm_tokenizer):
         assert all(len(x) == 16 for x in train.dataset["input_ids"])
 
 
+def test_mlm_on_a_hub_dataset_text_column(monkeypatch, minilm_tokenizer):
+    from datasets import Dataset
+
+    from tickettune.trainables.tasks import mlm
+
+    calls = []
+
+    def fake_load_dataset(*args, **kwargs):
+        calls.append((args, kwargs))
+        return Dataset.from_dict({"body": [f"line {i} of the corpus, long enough to cut." for i in range(40)] + [""],
+                                  "id": list(range(41))})
+
+    monkeypatch.setattr(mlm, "load_dataset", fake_load_dataset)
+    task = get_task({"hub": "someone/corpus", "text_column": "body", "line_by_line": True})
+    train = task.train_loader(minilm_tokenizer, DataArgs(max_length=16, batch_size=4))
+    assert calls[0] == (("someone/corpus", None), {"split": "train"})
+    assert len(train.dataset) + len(task.eval_data(minilm_tokenizer, DataArgs(max_length=16)).dataset) == 40
+    with pytest.raises(ValueError, match="has no column 'text'"):
+        get_task({"hub": "someone/corpus"}).train_loader(minilm_tokenizer, DataArgs(max_length=16))
+
+
 def test_mlm_text_errors(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="holds no .txt file"):
@@ -146,12 +172,10 @@ def test_flow_mlm_on_own_text(tmp_path):
 
 def test_search_config_with_own_data(tmp_path):
     task = own(tmp_path, [0.5, 2.0, 3.5])
-    spec = load_spec({"name": "own", "fixed": {**FLOW, "task": task}, "space": {"ticket_lr": {"low": 1e-4, "high": 1e-3}},
-                      "search": {"num_samples": 1}})
+    spec = load_spec({"name": "own", "fixed": {**FLOW, "task": task}, "space": SPACE, "search": {"num_samples": 1}})
     assert spec.search.mode == "max" and FlowConfig(**{**spec.fixed, "ticket_lr": 5e-4}).task_obj.head == "regression"
     text = {"text_files": [str(text_folder(tmp_path))]}
-    spec = load_spec({"name": "own", "fixed": {**FLOW, "task": text}, "space": {"ticket_lr": {"low": 1e-4, "high": 1e-3}},
-                      "search": {"num_samples": 1}})
+    spec = load_spec({"name": "own", "fixed": {**FLOW, "task": text}, "space": SPACE, "search": {"num_samples": 1}})
     assert spec.search.mode == "min"
 
 
@@ -182,8 +206,8 @@ def test_cli_finetune_glue_fixture_task(tmp_path, capsys):
     model, tok = scratch_model(ScratchConfig(**TINY), head="classification", num_labels=3)
     model.save_pretrained(tmp_path / "m3")
     tok.save_pretrained(tmp_path / "m3")
-    rc = main(["finetune", "--model", str(tmp_path / "m3"), "--task", "mnli", "--data-root", fixtures, "--max-steps", "2",
-               "--batch-size", "4", "--max-length", "16", "--precision", "fp32"])
+    rc = main(["finetune", "--model", str(tmp_path / "m3"), "--task", "mnli", "--data-root", fixtures,
+               "--max-steps", "2", "--batch-size", "4", "--max-length", "16", "--precision", "fp32"])
     assert rc == 0 and "dev accuracy_matched=" in capsys.readouterr().out
 
 

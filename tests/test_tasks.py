@@ -149,3 +149,25 @@ def test_flow_runs_on_fixture_tasks_and_the_ticket_records_the_task(tmp_path, ta
     info = json.loads((tmp_path / "t" / "ticket.json").read_text())
     assert info["task"]["name"] == task and info["num_labels"] == get_task(task).num_labels
     assert info["head"] == get_task(task).head
+
+
+def test_hub_names_map_our_splits(monkeypatch):
+    from datasets import Dataset
+
+    from tickettune.trainables.tasks import squad
+
+    calls = []
+
+    def fake(*args, **kwargs):
+        calls.append((args, kwargs))
+        return Dataset.from_dict({"premise": ["a"], "hypothesis": ["b"], "label": [0], "idx": [0], "x": [1]})
+
+    monkeypatch.setattr(G, "load_dataset", fake)
+    assert G.load_glue("mnli", "dev_mismatched", source="hub").column_names == ["premise", "hypothesis", "label",
+                                                                                 "idx"]
+    G.load_glue("mnli", "train", source="hub")
+    assert calls == [(("nyu-mll/glue", "mnli"), {"split": "validation_mismatched"}),
+                     (("nyu-mll/glue", "mnli"), {"split": "train"})]
+    monkeypatch.setattr(squad, "load_dataset", fake)
+    squad.load_squad(squad.SPECS[1], "dev", source="hub")
+    assert calls[-1] == (("rajpurkar/squad_v2",), {"split": "validation"})

@@ -300,8 +300,8 @@ def run_flow(cfg: FlowConfig, reporter: Reporter | None = None, ticket_dir: str 
     metric_name, val = validation(cfg, ticket, eval_loader)
     seconds["eval"] = time.perf_counter() - start
     bird_step = state.early_bird_step if state.converged else None
-    info = {"flow": asdict(cfg), "task": cfg.task_obj.info(), "metric": metric_name, "val_metric": val, "converged": state.converged,
-            "early_bird_step": bird_step, "relative_cost": cost.flops / budget,
+    info = {"flow": asdict(cfg), "task": cfg.task_obj.info(), "metric": metric_name, "val_metric": val,
+            "converged": state.converged, "early_bird_step": bird_step, "relative_cost": cost.flops / budget,
             "masks": {"heads": state.head_masks, "ffn": state.ffn_masks}, "mask_history": state.mask_history}
     if ticket_dir is not None and reporter.rank == 0:
         save_ticket(ticket, tokenizer, ticket_dir, info, overwrite=True)
