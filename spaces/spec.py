@@ -44,6 +44,7 @@ MODES = ("max", "min")
 METRICS = ("val_metric", "relative_cost")
 PLD_KEYS = ("theta_bar", "gamma", "pld_phase")  # no effect unless pld is true
 PATH_KEYS = ("data_root",)                       # FlowConfig keys that are paths: made absolute
+TASK_PATH_KEYS = ("train_file", "validation_file", "text_files", "validation_files")  # own data's, likewise
 # A model whose layout is known without reading anything (checked against its config.json when present)
 KNOWN_SHAPES = {"minilm-l6": (6, 12, 1536)}      # layers, heads per layer, FFN width per layer
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -294,6 +295,18 @@ def _numeric_kind(hint: Any) -> str | None:
     return None
 
 
+def _absolute_task_paths(task: dict) -> dict:
+    """Own data's file paths made absolute (trials may run in another working directory)."""
+    def absolute(p: Any) -> Any:
+        return str(Path(os.path.expandvars(p)).expanduser().absolute()) if isinstance(p, str) else p
+
+    out = dict(task)
+    for key in TASK_PATH_KEYS:
+        if key in out:
+            out[key] = [absolute(p) for p in out[key]] if isinstance(out[key], list) else absolute(out[key])
+    return out
+
+
 def _coerce(value: Any, hint: Any) -> Any:
     """YAML 1.1 reads `1e-5` (no dot) as a string: read such strings as floats for float fields."""
     if isinstance(value, str) and float in _members(hint):
@@ -384,6 +397,8 @@ class _Validator:
                 if key == "data_root" and not Path(value).is_dir():
                     self.add(f"fixed.data_root={raw[key]!r}: no such folder ({value})")
                     continue
+            if key == "task" and isinstance(value, dict):
+                value = _absolute_task_paths(value)
             if key == "model" and isinstance(value, str) and value not in KNOWN_SHAPES:
                 local = Path(os.path.expandvars(value)).expanduser()
                 if local.exists():
