@@ -79,7 +79,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     model, tokenizer = load_model(args.model, head=task.head, num_labels=task.num_labels)
     train_loader = task.train_loader(tokenizer, data)
     dev = task.eval_data(tokenizer, data)
-    print(f"fine-tuning {args.model} on {task.name}: {len(train_loader.dataset)} train rows, "
+    rows = task.size(train_loader)
+    print(f"fine-tuning {args.model} on {task.name}: {rows if rows >= 0 else 'streamed'} train rows, "
           f"{task.size(dev)} dev rows", flush=True)
     result = train(model, train_loader, cfg)
     start = time.perf_counter()

@@ -164,8 +164,27 @@ def test_mlm_text_errors(tmp_path):
         FlowConfig(task={"text_files": [str(tmp_path / "gone.txt")]})
 
 
-def test_flow_mlm_on_own_text(tmp_path):
-    task = {"text_files": [str(text_folder(tmp_path))]}
+def test_streamed_text_is_cut_as_read_and_needs_held_out_text(tmp_path, minilm_tokenizer):
+    folder = text_folder(tmp_path)
+    with pytest.raises(ValueError, match="streaming needs held-out text"):
+        FlowConfig(task={"text_files": [str(folder)], "streaming": True})
+    task = get_task({"text_files": [str(folder / "part0.txt")], "validation_files": [str(folder / "sub")],
+                     "streaming": True, "line_by_line": True})
+    loader = task.train_loader(minilm_tokenizer, DataArgs(max_length=16, batch_size=8, max_train_samples=30))
+    batches = list(loader)
+    assert sum(len(b["input_ids"]) for b in batches) == 30 and task.size(loader) == -1
+    assert len(task.eval_data(minilm_tokenizer, DataArgs(max_length=16)).dataset) == 80  # the 2 files in sub/
+    first = [b["input_ids"][0].tolist() for b in batches[:1]]
+    again = next(iter(task.train_loader(minilm_tokenizer, DataArgs(max_length=16, batch_size=8))))
+    assert again["input_ids"][0].tolist() == first[0]  # seeded shuffle buffer
+    from tickettune.trainables.train import TrainConfig, train
+    with pytest.raises(ValueError, match="set max_steps instead of epochs"):
+        train(None, loader, TrainConfig(epochs=1, progress=False))
+
+
+def test_flow_mlm_on_own_streamed_text(tmp_path):
+    folder = text_folder(tmp_path)
+    task = {"text_files": [str(folder / "sub")], "validation_files": [str(folder / "part0.txt")], "streaming": True}
     result = run_flow(FlowConfig(**FLOW, task=task), LocalReporter(verbose=False))
     assert result.metric_name == "perplexity" and np.isfinite(result.val_metric) and result.val_metric > 1
 

@@ -237,7 +237,13 @@ def tokenize_text(ds: Dataset, tokenizer: PreTrainedTokenizerBase | str, max_len
     tokenizer's [CLS]/[SEP] (a BERT-family tokenizer is assumed) so every block is a well-formed sequence. Within
     each `batch_size` lines the tail shorter than a block is dropped (as HF does). WikiText's ``<unk>`` becomes
     the tokenizer's unknown token. Columns: input_ids, attention_mask, special_tokens_mask."""
-    tokenizer = as_tokenizer(tokenizer)
+    blocks = text_blocks(as_tokenizer(tokenizer), max_length)
+    return ds.map(blocks, batched=True, batch_size=batch_size, remove_columns=ds.column_names,
+                  desc=f"grouping into {max_length}-token blocks")
+
+
+def text_blocks(tokenizer: PreTrainedTokenizerBase, max_length: int):
+    """The batched function `tokenize_text` maps (also over streamed datasets): {"text": [...]} -> blocks."""
     check_max_length(tokenizer, max_length, 3)
     cls, sep, unk = tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.unk_token
     if cls is None or sep is None:
@@ -255,8 +261,7 @@ def tokenize_text(ds: Dataset, tokenizer: PreTrainedTokenizerBase | str, max_len
         return {"input_ids": [[cls, *flat[i:i + body], sep] for i in cut],
                 "attention_mask": [ones] * len(cut), "special_tokens_mask": [special] * len(cut)}
 
-    return ds.map(blocks, batched=True, batch_size=batch_size, remove_columns=ds.column_names,
-                  desc=f"grouping into {max_length}-token blocks")
+    return blocks
 
 
 def mlm_loader(tokenizer: PreTrainedTokenizerBase | str, split: str | Sequence[str] = "valid", batch_size: int = 32,
@@ -280,4 +285,4 @@ def mlm_loader(tokenizer: PreTrainedTokenizerBase | str, split: str | Sequence[s
 
 
 __all__ = ["TEXT_FILES", "as_tokenizer", "check_max_length", "data_root", "line_error", "load_text", "mlm_loader",
-           "read_tsv", "scan_tsv", "seeded_loader", "subset", "tokenize_text"]
+           "read_tsv", "scan_tsv", "seeded_loader", "subset", "text_blocks", "tokenize_text"]

@@ -114,6 +114,13 @@ def total_steps(cfg: TrainConfig, batches_per_epoch: int) -> int:
     return max(1, math.ceil(cfg.epochs * batches_per_epoch / cfg.grad_accum))
 
 
+def _batches(loader: Iterable) -> int:
+    try:
+        return len(loader)
+    except TypeError:  # a streamed dataset has no length
+        raise ValueError("the loader streams its data (no length): set max_steps instead of epochs") from None
+
+
 def _forever(loader: Iterable) -> Iterator:
     epoch = 0
     while True:
@@ -128,7 +135,7 @@ def train(model: nn.Module, loader: Iterable, cfg: TrainConfig,
           callbacks: list[Callback] = (), optimizer: torch.optim.Optimizer | None = None) -> TrainResult:
     """Train until `max_steps`/`epochs` or until a callback asks to stop."""
     seed_everything(cfg.seed)
-    steps = total_steps(cfg, len(loader))
+    steps = cfg.max_steps if cfg.max_steps is not None else total_steps(cfg, _batches(loader))
     optimizer = optimizer or make_optimizer(unwrap(model), cfg)
     horizon = max(steps, cfg.schedule_steps or steps)
     schedule = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * horizon), horizon)

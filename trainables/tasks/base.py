@@ -70,10 +70,13 @@ class Task(ABC):
         """Every metric of the task on `data` (from `eval_data`); `main_metric` among them."""
 
     def size(self, data: Any) -> int:
-        """How many rows (examples) `eval_data`'s result holds, for messages."""
+        """How many rows (examples) a loader or `eval_data`'s result holds, for messages; -1: streamed."""
         if isinstance(data, dict):
             return sum(self.size(d) for d in data.values())
-        return len(data.dataset)
+        try:
+            return len(data.dataset)
+        except TypeError:
+            return -1
 
     def info(self) -> dict:
         """JSON-able facts about the task a ticket records (name, head, labels ...)."""
