@@ -201,7 +201,8 @@ def test_search_config_with_own_data(tmp_path):
 def test_search_config_makes_own_data_paths_absolute(tmp_path, monkeypatch):
     own(tmp_path, ["pos", "neg"])
     monkeypatch.chdir(tmp_path)
-    task = {"train_file": "train.csv", "validation_file": "dev.csv", "text_columns": ["review"], "label_column": "stars"}
+    task = {"train_file": "train.csv", "validation_file": "dev.csv", "text_columns": ["review"],
+            "label_column": "stars"}
     spec = load_spec({"name": "own", "fixed": {**FLOW, "task": task}, "space": SPACE, "search": {"num_samples": 1}})
     assert spec.fixed["task"]["train_file"] == str(tmp_path / "train.csv")
     bad = {**task, "validation_file": "missing.csv"}
