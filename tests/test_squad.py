@@ -133,5 +133,5 @@ def test_cli_finetune_squad(tmp_path, capsys):
     tok.save_pretrained(tmp_path / "qa")
     rc = main(["finetune", "--model", str(tmp_path / "qa"), "--task", "squad_v2", "--data-root", str(FIXTURES),
                "--max-steps", "2", "--batch-size", "4", "--max-length", "48", "--precision", "fp32"])
-    out = capsys.readouterr().out
-    assert rc == 0 and "dev exact_match=" in out and " f1=" in out and "no_answer_f1=" in out
+    out, err = capsys.readouterr()
+    assert rc == 0 and "dev exact_match=" in out and " f1=" in out and "no_answer_f1=" in out, err

@@ -235,8 +235,10 @@ class SquadTask(Task):
     def evaluate(self, model: nn.Module, data: SquadEval, precision: str = "auto") -> dict[str, float]:
         return squad_scores(self.predictions(model, data, precision), data.golds, self.spec.v2)
 
-    def size(self, data: SquadEval) -> int:
-        return len(data.golds)  # questions (each may span several windows)
+    def size(self, data) -> int:
+        if isinstance(data, SquadEval):
+            return len(data.golds)  # questions (each may span several windows)
+        return super().size(data)  # a train loader: windows
 
     def info(self) -> dict:
         return {**super().info(), "version": "2.0" if self.spec.v2 else "1.1"}
