@@ -34,10 +34,6 @@ def names() -> list[str]:
     return sorted(_FACTORIES)
 
 
-def is_own_data(spec: Any) -> bool:
-    return isinstance(spec, dict)
-
-
 def get_task(spec: str | dict | Task) -> Task:
     """The task `spec` names or describes; raises ValueError naming what is wrong with it."""
     if isinstance(spec, Task):
@@ -84,4 +80,4 @@ def _register_builtin() -> None:
 
 _register_builtin()
 
-__all__ = ["HEADS", "MODES", "DataArgs", "Task", "get_task", "is_own_data", "names", "register", "task_problems"]
+__all__ = ["HEADS", "MODES", "DataArgs", "Task", "get_task", "names", "register", "task_problems"]
