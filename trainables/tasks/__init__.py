@@ -17,12 +17,14 @@ from typing import Any
 from .base import HEADS, MODES, DataArgs, Task
 
 _FACTORIES: dict[str, Callable[[], Task]] = {}
+_NAMES: dict[str, str] = {}  # lookup key -> the name as registered ("squadv2" -> "squad_v2")
 _DICT_CACHE: dict[str, Task] = {}
 
 
 def register(name: str, factory: Callable[[], Task]) -> None:
     """Make `name` (case, "-" and "_" ignored) build the task `factory()` returns."""
     _FACTORIES[_key(name)] = factory
+    _NAMES[_key(name)] = name
 
 
 def _key(name: str) -> str:
@@ -31,7 +33,7 @@ def _key(name: str) -> str:
 
 def names() -> list[str]:
     """Every registered task name (own data is given as a dict, not a name)."""
-    return sorted(_FACTORIES)
+    return sorted(_NAMES.values())
 
 
 def get_task(spec: str | dict | Task) -> Task:
