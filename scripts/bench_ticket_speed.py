@@ -57,7 +57,7 @@ from pathlib import Path
 
 import torch
 
-from tickettune.trainables.data import load_glue
+from tickettune.trainables.tasks.glue import load_glue
 from tickettune.trainables.encoder import encoder_of
 from tickettune.trainables.flops import layer_forward_flops, shape_of, train_flops_per_sequence
 from tickettune.trainables.masks import MaskConfig, draw_masks

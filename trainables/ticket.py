@@ -43,7 +43,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
-from transformers import BertForMaskedLM, BertForSequenceClassification, PreTrainedTokenizerBase
+from transformers import (BertForMaskedLM, BertForQuestionAnswering, BertForSequenceClassification,
+                          PreTrainedTokenizerBase)
 
 from . import hf_code
 from .model_card import CARD_FILE, CardFacts, render
@@ -108,11 +109,13 @@ def head_of(model: nn.Module) -> tuple[str, int]:
     num_labels = int(model.config.num_labels)
     if isinstance(model, BertForMaskedLM):
         return "mlm", num_labels
+    if isinstance(model, BertForQuestionAnswering):
+        return "qa", 2
     if isinstance(model, BertForSequenceClassification):
         if model.config.problem_type == "regression" or num_labels == 1:
             return "regression", 1
         return "classification", num_labels
-    raise TypeError(f"cannot save a {type(model).__name__} as a ticket (BERT MLM or sequence classification only)")
+    raise TypeError(f"cannot save a {type(model).__name__} as a ticket (BERT MLM, classification or QA only)")
 
 
 def ticket_info(head_masks: Sequence[torch.Tensor], ffn_masks: Sequence[torch.Tensor], *,
@@ -306,6 +309,18 @@ def save_ticket(model: nn.Module, tokenizer: PreTrainedTokenizerBase, out_dir: s
 
 # --------------------------------------------------------------------------------------------------
 # loading
+
+def check_weights(folder: str | os.PathLike) -> None:
+    """Every *.safetensors in `folder` has a whole header and covers its tensors (a truncated or corrupt file
+    is reported with its path, not as a bare SafetensorError from deep inside loading)."""
+    from safetensors import safe_open
+    for path in sorted(Path(folder).glob("*.safetensors")):
+        try:
+            with safe_open(str(path), "pt"):
+                pass
+        except Exception as e:  # SafetensorError, OSError: the file is unreadable as safetensors
+            raise ValueError(f"{path}: truncated or corrupt weights file ({e})") from None
+
 
 def read_info(path: str | os.PathLike) -> dict:
     p = Path(path) / TICKET_JSON

@@ -10,7 +10,7 @@ import contextlib
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -115,6 +115,13 @@ def total_steps(cfg: TrainConfig, batches_per_epoch: int) -> int:
     return max(1, math.ceil(cfg.epochs * batches_per_epoch / cfg.grad_accum))
 
 
+def _batches(loader: Iterable) -> int:
+    try:
+        return len(loader)
+    except TypeError:  # a streamed dataset has no length
+        raise ValueError("the loader streams its data (no length): set max_steps instead of epochs") from None
+
+
 def _forever(loader: Iterable) -> Iterator:
     epoch = 0
     while True:
@@ -129,7 +136,7 @@ def train(model: nn.Module, loader: Iterable, cfg: TrainConfig,
           callbacks: list[Callback] = (), optimizer: torch.optim.Optimizer | None = None) -> TrainResult:
     """Train until `max_steps`/`epochs` or until a callback asks to stop."""
     seed_everything(cfg.seed)
-    steps = total_steps(cfg, len(loader))
+    steps = cfg.max_steps if cfg.max_steps is not None else total_steps(cfg, _batches(loader))
     optimizer = optimizer or make_optimizer(unwrap(model), cfg)
     horizon = max(cfg.start_step + steps, cfg.schedule_steps or steps)
     schedule = linear_schedule(optimizer, int(cfg.warmup_ratio * horizon), horizon, cfg.start_step)
@@ -219,10 +226,11 @@ def predict(model: nn.Module, loader: Iterable, precision: str = "auto") -> tupl
     return np.concatenate(logits), np.concatenate(labels)
 
 
-def evaluate(model: nn.Module, loader: Iterable, task: str, precision: str = "auto") -> dict:
-    from .metrics import glue_metrics  # scipy/sklearn load only when evaluating
+def evaluate(model: nn.Module, loader: Iterable, metrics: Callable[[np.ndarray, np.ndarray], dict],
+             precision: str = "auto") -> dict:
+    """`metrics(logits, labels)` over the whole loader: the task supplies the metrics, the loop knows none."""
     logits, labels = predict(unwrap(model), loader, precision)
-    return glue_metrics(task, logits, labels)
+    return metrics(logits, labels)
 
 
 @torch.no_grad()
