@@ -32,6 +32,7 @@ def _key_values(pairs: list[str]) -> dict:
 
 def cmd_finetune(args: argparse.Namespace) -> int:
     from tickettune.trainables.data import TASKS, glue_loader
+    from tickettune.trainables.device import place
     from tickettune.trainables.model import load_model
     from tickettune.trainables.train import TrainConfig, evaluate, train
 
@@ -41,6 +42,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     cfg = TrainConfig(lr=args.lr, epochs=args.epochs, max_steps=args.max_steps, seed=args.seed,
                       precision=args.precision)
     model, tokenizer = load_model(args.model, head=spec.head, num_labels=spec.num_labels)
+    model = model.to(place("auto").device)  # the GPU when torch sees one (batches follow the model)
     train_loader = glue_loader(args.task, "train", tokenizer, batch_size=args.batch_size,
                                max_length=args.max_length, max_samples=args.max_train_samples,
                                shuffle=True, seed=args.seed, root=args.data_root)

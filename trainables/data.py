@@ -307,7 +307,7 @@ def _seeded_loader(ds: Dataset, collator, batch_size: int, shuffle: bool, seed: 
     generator = torch.Generator()
     generator.manual_seed(seed)
     return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, generator=generator, collate_fn=collator,
-                      num_workers=num_workers)
+                      num_workers=num_workers, pin_memory=torch.cuda.is_available())  # async copies to the GPU
 
 
 def glue_loader(task: str | TaskSpec, split: str, tokenizer: PreTrainedTokenizerBase | str, batch_size: int = 32,

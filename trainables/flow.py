@@ -18,6 +18,7 @@ from torch import nn
 from . import pld as pld_mod
 from . import search_state, slimming
 from .data import TASKS, glue_loader, mlm_loader
+from .device import OneDevice, place
 from .earlybird import EarlyBirdCallback, EarlyBirdDetector
 from .flops import shape_of, train_flops_per_sequence
 from .masks import MaskConfig, draw_masks
@@ -143,12 +144,17 @@ class Reporter(Protocol):
     def prepare_loader(self, loader: Any) -> Any: ...
 
 
-class LocalReporter:
-    """Single process: prints a line per report and keeps them."""
+class LocalReporter(OneDevice):
+    """Single process: prints a line per report and keeps them. `device`: "auto" (CUDA when torch sees
+    it), "cuda" (warns and uses the CPU when there is none) or "cpu"."""
 
     rank, world_size = 0, 1
 
-    def __init__(self, verbose: bool = True):
+    def __init__(self, verbose: bool = True, device: str = "auto"):
+        choice = {"auto": "auto", "cuda": True, "cpu": False}
+        if device not in choice:
+            raise ValueError(f"device={device!r}: expected one of {list(choice)}")
+        super().__init__(place(choice[device]))
         self.history: list[dict] = []
         self.verbose = verbose
 
@@ -160,12 +166,6 @@ class LocalReporter:
 
     def agree(self, flag: bool) -> bool:
         return flag
-
-    def prepare_model(self, model: nn.Module, find_unused: bool) -> nn.Module:
-        return model
-
-    def prepare_loader(self, loader: Any) -> Any:
-        return loader
 
 
 def _fmt(v: Any) -> str:

@@ -1,0 +1,59 @@
+"""trainables/ is what a GPU machine without Ray, Optuna or W&B runs (scripts/gpu_check.sh): every one
+of its modules imports, and a training step runs, with those packages made unimportable."""
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import tickettune.trainables as trainables
+
+BLOCKED = ("ray", "optuna", "wandb")
+
+BLOCKER = textwrap.dedent(f"""
+    import importlib, importlib.abc, pkgutil, sys
+    BLOCKED = {BLOCKED!r}
+
+    class Blocker(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in BLOCKED:
+                raise ModuleNotFoundError(f"No module named {{name!r}} (blocked)", name=name)
+            return None
+
+    sys.meta_path.insert(0, Blocker())
+""")
+
+SCRIPT = BLOCKER + textwrap.dedent("""
+    import tickettune.trainables as pkg
+    names = sorted(m.name for m in pkgutil.iter_modules(pkg.__path__))
+    for name in names:
+        importlib.import_module("tickettune.trainables." + name)
+
+    import torch
+    from transformers import BertConfig
+    from tickettune.trainables.encoder import install
+    from tickettune.trainables.model import head_class
+    from tickettune.trainables.train import TrainConfig, train
+    torch.manual_seed(0)
+    model = head_class("classification")(BertConfig(vocab_size=100, hidden_size=16, num_hidden_layers=1,
+                                                    num_attention_heads=2, intermediate_size=32))
+    install(model)
+    ids = torch.randint(5, 100, (2, 8))
+    res = train(model, [{"input_ids": ids, "labels": torch.tensor([0, 1])}],
+                TrainConfig(max_steps=1, progress=False, precision="fp32"))
+    assert not any(m.split(".")[0] in BLOCKED for m in sys.modules), "a blocked package got imported"
+    print("imported", len(names), "modules; one step, loss", round(res.losses[0], 3))
+""")
+
+
+def test_every_trainables_module_imports_and_trains_without_ray_optuna_wandb():
+    expected = sorted(p.stem for p in Path(trainables.__path__[0]).glob("*.py") if p.stem != "__init__")
+    out = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert f"imported {len(expected)} modules; one step" in out.stdout
+
+
+def test_the_blocker_blocks():
+    """The check above can fail: the same blocker stops an import of Ray."""
+    out = subprocess.run([sys.executable, "-c", BLOCKER + "import ray.tune\n"], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode != 0 and "No module named 'ray' (blocked)" in out.stderr
