@@ -85,6 +85,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
                     group_by_length=args.group_by_length)
     task.check(data)  # every row read and checked before the model loads
     model, tokenizer = load_model(args.model, head=task.head, num_labels=task.num_labels)
+    from tickettune.trainables.device import place
+    model = model.to(place("auto").device)  # the GPU when torch sees one (batches follow the model)
     train_loader = task.train_loader(tokenizer, data)
     dev = task.eval_data(tokenizer, data)
     rows = task.size(train_loader)

@@ -126,6 +126,7 @@ class SearchSettings:
     max_concurrent: int | None = None
     workers_per_trial: int = 1
     cpus_per_worker: float | None = None
+    gpus_per_trial: float | None = None  # None: a GPU per worker where the cluster has them; 0.5: two trials per GPU
     max_failures: int = 1
     wandb_project: str | None = None
     executor: str = "auto"  # "train": a Ray Train TorchTrainer per trial; "inline": in the Tune trial; auto: by workers
@@ -628,6 +629,7 @@ class _Validator:
             self.add(f"search.cpus_per_worker={cpus!r}: must be a number > 0 or null")
         else:
             s.cpus_per_worker = cpus
+        self._gpus(s, raw, get("gpus_per_trial"))
         executor = get("executor")
         if executor not in ("auto", "train", "inline"):
             self.add(f"search.executor={executor!r}: expected one of ['auto', 'train', 'inline']")
@@ -660,9 +662,33 @@ class _Validator:
         self._metrics(s, raw, fixed, space)
         return s
 
+    def _gpus(self, s: SearchSettings, raw: dict, gpus: Any) -> None:
+        """A one-worker trial takes a share of one GPU (0 < g <= 1) or whole GPUs, one per DDP worker; when
+        workers_per_trial is not given, g > 1 GPUs means g workers."""
+        if gpus is None:
+            return
+        if isinstance(gpus, bool) or not isinstance(gpus, (int, float)) or not gpus >= 0:
+            self.add(f"search.gpus_per_trial={gpus!r}: must be a number >= 0 or null (null: one GPU per worker "
+                     f"where the cluster has GPUs)")
+            return
+        if gpus > 1 and "workers_per_trial" not in raw:
+            if gpus != int(gpus):
+                self.add(f"search.gpus_per_trial={gpus!r}: more than one GPU per trial must be a whole number "
+                         f"(one GPU per worker)")
+                return
+            s.workers_per_trial = int(gpus)
+        w = s.workers_per_trial
+        if gpus and w == 1 and gpus > 1:
+            self.add(f"search.gpus_per_trial={gpus!r} with workers_per_trial=1: a worker uses one GPU; "
+                     f"set workers_per_trial: {gpus:g} (or leave it out)")
+        elif gpus and w > 1 and gpus != w:
+            self.add(f"search.gpus_per_trial={gpus!r} with workers_per_trial={w}: each DDP worker needs a whole "
+                     f"GPU of its own (nccl); use gpus_per_trial: {w}, or 0 for CPUs")
+        s.gpus_per_trial = gpus
+
     def _metrics(self, s: SearchSettings, raw: dict, fixed: dict, space: dict[str, Domain]) -> None:
         multi = s.objective == "multi"
-        metric = raw.get("metric", list(METRICS) if multi else "val_metric")
+        metric = raw.get("metric", ["val_metric", "relative_cost"] if multi else "val_metric")
         mode = raw.get("mode")
         if multi:
             if not isinstance(metric, list) or len(metric) < 2 or len(set(map(str, metric))) != len(metric):

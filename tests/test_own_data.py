@@ -270,4 +270,4 @@ def test_cli_reports_a_truncated_weights_file_with_its_path(tmp_path, tiny_model
     rc = main(["finetune", "--model", str(broken), "--task", "rte",
                "--data-root", str(Path(__file__).parent / "fixtures"), "--max-steps", "1"])
     err = capsys.readouterr().err
-    assert rc == 2 and f"{weights}: truncated or corrupt weights file" in err and "Traceback" not in err
+    assert rc == 2 and f"{weights} is corrupt: a truncated or unreadable weights file" in err and "Traceback" not in err

@@ -167,7 +167,7 @@ def _seeded_loader(ds: Dataset, collator, batch_size: int, shuffle: bool, seed: 
         return DataLoader(ds, batch_size=batch_size, sampler=sampler, generator=generator, collate_fn=collator,
                           num_workers=num_workers)
     return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, generator=generator, collate_fn=collator,
-                      num_workers=num_workers)
+                      num_workers=num_workers, pin_memory=torch.cuda.is_available())  # async copies to the GPU
 
 
 seeded_loader = _seeded_loader

@@ -319,7 +319,7 @@ def check_weights(folder: str | os.PathLike) -> None:
             with safe_open(str(path), "pt"):
                 pass
         except Exception as e:  # SafetensorError, OSError: the file is unreadable as safetensors
-            raise ValueError(f"{path}: truncated or corrupt weights file ({e})") from None
+            raise ValueError(f"{path} is corrupt: a truncated or unreadable weights file ({e})") from None
 
 
 def read_info(path: str | os.PathLike) -> dict:

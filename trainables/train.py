@@ -165,10 +165,15 @@ def train(model: nn.Module, loader: Iterable, cfg: TrainConfig,
                 with precision.autocast():
                     loss = model(**batch).loss.float() / cfg.grad_accum
                 step_loss += loss.item()
+                extra = None
                 if last:  # the L1 penalty in fp32, outside autocast: coefficients are fp32 parameters
-                    loss = loss + sum((t for cb in callbacks
-                                       if (t := cb.extra_loss(unwrap(model))) is not None), torch.zeros((), device=device))
+                    extra = sum((t for cb in callbacks
+                                 if (t := cb.extra_loss(unwrap(model))) is not None), torch.zeros((), device=device))
+                    if not hasattr(model, "no_sync"):  # DDP: added after its all-reduce (_add_penalty_grads)
+                        loss, extra = loss + extra, None
                 (scaler.scale(loss) if scaler else loss).backward()
+                if extra is not None and extra.requires_grad:
+                    _add_penalty_grads(model, scaler.scale(extra) if scaler else extra)
         if not math.isfinite(step_loss):
             raise FloatingPointError(f"loss is {step_loss} at step {step}: training diverged")
         if scaler:
@@ -194,6 +199,21 @@ def train(model: nn.Module, loader: Iterable, cfg: TrainConfig,
     bar.close()
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _add_penalty_grads(model: nn.Module, penalty: torch.Tensor) -> None:
+    """A DDP model's penalty gradient, added to .grad after DDP has all-reduced the loss's.
+
+    With PLD a dropped layer's coefficients are outside the forward graph, so DDP (find_unused_parameters)
+    marks them ready itself; the penalty reaches every coefficient, and a backward through it would fire
+    their DDP hooks too (during the loss's backward: "marked ready twice"; after it: counted as used in the
+    next step). `autograd.grad` runs no hooks. The result is what adding the penalty to every rank's loss
+    means: the averaged task gradient plus λ·sign(c), the same on every rank.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    for p, g in zip(params, torch.autograd.grad(penalty, params, allow_unused=True)):
+        if g is not None:
+            p.grad = g if p.grad is None else p.grad.add_(g)
 
 
 def to_device(batch: dict, device: torch.device) -> dict:
