@@ -1,8 +1,11 @@
-"""What every benchmark script does after measuring: print its table, then write --json if asked."""
+"""What every benchmark script shares: the table + --json at the end, and device-aware timing."""
 from __future__ import annotations
 
 import json
+import time
 from typing import Callable
+
+import torch
 
 
 def finish(res: dict, json_path, print_table: Callable[[dict], None]) -> dict:
@@ -11,3 +14,27 @@ def finish(res: dict, json_path, print_table: Callable[[dict], None]) -> dict:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(res, indent=2))
     return res
+
+
+def now(device: torch.device) -> float:
+    """perf_counter once the device has finished its queued work (CUDA kernels run asynchronously)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
+
+
+def device_of(name: str) -> torch.device:
+    """`--device`: "cpu", or "cuda" (the current GPU, TF32 on for fp32 as in the trials); SystemExit without one."""
+    if name == "cpu":
+        return torch.device("cpu")
+    from tickettune.trainables.device import place
+    if not torch.cuda.is_available():
+        raise SystemExit(f"--device {name}: torch {torch.__version__} sees no CUDA device")
+    return place(True).device
+
+
+def device_info(device: torch.device) -> dict:
+    if device.type != "cuda":
+        return {"device": "cpu"}
+    return {"device": str(device), "gpu": torch.cuda.get_device_name(device.index), "cuda": torch.version.cuda,
+            "tf32_matmul": torch.backends.cuda.matmul.allow_tf32}

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import torch
 
-from tickettune.trainables.data import glue_loader
+from tickettune.trainables.tasks import DataArgs, get_task
 from tickettune.trainables.model import load_model
-from tickettune.trainables.train import TrainConfig, evaluate, train
+from tickettune.trainables.train import TrainConfig, train
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _bench import finish  # noqa: E402
@@ -48,14 +48,13 @@ def run(args) -> dict:
         for p in precisions:
             torch.manual_seed(seed)
             model, tok = load_model(args.model, head="classification", num_labels=2)
-            train_loader = glue_loader("sst2", "train", tok, batch_size=args.batch_size, max_length=args.max_length,
-                                       max_samples=args.train_samples, seed=seed, root=args.data_root,
-                                       group_by_length=True)
-            dev = glue_loader("sst2", "dev", tok, batch_size=64, max_length=args.max_length, shuffle=False,
-                              root=args.data_root)
+            task = get_task("sst2")
+            data = DataArgs(root=args.data_root, max_length=args.max_length, batch_size=args.batch_size,
+                            max_train_samples=args.train_samples, seed=seed, group_by_length=True)
+            train_loader, dev = task.train_loader(tok, data), task.eval_data(tok, data)
             res = train(model, train_loader, TrainConfig(lr=args.lr, epochs=args.epochs, seed=seed, progress=False,
                                                          precision=p))
-            acc = evaluate(model, dev, "sst2", p)["accuracy"]
+            acc = task.evaluate(model, dev, p)["accuracy"]
             runs[p].append({"seed": seed, "accuracy": acc, "steps": res.steps, "train_seconds": res.seconds,
                             "final_loss": statistics.fmean(res.losses[-20:])})
             print(f"seed {seed} {p}: dev accuracy {acc:.4f} ({res.steps} steps, {res.seconds:.0f}s)", flush=True)

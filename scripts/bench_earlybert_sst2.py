@@ -18,7 +18,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import torch  # noqa: E402
 
-from tickettune.trainables.data import glue_loader  # noqa: E402
+from tickettune.trainables.tasks.glue import glue_loader, glue_metrics  # noqa: E402
 from tickettune.trainables.flow import FlowConfig, LocalReporter, run_flow  # noqa: E402
 from tickettune.trainables.model import load_model  # noqa: E402
 from tickettune.trainables.train import TrainConfig, evaluate, train  # noqa: E402
@@ -31,7 +31,8 @@ def dense(args: argparse.Namespace, steps: int) -> dict:
     dev = glue_loader("sst2", "dev", tok, batch_size=64, max_length=args.max_length, shuffle=False,
                       root=args.data_root)
     result = train(model, loader, TrainConfig(lr=args.lr, max_steps=steps, seed=args.seed, progress=False))
-    return {"accuracy": evaluate(model, dev, "sst2")["accuracy"], "train_seconds": result.seconds,
+    accuracy = evaluate(model, dev, lambda p, y: glue_metrics("sst2", p, y))["accuracy"]
+    return {"accuracy": accuracy, "train_seconds": result.seconds,
             "steps": result.steps}
 
 

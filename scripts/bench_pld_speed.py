@@ -20,7 +20,6 @@ import argparse
 import sys
 import platform
 import statistics
-import time
 from pathlib import Path
 
 import torch
@@ -33,7 +32,7 @@ from tickettune.trainables.pld import PLDConfig, ProgressiveLayerDrop
 from tickettune.trainables.precision import PRECISIONS, Precision
 from tickettune.trainables.train import TrainConfig, make_optimizer
 sys.path.insert(0, str(Path(__file__).parent))
-from _bench import finish  # noqa: E402
+from _bench import device_info, device_of, finish, now  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -52,6 +51,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--start-step", type=int, default=None, help="PLD schedule step of the first round (default 20/γ)")
     ap.add_argument("--precision", default="fp32,bf16",
                     help="comma-separated precisions timed side by side (fp32, bf16, auto; fp16 on CUDA)")
+    ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the model trains")
+    ap.add_argument("--tokenizer", default="minilm-l6", help="vocabulary: an alias or a local tokenizer folder")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--data-root", default=None, help="shared data folder (default: $TICKETTUNE_DATA, ../shared/data)")
     ap.add_argument("--json", type=Path, default=None, help="write the results here")
@@ -81,9 +82,11 @@ def run(args: argparse.Namespace) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
+    device = torch.device(args.device)
     cfg = ScratchConfig(layers=args.layers, heads=args.heads, hidden=args.hidden, ffn=args.ffn,
-                        max_positions=max(512, args.seq_len), pre_ln=True)
+                        max_positions=max(512, args.seq_len), pre_ln=True, tokenizer=args.tokenizer)
     model, tok = scratch_model(cfg, head="mlm")
+    model.to(args.device)
     model.train()
     enc = encoder_of(model)
     loader = mlm_loader(tok, "valid", batch_size=args.batch_size, max_length=args.seq_len, seed=args.seed,
@@ -91,13 +94,14 @@ def run(args: argparse.Namespace) -> dict:
     pld = ProgressiveLayerDrop(PLDConfig(theta_bar=args.theta_bar, gamma=args.gamma, seed=args.seed))
     by_precision = {}
     for name in args.precision:
-        amp = Precision.of(name)
-        by_precision[amp.name] = measure(args, model, enc, loader, pld, amp)
+        amp = Precision.of(name, device)
+        by_precision[amp.name] = measure(args, model, enc, loader, pld, amp, device)
     probs = pld.keep_probs(args.layers)  # at the last round's step: θ has settled
-    first = by_precision[Precision.of(args.precision[0]).name]
+    first = by_precision[Precision.of(args.precision[0], device).name]
     return {
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "machine": {"platform": platform.platform(), "torch": torch.__version__, "threads": torch.get_num_threads()},
+        "machine": {"platform": platform.platform(), "torch": torch.__version__, "threads": torch.get_num_threads(),
+                    **device_info(device)},
         "parameters": count_parameters(model),
         "theta": pld.theta(),
         "expected_layer_fraction": sum(probs) / len(probs),
@@ -107,7 +111,7 @@ def run(args: argparse.Namespace) -> dict:
     }
 
 
-def measure(args, model, enc, loader, pld, amp: Precision) -> dict:
+def measure(args, model, enc, loader, pld, amp: Precision, device: torch.device) -> dict:
     """Alternating base/PLD steps under one precision; seconds per sample."""
     optimizer = make_optimizer(model, TrainConfig(lr=1e-4))
     params = [p for g in optimizer.param_groups for p in g["params"]]
@@ -115,14 +119,14 @@ def measure(args, model, enc, loader, pld, amp: Precision) -> dict:
     def step(batch: dict, use_pld: bool, t: int) -> float:
         enc.layer_drop = pld if use_pld else None
         pld.set_step(t)
-        start = time.perf_counter()
+        start = now(device)
         with amp.autocast():
             loss = model(**batch).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        return time.perf_counter() - start
+        return now(device) - start
 
     batches = iter(loader)
     times = {"base": [], "pld": []}
@@ -133,6 +137,7 @@ def measure(args, model, enc, loader, pld, amp: Precision) -> dict:
         except StopIteration:
             batches = iter(loader)
             batch = next(batches)
+        batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
         t = args.start_step + i
         order = ("base", "pld") if i % 2 == 0 else ("pld", "base")  # alternate: no arm always runs first
         got = {arm: step(batch, arm == "pld", t) for arm in order}
@@ -173,6 +178,7 @@ def print_table(res: dict) -> None:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    device_of(args.device)  # a clear exit without CUDA; TF32 on for fp32, as in the trials
     return finish(run(args), args.json, print_table)
 
 

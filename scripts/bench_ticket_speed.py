@@ -66,7 +66,7 @@ from pathlib import Path
 
 import torch
 
-from tickettune.trainables.data import load_glue
+from tickettune.trainables.tasks.glue import load_glue
 from tickettune.trainables.encoder import encoder_of
 from tickettune.trainables.flops import layer_forward_flops, shape_of, train_flops_per_sequence
 from tickettune.trainables.masks import MaskConfig, draw_masks
@@ -76,7 +76,7 @@ from tickettune.trainables.random_models import write_random_model
 from tickettune.trainables.ticket import make_ticket, snapshot
 from tickettune.trainables.train import TrainConfig, make_optimizer
 sys.path.insert(0, str(Path(__file__).parent))
-from _bench import finish  # noqa: E402
+from _bench import device_info, device_of, finish, now  # noqa: E402
 
 VARIANTS = ("base", "unrounded", "foreach", "no_dropout", "frozen_word_emb")
 
@@ -101,6 +101,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--variants", default="base", help=f"comma-separated, from {','.join(VARIANTS)}, or 'all'")
     ap.add_argument("--precision", default="fp32,bf16",
                     help="comma-separated precisions to time side by side (fp32, bf16, auto; fp16 on CUDA)")
+    ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where both models train")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--data-root", default=None, help="shared data folder (default: $TICKETTUNE_DATA, ../shared/data)")
     ap.add_argument("--json", type=Path, default=None, help="write the figures here")
@@ -159,7 +160,7 @@ def build(args: argparse.Namespace, ffn_multiple: int | None):
                      ffn_multiple=ffn_multiple)
     heads, ffn = draw_masks(*scores(dense, args.coef, args.seed), cfg)
     ticket = make_ticket(snapshot(dense), dense, heads, ffn, rewind=True)
-    return dense, ticket, tok
+    return dense.to(args.device), ticket.to(args.device), tok
 
 
 # ------------------------------------------------------------------------------------------ FLOPs
@@ -226,18 +227,19 @@ def prepare(model, variant: str, fused: bool):
 def step(model, opt, params, batch, amp: Precision) -> tuple[float, float, float, float, int]:
     """Wall seconds of (forward, backward, clip + optimizer + zero_grad), the process's CPU seconds and
     minor page faults for the whole step. The forward runs under `amp`'s autocast, as train.train does."""
+    dev = batch["input_ids"].device
     faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     c0 = time.process_time()
-    t0 = time.perf_counter()
+    t0 = now(dev)
     with amp.autocast():
         loss = model(**batch).loss
-    t1 = time.perf_counter()
+    t1 = now(dev)
     loss.backward()
-    t2 = time.perf_counter()
+    t2 = now(dev)
     torch.nn.utils.clip_grad_norm_(params, 1.0)
     opt.step()
     opt.zero_grad(set_to_none=True)
-    t3 = time.perf_counter()
+    t3 = now(dev)
     return (t1 - t0, t2 - t1, t3 - t2, time.process_time() - c0,
             resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults)
 
@@ -309,10 +311,11 @@ def _run(args: argparse.Namespace) -> dict:
     dense, ticket, tok = build(args, args.ffn_multiple or None)
     batches = sst2_batches(tok, min(args.warmup + args.steps, 16), args.batch_size, args.seq_len, args.seed,
                            args.data_root)
+    batches = [{k: v.to(args.device) for k, v in b.items()} for b in batches]
     flops = flop_report(dense, ticket, args.seq_len)
     by_precision = {}
     for name in args.precision:
-        amp = Precision.of(name)
+        amp = Precision.of(name, args.device)
         results = {}
         for variant in args.variants:
             t = build(args, None)[1] if variant == "unrounded" else ticket
@@ -324,17 +327,18 @@ def _run(args: argparse.Namespace) -> dict:
                                   "target": 1.10 * head["flop_ratio"],
                                   "meets_target": head["step_time_ratio"] <= 1.10 * head["flop_ratio"],
                                   "variants": results}
-    first = by_precision[Precision.of(args.precision[0]).name]
+    first = by_precision[Precision.of(args.precision[0], args.device).name]
     res = {
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "machine": {"platform": platform.platform(), "processor": platform.processor(), "torch": torch.__version__,
-                    "threads": torch.get_num_threads(), "fused_adamw": fused, "malloc_tuned": malloc_tuned},
+                    "threads": torch.get_num_threads(), "fused_adamw": fused, "malloc_tuned": malloc_tuned,
+                    **device_info(torch.device(args.device))},
         "parameters": {"dense": count_parameters(dense), "ticket": count_parameters(ticket)},
         "ticket_layout": layout(ticket),
         "flops": flops,
         "flop_ratio": flops["ratio"],
         "headline_variant": args.variants[0],
-        "headline_precision": Precision.of(args.precision[0]).name,
+        "headline_precision": Precision.of(args.precision[0], args.device).name,
         "step_time_ratio": first["step_time_ratio"],
         "target": first["target"],
         "meets_target": first["meets_target"],
@@ -385,6 +389,7 @@ def print_table(res: dict) -> None:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    device_of(args.device)  # a clear exit without CUDA; TF32 on for fp32, as in the trials
     return finish(run(args), args.json, print_table)
 
 

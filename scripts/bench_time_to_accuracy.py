@@ -31,13 +31,15 @@ from pathlib import Path
 
 import torch
 
-from tickettune.trainables.data import as_tokenizer, glue_loader, task_spec
+from tickettune.trainables.data import as_tokenizer
+from tickettune.trainables.encoder import encoder_of
 from tickettune.trainables.flow import FlowConfig, LocalReporter, run_flow
-from tickettune.trainables.metrics import glue_metrics
 from tickettune.trainables.model import load_model, resolve
 from tickettune.trainables.precision import Precision
 from tickettune.trainables.ticket import make_ticket, read_info, snapshot
-from tickettune.trainables.train import TrainConfig, evaluate, train
+from tickettune.trainables.tasks import DataArgs, get_task
+from tickettune.trainables.tasks.glue import glue_metrics
+from tickettune.trainables.train import TrainConfig, train
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _bench import finish  # noqa: E402
@@ -75,7 +77,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--plot", type=Path, default=None)
     args = ap.parse_args(argv)
-    args.tasks = [task_spec(t).name for t in args.tasks.split(",") if t.strip()]
+    args.tasks = [get_task(t.strip()).name for t in args.tasks.split(",") if t.strip()]
     args.arms = [a.strip() for a in args.arms.split(",") if a.strip()]
     bad = [a for a in args.arms if a not in ARMS]
     if bad:
@@ -90,11 +92,11 @@ def parse_args(argv=None) -> argparse.Namespace:
 def arm_trainer(args, task: str, seed: int, epochs: float, every: int) -> dict:
     """HF Trainer as a user runs it: the stock model class, group_by_length, bf16 where fast."""
     from transformers import AutoModelForSequenceClassification, Trainer, TrainerCallback, TrainingArguments
-    spec = task_spec(task)
+    spec = get_task(task)
     amp = Precision.of(args.precision)
     train_loader, dev_loader = loaders(args, task, as_tokenizer(args.model), seed)
     kwargs = {"num_labels": spec.num_labels}
-    if spec.is_regression:
+    if spec.head == "regression":
         kwargs["problem_type"] = "regression"
     torch.manual_seed(seed)
     model = AutoModelForSequenceClassification.from_pretrained(resolve(args.model), attn_implementation="sdpa",
@@ -124,7 +126,7 @@ def arm_trainer(args, task: str, seed: int, epochs: float, every: int) -> dict:
             save_strategy="no", logging_strategy="no", report_to="none", seed=seed, data_seed=seed,
             disable_tqdm=True, use_cpu=not torch.cuda.is_available(), dataloader_num_workers=0)
         trainer = Trainer(model=model, args=targs, train_dataset=train_loader.dataset,
-                          eval_dataset=dev_loader.dataset, data_collator=train_loader.collate_fn,
+                          eval_dataset=first(dev_loader).dataset, data_collator=train_loader.collate_fn,
                           compute_metrics=compute_metrics, callbacks=[Curve()])
         start = time.perf_counter()
         result = trainer.train()
@@ -139,7 +141,7 @@ def arm_trainer(args, task: str, seed: int, epochs: float, every: int) -> dict:
 
 def arm_flow(args, task: str, seed: int, epochs: float, every: int, mode: str | None) -> dict:
     """tickettune's flow: `mode` None is the dense baseline trial, else an EarlyBERT ticket mode."""
-    spec = task_spec(task)
+    spec = get_task(task)
     cfg = FlowConfig(model=args.model, task=task, data_root=args.data_root, max_train_samples=args.train_samples,
                      max_eval_samples=args.eval_samples, max_length=args.max_length, batch_size=args.batch_size,
                      seed=seed, precision=args.precision, lr=args.lr, ticket_lr=args.lr, budget_epochs=epochs,
@@ -165,22 +167,22 @@ def arm_flow(args, task: str, seed: int, epochs: float, every: int, mode: str | 
 
 def arm_random(args, task: str, seed: int, epochs: float, every: int, layout: dict) -> dict:
     """A ticket at `layout`'s widths with random heads and neurons, rewound, trained the whole budget."""
-    spec = task_spec(task)
+    spec = get_task(task)
     torch.manual_seed(seed)
     model, tokenizer = load_model(args.model, head=spec.head, num_labels=spec.num_labels)
     train_loader, dev_loader = loaders(args, task, tokenizer, seed)
     g = torch.Generator().manual_seed(seed)
-    layers = model.bert.encoder.layer
+    layers = encoder_of(model).blocks
     heads = [_random_mask(l.num_heads, k, g) for l, k in zip(layers, layout["heads_per_layer"])]
     ffn = [_random_mask(l.ffn_width, k, g) for l, k in zip(layers, layout["ffn_per_layer"])]
     ticket = make_ticket(snapshot(model), model, heads, ffn, rewind=True)
     del model
     budget = max(1, math.ceil(epochs * len(train_loader)))
-    evals = EvalEvery(every, budget, lambda: evaluate(ticket, dev_loader, task, args.precision)[spec.main_metric])
+    evals = EvalEvery(every, budget, lambda: spec.evaluate(ticket, dev_loader, args.precision)[spec.main_metric])
     start = time.perf_counter()
     res = train(ticket, train_loader, TrainConfig(lr=args.lr, max_steps=budget, seed=seed, warmup_ratio=0.1,
                                                   progress=False, precision=args.precision), [evals])
-    metric = evaluate(ticket, dev_loader, task, args.precision)[spec.main_metric]
+    metric = spec.evaluate(ticket, dev_loader, args.precision)[spec.main_metric]
     total = time.perf_counter() - start
     train_seconds = res.seconds - evals.eval_seconds
     curve = evals.curve + [{"step": res.steps, "train_seconds": train_seconds, "metric": metric}]
@@ -195,12 +197,17 @@ def _random_mask(n: int, keep: int, g: torch.Generator) -> torch.Tensor:
 
 
 def loaders(args, task: str, tokenizer, seed: int):
-    train_loader = glue_loader(task, "train", tokenizer, batch_size=args.batch_size, max_length=args.max_length,
-                               max_samples=args.train_samples, shuffle=True, seed=seed, root=args.data_root,
-                               group_by_length=True)
-    dev_loader = glue_loader(task, "dev", tokenizer, batch_size=64, max_length=args.max_length,
-                             max_samples=args.eval_samples, shuffle=False, root=args.data_root)
-    return train_loader, dev_loader
+    """(train loader, the task's dev data), length-grouped train batches, as every arm trains."""
+    t = get_task(task)
+    data = DataArgs(root=args.data_root, max_length=args.max_length, batch_size=args.batch_size,
+                    max_train_samples=args.train_samples, max_eval_samples=args.eval_samples, seed=seed,
+                    group_by_length=True)
+    return t.train_loader(tokenizer, data), t.eval_data(tokenizer, data)
+
+
+def first(dev):
+    """The main dev loader (GLUE tasks hand back {split: loader})."""
+    return next(iter(dev.values())) if isinstance(dev, dict) else dev
 
 
 # ------------------------------------------------------------------------------------------------ run
@@ -231,7 +238,7 @@ def run(args) -> dict:
                 print(f"  {arm}: {r['metric']:.4f} in {r['total_seconds']:.0f}s (train {r['train_seconds']:.0f}s, "
                       f"{r['steps']} steps, search {r['search_steps']})", flush=True)
         out["tasks"][task] = {"budget_steps": steps, "epochs": epochs, "eval_every": every,
-                              "metric": task_spec(task).main_metric, "runs": runs,
+                              "metric": get_task(task).main_metric, "runs": runs,
                               "summary": summarize(runs)}
     out["headline"] = headline(out)
     return out

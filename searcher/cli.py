@@ -25,7 +25,7 @@ def _key_values(pairs: list[str]) -> dict:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise SystemExit(f"--set expects KEY=VALUE, got {pair!r}")
+            raise CliError(f"--set expects KEY=VALUE, got {pair!r}")
         out[key] = _parse_value(value)
     return out
 
@@ -35,37 +35,74 @@ def torch_cuda() -> bool:
     return torch.cuda.is_available()
 
 
-def cmd_finetune(args: argparse.Namespace) -> int:
-    from tickettune.trainables.data import TASKS, glue_loader
-    from tickettune.trainables.model import load_model
-    from tickettune.trainables.train import TrainConfig, evaluate, train
+class CliError(Exception):
+    """A problem with what the user asked for: printed as one line, exit status 2."""
 
-    if args.task not in TASKS:
-        raise SystemExit(f"unknown task {args.task!r}; expected one of {sorted(TASKS)}")
-    spec = TASKS[args.task]
+
+OWN_DATA = ("train_file", "validation_file", "text_columns", "label_column")
+
+
+def _own_data(args: argparse.Namespace) -> dict | None:
+    """The task dict the own-data flags describe (tasks.get_task reads it), or None when none is given."""
+    given = {k: getattr(args, k) for k in OWN_DATA if getattr(args, k) is not None}
+    if args.regression:
+        given["regression"] = True
+    if args.text_files:
+        if given:
+            raise CliError("--text-files (MLM on your text) cannot be combined with --train-file/--validation-file/"
+                           "--text-columns/--label-column (classification or regression)")
+        return {"text_files": args.text_files, "line_by_line": args.line_by_line}
+    if not given:
+        return None
+    missing = [f"--{k.replace('_', '-')}" for k in ("train_file", "validation_file") if k not in given]
+    if missing:
+        raise CliError(f"own data needs {' and '.join(missing)} too")
+    return given
+
+
+def _task_setting(args: argparse.Namespace, default):
+    own = _own_data(args)
+    if own is not None and args.task is not None:
+        raise CliError(f"--task {args.task} and your own data (--train-file/--text-files) both given; choose one")
+    return own if own is not None else (args.task if args.task is not None else default)
+
+
+def cmd_finetune(args: argparse.Namespace) -> int:
+    from tickettune.trainables.model import load_model
+    from tickettune.trainables.tasks import DataArgs, get_task
+    from tickettune.trainables.train import TrainConfig, train
+
+    task = get_task(_task_setting(args, "sst2"))
+    problems = task.problems()
+    if problems:
+        raise CliError("; ".join(problems))
     from tickettune.trainables.precision import resolve
     resolve(args.precision, "cuda" if torch_cuda() else "cpu")  # fp16 without CUDA: refused before loading
     cfg = TrainConfig(lr=args.lr, epochs=args.epochs, max_steps=args.max_steps, seed=args.seed,
                       precision=args.precision)
-    model, tokenizer = load_model(args.model, head=spec.head, num_labels=spec.num_labels)
-    train_loader = glue_loader(args.task, "train", tokenizer, batch_size=args.batch_size,
-                               max_length=args.max_length, max_samples=args.max_train_samples,
-                               shuffle=True, seed=args.seed, root=args.data_root,
-                               group_by_length=args.group_by_length)
-    dev_loader = glue_loader(args.task, "dev", tokenizer, batch_size=64, max_length=args.max_length,
-                             max_samples=args.max_eval_samples, shuffle=False, root=args.data_root)
-    print(f"fine-tuning {args.model} on {args.task}: {len(train_loader.dataset)} train rows, "
-          f"{len(dev_loader.dataset)} dev rows", flush=True)
+    data = DataArgs(root=args.data_root, max_length=args.max_length, batch_size=args.batch_size,
+                    max_train_samples=args.max_train_samples, max_eval_samples=args.max_eval_samples, seed=args.seed,
+                    group_by_length=args.group_by_length)
+    task.check(data)  # every row read and checked before the model loads
+    model, tokenizer = load_model(args.model, head=task.head, num_labels=task.num_labels)
+    from tickettune.trainables.device import place
+    model = model.to(place("auto").device)  # the GPU when torch sees one (batches follow the model)
+    train_loader = task.train_loader(tokenizer, data)
+    dev = task.eval_data(tokenizer, data)
+    rows = task.size(train_loader)
+    print(f"fine-tuning {args.model} on {task.name}: {rows if rows >= 0 else 'streamed'} train rows, "
+          f"{task.size(dev)} dev rows", flush=True)
     result = train(model, train_loader, cfg)
     start = time.perf_counter()
-    metrics = evaluate(model, dev_loader, args.task, args.precision)
+    metrics = task.evaluate(model, dev, args.precision)
     print(f"trained {result.steps} steps in {result.seconds:.1f}s "
           f"(loss {result.losses[0]:.4f} -> {sum(result.losses[-10:]) / len(result.losses[-10:]):.4f}); "
           f"eval {time.perf_counter() - start:.1f}s")
     print("dev " + "  ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"metrics": metrics, "steps": result.steps, "train_seconds": result.seconds}, f, indent=2)
+            json.dump({"task": task.info(), "metrics": metrics, "steps": result.steps,
+                       "train_seconds": result.seconds}, f, indent=2)
     return 0
 
 
@@ -75,6 +112,11 @@ def cmd_earlybert(args: argparse.Namespace) -> int:
     settings = _key_values(args.set)
     if args.precision is not None:
         settings["precision"] = args.precision
+    own = _own_data(args)
+    if own is not None:
+        if "task" in settings:
+            raise CliError("--set task=... and your own data (--train-file/--text-files) both given; choose one")
+        settings["task"] = own
     cfg = FlowConfig.from_dict(settings)
     result = run_flow(cfg, ticket_dir=args.out)
     print(f"{result.metric_name}={result.val_metric:.4f} converged={result.converged} "
@@ -125,13 +167,29 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _own_data_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("your own data (instead of a task name)")
+    g.add_argument("--train-file", default=None, help=".csv, .tsv, .jsonl or .parquet with a header")
+    g.add_argument("--validation-file", default=None)
+    g.add_argument("--text-columns", default=None, help="one column, or two as a,b (a sentence pair)")
+    g.add_argument("--label-column", default=None, help="default: label; strings/ints: classes, floats: regression")
+    g.add_argument("--regression", action="store_true", help="treat the labels as scores even if integers")
+    g.add_argument("--text-files", nargs="+", default=None, help="MLM on your text: .txt files or folders")
+    g.add_argument("--line-by-line", action="store_true", help="with --text-files: one sequence per line "
+                   "(default: lines grouped into max-length blocks)")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tickettune", description="EarlyBERT + PLD search on Ray")
+    p.add_argument("--debug", action="store_true", help="on an error, show the traceback too "
+                   "(also: TICKETTUNE_DEBUG=1)")
     sub = p.add_subparsers(dest="command", required=True)
 
-    f = sub.add_parser("finetune", help="fine-tune a model or ticket on a GLUE task, print dev metrics")
+    f = sub.add_parser("finetune", help="fine-tune a model or ticket on a task or your own data, print dev metrics")
     f.add_argument("--model", default="minilm-l6", help="alias (minilm-l6), local dir, ticket dir or hub id")
-    f.add_argument("--task", default="sst2")
+    f.add_argument("--task", default=None, help="a task name (default sst2): sst2 cola stsb mrpc qqp mnli qnli "
+                   "rte wnli wikitext")
+    _own_data_args(f)
     f.add_argument("--max-train-samples", type=int, default=None)
     f.add_argument("--max-eval-samples", type=int, default=None)
     f.add_argument("--epochs", type=float, default=1.0)
@@ -151,6 +209,8 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="a FlowConfig field, e.g. --set task=sst2 --set pld=true")
     e.add_argument("--out", default=None, help="write the ticket here")
+    e.set_defaults(task=None)
+    _own_data_args(e)
     e.add_argument("--precision", default=None, choices=PRECISIONS, help=PRECISION_HELP + " (default: auto)")
     e.set_defaults(run=cmd_earlybert)
 
@@ -183,8 +243,26 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Runs a command; any error becomes one line on stderr and exit status 2 (1 for an unexpected one), the
+    traceback only with --debug or TICKETTUNE_DEBUG=1."""
     args = parser().parse_args(argv)
-    return args.run(args)
+    debug = args.debug or os.environ.get("TICKETTUNE_DEBUG", "").strip() not in ("", "0")
+    try:
+        return args.run(args)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print("tickettune: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001 - the whole point: one message, not a traceback
+        if debug:
+            raise
+        expected = isinstance(e, (CliError, ValueError, FileNotFoundError, FileExistsError, NotADirectoryError,
+                                  PermissionError))
+        kind = "" if expected else f"{type(e).__name__}: "
+        hint = "" if expected else " (run with --debug for the traceback)"
+        print(f"tickettune {args.command}: error: {kind}{e}{hint}", file=sys.stderr)
+        return 2 if expected else 1
 
 
 if __name__ == "__main__":

@@ -43,41 +43,6 @@ def is_finite_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _device(use_gpu: bool):
-    import torch
-    if use_gpu and torch.cuda.is_available():
-        return torch.device("cuda", torch.cuda.current_device())
-    return torch.device("cpu")
-
-
-def _to_device(batch: Any, device) -> Any:
-    if hasattr(batch, "to"):
-        return batch.to(device)
-    if isinstance(batch, dict):
-        return type(batch)({k: _to_device(v, device) for k, v in batch.items()})
-    if isinstance(batch, (list, tuple)):
-        return type(batch)(_to_device(v, device) for v in batch)
-    return batch
-
-
-class _DeviceLoader:
-    """Moves each batch to `device`; keeps `len`, `dataset`, the sampler (for set_epoch) and the
-    shuffling generator (the flow reseeds it for the ticket phase)."""
-
-    def __init__(self, loader, device):
-        self.loader, self.device = loader, device
-        self.dataset = getattr(loader, "dataset", None)
-        self.sampler = getattr(loader, "sampler", None)
-        self.generator = getattr(loader, "generator", None)
-
-    def __len__(self) -> int:
-        return len(self.loader)
-
-    def __iter__(self):
-        for batch in self.loader:
-            yield _to_device(batch, self.device)
-
-
 def _local_copy(checkpoint) -> str | None:
     """A local directory holding `checkpoint`'s files (a copy: the caller may modify it)."""
     if checkpoint is None:
@@ -89,12 +54,16 @@ class TrainReporter:
     """`Reporter` for a Ray Train worker (call it inside `train_loop_per_worker`)."""
 
     def __init__(self, ticket_dir: str | None = None, use_gpu: bool = False):
+        import ray
         import ray.train
+
+        from ..trainables.device import place
         ctx = ray.train.get_context()
         self.rank: int = ctx.get_world_rank()
         self.world_size: int = ctx.get_world_size()
         self.ticket_dir = ticket_dir
-        self.use_gpu = use_gpu
+        self.placement = place(use_gpu, ray.get_gpu_ids())  # the same device ray.train.torch.get_device() picks
+        self.use_gpu = self.placement.device.type == "cuda"  # given a GPU that torch cannot see: CPU
         self.reports = 0
 
     def report(self, metrics: dict, checkpoint_dir: str | None = None) -> None:
@@ -118,7 +87,9 @@ class TrainReporter:
         if self.world_size == 1 and not self.use_gpu:
             return model
         import ray.train.torch
-        return ray.train.torch.prepare_model(model, parallel_strategy_kwargs={"find_unused_parameters": find_unused})
+        # the device explicitly: given a GPU that torch cannot see, Ray would still move the model to "cuda"
+        return ray.train.torch.prepare_model(model, move_to_device=self.placement.device,
+                                             parallel_strategy_kwargs={"find_unused_parameters": find_unused})
 
     def prepare_loader(self, loader):
         if self.world_size == 1 and not self.use_gpu:
@@ -138,14 +109,20 @@ class TrainReporter:
 
 
 class TuneReporter:
-    """`Reporter` for a trial that runs inside the Tune trial process (one worker, no Ray Train)."""
+    """`Reporter` for a trial that runs inside the Tune trial process (one worker, no Ray Train): model and
+    batches on the trial's GPU (Tune gave the process its share of one), else on the CPU."""
 
     rank, world_size = 0, 1
 
     def __init__(self, ticket_dir: str | None = None, use_gpu: bool = False):
+        import ray
+
+        from ..trainables.device import OneDevice, place
+        self.placement = place(use_gpu, ray.get_gpu_ids() if use_gpu else None)
+        self._device = OneDevice(self.placement)
+        self.device = self.placement.device
         self.ticket_dir = ticket_dir
-        self.use_gpu = use_gpu
-        self.device = _device(use_gpu)
+        self.use_gpu = self.device.type == "cuda"
         self.reports = 0
 
     def report(self, metrics: dict, checkpoint_dir: str | None = None) -> None:
@@ -160,10 +137,10 @@ class TuneReporter:
         return bool(flag)
 
     def prepare_model(self, model, find_unused: bool = False):
-        return model.to(self.device) if self.device.type != "cpu" else model
+        return self._device.prepare_model(model)
 
     def prepare_loader(self, loader):
-        return _DeviceLoader(loader, self.device) if self.device.type != "cpu" else loader
+        return self._device.prepare_loader(loader)
 
     def checkpoint(self) -> str | None:
         from ray import tune

@@ -13,7 +13,11 @@ Two ways to run a trial (the `executor`):
 
 Deadlock rule (2 CPUs: a trial holding 1 CPU while its workers wait for another): Tune only sees the
 driver's bundle, not the worker group's, so the plan always sets ``max_concurrent_trials`` to the
-number of whole trials (driver + all workers) that fit in the cluster.
+number of whole trials (driver + all workers) that fit in the cluster, counting CPUs and GPUs alike.
+
+GPUs: ``gpus_per_trial`` (search settings) is a share of one GPU for a one-worker trial (0.5: two
+trials on one GPU; Tune's fractional GPUs) or one whole GPU per worker (DDP over nccl). A trial process
+on a GPU sees its GPU(s) in ``CUDA_VISIBLE_DEVICES``; trainables/device.py picks the device from it.
 """
 from __future__ import annotations
 
@@ -85,15 +89,45 @@ def _floor(x: float) -> int:
     return int(math.floor(x + 1e-9))
 
 
+def _down(x: float) -> float:
+    """Rounded down to Ray's resource granularity (1e-4): k trials of a computed share never exceed the whole."""
+    return math.floor(x * 1e4 + 1e-6) / 1e4
+
+
+def gpus_per_worker_of(gpus_per_trial: float | None, workers_per_trial: int, cluster_gpus: float) -> float:
+    """GPUs each worker asks for. None: one whole GPU per worker when the cluster has enough, else none.
+
+    One worker drives one device, so a trial either shares a GPU (one worker, 0 < gpus_per_trial < 1:
+    two trials at 0.5 run on one GPU) or has one whole GPU per worker (gpus_per_trial == workers_per_trial,
+    DDP over nccl; nccl cannot run two ranks of a group on one GPU)."""
+    w = workers_per_trial
+    if gpus_per_trial is None:
+        return 1.0 if cluster_gpus >= w else 0.0
+    g = float(gpus_per_trial)
+    if not g >= 0:
+        raise ResourceError(f"gpus_per_trial={gpus_per_trial!r} must be >= 0")
+    if g == 0:
+        return 0.0
+    if w == 1 and g > 1:
+        raise ResourceError(f"gpus_per_trial={gpus_per_trial!r} with workers_per_trial=1: a worker uses one GPU; "
+                            f"for {g:g} GPUs per trial set workers_per_trial: {g:g} (DDP, one GPU each)")
+    if w > 1 and g != w:
+        raise ResourceError(f"gpus_per_trial={gpus_per_trial!r} with workers_per_trial={w}: each DDP worker needs a "
+                            f"whole GPU of its own (nccl); use gpus_per_trial: {w}, or 0 for CPUs")
+    return g / w
+
+
 def plan_resources(cluster: dict | None = None, workers_per_trial: int = 1, cpus_per_worker: float | None = None,
                    max_concurrent: int | None = None, executor: str = "auto",
-                   gpus_per_worker: float | None = None) -> ResourcePlan:
+                   gpus_per_trial: float | None = None) -> ResourcePlan:
     """A plan that fits `cluster` (``ray.cluster_resources()`` when None; Ray must be initialised then).
 
-    Defaults: one CPU per worker (or one GPU + one CPU when the cluster has GPUs), and as many trials
+    Defaults: one CPU per worker (or one GPU per worker when the cluster has GPUs), and as many trials
     at once as fit. On a 2-CPU machine with one worker per trial that is two trials at once, so one
-    trial's start-up overlaps the other's training. `cpus_per_worker` may be fractional;
-    `max_concurrent` caps the concurrency (it is lowered to what fits, never raised).
+    trial's start-up overlaps the other's training. With GPUs the GPUs bound the concurrency and those
+    trials share the CPUs (`gpus_per_trial` < 1: trials share a GPU; see `gpus_per_worker_of`).
+    `cpus_per_worker` may be fractional; `max_concurrent` caps the concurrency (it is lowered to what
+    fits, never raised).
     """
     if cluster is None:
         import ray
@@ -117,11 +151,11 @@ def plan_resources(cluster: dict | None = None, workers_per_trial: int = 1, cpus
         raise ResourceError(f"the Ray cluster reports no CPUs ({cluster})")
     w = workers_per_trial
 
-    if gpus_per_worker is None:
-        gpus_per_worker = 1.0 if gpus >= w else 0.0
+    gpus_per_worker = gpus_per_worker_of(gpus_per_trial, w, gpus)
     if gpus_per_worker > 0 and gpus < w * gpus_per_worker:
         raise ResourceError(f"{w} worker(s) x {gpus_per_worker:g} GPU need {w * gpus_per_worker:g} GPUs; "
                             f"the cluster has {gpus:g}")
+    gpu_fit = _floor(gpus / (w * gpus_per_worker)) if gpus_per_worker > 0 else None
 
     driver = DRIVER_CPU if executor == "train" else 0.0
     if cpus_per_worker is None:
@@ -133,12 +167,16 @@ def plan_resources(cluster: dict | None = None, workers_per_trial: int = 1, cpus
         if max_concurrent is not None and gpus_per_worker == 0:
             # fewer trials than would fit: each trial's workers get the CPUs the others would have had
             per = max(per, (cpus / max_concurrent - driver) / w)
+        if gpu_fit is not None:
+            # the GPUs bound how many trials run: those trials share every CPU (data loading, the optimizer)
+            n = gpu_fit if max_concurrent is None else min(gpu_fit, max_concurrent)
+            per = max(per, (cpus / n - driver) / w)
         per = min(per, (cpus - driver) / w)  # one trial always fits, sharing what there is
-        cpus_per_worker = per
+        cpus_per_worker = _down(per)
     trial_need = w * cpus_per_worker + driver
     fit = _floor(cpus / trial_need) if trial_need > 0 else 0
-    if gpus_per_worker > 0:
-        fit = min(fit, _floor(gpus / (w * gpus_per_worker)))
+    if gpu_fit is not None:
+        fit = min(fit, gpu_fit)
     if fit < 1:
         raise ResourceError(f"one trial needs {trial_need:g} CPUs ({w} worker(s) x {cpus_per_worker:g}"
                             f"{' + driver %g' % driver if driver else ''}); the cluster has {cpus:g}")

@@ -250,7 +250,7 @@ def run_search(spec: Any, *, address: str | None = None, num_cpus: int | None = 
     try:
         s = spec.search
         plan = plan_resources(None, workers_per_trial=s.workers_per_trial, cpus_per_worker=s.cpus_per_worker,
-                              max_concurrent=s.max_concurrent,
+                              max_concurrent=s.max_concurrent, gpus_per_trial=s.gpus_per_trial,
                               executor=executor or getattr(s, "executor", None) or "auto")
         if verbose:
             extra = " (one the dense baseline)" if s.baseline else ""

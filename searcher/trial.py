@@ -144,13 +144,15 @@ def driver(config: dict, settings: dict) -> None:
 
 def _fit_trainer(payload: dict, settings: dict, plan: ResourcePlan, trial_id: str, trial_dir: Path) -> None:
     import ray.train
-    from ray.train.torch import TorchConfig, TorchTrainer
+    from ray.train.torch import TorchTrainer
     from ray.tune.integration.ray_train import TuneReportCallback
+
+    from .torch_backend import TrialTorchConfig
 
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config=payload,
-        torch_config=TorchConfig(backend=plan.backend),
+        torch_config=TrialTorchConfig(backend=plan.backend),  # nccl, or gloo where CUDA is absent
         scaling_config=ray.train.ScalingConfig(num_workers=plan.num_workers, use_gpu=plan.use_gpu,
                                                resources_per_worker=plan.worker_resources),
         run_config=ray.train.RunConfig(

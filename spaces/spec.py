@@ -30,7 +30,8 @@ from typing import Any, Iterable
 
 import yaml
 
-from ..trainables.flow import MLM_TASKS, FlowConfig
+from ..trainables.flow import FlowConfig
+from ..trainables.tasks import get_task
 from ..trainables.masks import SCOPES, _n_prune
 
 TOP_LEVEL = ("name", "storage", "search", "fixed", "space")
@@ -43,6 +44,7 @@ MODES = ("max", "min")
 METRICS = ("val_metric", "relative_cost", "relative_time")
 PLD_KEYS = ("theta_bar", "gamma", "pld_phase")  # no effect unless pld is true
 PATH_KEYS = ("data_root",)                       # FlowConfig keys that are paths: made absolute
+TASK_PATH_KEYS = ("train_file", "validation_file", "text_files", "validation_files")  # own data's, likewise
 # A model whose layout is known without reading anything (checked against its config.json when present)
 KNOWN_SHAPES = {"minilm-l6": (6, 12, 1536)}      # layers, heads per layer, FFN width per layer
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -124,6 +126,7 @@ class SearchSettings:
     max_concurrent: int | None = None
     workers_per_trial: int = 1
     cpus_per_worker: float | None = None
+    gpus_per_trial: float | None = None  # None: a GPU per worker where the cluster has them; 0.5: two trials per GPU
     max_failures: int = 1
     wandb_project: str | None = None
     executor: str = "auto"  # "train": a Ray Train TorchTrainer per trial; "inline": in the Tune trial; auto: by workers
@@ -299,6 +302,18 @@ def _numeric_kind(hint: Any) -> str | None:
     return None
 
 
+def _absolute_task_paths(task: dict) -> dict:
+    """Own data's file paths made absolute (trials may run in another working directory)."""
+    def absolute(p: Any) -> Any:
+        return str(Path(os.path.expandvars(p)).expanduser().absolute()) if isinstance(p, str) else p
+
+    out = dict(task)
+    for key in TASK_PATH_KEYS:
+        if key in out:
+            out[key] = [absolute(p) for p in out[key]] if isinstance(out[key], list) else absolute(out[key])
+    return out
+
+
 def _coerce(value: Any, hint: Any) -> Any:
     """YAML 1.1 reads `1e-5` (no dot) as a string: read such strings as floats for float fields."""
     if isinstance(value, str) and float in _members(hint):
@@ -389,6 +404,8 @@ class _Validator:
                 if key == "data_root" and not Path(value).is_dir():
                     self.add(f"fixed.data_root={raw[key]!r}: no such folder ({value})")
                     continue
+            if key == "task" and isinstance(value, dict):
+                value = _absolute_task_paths(value)
             if key == "model" and isinstance(value, str) and value not in KNOWN_SHAPES:
                 local = Path(os.path.expandvars(value)).expanduser()
                 if local.exists():
@@ -612,6 +629,7 @@ class _Validator:
             self.add(f"search.cpus_per_worker={cpus!r}: must be a number > 0 or null")
         else:
             s.cpus_per_worker = cpus
+        self._gpus(s, raw, get("gpus_per_trial"))
         executor = get("executor")
         if executor not in ("auto", "train", "inline"):
             self.add(f"search.executor={executor!r}: expected one of ['auto', 'train', 'inline']")
@@ -644,9 +662,33 @@ class _Validator:
         self._metrics(s, raw, fixed, space)
         return s
 
+    def _gpus(self, s: SearchSettings, raw: dict, gpus: Any) -> None:
+        """A one-worker trial takes a share of one GPU (0 < g <= 1) or whole GPUs, one per DDP worker; when
+        workers_per_trial is not given, g > 1 GPUs means g workers."""
+        if gpus is None:
+            return
+        if isinstance(gpus, bool) or not isinstance(gpus, (int, float)) or not gpus >= 0:
+            self.add(f"search.gpus_per_trial={gpus!r}: must be a number >= 0 or null (null: one GPU per worker "
+                     f"where the cluster has GPUs)")
+            return
+        if gpus > 1 and "workers_per_trial" not in raw:
+            if gpus != int(gpus):
+                self.add(f"search.gpus_per_trial={gpus!r}: more than one GPU per trial must be a whole number "
+                         f"(one GPU per worker)")
+                return
+            s.workers_per_trial = int(gpus)
+        w = s.workers_per_trial
+        if gpus and w == 1 and gpus > 1:
+            self.add(f"search.gpus_per_trial={gpus!r} with workers_per_trial=1: a worker uses one GPU; "
+                     f"set workers_per_trial: {gpus:g} (or leave it out)")
+        elif gpus and w > 1 and gpus != w:
+            self.add(f"search.gpus_per_trial={gpus!r} with workers_per_trial={w}: each DDP worker needs a whole "
+                     f"GPU of its own (nccl); use gpus_per_trial: {w}, or 0 for CPUs")
+        s.gpus_per_trial = gpus
+
     def _metrics(self, s: SearchSettings, raw: dict, fixed: dict, space: dict[str, Domain]) -> None:
         multi = s.objective == "multi"
-        metric = raw.get("metric", list(METRICS) if multi else "val_metric")
+        metric = raw.get("metric", ["val_metric", "relative_cost"] if multi else "val_metric")
         mode = raw.get("mode")
         if multi:
             if not isinstance(metric, list) or len(metric) < 2 or len(set(map(str, metric))) != len(metric):
@@ -671,7 +713,10 @@ class _Validator:
                     modes.append("min")
                     continue
                 tasks = space["task"].choices if "task" in space else (fixed.get("task", "sst2"),)
-                found = {"min" if t in MLM_TASKS else "max" for t in tasks}
+                try:
+                    found = {get_task(t).mode for t in tasks}
+                except ValueError:
+                    return  # an unknown task: reported where the task's value is checked
                 if len(found) > 1:
                     self.add(f"search.mode: val_metric is maximised on some task choices {list(tasks)} "
                              f"and minimised (perplexity) on others; give search.mode explicitly")

@@ -1,4 +1,5 @@
-"""trainables/data.py on the real shared GLUE / WikiText-2 files, plus small malformed files in tmp_path."""
+"""trainables/data.py and tasks/glue.py on the real shared GLUE / WikiText-2 files, plus small malformed files in
+tmp_path."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,6 +10,7 @@ import torch
 from datasets import ClassLabel, Dataset, Value
 
 from tickettune.trainables import data as D
+from tickettune.trainables.tasks import glue as G
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -29,7 +31,7 @@ def write_tsv(root: Path, folder: str, split: str, text: str | bytes) -> Path:
     return path
 
 
-STSB_HEADER = "\t".join(D.TASKS["stsb"].tsv_columns) + "\n"
+STSB_HEADER = "\t".join(G.TASKS["stsb"].tsv_columns) + "\n"
 
 
 def stsb_row(i: int, s1: str, s2: str, score: str) -> str:
@@ -40,21 +42,22 @@ def stsb_row(i: int, s1: str, s2: str, score: str) -> str:
 
 
 def test_task_registry():
-    assert set(D.TASKS) == {"sst2", "cola", "stsb"}
-    for name, spec in D.TASKS.items():
+    assert set(G.TASKS) == {"sst2", "cola", "stsb", "mrpc", "qqp", "mnli", "qnli", "rte", "wnli"}
+    for name, spec in G.TASKS.items():
         assert spec.name == spec.hub_config == name
         assert spec.main_metric in spec.metrics
         assert spec.head in ("classification", "regression")
-        assert spec.label_column in spec.tsv_columns and set(spec.text_columns) <= set(spec.tsv_columns)
-    assert D.TASKS["sst2"].main_metric == "accuracy" and D.TASKS["sst2"].folder == "SST-2"
-    assert D.TASKS["cola"].main_metric == "matthews_correlation" and D.TASKS["cola"].folder == "CoLA"
-    stsb = D.TASKS["stsb"]
+        assert spec.label_column in spec.tsv_columns and set(spec.file_columns) <= set(spec.tsv_columns)
+    assert G.TASKS["sst2"].main_metric == "accuracy" and G.TASKS["sst2"].folder == "SST-2"
+    assert G.TASKS["cola"].main_metric == "matthews_correlation" and G.TASKS["cola"].folder == "CoLA"
+    stsb = G.TASKS["stsb"]
     assert (stsb.head, stsb.num_labels, stsb.main_metric, stsb.folder) == ("regression", 1, "spearmanr", "STS-B")
     assert stsb.text_columns == ("sentence1", "sentence2")
-    assert D.task_spec("SST-2") is D.task_spec("sst2") is D.task_spec(D.TASKS["sst2"])
-    assert D.task_spec("STS-B") is D.TASKS["stsb"]
-    with pytest.raises(ValueError, match="unknown GLUE task 'mnli'"):
-        D.task_spec("mnli")
+    assert G.task_spec("SST-2") is G.task_spec("sst2") is G.task_spec(G.TASKS["sst2"])
+    assert G.task_spec("STS-B") is G.TASKS["stsb"]
+    assert G.task_spec("MNLI") is G.TASKS["mnli"] and G.task_spec("sts_b") is stsb
+    with pytest.raises(ValueError, match="unknown GLUE task 'boolq'"):
+        G.task_spec("boolq")
 
 
 def test_data_root_explicit_and_missing(tmp_path):
@@ -95,7 +98,7 @@ def test_checkout_fallback_is_beside_the_repository():
 def test_env_var_is_used_by_loaders(tmp_path, monkeypatch):
     write_tsv(tmp_path, "SST-2", "train", "sentence\tlabel\ngood \t1\nbad \t0\n")
     monkeypatch.setenv("TICKETTUNE_DATA", str(tmp_path))
-    ds = D.load_glue("sst2", "train")
+    ds = G.load_glue("sst2", "train")
     assert ds["sentence"] == ["good ", "bad "] and ds["label"] == [1, 0]
 
 
@@ -104,8 +107,8 @@ def test_env_var_is_used_by_loaders(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("task,rows", [("sst2", 872), ("cola", 1043), ("stsb", 1500)])
 def test_dev_row_counts_and_schema(task, rows, shared_data):
-    ds = D.load_glue(task, "dev", root=shared_data)
-    spec = D.TASKS[task]
+    ds = G.load_glue(task, "dev", root=shared_data)
+    spec = G.TASKS[task]
     assert len(ds) == rows
     assert ds.features == spec.features
     assert ds.column_names == [*spec.text_columns, "label", "idx"]
@@ -121,18 +124,18 @@ def test_dev_row_counts_and_schema(task, rows, shared_data):
 
 @pytest.mark.parametrize("task,rows", [("sst2", 67349), ("cola", 8551), ("stsb", 5749)])
 def test_train_row_counts(task, rows, shared_data):
-    assert len(D.load_glue(task, "train", root=shared_data)) == rows
+    assert len(G.load_glue(task, "train", root=shared_data)) == rows
 
 
 def test_dev_contents(shared_data):
-    sst2 = D.load_glue("sst2", "dev", root=shared_data)
+    sst2 = G.load_glue("sst2", "dev", root=shared_data)
     assert sst2[0] == {"sentence": "it 's a charming and often affecting journey . ", "label": 1, "idx": 0}
     assert sum(sst2["label"]) == 444  # positives in SST-2 dev
-    cola = D.load_glue("cola", "validation", root=shared_data)  # the hub's name works too
+    cola = G.load_glue("cola", "validation", root=shared_data)  # the hub's name works too
     assert cola[0]["sentence"] == "The sailors rode the breeze clear of the rocks." and cola[0]["label"] == 1
     assert cola[-1]["sentence"] == "John talked to Bill about himself."  # last line has no newline
     assert sum(cola["label"]) == 721
-    stsb = D.load_glue("stsb", "dev", root=shared_data)
+    stsb = G.load_glue("stsb", "dev", root=shared_data)
     assert stsb[0]["label"] == 5.0
     assert stsb[267]["sentence2"] == 'a woman is standing by a pillar where "u2" is written.'  # quotes kept as-is
     assert stsb[267]["label"] == pytest.approx(4.2)
@@ -140,38 +143,38 @@ def test_dev_contents(shared_data):
 
 
 def test_train_subsets_are_seeded_nested_and_in_file_order(shared_data):
-    full = D.load_glue("sst2", "train", root=shared_data)
-    a = D.load_glue("sst2", "train", root=shared_data, max_samples=500, seed=3)
+    full = G.load_glue("sst2", "train", root=shared_data)
+    a = G.load_glue("sst2", "train", root=shared_data, max_samples=500, seed=3)
     assert len(a) == 500
     assert a["idx"] == sorted(a["idx"])
-    assert a["idx"] == D.load_glue("sst2", "train", root=shared_data, max_samples=500, seed=3)["idx"]
-    assert a["idx"] != D.load_glue("sst2", "train", root=shared_data, max_samples=500, seed=4)["idx"]
-    small = D.load_glue("sst2", "train", root=shared_data, max_samples=200, seed=3)
+    assert a["idx"] == G.load_glue("sst2", "train", root=shared_data, max_samples=500, seed=3)["idx"]
+    assert a["idx"] != G.load_glue("sst2", "train", root=shared_data, max_samples=500, seed=4)["idx"]
+    small = G.load_glue("sst2", "train", root=shared_data, max_samples=200, seed=3)
     assert set(small["idx"]) <= set(a["idx"])
     for row in (a[0], a[499]):
         assert full[row["idx"]] == row
-    assert len(D.load_glue("cola", "dev", root=shared_data, max_samples=10**6)) == 1043
+    assert len(G.load_glue("cola", "dev", root=shared_data, max_samples=10**6)) == 1043
     with pytest.raises(ValueError, match="max_samples"):
-        D.load_glue("cola", "dev", root=shared_data, max_samples=0)
+        G.load_glue("cola", "dev", root=shared_data, max_samples=0)
 
 
 def test_bad_arguments(shared_data, tmp_path):
     with pytest.raises(ValueError, match="not public"):
-        D.load_glue("sst2", "test", root=shared_data)
+        G.load_glue("sst2", "test", root=shared_data)
     with pytest.raises(ValueError, match="unknown split 'eval'"):
-        D.load_glue("sst2", "eval", root=shared_data)
+        G.load_glue("sst2", "eval", root=shared_data)
     with pytest.raises(ValueError, match="unknown source"):
-        D.load_glue("sst2", "dev", root=shared_data, source="s3")
+        G.load_glue("sst2", "dev", root=shared_data, source="s3")
     with pytest.raises(FileNotFoundError, match="missing"):
-        D.load_glue("sst2", "dev", root=tmp_path / "missing")
+        G.load_glue("sst2", "dev", root=tmp_path / "missing")
     with pytest.raises(FileNotFoundError, match=r"glue/CoLA/dev\.tsv"):
-        D.load_glue("cola", "dev", root=tmp_path)
+        G.load_glue("cola", "dev", root=tmp_path)
 
 
 def test_flat_glue_layout(tmp_path):
     (tmp_path / "CoLA").mkdir()
     (tmp_path / "CoLA" / "dev.tsv").write_text("src\t0\t*\tA bad sentence.\nsrc\t1\t\tA good one.\n")
-    assert D.load_glue("cola", "dev", root=tmp_path)["label"] == [0, 1]
+    assert G.load_glue("cola", "dev", root=tmp_path)["label"] == [0, 1]
 
 
 def test_hub_source_is_wired(monkeypatch):
@@ -182,8 +185,8 @@ def test_hub_source_is_wired(monkeypatch):
         return Dataset.from_dict({"sentence": ["a", "b", "c"], "label": [0, 1, 1], "idx": [0, 1, 2],
                                   "extra": [1, 2, 3]})
 
-    monkeypatch.setattr(D, "load_dataset", fake_load_dataset)
-    ds = D.load_glue("sst2", "dev", source="hub", max_samples=2)
+    monkeypatch.setattr(G, "load_dataset", fake_load_dataset)
+    ds = G.load_glue("sst2", "dev", source="hub", max_samples=2)
     assert calls == [(("nyu-mll/glue", "sst2"), {"split": "validation"})]
     assert len(ds) == 2 and ds.column_names == ["sentence", "label", "idx"]
 
@@ -211,7 +214,7 @@ def test_hub_source_is_wired(monkeypatch):
 def test_malformed_rows_name_file_and_line(tmp_path, folder, task, text, line, message):
     path = write_tsv(tmp_path, folder, "train", text)
     with pytest.raises(ValueError) as err:
-        D.load_glue(task, "train", root=tmp_path)
+        G.load_glue(task, "train", root=tmp_path)
     assert f"{path}, line {line}:" in str(err.value)
     assert message in str(err.value)
 
@@ -221,27 +224,27 @@ def test_bad_label_found_deep_in_a_large_file(tmp_path):
     rows[25_000] = "sentence 25000 \t7"  # past the csv reader's first 10k-row chunk
     path = write_tsv(tmp_path, "SST-2", "train", "sentence\tlabel\n" + "\n".join(rows) + "\n")
     with pytest.raises(ValueError, match=rf"{path}, line 25002: label '7'"):
-        D.load_glue("sst2", "train", root=tmp_path)
+        G.load_glue("sst2", "train", root=tmp_path)
 
 
 def test_empty_files(tmp_path):
     write_tsv(tmp_path, "SST-2", "train", "")
     with pytest.raises(ValueError, match="empty"):
-        D.load_glue("sst2", "train", root=tmp_path)
+        G.load_glue("sst2", "train", root=tmp_path)
     write_tsv(tmp_path, "SST-2", "train", "sentence\tlabel\n")
     with pytest.raises(ValueError, match="no data rows"):
-        D.load_glue("sst2", "train", root=tmp_path)
+        G.load_glue("sst2", "train", root=tmp_path)
 
 
 def test_quotes_crlf_and_trailing_blank_lines_are_tolerated(tmp_path):
     text = ('sentence\tlabel\r\n"an opening quote \t1\r\nsays " hi " twice \t0\r\n'
             'NA \t1\r\nnull \t0\r\n"fully quoted" \t1\r\n\r\n\n')
     write_tsv(tmp_path, "SST-2", "train", text)
-    ds = D.load_glue("sst2", "train", root=tmp_path)
+    ds = G.load_glue("sst2", "train", root=tmp_path)
     assert ds["sentence"] == ['"an opening quote ', 'says " hi " twice ', "NA ", "null ", '"fully quoted" ']
     assert ds["label"] == [1, 0, 1, 0, 1]
     write_tsv(tmp_path, "CoLA", "train", "s\t1\t\tA sentence.\r\ns\t0\t*\tAnother.\r\n")
-    assert D.load_glue("cola", "train", root=tmp_path)["sentence"] == ["A sentence.", "Another."]
+    assert G.load_glue("cola", "train", root=tmp_path)["sentence"] == ["A sentence.", "Another."]
 
 
 # ------------------------------------------------------------------------------------ tokenization, loaders
@@ -249,14 +252,14 @@ def test_quotes_crlf_and_trailing_blank_lines_are_tolerated(tmp_path):
 
 def test_tokenize_glue_single_and_pair(shared_data, minilm_tokenizer):
     tok = minilm_tokenizer
-    sst2 = D.tokenize_glue(D.load_glue("sst2", "dev", root=shared_data, max_samples=50), tok, "sst2")
+    sst2 = G.tokenize_glue(G.load_glue("sst2", "dev", root=shared_data, max_samples=50), tok, "sst2")
     assert set(sst2.column_names) == {"input_ids", "token_type_ids", "attention_mask", "labels"}
     lengths = {len(ids) for ids in sst2["input_ids"]}
     assert len(lengths) > 5  # not padded
     assert all(ids[0] == tok.cls_token_id and ids[-1] == tok.sep_token_id for ids in sst2["input_ids"])
     assert isinstance(sst2.features["labels"], ClassLabel)
-    raw = D.load_glue("stsb", "dev", root=shared_data, max_samples=20)
-    stsb = D.tokenize_glue(raw, tok, "stsb", max_length=16)
+    raw = G.load_glue("stsb", "dev", root=shared_data, max_samples=20)
+    stsb = G.tokenize_glue(raw, tok, "stsb", max_length=16)
     assert max(len(ids) for ids in stsb["input_ids"]) <= 16
     assert all(1 in tt for tt in stsb["token_type_ids"])  # sentence2 is segment B
     assert stsb.features["labels"].dtype == "float32"
@@ -264,13 +267,13 @@ def test_tokenize_glue_single_and_pair(shared_data, minilm_tokenizer):
                                        max_length=16)["input_ids"]
     assert stsb["labels"] == raw["label"]
     with pytest.raises(ValueError, match="lacks column"):
-        D.tokenize_glue(Dataset.from_dict({"text": ["a"], "label": [0]}), tok, "sst2")
+        G.tokenize_glue(Dataset.from_dict({"text": ["a"], "label": [0]}), tok, "sst2")
     with pytest.raises(ValueError, match="model_max_length"):
-        D.tokenize_glue(Dataset.from_dict({"sentence": ["a"], "label": [0]}), tok, "sst2", max_length=4096)
+        G.tokenize_glue(Dataset.from_dict({"sentence": ["a"], "label": [0]}), tok, "sst2", max_length=4096)
 
 
 def test_glue_loader_pads_each_batch_to_its_longest(shared_data, minilm_tokenizer):
-    loader = D.glue_loader("sst2", "dev", minilm_tokenizer, batch_size=16, root=shared_data)
+    loader = G.glue_loader("sst2", "dev", minilm_tokenizer, batch_size=16, root=shared_data)
     widths = []
     for batch in loader:
         ids, mask = batch["input_ids"], batch["attention_mask"]
@@ -281,21 +284,21 @@ def test_glue_loader_pads_each_batch_to_its_longest(shared_data, minilm_tokenize
         widths.append(ids.shape[1])
     assert sum(b["labels"].shape[0] for b in loader) == 872
     assert max(widths) <= 128 and len(set(widths)) > 3 and min(widths) < 40
-    stsb = next(iter(D.glue_loader("stsb", "dev", minilm_tokenizer, batch_size=4, root=shared_data)))
+    stsb = next(iter(G.glue_loader("stsb", "dev", minilm_tokenizer, batch_size=4, root=shared_data)))
     assert stsb["labels"].dtype == torch.float32
     assert stsb["labels"].tolist() == pytest.approx([5.0, 4.75, 5.0, 2.4], abs=1e-6)
 
 
 def test_glue_loader_shuffling_is_seeded(shared_data, minilm_tokenizer):
     def first_labels(split, **kw):
-        loader = D.glue_loader("sst2", split, minilm_tokenizer, batch_size=64, root=shared_data, **kw)
+        loader = G.glue_loader("sst2", split, minilm_tokenizer, batch_size=64, root=shared_data, **kw)
         return next(iter(loader))["labels"].tolist()
 
-    dev = D.load_glue("sst2", "dev", root=shared_data)
+    dev = G.load_glue("sst2", "dev", root=shared_data)
     assert first_labels("dev") == dev["label"][:64]  # dev: file order by default
     assert first_labels("dev", shuffle=True, seed=1) == first_labels("dev", shuffle=True, seed=1)
     assert first_labels("dev", shuffle=True, seed=1) != first_labels("dev", shuffle=True, seed=2)
-    loader = D.glue_loader("sst2", "train", "minilm-l6", batch_size=8, max_samples=64, root=shared_data)
+    loader = G.glue_loader("sst2", "train", "minilm-l6", batch_size=8, max_samples=64, root=shared_data)
     assert len(loader.dataset) == 64 and len(loader) == 8
 
 

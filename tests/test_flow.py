@@ -58,7 +58,8 @@ def test_pld_in_both_phases_reports_fewer_flops():
 
 
 @pytest.mark.parametrize("bad, name", [({"head_ratio": 1.0}, "head_ratio=1.0"), ({"lambda_ffn": -1}, "lambda_ffn=-1"),
-                                       ({"task": "mnli"}, "task='mnli'"), ({"pld_phase": "x"}, "pld_phase='x'")])
+                                       ({"task": "boolq"}, "task='boolq': unknown task"),
+                                       ({"pld_phase": "x"}, "pld_phase='x'")])
 def test_bad_flow_config_is_named(bad, name):
     with pytest.raises(ValueError, match=name.replace("(", r"\(")):
         FlowConfig(**{**BASE, **bad})

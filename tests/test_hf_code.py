@@ -3,7 +3,6 @@ process that cannot import tickettune, with the same outputs; re-saved; refused 
 import ast
 import importlib.util
 import json
-import os
 import shutil
 import textwrap
 from pathlib import Path

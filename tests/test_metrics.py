@@ -1,4 +1,4 @@
-"""trainables/metrics.py against values worked out by hand."""
+"""trainables/metrics.py (through tasks/glue.glue_metrics) against values worked out by hand."""
 from __future__ import annotations
 
 import math
@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from tickettune.trainables.data import TASKS
-from tickettune.trainables.metrics import glue_metrics
+from tickettune.trainables.tasks.glue import TASKS, glue_metrics
 
 # logits -> argmax [0, 1, 0, 1]; labels [0, 1, 1, 1]: TP=2 TN=1 FP=0 FN=1
 LOGITS = np.array([[2.0, 1.0], [0.0, 3.0], [1.0, 0.5], [-1.0, 1.0]])
@@ -41,7 +40,7 @@ def test_stsb_correlations_by_hand():
 
 def test_main_metric_is_returned_for_every_task():
     for name, spec in TASKS.items():
-        preds = LOGITS if not spec.is_regression else LOGITS[:, 1]
+        preds = np.pad(LOGITS, ((0, 0), (0, spec.num_labels - 2))) if not spec.is_regression else LOGITS[:, 1]
         labels = LABELS if not spec.is_regression else LABELS * 1.5
         out = glue_metrics(name, preds, labels)
         assert tuple(out) == spec.metrics and spec.main_metric in out
@@ -76,4 +75,18 @@ def test_errors():
     with pytest.raises(ValueError, match="class ids in 0..1"):
         glue_metrics("cola", LOGITS, [0, 1, 2, 1])
     with pytest.raises(ValueError, match="unknown GLUE task"):
-        glue_metrics("qqp", LOGITS, LABELS)
+        glue_metrics("boolq", LOGITS, LABELS)
+
+
+def test_mrpc_and_qqp_report_f1_first_then_accuracy():
+    # argmax [0, 1, 0, 1] vs labels [0, 1, 1, 1]: TP=2 FP=0 FN=1 -> precision 1, recall 2/3, F1 = 0.8
+    for task in ("mrpc", "qqp"):
+        assert glue_metrics(task, LOGITS, LABELS) == {"f1": pytest.approx(0.8), "accuracy": 0.75}
+        assert TASKS[task].main_metric == "f1"
+
+
+def test_three_class_accuracy_and_classification_metric_table():
+    logits = np.eye(3)[[0, 1, 2, 2, 1]]
+    assert glue_metrics("mnli", logits, [0, 1, 2, 1, 1]) == {"accuracy": 0.8}
+    with pytest.raises(ValueError, match="class ids in 0..2"):
+        glue_metrics("mnli", logits, [0, 1, 3, 1, 1])

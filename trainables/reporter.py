@@ -10,6 +10,8 @@ from typing import Any, Protocol
 
 from torch import nn
 
+from .device import OneDevice, place
+
 
 class Reporter(Protocol):
     rank: int
@@ -24,12 +26,17 @@ class Reporter(Protocol):
     def prepare_loader(self, loader: Any) -> Any: ...
 
 
-class LocalReporter:
-    """Single process: prints a line per report and keeps them."""
+class LocalReporter(OneDevice):
+    """Single process: prints a line per report and keeps them. `device`: "auto" (CUDA when torch sees
+    it), "cuda" (warns and uses the CPU when there is none) or "cpu"."""
 
     rank, world_size = 0, 1
 
-    def __init__(self, verbose: bool = True):
+    def __init__(self, verbose: bool = True, device: str = "auto"):
+        choice = {"auto": "auto", "cuda": True, "cpu": False}
+        if device not in choice:
+            raise ValueError(f"device={device!r}: expected one of {list(choice)}")
+        super().__init__(place(choice[device]))
         self.history: list[dict] = []
         self.verbose = verbose
 
@@ -41,12 +48,6 @@ class LocalReporter:
 
     def agree(self, flag: bool) -> bool:
         return flag
-
-    def prepare_model(self, model: nn.Module, find_unused: bool) -> nn.Module:
-        return model
-
-    def prepare_loader(self, loader: Any) -> Any:
-        return loader
 
 
 def _fmt(v: Any) -> str:

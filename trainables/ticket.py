@@ -53,10 +53,10 @@ from .model import count_parameters, head_of, layout, load_model
 from .model_card import CARD_FILE, CardFacts, render
 from .prune import prune_model
 from .slimming import COEF_NAMES, detach_coefficients, has_coefficients
-from .weights import TICKET_JSON, WEIGHTS, load_weights_into
+from .weights import TICKET_JSON, WEIGHTS, check_weights, load_weights_into
 
 __all__ = ["snapshot", "make_ticket", "head_of", "ticket_info", "masks_of", "save_ticket", "read_info",
-           "load_ticket", "load_weights_into", "publish_dir"]
+           "load_ticket", "load_weights_into", "check_weights", "publish_dir"]
 
 CONFIG = "config.json"
 TOKENIZER_CONFIG = "tokenizer_config.json"

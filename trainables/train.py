@@ -10,7 +10,7 @@ import contextlib
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -115,6 +115,13 @@ def total_steps(cfg: TrainConfig, batches_per_epoch: int) -> int:
     return max(1, math.ceil(cfg.epochs * batches_per_epoch / cfg.grad_accum))
 
 
+def _batches(loader: Iterable) -> int:
+    try:
+        return len(loader)
+    except TypeError:  # a streamed dataset has no length
+        raise ValueError("the loader streams its data (no length): set max_steps instead of epochs") from None
+
+
 def _forever(loader: Iterable) -> Iterator:
     epoch = 0
     while True:
@@ -129,7 +136,7 @@ def train(model: nn.Module, loader: Iterable, cfg: TrainConfig,
           callbacks: list[Callback] = (), optimizer: torch.optim.Optimizer | None = None) -> TrainResult:
     """Train until `max_steps`/`epochs` or until a callback asks to stop."""
     seed_everything(cfg.seed)
-    steps = total_steps(cfg, len(loader))
+    steps = cfg.max_steps if cfg.max_steps is not None else total_steps(cfg, _batches(loader))
     optimizer = optimizer or make_optimizer(unwrap(model), cfg)
     horizon = max(cfg.start_step + steps, cfg.schedule_steps or steps)
     schedule = linear_schedule(optimizer, int(cfg.warmup_ratio * horizon), horizon, cfg.start_step)
@@ -158,10 +165,15 @@ def train(model: nn.Module, loader: Iterable, cfg: TrainConfig,
                 with precision.autocast():
                     loss = model(**batch).loss.float() / cfg.grad_accum
                 step_loss += loss.item()
+                extra = None
                 if last:  # the L1 penalty in fp32, outside autocast: coefficients are fp32 parameters
-                    loss = loss + sum((t for cb in callbacks
-                                       if (t := cb.extra_loss(unwrap(model))) is not None), torch.zeros((), device=device))
+                    extra = sum((t for cb in callbacks
+                                 if (t := cb.extra_loss(unwrap(model))) is not None), torch.zeros((), device=device))
+                    if not hasattr(model, "no_sync"):  # DDP: added after its all-reduce (_add_penalty_grads)
+                        loss, extra = loss + extra, None
                 (scaler.scale(loss) if scaler else loss).backward()
+                if extra is not None and extra.requires_grad:
+                    _add_penalty_grads(model, scaler.scale(extra) if scaler else extra)
         if not math.isfinite(step_loss):
             raise FloatingPointError(f"loss is {step_loss} at step {step}: training diverged")
         if scaler:
@@ -187,6 +199,21 @@ def train(model: nn.Module, loader: Iterable, cfg: TrainConfig,
     bar.close()
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _add_penalty_grads(model: nn.Module, penalty: torch.Tensor) -> None:
+    """A DDP model's penalty gradient, added to .grad after DDP has all-reduced the loss's.
+
+    With PLD a dropped layer's coefficients are outside the forward graph, so DDP (find_unused_parameters)
+    marks them ready itself; the penalty reaches every coefficient, and a backward through it would fire
+    their DDP hooks too (during the loss's backward: "marked ready twice"; after it: counted as used in the
+    next step). `autograd.grad` runs no hooks. The result is what adding the penalty to every rank's loss
+    means: the averaged task gradient plus λ·sign(c), the same on every rank.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    for p, g in zip(params, torch.autograd.grad(penalty, params, allow_unused=True)):
+        if g is not None:
+            p.grad = g if p.grad is None else p.grad.add_(g)
 
 
 def to_device(batch: dict, device: torch.device) -> dict:
@@ -219,10 +246,11 @@ def predict(model: nn.Module, loader: Iterable, precision: str = "auto") -> tupl
     return np.concatenate(logits), np.concatenate(labels)
 
 
-def evaluate(model: nn.Module, loader: Iterable, task: str, precision: str = "auto") -> dict:
-    from .metrics import glue_metrics  # scipy/sklearn load only when evaluating
+def evaluate(model: nn.Module, loader: Iterable, metrics: Callable[[np.ndarray, np.ndarray], dict],
+             precision: str = "auto") -> dict:
+    """`metrics(logits, labels)` over the whole loader: the task supplies the metrics, the loop knows none."""
     logits, labels = predict(unwrap(model), loader, precision)
-    return glue_metrics(task, logits, labels)
+    return metrics(logits, labels)
 
 
 @torch.no_grad()

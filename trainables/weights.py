@@ -32,6 +32,18 @@ def _saved_head(path: Path) -> str | None:
         raise ValueError(f"{p} is corrupt (cut short while being written?): {e}") from None
 
 
+def check_weights(folder: str | os.PathLike) -> None:
+    """Every *.safetensors in `folder` has a whole header and covers its tensors (a truncated or corrupt file
+    is reported with its path, not as a bare SafetensorError from deep inside loading)."""
+    from safetensors import safe_open
+    for path in sorted(Path(folder).glob("*.safetensors")):
+        try:
+            with safe_open(str(path), "pt"):
+                pass
+        except Exception as e:  # SafetensorError, OSError: the file is unreadable as safetensors
+            raise ValueError(f"{path} is corrupt: a truncated or unreadable weights file ({e})") from None
+
+
 def load_weights_into(model: nn.Module, path: str | os.PathLike, head: str) -> nn.Module:
     """Load a ticket directory's weights into `model` (already built at the ticket's widths by
     `model.build_from_layout`); puts the model in eval mode, as `from_pretrained` does.
