@@ -20,7 +20,7 @@ CUDA = torch.device("cuda", 0)
 def bert(head="classification", layers=2, heads=4, hidden=64, ffn=128, pre_ln=True, dropout=0.0, seed=0):
     from transformers import BertConfig
 
-    from tickettune.trainables.encoder import install
+    from tickettune.trainables.families import install
     from tickettune.trainables.model import _head_kwargs, head_class
     torch.manual_seed(seed)
     config = BertConfig(vocab_size=1000, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,

@@ -22,7 +22,7 @@ SCRIPT = BLOCKER + textwrap.dedent(f"""
 
     import torch
     from transformers import BertConfig
-    from tickettune.trainables.encoder import install
+    from tickettune.trainables.families import install
     from tickettune.trainables.model import head_class
     from tickettune.trainables.train import TrainConfig, train
     torch.manual_seed(0)
