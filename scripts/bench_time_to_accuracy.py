@@ -22,7 +22,9 @@ tokenisation excluded (the same for every arm).
 from __future__ import annotations
 
 import argparse
+import json
 import math
+import os
 import statistics
 import sys
 import tempfile
@@ -235,6 +237,9 @@ def run(args) -> dict:
                     layout = r["ticket_layout"] or layout
                 r["seed"] = seed
                 runs[arm].append(r)
+                out["tasks"][task] = {"budget_steps": steps, "epochs": epochs, "eval_every": every,
+                                      "metric": get_task(task).main_metric, "runs": runs, "partial": True}
+                save_partial(args, out)  # a long run interrupted keeps every arm it finished
                 print(f"  {arm}: {r['metric']:.4f} in {r['total_seconds']:.0f}s (train {r['train_seconds']:.0f}s, "
                       f"{r['steps']} steps, search {r['search_steps']})", flush=True)
         out["tasks"][task] = {"budget_steps": steps, "epochs": epochs, "eval_every": every,
@@ -242,6 +247,17 @@ def run(args) -> dict:
                               "summary": summarize(runs)}
     out["headline"] = headline(out)
     return out
+
+
+def save_partial(args, out: dict) -> None:
+    """Write what is measured so far next to --json (atomically): `<name>.partial.json`."""
+    if not args.json:
+        return
+    path = args.json.with_suffix(".partial.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(out, indent=2, default=str))
+    os.replace(tmp, path)
 
 
 def summarize(runs: dict[str, list[dict]]) -> dict:
@@ -292,7 +308,10 @@ def main(argv=None) -> dict:
     res = run(args)
     if args.plot:
         plot_curves(res, args.plot)
-    return finish(res, args.json, print_table)
+    out = finish(res, args.json, print_table)
+    if args.json:
+        args.json.with_suffix(".partial.json").unlink(missing_ok=True)  # the whole run is in --json now
+    return out
 
 
 if __name__ == "__main__":
