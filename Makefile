@@ -7,7 +7,7 @@ export TOKENIZERS_PARALLELISM := false
 export HF_HUB_OFFLINE ?= 1
 export WANDB_SILENT := true
 
-.PHONY: setup test test-slow demo bench clean
+.PHONY: setup test test-slow demo bench-time clean
 
 setup: $(STAMP)
 
@@ -24,6 +24,11 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow -q
+
+# time to accuracy against HF Trainer (most of an hour and a half here: run it alone on the machine)
+bench-time: $(STAMP)
+	$(BIN)/python scripts/bench_time_to_accuracy.py --tasks sst2,cola --seeds 2 \
+		--json bench/time_to_accuracy.json --plot bench/time_to_accuracy.png
 
 demo: $(STAMP)
 	$(BIN)/tickettune search spaces/demo.yaml --overwrite
