@@ -22,7 +22,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_budget_arithmetic_of_both_modes():
-    rewind = FlowConfig(**{**BASE, "budget_steps": 100, "search_max_steps": 40})
+    rewind = FlowConfig(**{**BASE, "budget_steps": 100, "search_max_steps": 40, "ticket_mode": "rewind"})
     cont = FlowConfig(**{**BASE, "budget_steps": 100, "search_max_steps": 40, "ticket_mode": "continue"})
     assert budget_steps(rewind, batches_per_epoch=16) == 100
     assert ticket_plan(rewind, 100, 30) == TicketPlan(100, 0, 100)     # the whole budget again, from step 0
@@ -62,7 +62,7 @@ def test_continue_runs_the_budget_and_picks_the_lr_schedule_up_where_the_search_
 
 
 def test_rewind_trains_the_whole_budget_with_a_fresh_schedule():
-    cfg = FlowConfig(**{**BASE, "budget_steps": 12, "search_max_steps": 6})
+    cfg = FlowConfig(**{**BASE, "budget_steps": 12, "search_max_steps": 6, "ticket_mode": "rewind"})
     reporter = LocalReporter(verbose=False)
     result = run_flow(cfg, reporter)
     assert result.search_steps == 6 and result.ticket_steps == 12

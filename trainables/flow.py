@@ -69,7 +69,7 @@ class FlowConfig:
     budget_epochs: float | None = None
     baseline: bool = False              # the dense reference: fine-tune the whole budget, no search, no pruning
     # ticket phase
-    ticket_mode: str = "rewind"         # "rewind": pre-trained weights, whole budget; "continue": see budget.py
+    ticket_mode: str = "continue"       # "continue" (measured better, README): see budget.py; "rewind": the paper
     ticket_steps: int | None = None     # only without a budget (default 300); with one it is derived
     ticket_lr: float = 1e-4            # rewind's peak lr (continue goes on with `lr`'s schedule)
     eval_interval: int | None = None    # dev metric every N ticket steps too (ASHA's rungs); None: at the end
