@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
@@ -18,6 +18,7 @@ from . import carry
 from . import pld as pld_mod
 from .budget import budget_problems, budget_steps, relative_time, ticket_plan
 from .callbacks import CostMeter, Every
+from .fields import unknown_keys
 from .flops import shape_of, train_flops_per_sequence
 from .model import load_model, scratch_from_dict, scratch_model
 from .precision import PRECISIONS
@@ -122,8 +123,7 @@ class FlowConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "FlowConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
+        unknown, _ = unknown_keys(cls, d)
         if unknown:
             raise ValueError(f"unknown trial config keys: {unknown}")
         return cls(**d)

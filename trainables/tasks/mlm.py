@@ -11,7 +11,7 @@ held-out text (`validation_files` or `hub_validation_split`) and a step budget (
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from transformers import DataCollatorForLanguageModeling, PreTrainedTokenizerBas
 
 from ..data import check_max_length, load_text, mlm_loader, seeded_loader, subset, text_blocks
 from ..train import mlm_eval
+from ..fields import unknown_keys
 from .base import DataArgs, Task
 
 MLM_PROBABILITY = 0.15
@@ -79,10 +80,9 @@ class TextConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TextConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
+        unknown, known = unknown_keys(cls, d)
         if unknown:
-            raise ValueError(f"unknown own-text task keys {unknown}; expected some of {sorted(known)}")
+            raise ValueError(f"unknown own-text task keys {unknown}; expected some of {known}")
         d = dict(d)
         for key in ("text_files", "validation_files"):
             if isinstance(d.get(key), str):

@@ -11,7 +11,7 @@ parquet has rows, not lines.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 from ..data import seeded_loader, subset
 from ..metrics import classification_metrics, regression_metrics
 from ..train import predict
+from ..fields import unknown_keys
 from .base import DataArgs, Task
 from .glue import tokenize_pairs
 
@@ -46,10 +47,9 @@ class TableConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TableConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
+        unknown, known = unknown_keys(cls, d)
         if unknown:
-            raise ValueError(f"unknown own-data task keys {unknown}; expected some of {sorted(known)}")
+            raise ValueError(f"unknown own-data task keys {unknown}; expected some of {known}")
         missing = [k for k in ("train_file", "validation_file") if not d.get(k)]
         if missing:
             raise ValueError(f"own-data task needs {missing} (files: .csv, .tsv, .jsonl or .parquet)")
