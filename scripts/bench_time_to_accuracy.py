@@ -78,6 +78,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--data-root", default=None)
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--plot", type=Path, default=None)
+    ap.add_argument("--merge", action="store_true",
+                    help="keep the tasks already in --json that this run does not measure (each task is stamped "
+                         "with the commit and date it was measured at)")
     args = ap.parse_args(argv)
     args.tasks = [get_task(t.strip()).name for t in args.tasks.split(",") if t.strip()]
     args.arms = [a.strip() for a in args.arms.split(",") if a.strip()]
@@ -244,9 +247,33 @@ def run(args) -> dict:
                       f"{r['steps']} steps, search {r['search_steps']})", flush=True)
         out["tasks"][task] = {"budget_steps": steps, "epochs": epochs, "eval_every": every,
                               "metric": get_task(task).main_metric, "runs": runs,
-                              "summary": summarize(runs)}
+                              "summary": summarize(runs), "measured": provenance()}
     out["headline"] = headline(out)
     return out
+
+
+def provenance() -> dict:
+    """When and from which commit a task's figures came (a merged JSON can hold tasks of several runs)."""
+    import subprocess
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                cwd=Path(__file__).parent, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = None
+    return {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "commit": commit}
+
+
+def merge_earlier(res: dict, path: Path | None) -> dict:
+    """`--merge`: the tasks of an earlier complete run in `path` that this run did not measure, kept as they were."""
+    if not path or not path.exists():
+        return res
+    earlier = json.loads(path.read_text())
+    kept = {t: v for t, v in earlier.get("tasks", {}).items() if t not in res["tasks"] and "summary" in v}
+    for t, v in kept.items():
+        v.setdefault("measured", {"date": None, "commit": None, "note": "an earlier run of this script"})
+    res["tasks"] = {**kept, **res["tasks"]}
+    res["headline"] = headline(res)
+    return res
 
 
 def save_partial(args, out: dict) -> None:
@@ -306,6 +333,8 @@ def print_table(res: dict) -> None:
 def main(argv=None) -> dict:
     args = parse_args(argv)
     res = run(args)
+    if args.merge:
+        res = merge_earlier(res, args.json)
     if args.plot:
         plot_curves(res, args.plot)
     out = finish(res, args.json, print_table)
