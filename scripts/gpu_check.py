@@ -261,8 +261,11 @@ def _bench_figures(res: dict | None) -> dict | None:
     keys = ("step_time_ratio", "flop_ratio", "bf16_over_fp32", "ratio_median", "realized_layer_fraction",
             "expected_flop_fraction", "headline_precision")
     out = {k: res[k] for k in keys if k in res}
-    for prec, pr in (res.get("precisions") or {}).items():  # bench_ticket_speed: per precision
-        head = pr["variants"][next(iter(pr["variants"]))]
+    for prec, pr in (res.get("precisions") or {}).items():
+        if "variants" not in pr:  # bench_pld_speed: per precision, its ratio and times per sample
+            out[prec] = {k: pr[k] for k in ("ratio_median", "sec_per_sample") if k in pr}
+            continue
+        head = pr["variants"][next(iter(pr["variants"]))]  # bench_ticket_speed: per precision
         out[prec] = {"dense_ms": head["dense"]["step_ms"], "ticket_ms": head["ticket"]["step_ms"],
                      "step_time_ratio": pr["step_time_ratio"]}
     if "variants" in res and "precisions" not in res:
