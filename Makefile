@@ -7,7 +7,7 @@ export TOKENIZERS_PARALLELISM := false
 export HF_HUB_OFFLINE ?= 1
 export WANDB_SILENT := true
 
-.PHONY: setup test test-slow demo bench-time clean
+.PHONY: setup test test-slow demo bench-time bench-pretrain clean
 
 setup: $(STAMP)
 
@@ -29,6 +29,11 @@ test-slow: $(STAMP)
 bench-time: $(STAMP)
 	$(BIN)/python scripts/bench_time_to_accuracy.py --tasks sst2,cola --seeds 2 \
 		--json bench/time_to_accuracy.json --plot bench/time_to_accuracy.png
+
+# pre-training from scratch: base, base_hilr, PLD, EarlyBERT, EarlyBERT + PLD, 8 min each (about 45 min here)
+bench-pretrain: $(STAMP)
+	$(BIN)/python scripts/bench_pld_pretrain.py --seconds 480 --threads 2 --json bench/pld_pretrain.json \
+		--plot bench/pld_pretrain.png
 
 demo: $(STAMP)
 	$(BIN)/tickettune search spaces/demo.yaml --overwrite

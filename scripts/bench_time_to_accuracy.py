@@ -227,6 +227,7 @@ def run(args) -> dict:
         steps = math.ceil(epochs * len(loaders(args, task, as_tokenizer(args.model), 0)[0]))
         every = args.eval_every or max(1, steps // 10)
         runs: dict[str, list[dict]] = {a: [] for a in args.arms}
+        measured = provenance()  # the commit and time the task's run starts at
         for seed in range(args.seeds):
             layout = None
             for arm in args.arms:
@@ -247,7 +248,7 @@ def run(args) -> dict:
                       f"{r['steps']} steps, search {r['search_steps']})", flush=True)
         out["tasks"][task] = {"budget_steps": steps, "epochs": epochs, "eval_every": every,
                               "metric": get_task(task).main_metric, "runs": runs,
-                              "summary": summarize(runs), "measured": provenance()}
+                              "summary": summarize(runs), "measured": measured}
     out["headline"] = headline(out)
     return out
 

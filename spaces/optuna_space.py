@@ -15,7 +15,7 @@ from dataclasses import fields
 from typing import TYPE_CHECKING, Any
 
 from ..trainables.flow import FlowConfig
-from .spec import Domain, SearchSpec, same_value
+from .schema import Domain, SearchSpec, same_value
 
 if TYPE_CHECKING:
     import optuna
