@@ -276,6 +276,7 @@ OTHER_FAMILIES = ("distilbert", "modernbert")
 # ticket name -> (model_type, head, pre_ln); DistilBERT is post-LN as published and may be run pre-LN
 OTHER = {f"{t}-{head}": (t, head, None) for t in OTHER_FAMILIES for head in HEADS}
 OTHER["distilbert-classification-preln"] = ("distilbert", "classification", True)
+OTHER["modernbert-classification-biased"] = ("modernbert", "classification", None)  # see biased_modernbert
 
 OTHER_CHILD = textwrap.dedent("""
     import json, sys, torch, transformers
@@ -310,14 +311,27 @@ def outputs(model) -> dict[str, torch.Tensor]:
     return {k: out[k] for k in ("logits", "start_logits", "end_logits") if k in out}
 
 
+def biased_modernbert(source: Path, out: Path) -> Path:
+    """The random ModernBERT `source` with a bias in every projection and norm (ModernBERT has none by
+    default) and mean pooling in its classifier, saved to `out`."""
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+    config = AutoConfig.from_pretrained(source)
+    config.update({"attention_bias": True, "mlp_bias": True, "norm_bias": True, "classifier_pooling": "mean"})
+    torch.manual_seed(0)
+    AutoModel.from_config(config).save_pretrained(out)
+    AutoTokenizer.from_pretrained(source).save_pretrained(out)
+    return out
+
+
 def family_ticket(source: Path, head: str, pre_ln: bool | None, seed: int):
     """A tiny random model of `source`'s family, pruned to uneven widths (1 and 3 of 4 heads, 40 and 17 of 64
-    FFN neurons, chosen at random), with norms away from (1, 0) so that a mix-up of their names would show."""
+    FFN neurons, chosen at random), with norms away from (1, 0) and biases away from 0 so that a mix-up of
+    their names would show."""
     torch.manual_seed(seed)
     model, tok = load_model(str(source), head=head, num_labels=3, pre_ln=pre_ln)
     with torch.no_grad():
         for name, p in model.named_parameters():
-            if "norm" in name.lower():
+            if "norm" in name.lower() or name.endswith(".bias"):
                 p.add_(torch.randn(p.shape) * 0.1)
     heads, ffn = random_masks([1, 3], [40, 17], 4, 64, seed)
     return prune_model(model, heads, ffn).eval(), tok, (heads, ffn)
@@ -332,9 +346,11 @@ def others(tmp_path_factory):
     torch.set_num_threads(1)
     try:
         sources = {t: write_random_model(t, tmp / f"random-{t}") for t in OTHER_FAMILIES}
+        biased = biased_modernbert(sources["modernbert"], tmp / "random-modernbert-biased")
         made, jobs = {}, {}
         for seed, (name, (model_type, head, pre_ln)) in enumerate(OTHER.items()):
-            model, tok, (heads, ffn) = family_ticket(sources[model_type], head, pre_ln, seed)
+            source = biased if name.endswith("-biased") else sources[model_type]
+            model, tok, (heads, ffn) = family_ticket(source, head, pre_ln, seed)
             path = T.save_ticket(model, tok, tmp / name, T.ticket_info(heads, ffn))
             made[name] = (model, outputs(model), path)
             jobs[name] = [str(path), hf_code.AUTO_CLASSES[head], str(tmp / f"{name}-resaved")]
@@ -360,6 +376,8 @@ def test_other_families_give_tickettunes_outputs_in_plain_transformers(others, n
     widths = layout(model)
     assert widths["heads_per_layer"] == [1, 3] and widths["ffn_per_layer"] == [40, 17]
     assert widths["pre_ln"] == (model_type == "modernbert" or name.endswith("preln"))
+    biases = [n for n, _ in model.named_parameters() if n.endswith(".bias") and ".layers." in n]
+    assert bool(biases) == name.endswith("-biased") or model_type == "distilbert", biases
     for k, v in expected.items():
         diff = (torch.tensor(r["out"][k]) - v).abs().max().item()
         print(f"{name} {k}: max |plain - tickettune| = {diff:.3g}")
