@@ -23,7 +23,8 @@ from tickettune.trainables.slimming import SlimmingCallback, attach, coefficient
 from tickettune.trainables.ticket import make_ticket, read_info, save_ticket, ticket_info
 from tickettune.trainables.train import TrainConfig, train
 
-HF_CODE = ("bert", "camembert", "electra", "roberta", "xlm-roberta")  # hf_code writes their model code
+# hf_code writes plain-transformers model code for them (all of them)
+HF_CODE = ("bert", "camembert", "distilbert", "electra", "modernbert", "roberta", "xlm-roberta")
 MODEL_TYPES = sorted(FAMILIES)  # bert, camembert, distilbert, electra, modernbert, roberta, xlm-roberta
 ATOL = 1e-5
 
@@ -191,7 +192,7 @@ def test_ticket_reloads_in_a_fresh_process(dirs, tmp_path):
             logits = ticket(**batch(tok)).logits
         path = str(save_ticket(ticket, tok, tmp_path / model_type, ticket_info(heads, ffn)))
         saved[path] = (logits, layout(ticket), type(ticket).__name__)
-        # plain-transformers model code exists for the BERT block; the others are format 1 (config + layout)
+        # plain-transformers model code exists for every family (format 2); a family without it is format 1
         code = (tmp_path / model_type / "modeling_tickettune.py").is_file()
         assert code == (model_type in HF_CODE) and read_info(path)["version"] == (2 if code else 1)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}

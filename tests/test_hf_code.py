@@ -1,5 +1,6 @@
 """Tickets as ordinary Hugging Face models: loaded by plain transformers (trust_remote_code) in a
-process that cannot import tickettune, with the same outputs; re-saved; refused when incomplete."""
+process that cannot import tickettune, with the same outputs; re-saved; refused when incomplete.
+BERT (MiniLM and scratch models) in depth; DistilBERT and ModernBERT (tiny random models) for every head."""
 import ast
 import importlib.util
 import json
@@ -15,8 +16,10 @@ from search_fakes import make_experiment
 from tickettune.searcher.export import export_best
 from tickettune.trainables import hf_code
 from tickettune.trainables import ticket as T
+from tickettune.trainables.families import HEADS
 from tickettune.trainables.model import ScratchConfig, layout, load_model, scratch_model
 from tickettune.trainables.prune import prune_model
+from tickettune.trainables.random_models import write_random_model
 
 IDS = [[101, 2023, 3185, 2001, 2307, 999, 102, 0, 0], [101, 1037, 6659, 2143, 1010, 2145, 2919, 1012, 102]]
 AUTO = {"classification": "AutoModelForSequenceClassification", "regression": "AutoModelForSequenceClassification",
@@ -206,9 +209,7 @@ def test_tickettune_refuses_a_half_written_file(plain, tmp_path, cut):
         T.load_ticket(d)
 
 
-def test_generated_code_is_small_versioned_and_needs_only_torch_and_transformers(plain):
-    _, _, paths, _ = plain
-    d = paths["clf_preln"]
+def assert_small_versioned_torch_and_transformers_only(d: Path) -> None:
     for f in hf_code.CODE_FILES:
         src = (d / f).read_text()
         assert f"ticket format {T.VERSION}" in src and len(src.splitlines()) < 200
@@ -217,6 +218,12 @@ def test_generated_code_is_small_versioned_and_needs_only_torch_and_transformers
         imported |= {a.name.split(".")[0] for n in ast.walk(ast.parse(src)) if isinstance(n, ast.Import)
                      for a in n.names}
         assert imported <= {"torch", "transformers", None}, imported
+
+
+def test_generated_code_is_small_versioned_and_needs_only_torch_and_transformers(plain):
+    _, _, paths, _ = plain
+    d = paths["clf_preln"]
+    assert_small_versioned_torch_and_transformers_only(d)
     config = json.loads((d / "config.json").read_text())
     assert config["ticket_format"] == T.VERSION and config["architectures"] == ["TickettuneBertForSequenceClassification"]
     assert config["auto_map"]["AutoModelForMaskedLM"] == "modeling_tickettune.TickettuneBertForMaskedLM"
@@ -235,11 +242,10 @@ def test_model_card(plain):
     assert "pipeline_tag: fill-mask" in (paths["mlm"] / "README.md").read_text()
 
 
-def test_a_version_1_ticket_still_loads(plain, tmp_path):
-    """Tickets written before the model code: layout under config.tickettune, model_type bert."""
-    _, made, paths, _ = plain
-    d = tmp_path / "v1"
-    shutil.copytree(paths["clf_preln"], d)
+def as_version_1(ticket: Path, d: Path) -> dict:
+    """A copy of `ticket` in `d` as format 1 wrote it (stock model_type, layout under config.tickettune, no
+    model code); returns its ticket.json."""
+    shutil.copytree(ticket, d)
     config = json.loads((d / "config.json").read_text())
     stock, lay = hf_code.split_config(config)
     (d / "config.json").write_text(json.dumps({**stock, "tickettune": lay}))
@@ -247,12 +253,166 @@ def test_a_version_1_ticket_still_loads(plain, tmp_path):
     (d / "ticket.json").write_text(json.dumps({**info, "version": 1}))
     for f in hf_code.CODE_FILES:
         (d / f).unlink()
+    return info
+
+
+def test_a_version_1_ticket_still_loads(plain, tmp_path):
+    """Tickets written before the model code: layout under config.tickettune, model_type bert."""
+    _, made, paths, _ = plain
+    d = tmp_path / "v1"
+    info = as_version_1(paths["clf_preln"], d)
     model, _, _ = T.load_ticket(d)
     with torch.no_grad():
         torch.testing.assert_close(model(**batch()).logits, made["clf_preln"][0](**batch()).logits, rtol=0, atol=1e-5)
     (d / "ticket.json").write_text(json.dumps({**info, "version": 99}))
     with pytest.raises(ValueError, match="version 99"):
         T.load_ticket(d)
+
+
+# --------------------------------------------------------------------------------------------------
+# DistilBERT and ModernBERT: their own layer templates, every head tickettune has for them
+
+OTHER_FAMILIES = ("distilbert", "modernbert")
+# ticket name -> (model_type, head, pre_ln); DistilBERT is post-LN as published and may be run pre-LN
+OTHER = {f"{t}-{head}": (t, head, None) for t in OTHER_FAMILIES for head in HEADS}
+OTHER["distilbert-classification-preln"] = ("distilbert", "classification", True)
+OTHER["modernbert-classification-biased"] = ("modernbert", "classification", None)  # see biased_modernbert
+
+OTHER_CHILD = textwrap.dedent("""
+    import json, sys, torch, transformers
+    from transformers import AutoTokenizer
+    torch.set_num_threads(1)
+    jobs, ids = json.loads(sys.argv[1]), torch.tensor(json.loads(sys.argv[2]))
+    batch = {"input_ids": ids, "attention_mask": (ids != 0).long()}
+
+    def run(model):
+        with torch.no_grad():
+            out = model(**batch)
+        return {k: out[k].tolist() for k in ("logits", "start_logits", "end_logits") if k in out}
+
+    res = {}
+    for name, (path, auto, resave) in jobs.items():
+        cls = getattr(transformers, auto)
+        model, info = cls.from_pretrained(path, trust_remote_code=True, output_loading_info=True)
+        r = {"class": type(model).__name__, "training": model.training, "model_type": model.config.model_type,
+             "loading": {k: sorted(map(str, v)) for k, v in info.items()}, "out": run(model)}
+        model.save_pretrained(resave)  # and back: the code files travel with it
+        AutoTokenizer.from_pretrained(path, trust_remote_code=True).save_pretrained(resave)
+        r["resaved"] = run(cls.from_pretrained(resave, trust_remote_code=True))
+        res[name] = r
+    json.dump(res, open(sys.argv[-1], "w"))
+""")
+
+
+def outputs(model) -> dict[str, torch.Tensor]:
+    """The head's outputs on `batch()`: logits, or start and end logits (QA)."""
+    with torch.no_grad():
+        out = model(**batch())
+    return {k: out[k] for k in ("logits", "start_logits", "end_logits") if k in out}
+
+
+def biased_modernbert(source: Path, out: Path) -> Path:
+    """The random ModernBERT `source` with a bias in every projection and norm (ModernBERT has none by
+    default) and mean pooling in its classifier, saved to `out`."""
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+    config = AutoConfig.from_pretrained(source)
+    config.update({"attention_bias": True, "mlp_bias": True, "norm_bias": True, "classifier_pooling": "mean"})
+    torch.manual_seed(0)
+    AutoModel.from_config(config).save_pretrained(out)
+    AutoTokenizer.from_pretrained(source).save_pretrained(out)
+    return out
+
+
+def family_ticket(source: Path, head: str, pre_ln: bool | None, seed: int):
+    """A tiny random model of `source`'s family, pruned to uneven widths (1 and 3 of 4 heads, 40 and 17 of 64
+    FFN neurons, chosen at random), with norms away from (1, 0) and biases away from 0 so that a mix-up of
+    their names would show."""
+    torch.manual_seed(seed)
+    model, tok = load_model(str(source), head=head, num_labels=3, pre_ln=pre_ln)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" in name.lower() or name.endswith(".bias"):
+                p.add_(torch.randn(p.shape) * 0.1)
+    heads, ffn = random_masks([1, 3], [40, 17], 4, 64, seed)
+    return prune_model(model, heads, ffn).eval(), tok, (heads, ffn)
+
+
+@pytest.fixture(scope="module")
+def others(tmp_path_factory):
+    """DistilBERT and ModernBERT tickets for every head, saved here; one plain-transformers process loads
+    each with its Auto class, saves it again and loads that."""
+    tmp = tmp_path_factory.mktemp("others")
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        sources = {t: write_random_model(t, tmp / f"random-{t}") for t in OTHER_FAMILIES}
+        biased = biased_modernbert(sources["modernbert"], tmp / "random-modernbert-biased")
+        made, jobs = {}, {}
+        for seed, (name, (model_type, head, pre_ln)) in enumerate(OTHER.items()):
+            source = biased if name.endswith("-biased") else sources[model_type]
+            model, tok, (heads, ffn) = family_ticket(source, head, pre_ln, seed)
+            path = T.save_ticket(model, tok, tmp / name, T.ticket_info(heads, ffn))
+            made[name] = (model, outputs(model), path)
+            jobs[name] = [str(path), hf_code.AUTO_CLASSES[head], str(tmp / f"{name}-resaved")]
+        res = run_plain(OTHER_CHILD, [json.dumps(jobs), json.dumps(IDS)], tmp)
+    finally:
+        torch.set_num_threads(n)
+    return res, made, tmp
+
+
+@pytest.mark.usefixtures("one_thread")
+@pytest.mark.parametrize("name", list(OTHER))
+def test_other_families_give_tickettunes_outputs_in_plain_transformers(others, name):
+    res, made, tmp = others
+    model_type, head, _ = OTHER[name]
+    model, expected, path = made[name]
+    r = res[name]
+    assert T.read_info(path)["version"] == T.VERSION
+    assert r["class"] == hf_code.FAMILIES[model_type].class_name(hf_code.AUTO_CLASSES[head]) and not r["training"]
+    assert r["model_type"] == "tickettune_" + model_type
+    loading = r["loading"]  # the ticket's weights fit the generated classes exactly
+    assert [loading[k] for k in ("missing_keys", "unexpected_keys", "mismatched_keys")] == [[], [], []], loading
+    assert set(r["out"]) == set(expected) and set(r["resaved"]) == set(expected)
+    widths = layout(model)
+    assert widths["heads_per_layer"] == [1, 3] and widths["ffn_per_layer"] == [40, 17]
+    assert widths["pre_ln"] == (model_type == "modernbert" or name.endswith("preln"))
+    biases = [n for n, _ in model.named_parameters() if n.endswith(".bias") and ".layers." in n]
+    assert bool(biases) == name.endswith("-biased") or model_type == "distilbert", biases
+    for k, v in expected.items():
+        diff = (torch.tensor(r["out"][k]) - v).abs().max().item()
+        print(f"{name} {k}: max |plain - tickettune| = {diff:.3g}")
+        torch.testing.assert_close(torch.tensor(r["out"][k]), v, rtol=0, atol=1e-5)
+        torch.testing.assert_close(torch.tensor(r["resaved"][k]), v, rtol=0, atol=1e-5)
+    # the re-saved folder (transformers' save_pretrained) loads natively in tickettune too
+    again, _ = load_model(str(tmp / f"{name}-resaved"), head=head, num_labels=model.config.num_labels)
+    assert layout(again) == widths
+    for k, v in outputs(again).items():
+        torch.testing.assert_close(v, expected[k], rtol=0, atol=1e-5)
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_other_families_generated_code(others):
+    _, _, tmp = others
+    for model_type in OTHER_FAMILIES:
+        d = tmp / f"{model_type}-mlm"
+        assert_small_versioned_torch_and_transformers_only(d)
+        config = json.loads((d / "config.json").read_text())
+        stock = hf_code.FAMILIES[model_type].heads["AutoModelForMaskedLM"]
+        assert config["architectures"] == [f"Tickettune{stock}"] and (d / "README.md").is_file()
+        assert config["auto_map"]["AutoModelForQuestionAnswering"].startswith("modeling_tickettune.Tickettune")
+
+
+@pytest.mark.usefixtures("one_thread")
+@pytest.mark.parametrize("name", ["distilbert-classification", "modernbert-mlm"])
+def test_a_version_1_ticket_of_another_family_still_loads(others, tmp_path, name):
+    """DistilBERT and ModernBERT tickets written before their model code existed (format 1)."""
+    _, made, _ = others
+    model, expected, path = made[name]
+    as_version_1(path, tmp_path / "v1")
+    again, _, info = T.load_ticket(tmp_path / "v1")
+    assert info["version"] == 1 and layout(again) == layout(model)
+    for k, v in outputs(again).items():
+        torch.testing.assert_close(v, expected[k], rtol=0, atol=1e-5)
 
 
 TRAINER_CHILD = textwrap.dedent("""

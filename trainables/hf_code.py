@@ -8,15 +8,21 @@ class can build. So every ticket folder carries two small files, written from th
   ``ffn_per_layer`` and ``pre_ln``; ``model_type`` becomes ``tickettune_<family>``, so that
   transformers asks for ``trust_remote_code`` instead of building a dense model of the wrong shapes.
 * ``modeling_tickettune.py``: one subclass per stock class of the family (``BertModel``,
-  ``BertForSequenceClassification``, ``BertForMaskedLM``, ``BertForQuestionAnswering``) whose encoder
-  is replaced by one built at the ticket's widths, with the same parameter names as tickettune's model.
+  ``BertForSequenceClassification``, ``BertForMaskedLM``, ``BertForQuestionAnswering``) whose layer
+  stack is replaced by one built at the ticket's widths, with the same parameter names as tickettune's
+  model. The stock classes keep everything else: embeddings, masks, heads (and for ModernBERT the
+  rotary tables, the sliding-window masks and the final norm).
 
 ``config.json`` gets an ``auto_map`` naming all of them, so an MLM ticket also loads as a classifier
 (new head) for fine-tuning. The code depends on torch and transformers only. Which code a ticket
 carries is fixed by the ticket format version (`CODE_VERSION`, ``ticket_format`` in config.json).
 
 A new family is one `HFFamily` entry (and, if its blocks are not laid out like BERT's, one layer
-template); a new head is one entry in `AUTO_CLASSES` and in the family's `heads`.
+template); a new head is one entry in `AUTO_CLASSES` and in the family's `heads`. A layer template
+(``hf_templates/*_layers.py``: BERT's block, DistilBERT's, ModernBERT's) may start with its own imports
+and defines ``TickettuneLayer`` (one block) and ``TickettuneEncoder(config)``, which takes the place of
+the stock base model's attribute `HFFamily.encoder`; the header gives it torch, ``F``, ``nn``,
+``ACT2FN``, ``GradientCheckpointingLayer`` and ``TickettuneConfig``.
 """
 from __future__ import annotations
 
@@ -47,6 +53,8 @@ class HFFamily:
     The generated base model subclasses `base_class` and replaces its layer stack (attribute `encoder`)
     by TickettuneEncoder, from `layers_template`; each generated head subclasses the stock head and
     replaces its base model (attribute `backbone`) by the generated one, built with `head_base_args`.
+    `ffn_key` is the stock config's name for the dense FFN width; `pre_ln` the family's own arrangement
+    (the default of a TickettuneConfig built without a layout).
     """
 
     model_type: str                 # the stock config's model_type: "bert"
@@ -60,6 +68,8 @@ class HFFamily:
     base_args: str = ", add_pooling_layer=add_pooling_layer"  # ... passed on to the stock base class
     head_base_args: str = ", add_pooling_layer=self.{backbone}.pooler is not None"  # ... as the stock head chose
     no_split: tuple[str, ...] = ("BertEmbeddings",)  # the stock _no_split_modules besides its layer class
+    ffn_key: str = "intermediate_size"
+    pre_ln: bool = False
 
     @property
     def auto_classes(self) -> tuple[str, ...]:
@@ -74,31 +84,37 @@ class HFFamily:
         return "Tickettune" + (self.base_class if auto_class == "AutoModel" else self.heads[auto_class])
 
 
-FAMILIES: dict[str, HFFamily] = {
-    "bert": HFFamily("bert", "BertConfig", "BertModel",
-                     {"AutoModelForSequenceClassification": "BertForSequenceClassification",
-                      "AutoModelForMaskedLM": "BertForMaskedLM",
-                      "AutoModelForQuestionAnswering": "BertForQuestionAnswering"},
-                     backbone="bert"),
-}
+def _heads(prefix: str) -> dict[str, str]:
+    """The stock head classes of a family whose classes are named like BERT's ("Bert" -> BertForMaskedLM)."""
+    return {"AutoModelForSequenceClassification": f"{prefix}ForSequenceClassification",
+            "AutoModelForMaskedLM": f"{prefix}ForMaskedLM",
+            "AutoModelForQuestionAnswering": f"{prefix}ForQuestionAnswering"}
+
+
+_NO_POOLER = {"base_params": "", "base_args": "", "head_base_args": ""}  # a base model without a pooler
 
 
 def _bert_block_family(model_type: str, prefix: str, backbone: str, pooler: bool = True) -> HFFamily:
     """A family whose blocks are BERT's under another name (bert_layers.py fits them as they are)."""
-    extra = {} if pooler else {"base_params": "", "base_args": "", "head_base_args": ""}
-    return HFFamily(model_type, f"{prefix}Config", f"{prefix}Model",
-                    {"AutoModelForSequenceClassification": f"{prefix}ForSequenceClassification",
-                     "AutoModelForMaskedLM": f"{prefix}ForMaskedLM",
-                     "AutoModelForQuestionAnswering": f"{prefix}ForQuestionAnswering"},
-                    backbone=backbone, no_split=(f"{prefix}Embeddings",), **extra)
+    return HFFamily(model_type, f"{prefix}Config", f"{prefix}Model", _heads(prefix), backbone=backbone,
+                    no_split=(f"{prefix}Embeddings",), **({} if pooler else _NO_POOLER))
 
 
-FAMILIES.update({
+FAMILIES: dict[str, HFFamily] = {
+    "bert": HFFamily("bert", "BertConfig", "BertModel", _heads("Bert"), backbone="bert"),
     "roberta": _bert_block_family("roberta", "Roberta", "roberta"),
     "xlm-roberta": _bert_block_family("xlm-roberta", "XLMRoberta", "roberta"),
     "camembert": _bert_block_family("camembert", "Camembert", "roberta"),
     "electra": _bert_block_family("electra", "Electra", "electra", pooler=False),  # ElectraModel has no pooler
-})
+    # DistilBertModel keeps its blocks in .transformer; its config names the FFN width hidden_dim
+    "distilbert": HFFamily("distilbert", "DistilBertConfig", "DistilBertModel", _heads("DistilBert"),
+                           backbone="distilbert", encoder="transformer", layers_template="distilbert_layers.py",
+                           no_split=(), ffn_key="hidden_dim", **_NO_POOLER),
+    # ModernBertModel keeps its blocks in the list .layers, which its own forward runs (pre-LN only)
+    "modernbert": HFFamily("modernbert", "ModernBertConfig", "ModernBertModel", _heads("ModernBert"),
+                           backbone="model", encoder="layers", layers_template="modernbert_layers.py",
+                           no_split=("ModernBertEmbeddings",), pre_ln=True, **_NO_POOLER),
+}
 
 
 def family(model_type: str) -> HFFamily:
@@ -122,6 +138,15 @@ def _template(name: str) -> str:
     return "".join(lines)
 
 
+def _split_imports(body: str) -> tuple[str, str]:
+    """(the import lines a template starts with, the rest)."""
+    lines = body.splitlines(keepends=True)
+    n = 0
+    while n < len(lines) and lines[n].startswith(("from ", "import ")):
+        n += 1
+    return "".join(lines[:n]), "".join(lines[n:]).lstrip("\n")
+
+
 def _header(what: str, fam: HFFamily) -> str:
     return (f'"""{what} of a tickettune ticket ({fam.model_type} family, ticket format {CODE_VERSION}).\n\n'
             f"Written by tickettune; needs only torch and transformers. The ticket is a {fam.model_type} model\n"
@@ -133,14 +158,15 @@ def _header(what: str, fam: HFFamily) -> str:
 def configuration_source(fam: HFFamily) -> str:
     return (_header("Configuration", fam)
             + f"from transformers import {fam.config_class} as FamilyConfig\n\n"
-            + f'MODEL_TYPE = "{fam.ticket_model_type}"\nTICKET_FORMAT = {CODE_VERSION}\n\n\n'
+            + f'MODEL_TYPE = "{fam.ticket_model_type}"\nTICKET_FORMAT = {CODE_VERSION}\n'
+            + f'FFN_KEY = "{fam.ffn_key}"\nPRE_LN = {fam.pre_ln}\n\n\n'
             + _template("configuration.py"))
 
 
 _BASE = '''
 
 class {name}({stock}):
-    """{stock} whose {encoder} keeps the ticket's heads and FFN neurons in each layer."""
+    """{stock} with the ticket's heads and FFN neurons in each layer (its .{encoder} replaced)."""
 
     config_class = TickettuneConfig
     _no_split_modules = {no_split}
@@ -174,13 +200,13 @@ def modeling_source(fam: HFFamily) -> str:
                              args=fam.head_base_args.format(backbone=fam.backbone))
                 for auto, stock in fam.heads.items()]
     names = ",\n".join(f"    {n}" for n in sorted({"GradientCheckpointingLayer", fam.base_class, *fam.heads.values()}))
+    own_imports, layers = _split_imports(_template(fam.layers_template))
     return (_header("Model code", fam)
             + "import torch\nimport torch.nn.functional as F\nfrom torch import nn\n"
             + f"from transformers import (\n{names},\n)\n"
-            + "from transformers.activations import ACT2FN\n"
-            + "from transformers.modeling_outputs import BaseModelOutputWithPastAndCrossAttentions\n\n"
+            + "from transformers.activations import ACT2FN\n" + own_imports + "\n"
             + "from .configuration_tickettune import TickettuneConfig\n\n\n"
-            + _template(fam.layers_template) + "".join(classes))
+            + layers + "".join(classes))
 
 
 def write_code(folder: str | Path, model_type: str) -> None:

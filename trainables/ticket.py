@@ -12,9 +12,10 @@ A ticket directory is a Hugging Face-style model directory plus a `ticket.json`:
 * ``configuration_tickettune.py`` and ``modeling_tickettune.py`` (version 2): the model code that lets
   plain transformers load the folder with ``trust_remote_code=True`` (see hf_code.py).
 * ``README.md``: the model card (model_card.py).
-  A family hf_code writes no code for yet (DistilBERT, ModernBERT; the BERT block's families have it)
-  is saved as version 1: its stock config.json with the layout under ``tickettune``, no model code and
-  no card; tickettune (`load_ticket`, `load_model`) loads it all the same.
+  Every supported family has this code (the BERT block's families, DistilBERT, ModernBERT). A family
+  hf_code had no code for would be saved as version 1, as DistilBERT and ModernBERT tickets were before
+  theirs: the stock config.json with the layout under ``tickettune``, no model code and no card;
+  tickettune (`load_ticket`, `load_model`) loads those all the same.
 * tokenizer files.
 * ``ticket.json``: head type, num_labels, layout, parameter counts and everything passed in `info`
   (masks as lists of booleans, ratios, λs, ε, window, the step at which the early bird was found,

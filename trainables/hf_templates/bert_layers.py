@@ -1,6 +1,7 @@
 # tickettune template: the layer stack of modeling_tickettune.py for families whose blocks are laid out
 # like BERT's (attention.self.query/key/value, attention.output.dense/LayerNorm, intermediate.dense,
-# output.dense/LayerNorm). hf_code.py writes the imports above it and the model classes below it.
+# output.dense/LayerNorm). hf_code.py writes the common imports above it and the model classes below it.
+from transformers.modeling_outputs import BaseModelOutputWithPastAndCrossAttentions
 
 
 class TickettuneSelfAttention(nn.Module):

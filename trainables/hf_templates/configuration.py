@@ -1,11 +1,12 @@
 # tickettune template: body of configuration_tickettune.py. hf_code.py writes a header above it that
-# imports the family's stock config as FamilyConfig and sets MODEL_TYPE and TICKET_FORMAT.
+# imports the family's stock config as FamilyConfig and sets MODEL_TYPE, TICKET_FORMAT, FFN_KEY (the
+# stock config's name for the dense FFN width) and PRE_LN (the family's own arrangement).
 
 
 class TickettuneConfig(FamilyConfig):
     """The family's config plus the ticket's layout: heads and FFN neurons kept in each layer, pre-LN.
 
-    num_attention_heads and intermediate_size stay those of the dense model the ticket was cut from:
+    num_attention_heads and the FFN width (FFN_KEY) stay those of the dense model the ticket was cut from:
     every head keeps the size hidden_size // num_attention_heads.
     """
 
@@ -13,7 +14,7 @@ class TickettuneConfig(FamilyConfig):
 
     heads_per_layer: list[int] | None = None
     ffn_per_layer: list[int] | None = None
-    pre_ln: bool = False
+    pre_ln: bool = PRE_LN
     ticket_format: int = TICKET_FORMAT
 
     def __post_init__(self, **kwargs):
@@ -22,7 +23,7 @@ class TickettuneConfig(FamilyConfig):
         if self.heads_per_layer is None:
             self.heads_per_layer = [self.num_attention_heads] * n
         if self.ffn_per_layer is None:
-            self.ffn_per_layer = [self.intermediate_size] * n
+            self.ffn_per_layer = [getattr(self, FFN_KEY)] * n
         for key in ("heads_per_layer", "ffn_per_layer"):
             widths = getattr(self, key)
             if len(widths) != n or any(int(w) < 1 for w in widths):
