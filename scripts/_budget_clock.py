@@ -70,11 +70,10 @@ class HeldOutCurve(Callback):
     """Scores the held-out loss every `every` training seconds; the scoring's own time is paused out of the
     budget, so every arm trains the same seconds however often it is scored."""
 
-    def __init__(self, budget: BudgetSchedule, every: float, score: Callable[[], float],
-                 points: list[dict] | None = None):
+    def __init__(self, budget: BudgetSchedule, every: float, score: Callable[[], float]):
         self.budget, self.every, self.score = budget, every, score
-        self.points = points if points is not None else []
-        self.next_at = every * (len(self.points) + 1)
+        self.points: list[dict] = []
+        self.next_at = every
 
     def after_step(self, step: int, logs: dict) -> bool:
         if self.budget.elapsed() >= self.next_at and self.budget.fraction() < 1.0:

@@ -52,6 +52,7 @@ import platform
 import statistics
 import time
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -169,8 +170,11 @@ def run_arm(arm: str, args, tok, eval_batches, calib: float | None) -> dict:
                       seed=args.seed, progress=False, log_every=0, precision=args.precision)
     optimizer = make_optimizer(model, cfg)
     budget = BudgetSchedule(optimizer, args.seconds, args.warmup_ratio)
-    curve = HeldOutCurve(budget, args.eval_every, lambda: mlm_eval(current[0], eval_batches, args.precision)["mlm_loss"])
-    current = [model]  # the model the curve scores: the ticket once EarlyBERT has pruned
+
+    def score(net) -> Callable[[], float]:
+        return lambda: mlm_eval(net, eval_batches, args.precision)["mlm_loss"]
+
+    curve = HeldOutCurve(budget, args.eval_every, score(model))
     row: dict = {"pld": use_pld, "lr": lr}
     gamma = expected_steps = pld = None
     if use_pld:
@@ -205,13 +209,12 @@ def run_arm(arm: str, args, tok, eval_batches, calib: float | None) -> dict:
         budget.drive(opt2)
         if pld is not None:
             pld = attach(ticket, PLDConfig(theta_bar=args.theta_bar, gamma=gamma, seed=args.seed))
-        current[0] = ticket
+        curve.score = score(ticket)  # from now on the curve scores the ticket
         res = phase(ticket, opt2, [], search.steps)
         model = ticket
         steps, losses = search.steps + res.steps, search.losses + res.losses
-        enc_params = count_parameters(ticket)
         row.update(search_steps=search.steps, early_bird=detector.found, early_bird_step=detector.found_at_step,
-                   search_seconds=search_seconds, ticket_parameters=enc_params,
+                   search_seconds=search_seconds, ticket_parameters=count_parameters(ticket),
                    kept_heads=[int(m.sum()) for m in heads], kept_ffn=[int(m.sum()) for m in ffn])
     final = curve.record(steps)  # the final score, at the end of the budget
     seconds = budget.elapsed()
