@@ -27,7 +27,7 @@ def device_of(name: str) -> torch.device:
     """`--device`: "cpu", or "cuda" (the current GPU, TF32 on for fp32 as in the trials); SystemExit without one."""
     if name == "cpu":
         return torch.device("cpu")
-    from tickettune.trainables.device import place
+    from tickettune.trainables.training.device import place
     if not torch.cuda.is_available():
         raise SystemExit(f"--device {name}: torch {torch.__version__} sees no CUDA device")
     return place(True).device

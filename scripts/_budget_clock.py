@@ -7,7 +7,7 @@ from typing import Callable
 
 import torch
 
-from tickettune.trainables.train import Callback
+from tickettune.trainables.training.loop import Callback
 
 
 class BudgetSchedule(Callback):

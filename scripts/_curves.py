@@ -5,7 +5,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from tickettune.trainables.callback import Callback
+from tickettune.trainables.training.callbacks import Callback
 
 
 class EvalEvery(Callback):

@@ -17,8 +17,8 @@ from pathlib import Path
 import torch
 
 from tickettune.trainables.tasks import DataArgs, get_task
-from tickettune.trainables.model import load_model
-from tickettune.trainables.train import TrainConfig, train
+from tickettune.trainables.model.build import load_model
+from tickettune.trainables.training.loop import TrainConfig, train
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _bench import finish  # noqa: E402

@@ -19,9 +19,11 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import torch  # noqa: E402
 
 from tickettune.trainables.tasks.glue import glue_loader, glue_metrics  # noqa: E402
-from tickettune.trainables.flow import FlowConfig, LocalReporter, run_flow  # noqa: E402
-from tickettune.trainables.model import load_model  # noqa: E402
-from tickettune.trainables.train import TrainConfig, evaluate, train  # noqa: E402
+from tickettune.trainables.config import FlowConfig
+from tickettune.trainables.reporter import LocalReporter
+from tickettune.trainables.flow import run_flow  # noqa: E402
+from tickettune.trainables.model.build import load_model  # noqa: E402
+from tickettune.trainables.training.loop import TrainConfig, evaluate, train  # noqa: E402
 
 
 def dense(args: argparse.Namespace, steps: int) -> dict:

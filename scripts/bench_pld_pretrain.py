@@ -56,15 +56,17 @@ from typing import Callable
 
 import torch
 
-from tickettune.trainables import carry, slimming
-from tickettune.trainables.data import mlm_loader
-from tickettune.trainables.earlybird import EarlyBirdCallback, EarlyBirdDetector
-from tickettune.trainables.masks import MaskConfig, draw_masks
-from tickettune.trainables.model import ScratchConfig, count_parameters, scratch_model
+from tickettune.trainables.earlybert import optimizer_carry as carry
+
+from tickettune.trainables.earlybert import slimming
+from tickettune.trainables.tasks.data import mlm_loader
+from tickettune.trainables.earlybert.earlybird import EarlyBirdCallback, EarlyBirdDetector
+from tickettune.trainables.earlybert.masks import MaskConfig, draw_masks
+from tickettune.trainables.model.build import ScratchConfig, count_parameters, scratch_model
 from tickettune.trainables.pld import PLDCallback, PLDConfig, attach, detach, gamma_for_steps
-from tickettune.trainables.precision import Precision
-from tickettune.trainables.ticket import make_ticket
-from tickettune.trainables.train import Callback, TrainConfig, make_optimizer, mlm_eval, train
+from tickettune.trainables.training.precision import Precision
+from tickettune.trainables.earlybert.draw import make_ticket
+from tickettune.trainables.training.loop import Callback, TrainConfig, make_optimizer, mlm_eval, train
 sys.path.insert(0, str(Path(__file__).parent))
 from _bench import finish  # noqa: E402
 from _budget_clock import BudgetSchedule, HeldOutCurve, StopAtFraction, plot_loss_curves, time_to_loss  # noqa: E402

@@ -24,13 +24,13 @@ from pathlib import Path
 
 import torch
 
-from tickettune.trainables.data import mlm_loader
-from tickettune.trainables.encoder import encoder_of
-from tickettune.trainables.flops import shape_of, train_flops_per_sequence
-from tickettune.trainables.model import ScratchConfig, count_parameters, scratch_model
+from tickettune.trainables.tasks.data import mlm_loader
+from tickettune.trainables.model.encoder import encoder_of
+from tickettune.trainables.model.flops import shape_of, train_flops_per_sequence
+from tickettune.trainables.model.build import ScratchConfig, count_parameters, scratch_model
 from tickettune.trainables.pld import PLDConfig, ProgressiveLayerDrop
-from tickettune.trainables.precision import PRECISIONS, Precision
-from tickettune.trainables.train import TrainConfig, make_optimizer
+from tickettune.trainables.training.precision import PRECISIONS, Precision
+from tickettune.trainables.training.loop import TrainConfig, make_optimizer
 sys.path.insert(0, str(Path(__file__).parent))
 from _bench import device_info, device_of, finish, now  # noqa: E402
 

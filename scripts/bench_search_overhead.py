@@ -83,7 +83,7 @@ class Replay:
 
 class TimedReporter:
     def __init__(self):
-        from tickettune.trainables.flow import LocalReporter
+        from tickettune.trainables.reporter import LocalReporter
         self.inner = LocalReporter(verbose=False)
         self.rank, self.world_size = 0, 1
         self.first = None
@@ -100,7 +100,8 @@ class TimedReporter:
 def run_plain(configs: list[dict], threads: int) -> dict:
     import optuna
     import torch
-    from tickettune.trainables.flow import FlowConfig, run_flow
+    from tickettune.trainables.config import FlowConfig
+    from tickettune.trainables.flow import run_flow
     torch.set_num_threads(threads)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     per_trial, first_report = [], []

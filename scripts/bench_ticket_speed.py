@@ -67,14 +67,14 @@ from pathlib import Path
 import torch
 
 from tickettune.trainables.tasks.glue import load_glue
-from tickettune.trainables.encoder import encoder_of
-from tickettune.trainables.flops import layer_forward_flops, shape_of, train_flops_per_sequence
-from tickettune.trainables.masks import MaskConfig, draw_masks
-from tickettune.trainables.model import count_parameters, layout, load_model
-from tickettune.trainables.precision import PRECISIONS, Precision
-from tickettune.trainables.random_models import write_random_model
-from tickettune.trainables.ticket import make_ticket, snapshot
-from tickettune.trainables.train import TrainConfig, make_optimizer
+from tickettune.trainables.model.encoder import encoder_of
+from tickettune.trainables.model.flops import layer_forward_flops, shape_of, train_flops_per_sequence
+from tickettune.trainables.earlybert.masks import MaskConfig, draw_masks
+from tickettune.trainables.model.build import count_parameters, layout, load_model
+from tickettune.trainables.training.precision import PRECISIONS, Precision
+from tickettune.trainables.testing.random_models import write_random_model
+from tickettune.trainables.earlybert.draw import make_ticket, snapshot
+from tickettune.trainables.training.loop import TrainConfig, make_optimizer
 sys.path.insert(0, str(Path(__file__).parent))
 from _bench import device_info, device_of, finish, now  # noqa: E402
 

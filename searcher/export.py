@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tickettune.trainables.ticket import publish_dir
+from tickettune.trainables.ticket.format import publish_dir
 
 from .state import read_state
 from .trial import TICKET, TRIAL_PREFIX, read_failure

@@ -125,7 +125,7 @@ def experiment_dir_of(spec) -> Path:
 
 
 def _data_root(spec) -> str | None:
-    from ..trainables.data import data_root
+    from ..trainables.tasks.data import data_root
     try:
         return str(data_root(spec.fixed.get("data_root")))
     except FileNotFoundError:
@@ -150,7 +150,7 @@ def make_searcher(spec, space: Callable | None = None):
 def _most(spec, key: str) -> int | None:
     """The largest value a FlowConfig int key can take in this spec (space, else fixed, else default)."""
     from dataclasses import fields as dc_fields
-    from ..trainables.flow import FlowConfig
+    from ..trainables.config import FlowConfig
     if key in spec.space:
         return int(max(spec.space[key].corners()))
     defaults = {f.name: f.default for f in dc_fields(FlowConfig)}

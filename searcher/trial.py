@@ -90,7 +90,7 @@ def run_one(payload: dict, reporter) -> Any:
     import torch
     torch.set_num_threads(int(payload["threads"]))
     _raise_if_failed(payload["trial_dir"])
-    from ..trainables.flow import FlowConfig
+    from ..trainables.config import FlowConfig
     cfg = FlowConfig.from_dict(payload["flow"])
     flow_fn = payload.get("flow_fn") or default_flow_fn()
     try:
@@ -102,7 +102,7 @@ def run_one(payload: dict, reporter) -> Any:
 
 def train_loop_per_worker(payload: dict) -> None:
     """What each Ray Train worker runs (train executor)."""
-    from .reporting import TrainReporter
+    from .ray_reporters import TrainReporter
     reporter = TrainReporter(ticket_dir=payload["ticket_dir"], use_gpu=payload["use_gpu"])
     try:
         run_one(payload, reporter)
@@ -135,7 +135,7 @@ def driver(config: dict, settings: dict) -> None:
     plan = ResourcePlan.from_dict(settings["plan"])
     payload = _payload(config, settings, trial_dir, plan)
     if plan.executor == "inline":
-        from .reporting import TuneReporter
+        from .ray_reporters import TuneReporter
         run_one(payload, TuneReporter(ticket_dir=payload["ticket_dir"], use_gpu=plan.use_gpu))
         return
     _fit_trainer(payload, settings, plan, trial_id, trial_dir)

@@ -7,8 +7,8 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, Iterable
 
-from ..trainables.flow import FlowConfig
-from ..trainables.masks import SCOPES, _n_prune
+from ..trainables.config import FlowConfig
+from ..trainables.earlybert.masks import SCOPES, n_prune
 from ..trainables.tasks import get_task
 from .fit import _flow_problems
 from .schema import (KNOWN_SHAPES, METRICS, MODES, OBJECTIVES, PLD_KEYS, SCHEDULERS, _FLOW_FIELDS,
@@ -225,7 +225,7 @@ class CrossChecks:
         return out
 
     def _scratch_shape(self, d: Any) -> dict | None:
-        from ..trainables.model import scratch_from_dict
+        from ..trainables.model.build import scratch_from_dict
         if not isinstance(d, dict):
             return None
         try:
@@ -237,12 +237,12 @@ class CrossChecks:
 
     def _model_shape(self, model: Any) -> dict | None:
         import json
-        from ..trainables.families import UnsupportedModel, family_of
-        from ..trainables.model import resolve
+        from ..trainables.model.families import UnsupportedModel, family_of
+        from ..trainables.model.build import model_path
         if not isinstance(model, str):
             return None
         try:
-            folder = resolve(model)
+            folder = model_path(model)
         except FileNotFoundError as e:
             self.add(f"model={model!r}: {e}")
             return None
@@ -293,12 +293,12 @@ def _prune_problem(widths: list[int], ratio: float, minimum: int, scope: str, ra
                    what: str) -> str | None:
     """Why masks.select with these settings would empty a layer or not honour the ratio (None: fine)."""
     mins = [min(minimum, n) for n in widths]
-    if ratio > 0 and _n_prune(ratio, max(widths)) > 0 and minimum >= max(widths):
+    if ratio > 0 and n_prune(ratio, max(widths)) > 0 and minimum >= max(widths):
         return (f"{min_key}={minimum} is at least the layer width ({max(widths)} {what}): nothing can be "
                 f"pruned, {ratio_key}={ratio!r} has no effect")
     if scope == "layer":
         for n, m in zip(widths, mins):
-            kept = n - _n_prune(ratio, n)
+            kept = n - n_prune(ratio, n)
             if kept < 1:
                 return f"{ratio_key}={ratio!r} prunes all {n} {what} of a layer"
             if kept < m:
@@ -306,7 +306,7 @@ def _prune_problem(widths: list[int], ratio: float, minimum: int, scope: str, ra
                         f"the minimum would override the ratio")
         return None
     total = sum(widths)
-    asked = _n_prune(ratio, total)
+    asked = n_prune(ratio, total)
     allowed = sum(n - m for n, m in zip(widths, mins))
     if asked >= total:
         return f"{ratio_key}={ratio!r} prunes all {total} {what}"

@@ -8,7 +8,7 @@ from pathlib import Path
 from types import NoneType, UnionType
 from typing import Any
 
-from ..trainables.flow import FlowConfig
+from ..trainables.config import FlowConfig
 from .schema import TASK_PATH_KEYS
 
 

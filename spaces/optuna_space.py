@@ -14,7 +14,7 @@ import warnings
 from dataclasses import fields
 from typing import TYPE_CHECKING, Any
 
-from ..trainables.flow import FlowConfig
+from ..trainables.config import FlowConfig
 from .schema import Domain, SearchSpec, same_value
 
 if TYPE_CHECKING:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, fields
 from types import NoneType
 from typing import Any
 
-from ..trainables.flow import FlowConfig
+from ..trainables.config import FlowConfig
 
 TOP_LEVEL = ("name", "storage", "search", "fixed", "space")
 DOMAIN_KEYS = ("low", "high", "log", "step", "type", "choices", "when")

@@ -9,7 +9,7 @@ import pytest
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The shared data folder, found the way the package finds it ($TICKETTUNE_DATA, ../shared/data)."""
-    from tickettune.trainables.data import data_root
+    from tickettune.trainables.tasks.data import data_root
     return data_root()
 
 
@@ -18,8 +18,8 @@ def minilm_tokenizer():
     """all-MiniLM-L6-v2's tokenizer (the bert-base-uncased vocabulary), from the installed package."""
     from transformers import AutoTokenizer
 
-    from tickettune.trainables.model import resolve
-    return AutoTokenizer.from_pretrained(resolve("minilm-l6"))
+    from tickettune.trainables.model.build import model_path
+    return AutoTokenizer.from_pretrained(model_path("minilm-l6"))
 
 
 @pytest.fixture

@@ -30,9 +30,9 @@ def _batches(n: int, seed: int):
 
 
 def stub_flow(cfg, reporter, ticket_dir: str | None = None):
-    from tickettune.trainables.model import ScratchConfig, scratch_model
-    from tickettune.trainables.ticket import save_ticket
-    from tickettune.trainables.train import TrainConfig, train
+    from tickettune.trainables.model.build import ScratchConfig, scratch_model
+    from tickettune.trainables.ticket.format import save_ticket
+    from tickettune.trainables.training.loop import TrainConfig, train
 
     resumed_from = None
     start_step = 0

@@ -10,8 +10,8 @@ import torch
 
 
 def tiny_ticket(path: Path, seed: int, info: dict) -> Path:
-    from tickettune.trainables.model import ScratchConfig, scratch_model
-    from tickettune.trainables.ticket import save_ticket
+    from tickettune.trainables.model.build import ScratchConfig, scratch_model
+    from tickettune.trainables.ticket.format import save_ticket
     torch.manual_seed(seed)
     model, tok = scratch_model(ScratchConfig(layers=2, heads=2, hidden=32, ffn=64, dropout=0.0), head="classification")
     return save_ticket(model, tok, path, info)

@@ -5,12 +5,16 @@ import math
 import pytest
 import torch
 
-from tickettune.trainables import carry, slimming
+from tickettune.trainables.earlybert import optimizer_carry as carry
+
+from tickettune.trainables.earlybert import slimming
 from tickettune.trainables.budget import TicketPlan, budget_steps, ticket_plan
-from tickettune.trainables.flow import FlowConfig, LocalReporter, run_flow
-from tickettune.trainables.masks import MaskConfig, draw_masks
-from tickettune.trainables.model import ScratchConfig, scratch_model
-from tickettune.trainables.train import TrainConfig, make_optimizer, train
+from tickettune.trainables.config import FlowConfig
+from tickettune.trainables.reporter import LocalReporter
+from tickettune.trainables.flow import run_flow
+from tickettune.trainables.earlybert.masks import MaskConfig, draw_masks
+from tickettune.trainables.model.build import ScratchConfig, scratch_model
+from tickettune.trainables.training.loop import TrainConfig, make_optimizer, train
 
 TINY = {"layers": 2, "heads": 4, "hidden": 32, "ffn": 64, "pre_ln": True}
 BASE = dict(scratch=TINY, task="sst2", max_train_samples=256, max_eval_samples=64, max_length=32,
@@ -86,7 +90,7 @@ def test_continue_carries_adam_moments_through_pruning():
     o = "bert.encoder.layer.1.output.dense.weight"  # FFN output: neurons are columns
     assert torch.equal(pruned[o]["exp_avg_sq"], state[o]["exp_avg_sq"][:, ffn[1]])
     assert int(pruned[q]["step"]) == 3
-    from tickettune.trainables.ticket import make_ticket
+    from tickettune.trainables.earlybert.draw import make_ticket
     ticket = make_ticket(None, model, heads, ffn, rewind=False)
     opt = make_optimizer(ticket, TrainConfig(lr=1e-3, fused=False))
     assert carry.load_state(opt, ticket, pruned) == len(pruned)

@@ -9,7 +9,7 @@ import pytest
 import torch
 from datasets import ClassLabel, Dataset, Value
 
-from tickettune.trainables import data as D
+from tickettune.trainables.tasks import data as D
 from tickettune.trainables.tasks import glue as G
 
 

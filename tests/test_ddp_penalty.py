@@ -9,9 +9,9 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from tickettune.trainables import pld as pld_mod
-from tickettune.trainables import slimming
-from tickettune.trainables.model import ScratchConfig, scratch_model
-from tickettune.trainables.train import TrainConfig, train
+from tickettune.trainables.earlybert import slimming
+from tickettune.trainables.model.build import ScratchConfig, scratch_model
+from tickettune.trainables.training.loop import TrainConfig, train
 
 START = 20_000  # θ has settled at θ̄: layers drop
 

@@ -6,8 +6,8 @@ import logging
 import pytest
 import torch
 
-from tickettune.trainables import device as dev
-from tickettune.trainables.device import DeviceLoader, OneDevice, cuda_index, place, to_device
+from tickettune.trainables.training import device as dev
+from tickettune.trainables.training.device import DeviceLoader, OneDevice, cuda_index, place, to_device
 
 no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="tests the behaviour without CUDA")
 
@@ -81,7 +81,7 @@ def test_one_device_on_the_cpu_leaves_model_and_loader_alone():
 
 @no_cuda
 def test_local_reporter_device_choice(caplog):
-    from tickettune.trainables.flow import LocalReporter
+    from tickettune.trainables.reporter import LocalReporter
     assert LocalReporter(verbose=False).device.type == "cpu"
     with caplog.at_level(logging.WARNING, logger="tickettune"):
         forced = LocalReporter(verbose=False, device="cuda")

@@ -2,12 +2,12 @@
 import pytest
 import torch
 
-from tickettune.trainables.earlybird import EarlyBirdCallback, EarlyBirdDetector, hamming
-from tickettune.trainables.encoder import encoder_of
-from tickettune.trainables.masks import MaskConfig, draw_masks
-from tickettune.trainables.model import ScratchConfig, scratch_model
-from tickettune.trainables.slimming import SlimmingCallback, attach
-from tickettune.trainables.train import TrainConfig, train
+from tickettune.trainables.earlybert.earlybird import EarlyBirdCallback, EarlyBirdDetector, hamming
+from tickettune.trainables.model.encoder import encoder_of
+from tickettune.trainables.earlybert.masks import MaskConfig, draw_masks
+from tickettune.trainables.model.build import ScratchConfig, scratch_model
+from tickettune.trainables.earlybert.slimming import SlimmingCallback, attach
+from tickettune.trainables.training.loop import TrainConfig, train
 
 
 def b(*bits):

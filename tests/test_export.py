@@ -71,7 +71,7 @@ def test_nothing_to_export(tmp_path):
 def test_exported_ticket_reloads_in_a_fresh_process(experiment, tmp_path):
     out = tmp_path / "best"
     export_best(experiment, out)
-    code = ("import sys, torch; from tickettune.trainables.ticket import load_ticket; "
+    code = ("import sys, torch; from tickettune.trainables.ticket.format import load_ticket; "
             "m, tok, info = load_ticket(sys.argv[1]); "
             "ids = tok('a fine film', return_tensors='pt'); "
             "print(info['val_metric'], tuple(m(**ids).logits.shape))")

@@ -13,15 +13,16 @@ import pytest
 import torch
 
 from tickettune.trainables import pld as pld_mod
-from tickettune.trainables.earlybird import EarlyBirdCallback, EarlyBirdDetector
-from tickettune.trainables.encoder import encoder_of
-from tickettune.trainables.families import FAMILIES, UnsupportedModel, family_of
-from tickettune.trainables.masks import MaskConfig, masks_from_model
-from tickettune.trainables.model import count_parameters, head_of, layout, load_model
-from tickettune.trainables.random_models import write_random_model
-from tickettune.trainables.slimming import SlimmingCallback, attach, coefficients
-from tickettune.trainables.ticket import make_ticket, read_info, save_ticket, ticket_info
-from tickettune.trainables.train import TrainConfig, train
+from tickettune.trainables.earlybert.earlybird import EarlyBirdCallback, EarlyBirdDetector
+from tickettune.trainables.model.encoder import encoder_of
+from tickettune.trainables.model.families import FAMILIES, UnsupportedModel, family_of
+from tickettune.trainables.earlybert.masks import MaskConfig, masks_from_model
+from tickettune.trainables.model.build import count_parameters, head_of, layout, load_model
+from tickettune.trainables.testing.random_models import write_random_model
+from tickettune.trainables.earlybert.slimming import SlimmingCallback, attach, coefficients
+from tickettune.trainables.ticket.format import read_info, save_ticket, ticket_info
+from tickettune.trainables.earlybert.draw import make_ticket
+from tickettune.trainables.training.loop import TrainConfig, train
 
 # hf_code writes plain-transformers model code for them (all of them)
 HF_CODE = ("bert", "camembert", "distilbert", "electra", "modernbert", "roberta", "xlm-roberta")
@@ -164,8 +165,8 @@ def test_unsupported_family_lists_the_supported(tmp_path):
 CHILD = textwrap.dedent("""
     import json, sys, torch
     torch.set_num_threads(1)
-    from tickettune.trainables.ticket import load_ticket
-    from tickettune.trainables.model import layout
+    from tickettune.trainables.ticket.format import load_ticket
+    from tickettune.trainables.model.build import layout
     jobs, out = json.loads(sys.argv[1]), sys.argv[2]
     results = {}
     for path in jobs:

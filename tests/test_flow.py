@@ -4,8 +4,12 @@ import json
 import pytest
 import torch
 
-from tickettune.trainables.flow import FlowConfig, LocalReporter, run_flow
-from tickettune.trainables.model import load_model
+from tickettune.trainables.config import FlowConfig
+
+from tickettune.trainables.reporter import LocalReporter
+
+from tickettune.trainables.flow import run_flow
+from tickettune.trainables.model.build import load_model
 
 TINY = {"layers": 2, "heads": 4, "hidden": 32, "ffn": 64, "pre_ln": True}
 BASE = dict(scratch=TINY, task="sst2", max_train_samples=256, max_eval_samples=128, max_length=32,

@@ -20,8 +20,8 @@ CUDA = torch.device("cuda", 0)
 def bert(head="classification", layers=2, heads=4, hidden=64, ffn=128, pre_ln=True, dropout=0.0, seed=0):
     from transformers import BertConfig
 
-    from tickettune.trainables.families import install
-    from tickettune.trainables.model import _head_kwargs, head_class
+    from tickettune.trainables.model.families import install
+    from tickettune.trainables.model.build import _head_kwargs, head_class
     torch.manual_seed(seed)
     config = BertConfig(vocab_size=1000, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
                         intermediate_size=ffn, max_position_embeddings=64, hidden_dropout_prob=dropout,
@@ -60,7 +60,7 @@ def no_tf32():
 
 
 def test_placement_puts_the_model_and_batches_on_the_gpu_with_tf32():
-    from tickettune.trainables.device import OneDevice, place
+    from tickettune.trainables.training.device import OneDevice, place
     torch.backends.cuda.matmul.allow_tf32 = False
     p = place(True, gpu_ids=[os.environ.get("CUDA_VISIBLE_DEVICES", "0").split(",")[0]])
     assert p.device.type == CUDA.type and not p.fallback and torch.backends.cuda.matmul.allow_tf32
@@ -73,9 +73,9 @@ def test_placement_puts_the_model_and_batches_on_the_gpu_with_tf32():
 
 @pytest.mark.parametrize("precision", ["bf16", "fp16", "fp32"])
 def test_train_steps_on_cuda_keep_fp32_weights_and_coefficients(precision, monkeypatch):
-    from tickettune.trainables import slimming
-    from tickettune.trainables.precision import Precision
-    from tickettune.trainables.train import TrainConfig, train
+    from tickettune.trainables.earlybert import slimming
+    from tickettune.trainables.training.precision import Precision
+    from tickettune.trainables.training.loop import TrainConfig, train
     if precision == "bf16" and not torch.cuda.is_bf16_supported():
         pytest.skip("this GPU has no bf16")
     scalers = []
@@ -102,8 +102,8 @@ def test_train_steps_on_cuda_keep_fp32_weights_and_coefficients(precision, monke
 def test_fp16_step_whose_gradients_overflow_is_skipped(monkeypatch):
     """train()'s fp16 path: inf gradients (here from a huge penalty) leave every weight as it was and
     halve the loss scale, as GradScaler promises; the next step trains."""
-    from tickettune.trainables.precision import Precision
-    from tickettune.trainables.train import Callback, TrainConfig, train
+    from tickettune.trainables.training.precision import Precision
+    from tickettune.trainables.training.loop import Callback, TrainConfig, train
 
     class HugePenaltyFirstStep(Callback):
         step = 0
@@ -128,10 +128,10 @@ def test_fp16_step_whose_gradients_overflow_is_skipped(monkeypatch):
 
 
 def test_pruned_equals_masked_dense_on_cuda():
-    from tickettune.trainables.encoder import encoder_of
-    from tickettune.trainables.masks import MaskConfig, masks_from_model
-    from tickettune.trainables.slimming import attach
-    from tickettune.trainables.ticket import make_ticket
+    from tickettune.trainables.model.encoder import encoder_of
+    from tickettune.trainables.earlybert.masks import MaskConfig, masks_from_model
+    from tickettune.trainables.earlybert.slimming import attach
+    from tickettune.trainables.earlybert.draw import make_ticket
     dense = attach(bert(layers=3, heads=6, hidden=48, ffn=96, pre_ln=False)).to(CUDA).eval()
     g = torch.Generator().manual_seed(1)
     with torch.no_grad():
@@ -152,8 +152,8 @@ def test_pruned_equals_masked_dense_on_cuda():
 
 def test_pld_step_on_cuda_skips_dropped_layers():
     from tickettune.trainables import pld as pld_mod
-    from tickettune.trainables.encoder import encoder_of
-    from tickettune.trainables.precision import Precision
+    from tickettune.trainables.model.encoder import encoder_of
+    from tickettune.trainables.training.precision import Precision
     model = bert(head="mlm", layers=6).to(CUDA).train()
     pld = pld_mod.attach(model, pld_mod.PLDConfig(theta_bar=0.5, gamma=0.001, seed=0))
     amp = Precision.of("auto", CUDA)
@@ -181,7 +181,7 @@ def test_one_process_nccl_group_and_ddp_train_step():
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel as DDP
 
-    from tickettune.trainables.train import TrainConfig, train
+    from tickettune.trainables.training.loop import TrainConfig, train
     if not dist.is_nccl_available():
         pytest.fail("this torch build has CUDA but no NCCL")
     dist.init_process_group("nccl", init_method=f"tcp://127.0.0.1:{_free_port()}", rank=0, world_size=1,

@@ -38,10 +38,10 @@ def test_bad_arguments_are_refused(tmp_path):
 @pytest.mark.slow
 def test_smoke_run_on_the_cpu_passes_every_step(tmp_path, shared_data):
     """The bundle made from local files (this machine has `datasets`: no wheels needed)."""
-    from tickettune.trainables.model import resolve
+    from tickettune.trainables.model.build import model_path
     bundle = tmp_path / "bundle"
     (bundle / "wheels").mkdir(parents=True)
-    shutil.copytree(Path(resolve("minilm-l6")), bundle / "tokenizer",
+    shutil.copytree(Path(model_path("minilm-l6")), bundle / "tokenizer",
                     ignore=shutil.ignore_patterns("*.safetensors", "1_Pooling"))
     for rel in ("glue/SST-2/train.tsv", "glue/SST-2/dev.tsv", "wikitext-2/valid.txt", "wikitext-2/test.txt"):
         (bundle / "data" / rel).parent.mkdir(parents=True, exist_ok=True)

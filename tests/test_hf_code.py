@@ -14,12 +14,13 @@ import torch
 from plain_env import run_plain
 from search_fakes import make_experiment
 from tickettune.searcher.export import export_best
-from tickettune.trainables import hf_code
-from tickettune.trainables import ticket as T
-from tickettune.trainables.families import HEADS
-from tickettune.trainables.model import ScratchConfig, layout, load_model, scratch_model
-from tickettune.trainables.prune import prune_model
-from tickettune.trainables.random_models import write_random_model
+from tickettune.trainables.ticket import hf_code
+from tickettune.trainables.model.layout import split_config
+from tickettune.trainables.ticket import format as T
+from tickettune.trainables.model.families import HEADS
+from tickettune.trainables.model.build import ScratchConfig, layout, load_model, scratch_model
+from tickettune.trainables.model.prune import prune_model
+from tickettune.trainables.testing.random_models import write_random_model
 
 IDS = [[101, 2023, 3185, 2001, 2307, 999, 102, 0, 0], [101, 1037, 6659, 2143, 1010, 2145, 2919, 1012, 102]]
 AUTO = {"classification": "AutoModelForSequenceClassification", "regression": "AutoModelForSequenceClassification",
@@ -247,7 +248,7 @@ def as_version_1(ticket: Path, d: Path) -> dict:
     model code); returns its ticket.json."""
     shutil.copytree(ticket, d)
     config = json.loads((d / "config.json").read_text())
-    stock, lay = hf_code.split_config(config)
+    stock, lay = split_config(config)
     (d / "config.json").write_text(json.dumps({**stock, "tickettune": lay}))
     info = json.loads((d / "ticket.json").read_text())
     (d / "ticket.json").write_text(json.dumps({**info, "version": 1}))

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from tickettune.trainables.masks import MaskConfig, draw_masks, kept_counts, masks_from_model, select
+from tickettune.trainables.earlybert.masks import MaskConfig, draw_masks, kept_counts, masks_from_model, select
 
 
 def t(*values):
@@ -157,8 +157,8 @@ def test_select_validation():
 
 
 def test_masks_from_model():
-    from tickettune.trainables.model import ScratchConfig, scratch_model
-    from tickettune.trainables.slimming import attach
+    from tickettune.trainables.model.build import ScratchConfig, scratch_model
+    from tickettune.trainables.earlybert.slimming import attach
     model, _ = scratch_model(ScratchConfig(layers=2, heads=4, hidden=32, ffn=40), head="classification")
     with pytest.raises(ValueError, match="attach"):
         masks_from_model(model)

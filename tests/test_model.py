@@ -3,9 +3,9 @@ import pytest
 import torch
 from transformers import BertConfig, BertForSequenceClassification
 
-from tickettune.trainables.encoder import TicketEncoder, encoder_of
-from tickettune.trainables.mlm_head import SparseBertForMaskedLM
-from tickettune.trainables.model import ScratchConfig, layout, load_model, resolve, scratch_model
+from tickettune.trainables.model.encoder import TicketEncoder, encoder_of
+from tickettune.trainables.model.mlm_head import SparseBertForMaskedLM
+from tickettune.trainables.model.build import ScratchConfig, layout, load_model, model_path, scratch_model
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +23,7 @@ def test_minilm_alias_is_the_packaged_checkpoint(minilm):
 
 def test_ticket_encoder_matches_hf_bert(minilm):
     model, tok = minilm
-    ref = BertForSequenceClassification.from_pretrained(resolve("minilm-l6"), num_labels=2,
+    ref = BertForSequenceClassification.from_pretrained(model_path("minilm-l6"), num_labels=2,
                                                         attn_implementation="eager").eval()
     ref.load_state_dict(model.state_dict())  # same parameter names: loads strictly
     batch = tok(["a gripping, funny film", "dull"], padding=True, return_tensors="pt")

@@ -11,8 +11,10 @@ import pytest
 
 from tickettune.searcher.cli import main
 from tickettune.spaces import load_spec
-from tickettune.trainables.flow import FlowConfig, LocalReporter, run_flow
-from tickettune.trainables.model import ScratchConfig, scratch_model
+from tickettune.trainables.config import FlowConfig
+from tickettune.trainables.reporter import LocalReporter
+from tickettune.trainables.flow import run_flow
+from tickettune.trainables.model.build import ScratchConfig, scratch_model
 from tickettune.trainables.tasks import DataArgs, get_task
 
 TINY = {"layers": 2, "heads": 2, "hidden": 32, "ffn": 64, "pre_ln": True}
@@ -177,7 +179,7 @@ def test_streamed_text_is_cut_as_read_and_needs_held_out_text(tmp_path, minilm_t
     first = [b["input_ids"][0].tolist() for b in batches[:1]]
     again = next(iter(task.train_loader(minilm_tokenizer, DataArgs(max_length=16, batch_size=8))))
     assert again["input_ids"][0].tolist() == first[0]  # seeded shuffle buffer
-    from tickettune.trainables.train import TrainConfig, train
+    from tickettune.trainables.training.loop import TrainConfig, train
     with pytest.raises(ValueError, match="set max_steps instead of epochs"):
         train(None, loader, TrainConfig(epochs=1, progress=False))
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from tickettune.trainables.encoder import encoder_of
-from tickettune.trainables.model import ScratchConfig, scratch_model
+from tickettune.trainables.model.encoder import encoder_of
+from tickettune.trainables.model.build import ScratchConfig, scratch_model
 from tickettune.trainables.pld import (PLDCallback, PLDConfig, ProgressiveLayerDrop, attach, detach, dropper_of,
                                        expected_layer_fraction, gamma_for_steps, keep_probs, theta)
 
@@ -284,7 +284,7 @@ def test_callback_drives_the_schedule():
 
 
 def test_callback_inside_train_loop_with_accumulation():
-    from tickettune.trainables.train import TrainConfig, train
+    from tickettune.trainables.training.loop import TrainConfig, train
     L = 4
     model = tiny(layers=L)
     pld = attach(model, PLDConfig(seed=0))

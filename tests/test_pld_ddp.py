@@ -18,7 +18,7 @@ WORLD, STEPS, ACCUM, LAYERS, START = 2, 4, 2, 4, 20_000
 
 
 def _model():
-    from tickettune.trainables.model import ScratchConfig, scratch_model
+    from tickettune.trainables.model.build import ScratchConfig, scratch_model
     torch.manual_seed(0)
     model, _ = scratch_model(ScratchConfig(layers=LAYERS, heads=2, hidden=32, ffn=64, dropout=0.0,
                                            max_positions=64))
@@ -34,7 +34,7 @@ def _batch(rank, step, micro):
 
 
 def _worker(rank, port, out_dir):
-    from tickettune.trainables.encoder import encoder_of
+    from tickettune.trainables.model.encoder import encoder_of
     from tickettune.trainables.pld import PLDConfig, attach
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD)

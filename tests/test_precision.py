@@ -2,22 +2,24 @@
 import pytest
 import torch
 
-from tickettune.trainables import slimming
-from tickettune.trainables.flow import FlowConfig, LocalReporter, run_flow
-from tickettune.trainables.model import ScratchConfig, scratch_model
-from tickettune.trainables.precision import Precision, cpu_has_fast_bf16, resolve
-from tickettune.trainables.train import TrainConfig, predict, train
+from tickettune.trainables.earlybert import slimming
+from tickettune.trainables.config import FlowConfig
+from tickettune.trainables.reporter import LocalReporter
+from tickettune.trainables.flow import run_flow
+from tickettune.trainables.model.build import ScratchConfig, scratch_model
+from tickettune.trainables.training.precision import Precision, cpu_has_fast_bf16, resolve_precision
+from tickettune.trainables.training.loop import TrainConfig, predict, train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_auto_is_bf16_where_the_cpu_has_bf16_matmuls_and_fp16_needs_cuda():
-    assert resolve("auto", "cpu") == ("bf16" if cpu_has_fast_bf16() else "fp32")
-    assert resolve("fp32", "cpu") == "fp32" and resolve("bf16", "cpu") == "bf16"
+    assert resolve_precision("auto", "cpu") == ("bf16" if cpu_has_fast_bf16() else "fp32")
+    assert resolve_precision("fp32", "cpu") == "fp32" and resolve_precision("bf16", "cpu") == "bf16"
     with pytest.raises(ValueError, match="precision='fp16' needs a CUDA device"):
-        resolve("fp16", "cpu")
+        resolve_precision("fp16", "cpu")
     with pytest.raises(ValueError, match="precision='half'"):
-        resolve("half")
+        resolve_precision("half")
     with pytest.raises(ValueError, match="precision='fp8'"):
         TrainConfig(precision="fp8")
     assert Precision.of("bf16").scaler() is None and Precision.of("fp32").dtype == torch.float32

@@ -4,12 +4,12 @@ import copy
 import pytest
 import torch
 
-from tickettune.trainables.encoder import encoder_of
-from tickettune.trainables.masks import MaskConfig, masks_from_model
-from tickettune.trainables.model import ScratchConfig, count_parameters, layout, load_model, scratch_model
-from tickettune.trainables.prune import prune_model
-from tickettune.trainables.slimming import attach, has_coefficients
-from tickettune.trainables.ticket import make_ticket, snapshot
+from tickettune.trainables.model.encoder import encoder_of
+from tickettune.trainables.earlybert.masks import MaskConfig, masks_from_model
+from tickettune.trainables.model.build import ScratchConfig, count_parameters, layout, load_model, scratch_model
+from tickettune.trainables.model.prune import prune_model
+from tickettune.trainables.earlybert.slimming import attach, has_coefficients
+from tickettune.trainables.earlybert.draw import make_ticket, snapshot
 
 ATOL = 1e-5
 

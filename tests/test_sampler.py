@@ -2,7 +2,7 @@
 import torch
 
 from tickettune.trainables.tasks.glue import glue_loader
-from tickettune.trainables.sampler import LengthGroupedSampler
+from tickettune.trainables.tasks.sampler import LengthGroupedSampler
 
 
 def test_each_index_once_per_epoch_and_seeded():

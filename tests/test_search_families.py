@@ -7,7 +7,7 @@ import pytest
 
 from tickettune.searcher.export import load_trials
 from tickettune.searcher.search import run_search
-from tickettune.trainables.random_models import Size, write_random_model
+from tickettune.trainables.testing.random_models import Size, write_random_model
 
 pytestmark = pytest.mark.ray
 
@@ -30,7 +30,7 @@ def test_search_with_a_local_roberta_dir(tmp_path):
     (trial,) = load_trials(tmp_path / "runs" / "sst2-roberta")
     assert trial.finished and trial.ticket_dir is not None
     assert 0 <= trial.metric("val_metric") <= 1 and 0 < trial.metric("relative_cost") < 1
-    code = ("import sys; from tickettune.trainables.ticket import load_ticket; "
+    code = ("import sys; from tickettune.trainables.ticket.format import load_ticket; "
             "m, tok, info = load_ticket(sys.argv[1]); ids = tok('a gripping, funny film', return_tensors='pt'); "
             "print(type(m).__name__, sorted(ids), tuple(m(**ids).logits.shape))")
     r = subprocess.run([sys.executable, "-c", code, trial.ticket_dir], capture_output=True, text=True, timeout=120)

@@ -49,7 +49,7 @@ def test_real_flow_search_on_sst2(tmp_path, workers):
         assert 0 < t.last["early_bird_step"] == t.last["search_steps"] < 60
     # multi-objective: the Pareto front of tickets was exported, each reloads in a fresh process
     assert res.exported == str(tmp_path / "sst2-tiny" / "pareto") and res.selection
-    code = ("import sys; from tickettune.trainables.ticket import load_ticket; "
+    code = ("import sys; from tickettune.trainables.ticket.format import load_ticket; "
             "m, tok, info = load_ticket(sys.argv[1]); ids = tok('a gripping, funny film', return_tensors='pt'); "
             "print(info['val_metric'], tuple(m(**ids).logits.shape))")
     for e in res.selection:

@@ -1,7 +1,7 @@
 """Resource planning (no Ray): what a trial asks for, and how many run at once, never deadlocking."""
 import pytest
 
-from tickettune.searcher.reporting import clean_metrics
+from tickettune.searcher.ray_reporters import clean_metrics
 from tickettune.searcher.resources import DRIVER_CPU, ResourceError, ResourcePlan, plan_resources
 
 TWO = {"CPU": 2.0}

@@ -2,9 +2,9 @@
 import pytest
 import torch
 
-from tickettune.trainables.encoder import encoder_of
-from tickettune.trainables.model import ScratchConfig, scratch_model
-from tickettune.trainables.slimming import (SlimmingCallback, attach, coefficient_params, coefficients,
+from tickettune.trainables.model.encoder import encoder_of
+from tickettune.trainables.model.build import ScratchConfig, scratch_model
+from tickettune.trainables.earlybert.slimming import (SlimmingCallback, attach, coefficient_params, coefficients,
                                             detach_coefficients, has_coefficients, l1_penalty)
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from tickettune.spaces.optuna_space import make_sampler, space_fn, suggest
 from tickettune.spaces.spec import SearchSpec, SpecError, load_spec
-from tickettune.trainables.flow import FlowConfig
+from tickettune.trainables.config import FlowConfig
 
 SPACES = Path(__file__).resolve().parents[1] / "spaces"
 SHIPPED = sorted(SPACES.glob("*.yaml"))

@@ -10,12 +10,14 @@ import numpy as np
 import pytest
 
 from tickettune.searcher.cli import main
-from tickettune.trainables.flow import FlowConfig, LocalReporter, run_flow
-from tickettune.trainables.model import ScratchConfig, scratch_model
+from tickettune.trainables.config import FlowConfig
+from tickettune.trainables.reporter import LocalReporter
+from tickettune.trainables.flow import run_flow
+from tickettune.trainables.model.build import ScratchConfig, scratch_model
 from tickettune.trainables.tasks import DataArgs, get_task
 from tickettune.trainables.tasks import squad as S
 from tickettune.trainables.tasks.squad_eval import best_answers, f1, normalize_answer, squad_scores
-from tickettune.trainables.ticket import load_ticket
+from tickettune.trainables.ticket.format import load_ticket
 
 FIXTURES = Path(__file__).parent / "fixtures"
 V1, V2 = S.SPECS

@@ -12,7 +12,9 @@ import torch
 from torch import nn
 
 from tickettune.trainables import tasks
-from tickettune.trainables.flow import FlowConfig, LocalReporter, run_flow
+from tickettune.trainables.config import FlowConfig
+from tickettune.trainables.reporter import LocalReporter
+from tickettune.trainables.flow import run_flow
 from tickettune.trainables.tasks import DataArgs, get_task
 from tickettune.trainables.tasks import glue as G
 

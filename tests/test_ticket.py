@@ -10,10 +10,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tickettune.trainables import ticket as T
-from tickettune.trainables.masks import MaskConfig, masks_from_model
-from tickettune.trainables.model import ScratchConfig, layout, load_model, scratch_model
-from tickettune.trainables.slimming import attach
+from tickettune.trainables.ticket import format as T
+from tickettune.trainables.earlybert import draw
+from tickettune.trainables.earlybert.masks import MaskConfig, masks_from_model
+from tickettune.trainables.model.build import ScratchConfig, layout, load_model, scratch_model
+from tickettune.trainables.earlybert.slimming import attach
 
 IDS = [[101, 2023, 3185, 2001, 2307, 999, 102, 0, 0], [101, 1037, 6659, 2143, 1010, 2145, 2919, 1012, 102]]
 
@@ -28,7 +29,7 @@ def make(head="classification", num_labels=2, pre_ln=True, rewind=True):
     torch.manual_seed(0)
     model, tok = scratch_model(ScratchConfig(layers=2, heads=4, hidden=32, ffn=64, pre_ln=pre_ln),
                                head=head, num_labels=num_labels)
-    pretrained = T.snapshot(model)
+    pretrained = draw.snapshot(model)
     attach(model)
     g = torch.Generator().manual_seed(1)
     with torch.no_grad():
@@ -36,7 +37,7 @@ def make(head="classification", num_labels=2, pre_ln=True, rewind=True):
             p.add_(torch.randn(p.shape, generator=g) * 0.02)
     cfg = MaskConfig(head_ratio=0.5, ffn_ratio=0.4)
     heads, ffn = masks_from_model(model, cfg)
-    ticket = T.make_ticket(pretrained, model, heads, ffn, rewind=rewind).eval()
+    ticket = draw.make_ticket(pretrained, model, heads, ffn, rewind=rewind).eval()
     info = T.ticket_info(heads, ffn, mask_config=cfg, lambda_head=1e-4, lambda_ffn=2e-4, eps=0.1, window=5,
                          mask_interval=10, found_at_step=120, rewind=rewind, metrics={"accuracy": 0.5},
                          task="sst2")
@@ -58,8 +59,8 @@ def leftovers(parent: Path, name: str) -> list[str]:
 
 CHILD = textwrap.dedent("""
     import json, sys, torch
-    from tickettune.trainables.ticket import load_ticket
-    from tickettune.trainables.model import load_model, layout
+    from tickettune.trainables.ticket.format import load_ticket
+    from tickettune.trainables.model.build import load_model, layout
     jobs, out = json.loads(sys.argv[1]), sys.argv[2]
     ids = torch.tensor(json.loads(sys.argv[3]))
     batch = {"input_ids": ids, "attention_mask": (ids != 0).long()}
@@ -132,11 +133,11 @@ def test_files_hold_no_coefficients_and_shared_tensors_once(tmp_path):
 
 def test_minilm_ticket_through_load_model(tmp_path):
     model, tok = load_model("minilm-l6", head="classification")
-    pretrained = T.snapshot(model)
+    pretrained = draw.snapshot(model)
     attach(model)
     heads, ffn = masks_from_model(model, MaskConfig())  # all coefficients 1.0: first 8 heads; 3686 FFN
     # neurons pruned round-robin from the layers' ends (the last two layers lose one more)
-    ticket = T.make_ticket(pretrained, model, heads, ffn).eval()
+    ticket = draw.make_ticket(pretrained, model, heads, ffn).eval()
     out = T.save_ticket(ticket, tok, tmp_path / "minilm-ticket", T.ticket_info(heads, ffn))
     again, _ = load_model(str(out), head="classification")
     assert layout(again) == layout(ticket) == {"pre_ln": False, "heads_per_layer": [8] * 6,

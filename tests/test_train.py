@@ -4,8 +4,8 @@ import copy
 import pytest
 import torch
 
-from tickettune.trainables.model import ScratchConfig, scratch_model
-from tickettune.trainables.train import Callback, TrainConfig, make_optimizer, train
+from tickettune.trainables.model.build import ScratchConfig, scratch_model
+from tickettune.trainables.training.loop import Callback, TrainConfig, make_optimizer, train
 
 
 def tiny_classifier(seed=0):

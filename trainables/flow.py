@@ -8,156 +8,25 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from typing import Any
 
 import torch
 from torch import nn
 
-from . import carry
+from .earlybert import optimizer_carry as carry
 from . import pld as pld_mod
-from .budget import budget_problems, budget_steps, relative_time, ticket_plan
-from .callbacks import CostMeter, Every
-from .fields import unknown_keys
-from .flops import shape_of, train_flops_per_sequence
-from .model import load_model, scratch_from_dict, scratch_model
-from .precision import PRECISIONS
-from .precision import resolve as resolve_precision
+from .budget import budget_steps, relative_time, ticket_plan
+from .cost_meter import CostMeter
+from .training.callbacks import Every
+from .config import FlowConfig, FlowResult
+from .model.flops import shape_of, train_flops_per_sequence
+from .model.build import load_model, scratch_from_dict, scratch_model
+from .training.precision import resolve_precision
 from .reporter import LocalReporter, Reporter
-from .search_phase import checkpoint, finished_checkpoint, restore, search_phase
-from .ticket import save_ticket
-from .tasks import DataArgs, Task, get_task, task_problems
-from .train import TrainConfig, make_optimizer, train
-
-PLD_PHASES = ("search", "ticket", "both")
-
-
-@dataclass
-class FlowConfig:
-    # what to train on
-    model: str = "minilm-l6"            # alias, local dir, hub id; ignored when `scratch` is given
-    scratch: dict | None = None         # ScratchConfig fields: pre-training from random weights
-    task: str | dict = "sst2"           # a task name (tasks.names()) or a dict describing own data (tasks/)
-    data_root: str | None = None
-    max_train_samples: int | None = 2000
-    max_eval_samples: int | None = None
-    max_length: int = 64
-    batch_size: int = 32
-    seed: int = 0
-    group_by_length: bool = True        # train batches of similar lengths (sampler.py), as Trainer's option
-    precision: str = "auto"             # auto | fp32 | bf16 | fp16: autocast of every forward (precision.py)
-    # search phase (EarlyBERT)
-    lr: float = 1e-4
-    coef_lr: float | None = None
-    head_ratio: float = 1 / 3
-    ffn_ratio: float = 0.4
-    head_scope: str = "layer"
-    ffn_scope: str = "global"
-    min_heads: int = 1
-    min_ffn: int = 8
-    ffn_multiple: int | None = 8        # kept FFN widths rounded to a multiple of 8: faster matmuls
-    lambda_head: float = 1e-4
-    lambda_ffn: float = 1e-4
-    eps: float = 0.1
-    window: int = 5
-    mask_interval: int = 10
-    search_max_steps: int = 300
-    detect: bool = True                 # False: draw at search_max_steps (fixed budget, as the reference)
-    unconverged: str = "stop"           # "stop": end the trial unconverged; "ticket": draw anyway
-    # the dense run this trial stands in for (budget.py): at most one of the two; neither: the legacy
-    # budget search_max_steps + ticket_steps
-    budget_steps: int | None = None
-    budget_epochs: float | None = None
-    baseline: bool = False              # the dense reference: fine-tune the whole budget, no search, no pruning
-    # ticket phase
-    ticket_mode: str = "continue"       # "continue" (measured better, README): see budget.py; "rewind": the paper
-    ticket_steps: int | None = None     # only without a budget (default 300); with one it is derived
-    ticket_lr: float = 1e-4            # rewind's peak lr (continue goes on with `lr`'s schedule)
-    eval_interval: int | None = None    # dev metric every N ticket steps too (ASHA's rungs); None: at the end
-    # progressive layer dropping
-    pld: bool = False
-    pld_phase: str = "ticket"
-    theta_bar: float = 0.5
-    gamma: float = 0.001
-    warmup_ratio: float = 0.1
-
-    def __post_init__(self) -> None:
-        problems = self.problems()
-        if problems:
-            raise ValueError("invalid trial config:\n  " + "\n  ".join(problems))
-
-    def problems(self) -> list[str]:
-        p = []
-        p += task_problems(self.task)
-        for name in ("head_ratio", "ffn_ratio"):
-            v = getattr(self, name)
-            if not 0 <= v < 1:
-                p.append(f"{name}={v!r} must be in [0, 1)")
-        for name in ("lambda_head", "lambda_ffn"):
-            if getattr(self, name) < 0:
-                p.append(f"{name}={getattr(self, name)!r} must be >= 0")
-        for name in ("lr", "ticket_lr"):
-            if not getattr(self, name) > 0:
-                p.append(f"{name}={getattr(self, name)!r} must be > 0")
-        for name in ("batch_size", "max_length", "mask_interval", "search_max_steps"):
-            if getattr(self, name) < 1:
-                p.append(f"{name}={getattr(self, name)!r} must be >= 1")
-        p += budget_problems(self)
-        if self.eval_interval is not None and self.eval_interval < 1:
-            p.append(f"eval_interval={self.eval_interval!r} must be >= 1 (or null: only at the end)")
-        if not 0 <= self.eps <= 1:
-            p.append(f"eps={self.eps!r} must be in [0, 1]")
-        if self.window < 2:
-            p.append(f"window={self.window!r} must be >= 2")
-        if self.pld_phase not in PLD_PHASES:
-            p.append(f"pld_phase={self.pld_phase!r}: expected one of {PLD_PHASES}")
-        if self.precision not in PRECISIONS:
-            p.append(f"precision={self.precision!r}: expected one of {PRECISIONS}")
-        if self.unconverged not in ("stop", "ticket"):
-            p.append(f"unconverged={self.unconverged!r}: expected 'stop' or 'ticket'")
-        if not 0 < self.theta_bar <= 1:
-            p.append(f"theta_bar={self.theta_bar!r} must be in (0, 1]")
-        if self.gamma < 0:
-            p.append(f"gamma={self.gamma!r} must be >= 0")
-        return p
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "FlowConfig":
-        unknown, _ = unknown_keys(cls, d)
-        if unknown:
-            raise ValueError(f"unknown trial config keys: {unknown}")
-        return cls(**d)
-
-    @property
-    def metric_mode(self) -> str:
-        return get_task(self.task).mode
-
-    @property
-    def task_obj(self) -> Task:
-        return get_task(self.task)
-
-    def data_args(self) -> DataArgs:
-        return DataArgs(root=self.data_root, max_length=self.max_length, batch_size=self.batch_size,
-                        max_train_samples=self.max_train_samples, max_eval_samples=self.max_eval_samples,
-                        seed=self.seed, group_by_length=self.group_by_length)
-
-    def pld_in(self, phase: str) -> bool:
-        return self.pld and self.pld_phase in (phase, "both")
-
-
-@dataclass
-class FlowResult:
-    val_metric: float
-    metric_name: str
-    converged: bool
-    early_bird_step: int | None
-    search_steps: int
-    ticket_steps: int
-    relative_cost: float
-    seconds: dict = field(default_factory=dict)
-    ticket_dir: str | None = None
-    history: list[dict] = field(default_factory=list)
-
+from .earlybert.mask_search import checkpoint, finished_checkpoint, restore, search_phase
+from .ticket.format import save_ticket
+from .training.loop import TrainConfig, make_optimizer, train
 
 def _data(cfg: FlowConfig, tokenizer, reporter: Reporter):
     task, args = cfg.task_obj, cfg.data_args()

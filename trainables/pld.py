@@ -98,8 +98,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .encoder import encoder_of
-from .callback import Callback
+from .model.encoder import encoder_of
+from .training.callbacks import Callback
 
 __all__ = [
     "PLDConfig", "ProgressiveLayerDrop", "PLDCallback", "theta", "keep_probs", "expected_layer_fraction",

@@ -1,7 +1,7 @@
 """Where a trial's reports go: the one seam between the flow and Ray.
 
 The flow (flow.py) calls a `Reporter` for metrics, checkpoints, the early-bird agreement between ranks
-and the data-parallel wrapping of model and loaders; searcher/reporting.py implements it on Ray Train and
+and the data-parallel wrapping of model and loaders; searcher/ray_reporters.py implements it on Ray Train and
 Ray Tune, `LocalReporter` for a single process (`tickettune earlybert`, tests, benchmarks).
 """
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 from torch import nn
 
-from .device import OneDevice, place
+from .training.device import OneDevice, place
 
 
 class Reporter(Protocol):

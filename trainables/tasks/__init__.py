@@ -74,7 +74,9 @@ def task_problems(spec: Any) -> list[str]:
 
 
 def _register_builtin() -> None:
-    from . import glue, mlm, squad
+    from . import glue
+    from . import mlm
+    from . import squad
     glue.register_all(register)
     register("wikitext", mlm.WikiTextTask)
     squad.register_all(register)

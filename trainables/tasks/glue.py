@@ -22,9 +22,9 @@ from torch import nn
 from torch.utils.data import DataLoader
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 
-from ..data import as_tokenizer, check_max_length, data_root, line_error, read_tsv, seeded_loader, subset
-from ..metrics import classification_metrics, regression_metrics
-from ..train import predict
+from .data import as_tokenizer, check_max_length, data_root, line_error, read_tsv, seeded_loader, subset
+from .metrics import classification_metrics, regression_metrics
+from ..training.loop import predict
 from .base import DataArgs, Task
 
 GLUE_HUB = "nyu-mll/glue"

@@ -22,9 +22,9 @@ from torch import nn
 from torch.utils.data import DataLoader
 from transformers import DataCollatorForLanguageModeling, PreTrainedTokenizerBase
 
-from ..data import check_max_length, load_text, mlm_loader, seeded_loader, subset, text_blocks
-from ..train import mlm_eval
-from ..fields import unknown_keys
+from .data import check_max_length, load_text, mlm_loader, seeded_loader, subset, text_blocks
+from ..training.loop import mlm_eval
+from ..config_keys import unknown_keys
 from .base import DataArgs, Task
 
 MLM_PROBABILITY = 0.15

@@ -22,10 +22,10 @@ from torch import nn
 from torch.utils.data import DataLoader
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 
-from ..data import seeded_loader, subset
-from ..metrics import classification_metrics, regression_metrics
-from ..train import predict
-from ..fields import unknown_keys
+from .data import seeded_loader, subset
+from .metrics import classification_metrics, regression_metrics
+from ..training.loop import predict
+from ..config_keys import unknown_keys
 from .base import DataArgs, Task
 from .glue import tokenize_pairs
 

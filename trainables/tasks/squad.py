@@ -24,9 +24,10 @@ from torch import nn
 from torch.utils.data import DataLoader
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 
-from ..data import check_max_length, data_root, seeded_loader, subset
-from ..precision import Precision
-from ..train import to_device, unwrap
+from .data import check_max_length, data_root, seeded_loader, subset
+from ..training.precision import Precision
+from ..training.device import to_device
+from ..training.loop import unwrap
 from .base import DataArgs, Task
 from .squad_eval import best_answers, squad_scores
 

@@ -140,8 +140,8 @@ def subset(ds: Dataset, max_samples: int | None, seed: int) -> Dataset:
 def as_tokenizer(tokenizer: PreTrainedTokenizerBase | str) -> PreTrainedTokenizerBase:
     """A tokenizer, or a model alias / path / hub name (model.resolve) to load one from."""
     if isinstance(tokenizer, str):
-        from .model import resolve
-        return AutoTokenizer.from_pretrained(resolve(tokenizer))
+        from ..model.build import model_path
+        return AutoTokenizer.from_pretrained(model_path(tokenizer))
     return tokenizer
 
 

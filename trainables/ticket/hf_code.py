@@ -32,12 +32,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from ..model.layout import PREFIX, stock_model_type
+
 CODE_VERSION = 2  # == ticket.VERSION: the ticket format that introduced this code
 CONFIG_FILE = "configuration_tickettune.py"
 MODELING_FILE = "modeling_tickettune.py"
 CODE_FILES = (CONFIG_FILE, MODELING_FILE)
-PREFIX = "tickettune_"  # model_type of a ticket = PREFIX + the family's stock model_type
-LAYOUT_KEYS = ("heads_per_layer", "ffn_per_layer", "pre_ln")
 
 # tickettune head -> the transformers Auto class that loads it
 AUTO_CLASSES = {"classification": "AutoModelForSequenceClassification",
@@ -119,7 +119,7 @@ FAMILIES: dict[str, HFFamily] = {
 
 def family(model_type: str) -> HFFamily:
     """The family of a stock ('bert') or ticket ('tickettune_bert') model_type."""
-    stock = model_type[len(PREFIX):] if model_type.startswith(PREFIX) else model_type
+    stock = stock_model_type(model_type)
     if stock not in FAMILIES:
         raise ValueError(f"model_type {model_type!r}: tickettune writes Hugging Face code for "
                          f"{sorted(FAMILIES)} only")
@@ -234,23 +234,6 @@ def ticket_config(stock_config: dict[str, Any], layout: dict, head: str) -> dict
                auto_map={"AutoConfig": f"{CONFIG_FILE[:-3]}.TickettuneConfig",
                          **{a: f"{MODELING_FILE[:-3]}.{fam.class_name(a)}" for a in fam.auto_classes}})
     return out
-
-
-def split_config(config: dict[str, Any]) -> tuple[dict[str, Any], dict | None]:
-    """(the stock family's config dict, the ticket layout or None) of a config.json: a ticket's
-    (format 2: model_type tickettune_*, layout keys at the top), an older ticket's (``tickettune`` key)
-    or a plain checkpoint's."""
-    config = dict(config)
-    layout = config.pop("tickettune", None)
-    if str(config.get("model_type", "")).startswith(PREFIX):
-        config["model_type"] = family(config["model_type"]).model_type
-        missing = [k for k in LAYOUT_KEYS if k not in config]
-        if missing:
-            raise ValueError(f"a {config.get('model_type')} ticket's config.json lacks {missing}")
-        layout = {k: config.pop(k) for k in LAYOUT_KEYS}
-    for k in ("auto_map", "ticket_format", *LAYOUT_KEYS):
-        config.pop(k, None)
-    return config, layout
 
 
 def config_text(config: dict[str, Any]) -> str:

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from .masks import MaskConfig, masks_from_model
-from .callback import Callback
+from ..training.callbacks import Callback
 
 
 def _flat(masks: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:

@@ -10,15 +10,18 @@ import os
 
 from torch import nn
 
-from . import carry, search_state, slimming
-from . import pld as pld_mod
-from .callbacks import CostMeter, Every
+from . import optimizer_carry as carry
+from . import mask_search_state as search_state
+from . import slimming
+from .. import pld as pld_mod
+from ..cost_meter import CostMeter
+from ..training.callbacks import Every
 from .earlybird import EarlyBirdCallback, EarlyBirdDetector
 from .masks import MaskConfig, draw_masks
-from .reporter import Reporter
-from .search_state import SearchState
-from .ticket import make_ticket, snapshot
-from .train import TrainConfig, train
+from ..reporter import Reporter
+from .mask_search_state import SearchState
+from .draw import make_ticket, snapshot
+from ..training.loop import TrainConfig, train
 
 
 def search_phase(cfg, model: nn.Module, train_loader, reporter: Reporter, cost: CostMeter,

@@ -18,18 +18,13 @@ import math
 import torch
 from torch import nn
 
-from .encoder import TicketLayer, encoder_of
-from .callback import Callback
+from ..model.encoder import COEF_NAMES, TicketLayer, encoder_of, has_coefficients
+from ..training.callbacks import Callback
 
-COEF_NAMES = ("head_coef", "ffn_coef")
 
 
 def _layers(model: nn.Module) -> list[TicketLayer]:
     return list(encoder_of(model).blocks)
-
-
-def has_coefficients(model: nn.Module) -> bool:
-    return any(l.head_coef is not None or l.ffn_coef is not None for l in _layers(model))
 
 
 def attach(model: nn.Module, init: float = 1.0) -> nn.Module:

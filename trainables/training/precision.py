@@ -44,7 +44,7 @@ def check(name: str) -> str:
     return name
 
 
-def resolve(name: str, device: torch.device | str = "cpu") -> str:
+def resolve_precision(name: str, device: torch.device | str = "cpu") -> str:
     """`auto` -> bf16 or fp32 for `device`; an explicit choice is checked against what the device can do."""
     device = torch.device(device)
     check(name)
@@ -70,7 +70,7 @@ class Precision:
     @classmethod
     def of(cls, name: str, device: torch.device | str = "cpu") -> "Precision":
         device = torch.device(device)
-        return cls(resolve(name, device), device.type)
+        return cls(resolve_precision(name, device), device.type)
 
     @property
     def dtype(self) -> torch.dtype:

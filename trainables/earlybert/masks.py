@@ -75,7 +75,7 @@ class MaskConfig:
         return asdict(self)
 
 
-def _n_prune(ratio: float, n: int) -> int:
+def n_prune(ratio: float, n: int) -> int:
     return int(math.floor(ratio * n + 1e-9))
 
 
@@ -114,7 +114,7 @@ def select(coefs: Sequence[torch.Tensor], ratio: float, scope: str, minimum: int
     mins = [min(minimum, n) for n in widths]
 
     if scope == "layer":
-        keep_counts = [max(n - _n_prune(ratio, n), m) for n, m in zip(widths, mins)]
+        keep_counts = [max(n - n_prune(ratio, n), m) for n, m in zip(widths, mins)]
     else:
         flat = torch.cat(scores)
         layer_of = torch.repeat_interleave(torch.arange(len(widths)), torch.tensor(widths))
@@ -133,7 +133,7 @@ def select(coefs: Sequence[torch.Tensor], ratio: float, scope: str, minimum: int
             rank_in_layer[sel] = torch.arange(int(sel.sum()))
         caps = torch.tensor([n - m for n, m in zip(widths, mins)])
         eligible = order[rank_in_layer < caps[lo]]
-        pruned = eligible[: _n_prune(ratio, flat.numel())]
+        pruned = eligible[: n_prune(ratio, flat.numel())]
         counts = torch.bincount(layer_of[pruned], minlength=len(widths)).tolist()
         keep_counts = [n - c for n, c in zip(widths, counts)]
 

@@ -105,7 +105,7 @@ def render(f: CardFacts) -> str:
                     f'model = {f.auto_class}.from_pretrained("path/to/ticket", trust_remote_code=True)', "```", "",
                     "Any other Auto class in `config.json`'s `auto_map` loads the same encoder with a new head "
                     "(e.g. an MLM ticket as a classifier for fine-tuning). tickettune loads it too "
-                    "(`tickettune.trainables.ticket.load_ticket`).", "",
+                    "(`tickettune.trainables.ticket.format.load_ticket`).", "",
                     "## Size", "",
                     "| | ticket | dense | ratio |", "|---|---|---|---|",
                     f"| parameters | {f.parameters:,} | {f.dense_parameters:,} | "

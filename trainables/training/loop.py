@@ -17,7 +17,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .callback import Callback  # noqa: F401 (the loop's hook type; imported from here too)
+from .callbacks import Callback  # noqa: F401 (the loop's hook type; imported from here too)
+from .device import to_device
 from .precision import PRECISIONS, Precision
 
 
@@ -214,13 +215,6 @@ def _add_penalty_grads(model: nn.Module, penalty: torch.Tensor) -> None:
     for p, g in zip(params, torch.autograd.grad(penalty, params, allow_unused=True)):
         if g is not None:
             p.grad = g if p.grad is None else p.grad.add_(g)
-
-
-def to_device(batch: dict, device: torch.device) -> dict:
-    """Batches from a CPU loader onto the model's device (a no-op on CPU and for Ray-prepared loaders)."""
-    if device.type == "cpu":
-        return batch
-    return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
 
 def _device_of(model: nn.Module) -> torch.device:

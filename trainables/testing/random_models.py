@@ -16,7 +16,7 @@ import torch
 import transformers
 from transformers import AutoTokenizer, PreTrainedConfig
 
-from .families import FAMILIES, supported
+from ..model.families import FAMILIES, supported
 
 
 @dataclass(frozen=True)
@@ -67,9 +67,9 @@ def write_random_model(model_type: str, out_dir: str | Path, size: str | Size = 
     The MiniLM tokenizer (BERT WordPiece) serves every family: only its vocabulary size and special ids
     matter to a random model.
     """
-    from .model import resolve
+    from ..model.build import model_path
     size = SIZES[size] if isinstance(size, str) else size
-    tok = AutoTokenizer.from_pretrained(resolve(tokenizer))
+    tok = AutoTokenizer.from_pretrained(model_path(tokenizer))
     config = config_for(model_type, size, len(tok), tok.pad_token_id, tok.cls_token_id, tok.sep_token_id)
     torch.manual_seed(seed)
     model = transformers.AutoModel.from_config(config)

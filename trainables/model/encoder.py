@@ -227,4 +227,12 @@ def encoder_of(model: nn.Module) -> TicketEncoder:
                 return child
         if level == 0:
             children = [g for c in children for g in c.children()]
-    raise TypeError("model has no TicketEncoder: build it with tickettune.trainables.model")
+    raise TypeError("model has no TicketEncoder: build it with tickettune.trainables.model.build")
+
+
+COEF_NAMES = ("head_coef", "ffn_coef")  # TicketLayer's slots for EarlyBERT's slimming coefficients
+
+
+def has_coefficients(model: nn.Module) -> bool:
+    """Whether slimming coefficients are attached (earlybert/slimming.py); a ticket never keeps them."""
+    return any(l.head_coef is not None or l.ffn_coef is not None for l in encoder_of(model).blocks)

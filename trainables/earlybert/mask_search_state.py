@@ -16,8 +16,8 @@ from pathlib import Path
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
-from . import carry
-from .ticket import load_ticket, save_ticket
+from . import optimizer_carry as carry
+from ..ticket.format import load_ticket, save_ticket
 
 KEY = "search_state"
 SUBDIR = "search_ticket"

@@ -39,9 +39,6 @@ def clean_metrics(metrics: dict, ticket_dir: str | None = None) -> dict:
     return out
 
 
-def is_finite_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
 
 def _local_copy(checkpoint) -> str | None:
     """A local directory holding `checkpoint`'s files (a copy: the caller may modify it)."""
@@ -57,7 +54,7 @@ class TrainReporter:
         import ray
         import ray.train
 
-        from ..trainables.device import place
+        from ..trainables.training.device import place
         ctx = ray.train.get_context()
         self.rank: int = ctx.get_world_rank()
         self.world_size: int = ctx.get_world_size()
@@ -117,7 +114,7 @@ class TuneReporter:
     def __init__(self, ticket_dir: str | None = None, use_gpu: bool = False):
         import ray
 
-        from ..trainables.device import OneDevice, place
+        from ..trainables.training.device import OneDevice, place
         self.placement = place(use_gpu, ray.get_gpu_ids() if use_gpu else None)
         self._device = OneDevice(self.placement)
         self.device = self.placement.device

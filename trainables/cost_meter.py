@@ -1,11 +1,11 @@
-"""Training-loop callbacks the flow shares between its phases: FLOPs spent, and periodic reports."""
+"""FLOPs a trial has spent: what `relative_cost` divides by the dense budget."""
 from __future__ import annotations
 
 from torch import nn
 
 from . import pld as pld_mod
-from .flops import shape_of, train_flops_per_sequence
-from .callback import Callback
+from .model.flops import shape_of, train_flops_per_sequence
+from .training.callbacks import Callback
 
 
 class CostMeter(Callback):
@@ -20,17 +20,4 @@ class CostMeter(Callback):
     def after_step(self, step: int, logs: dict) -> bool:
         kept = self.dropper.last_kept() if self.dropper is not None else None
         self.flops += self.batch * train_flops_per_sequence(self.shape, self.seq, kept)
-        return False
-
-
-class Every(Callback):
-    """Calls `fn(step, logs)` once at each step that is a multiple of one of `intervals` (None: unused).
-    Every rank calls it at the same steps: reports are collective."""
-
-    def __init__(self, intervals: list[int | None], fn):
-        self.intervals, self.fn = [i for i in intervals if i], fn
-
-    def after_step(self, step: int, logs: dict) -> bool:
-        if any(step % i == 0 for i in self.intervals):
-            self.fn(step, logs)
         return False

@@ -16,7 +16,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from .prune import prune_model
+from ..model.prune import prune_model
 from .slimming import detach_coefficients
 
 MOMENTS = ("exp_avg", "exp_avg_sq")

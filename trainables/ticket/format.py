@@ -1,4 +1,4 @@
-"""EarlyBERT tickets: building the pruned model, and its on-disk format.
+"""EarlyBERT tickets on disk: the ticket format (the pruned model is drawn in earlybert/draw.py).
 
 A ticket directory is a Hugging Face-style model directory plus a `ticket.json`:
 
@@ -49,12 +49,11 @@ from torch import nn
 from transformers import PreTrainedTokenizerBase
 
 from . import hf_code
-from .families import family_of
-from .model import count_parameters, head_of, layout, load_model
+from ..model.families import family_of
+from ..model.build import count_parameters, head_of, layout, load_model
 from .model_card import CARD_FILE, CardFacts, render
-from .prune import prune_model
-from .slimming import COEF_NAMES, detach_coefficients, has_coefficients
-from .weights import TICKET_JSON, WEIGHTS, check_weights, load_weights_into
+from ..model.encoder import has_coefficients
+from ..model.weights import TICKET_JSON, WEIGHTS, check_weights, load_weights_into
 
 __all__ = ["snapshot", "make_ticket", "head_of", "ticket_info", "masks_of", "save_ticket", "read_info",
            "load_ticket", "load_weights_into", "check_weights", "publish_dir"]
@@ -64,47 +63,6 @@ TOKENIZER_CONFIG = "tokenizer_config.json"
 FORMAT = "tickettune-ticket"
 VERSION = 2  # 1: no model code; 2: hf_code.CODE_VERSION's code, model_type tickettune_*, README.md
 RESERVED = ("format", "version", "head", "num_labels", "layout", "parameters")
-
-
-# --------------------------------------------------------------------------------------------------
-# building the ticket
-
-def _is_coef_key(key: str) -> bool:
-    return key.rsplit(".", 1)[-1] in COEF_NAMES
-
-
-def snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
-    """A CPU copy of the model's state (coefficients left out): take it before the first optimizer step,
-    it is what a rewound ticket starts from."""
-    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items() if not _is_coef_key(k)}
-
-
-def make_ticket(pretrained_state: dict[str, torch.Tensor] | None, trained_model: nn.Module,
-                head_masks: Sequence[torch.Tensor], ffn_masks: Sequence[torch.Tensor],
-                rewind: bool = True) -> nn.Module:
-    """The pruned model that ticket training starts from; `trained_model` is left untouched.
-
-    rewind=True (EarlyBERT's choice): the weights of `pretrained_state` (`snapshot` before the first
-    update: pre-trained encoder, the head as initialised), pruned with the masks, coefficients dropped.
-    rewind=False (keep-trained): the slimming run's weights with the coefficients folded in, pruned.
-    Either way the result has no coefficients and `config.tickettune` describes its widths.
-    """
-    trained_model = trained_model.module if hasattr(trained_model, "module") else trained_model  # DDP
-    model = copy.deepcopy(trained_model)
-    if rewind:
-        if pretrained_state is None:
-            raise ValueError("rewind=True needs the pre-trained state (ticket.snapshot(model) before training)")
-        detach_coefficients(model, fold=False)
-        state = {k: v for k, v in pretrained_state.items() if not _is_coef_key(k)}
-        result = model.load_state_dict(state, strict=False)
-        if result.missing_keys or result.unexpected_keys:
-            raise ValueError(f"pretrained_state does not match the model: missing {result.missing_keys[:5]}, "
-                             f"unexpected {result.unexpected_keys[:5]}")
-    else:
-        detach_coefficients(model, fold=True)
-    prune_model(model, [torch.as_tensor(m).bool() for m in head_masks], [torch.as_tensor(m).bool() for m in ffn_masks])
-    model.config.tickettune = layout(model)
-    return model
 
 
 def ticket_info(head_masks: Sequence[torch.Tensor], ffn_masks: Sequence[torch.Tensor], *,
@@ -143,8 +101,8 @@ def hf_class_name(model: nn.Module) -> str:
 def card_facts(model: nn.Module, head: str, lay: dict, info: dict) -> CardFacts:
     """What the model card says about `model`: its widths, and its size against the dense model it was cut
     from (the config's head count and FFN width in every layer)."""
-    from .flops import Shape, shape_of, train_flops_per_sequence
-    from .model import build_from_layout
+    from ..model.flops import Shape, shape_of, train_flops_per_sequence
+    from ..model.build import build_from_layout
     cfg = model.config
     dense_widths = family_of(cfg).widths(cfg.to_dict())
     dense_lay = {"pre_ln": lay["pre_ln"], "heads_per_layer": dense_widths["heads"],
