@@ -6,7 +6,7 @@ search-against-search benchmark), on plain values so that trials of any origin c
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 
 def dominates(a: Sequence[float], b: Sequence[float]) -> bool:

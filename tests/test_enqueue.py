@@ -55,8 +55,8 @@ def test_each_bad_point_is_named():
 
 
 def test_not_a_list():
-    assert problems({"lr": 1.0e-4}) == ["search.enqueue={'lr': 0.0001}: must be a list of mappings (searched "
-                                        "key -> value)"]
+    msg = "search.enqueue={'lr': 0.0001}: must be a list of mappings (searched key -> value)"
+    assert problems({"lr": 1.0e-4}) == [msg]
 
 
 def test_the_baseline_keeps_trial_0_and_the_points_come_next():
