@@ -7,7 +7,7 @@ export TOKENIZERS_PARALLELISM := false
 export HF_HUB_OFFLINE ?= 1
 export WANDB_SILENT := true
 
-.PHONY: setup test test-slow demo bench-time bench-pretrain clean
+.PHONY: setup test test-slow demo bench-time bench-pretrain bench-search clean
 
 setup: $(STAMP)
 
@@ -34,6 +34,12 @@ bench-time: $(STAMP)
 bench-pretrain: $(STAMP)
 	$(BIN)/python scripts/bench_pld_pretrain.py --seconds 480 --threads 2 --json bench/pld_pretrain.json \
 		--plot bench/pld_pretrain.png
+
+# tickettune's search against Trainer.hyperparameter_search(optuna): CoLA and SST-2, 8 trials each (+ the baseline),
+# one trial at a time on both sides (hours of CPU here: run it alone on the machine)
+bench-search: $(STAMP)
+	$(BIN)/python scripts/bench_search_vs_search.py --tasks cola,sst2 --trials 8 --seeds 1 --concurrency 1 \
+		--json bench/search_vs_search.json --plot-dir bench
 
 demo: $(STAMP)
 	$(BIN)/tickettune search spaces/demo.yaml --overwrite

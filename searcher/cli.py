@@ -155,7 +155,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from tickettune.searcher.export import export_best
 
-    for entry in export_best(args.experiment_dir, args.out, metric=args.metric, pareto=args.pareto):
+    for entry in export_best(args.experiment_dir, args.out, metric=args.metric, pareto=args.pareto,
+                             trial=args.trial):
         print(f"{entry['trial_id']}: {entry['metrics']} -> {entry['path']}")
     return 0
 
@@ -233,7 +234,9 @@ def parser() -> argparse.ArgumentParser:
     ex.add_argument("experiment_dir")
     ex.add_argument("--out", required=True)
     ex.add_argument("--metric", default=None)
-    ex.add_argument("--pareto", action="store_true")
+    ex.add_argument("--pareto", action="store_true", help="every ticket on the Pareto front")
+    ex.add_argument("--trial", default=None, metavar="ID", help="this trial's ticket (an ID `tickettune report` "
+                    "prints on the front)")
     ex.set_defaults(run=cmd_export)
 
     rp = sub.add_parser("report", help="print the trial table and write PNG plots")

@@ -21,6 +21,7 @@ from typing import Any
 
 from tickettune.trainables.ticket.format import publish_dir
 
+from .front import dominates, non_dominated  # noqa: F401  (dominates: part of this module's API)
 from .state import read_state
 from .trial import TICKET, TRIAL_PREFIX, read_failure
 
@@ -158,17 +159,9 @@ def candidates(trials: list[TrialRecord], metrics: list[str]) -> list[TrialRecor
             and all(math.isfinite(t.metric(m)) for m in metrics)]
 
 
-def dominates(a: list[float], b: list[float]) -> bool:
-    """a, b: values to *minimise*."""
-    return all(x <= y for x, y in zip(a, b)) and any(x < y for x, y in zip(a, b))
-
-
 def pareto_front(trials: list[TrialRecord], metrics: list[str], modes: list[str]) -> list[TrialRecord]:
-    sign = [1.0 if md == "min" else -1.0 for md in modes]
-    vals = {t.trial_id: [s * t.metric(m) for s, m in zip(sign, metrics)] for t in trials}
-    front = [t for t in trials if not any(dominates(vals[o.trial_id], vals[t.trial_id]) for o in trials
-                                           if o is not t)]
-    return sorted(front, key=lambda t: vals[t.trial_id])
+    """The trials on the front of `metrics`, best first on the first metric (`front.non_dominated`)."""
+    return [trials[i] for i in non_dominated([[t.metric(m) for m in metrics] for t in trials], modes)]
 
 
 def best_trial(trials: list[TrialRecord], metric: str, mode: str) -> TrialRecord:
@@ -200,10 +193,25 @@ def _entry(t: TrialRecord, metrics: list[str], path: Path) -> dict[str, Any]:
             "early_bird_step": t.last.get("early_bird_step")}
 
 
+def _chosen(trials: list[TrialRecord], trial_id: str, exp: Path) -> TrialRecord:
+    """The trial a user named (as `tickettune report` prints it, with or without the trial_ prefix)."""
+    want = trial_id[len(TRIAL_PREFIX):] if trial_id.startswith(TRIAL_PREFIX) else trial_id
+    found = [t for t in trials if t.trial_id == want]
+    if not found:
+        raise ValueError(f"--trial {trial_id!r}: no such trial in {exp} (trials: {[t.trial_id for t in trials]})")
+    t = found[0]
+    if t.ticket_dir is None:
+        why = "it is the dense baseline (no ticket)" if t.is_baseline else f"its status is {t.status}" + \
+            (f" ({t.error})" if t.error else "") + ", and it wrote no ticket"
+        raise ValueError(f"--trial {trial_id!r}: nothing to export: {why}")
+    return t
+
+
 def export_best(experiment_dir: str | os.PathLike, out_dir: str | os.PathLike, metric: str | None = None,
-                pareto: bool = False) -> list[dict]:
+                pareto: bool = False, trial: str | None = None) -> list[dict]:
     """Copy the best trial's ticket to `out_dir` (or, with `pareto`, every ticket on the Pareto front of
-    the search's metrics — val_metric and relative_cost by default — to `out_dir/<trial_id>/`).
+    the search's metrics — val_metric and relative_cost by default — to `out_dir/<trial_id>/`; or, with
+    `trial`, that trial's ticket, e.g. one `tickettune report` printed on the front).
 
     `metric` defaults to the search's (first) metric; its mode comes from the search. Returns one entry
     per exported ticket (trial_id, metrics, path, config). Raises LookupError when no trial has a ticket.
@@ -212,10 +220,13 @@ def export_best(experiment_dir: str | os.PathLike, out_dir: str | os.PathLike, m
     exp = Path(experiment_dir)
     out = Path(out_dir).absolute()
     metrics, modes = objectives(exp, metric)
+    if pareto and trial is not None:
+        raise ValueError("--trial exports one chosen ticket, --pareto the whole front: give one of them")
     if pareto and COST not in metrics:
         metrics, modes = metrics[:1] + [COST], modes[:1] + ["min"]
     trials = load_trials(exp)
-    pool = candidates(trials, metrics if pareto else metrics[:1])
+    pool = [_chosen(trials, trial, exp)] if trial is not None else \
+        candidates(trials, metrics if pareto else metrics[:1])
     if not pool:
         why = {t.trial_id: (t.status, "ticket" if t.ticket_dir else "no ticket", t.error) for t in trials}
         raise LookupError(f"no trial of {exp} finished with a ticket and a finite {metrics if pareto else metrics[0]} "

@@ -15,7 +15,8 @@ import math
 import os
 from pathlib import Path
 
-from .export import COST, candidates, load_trials, objectives, search_state
+from .export import COST, candidates, load_trials, objectives, pareto_front, search_state
+from .front import non_dominated
 
 REPORT_DIR = "report"
 TIME = "relative_time"
@@ -153,24 +154,46 @@ def plot_pareto(trials, metric: str, mode: str, path: Path) -> Path:
 
 def _front(pool, xs: dict[str, float], metric: str, mode: str) -> list:
     """The Pareto front of (metric, x to minimise), sorted by x."""
-    sign = -1.0 if mode == "max" else 1.0
-    pts = {t.trial_id: (sign * t.metric(metric), xs[t.trial_id]) for t in pool}
-    front = [t for t in pool if not any(all(a <= b for a, b in zip(pts[o.trial_id], pts[t.trial_id]))
-                                        and pts[o.trial_id] != pts[t.trial_id] for o in pool if o is not t)]
-    return sorted(front, key=lambda t: xs[t.trial_id])
+    idx = non_dominated([(t.metric(metric), xs[t.trial_id]) for t in pool], [mode, "min"])
+    return sorted((pool[i] for i in idx), key=lambda t: xs[t.trial_id])
+
+
+def front_table(experiment_dir: str | os.PathLike) -> str:
+    """The tickets on the search's Pareto front (its metrics; for one objective, it and relative_cost, as
+    `tickettune export --pareto` takes them), best first, with each one's searched settings, the dense
+    baseline trial below them for reference, and the command that exports one of them."""
+    exp = Path(experiment_dir)
+    trials = load_trials(exp)
+    metrics, modes = objectives(exp)
+    if len(metrics) < 2:
+        metrics, modes = metrics[:1] + [COST], modes[:1] + ["min"]
+    keys = _searched_keys(exp, trials)
+    pool = candidates(trials, metrics)
+    title = "Pareto front (" + ", ".join(f"{m} {md}" for m, md in zip(metrics, modes)) + ")"
+    if not pool:
+        return f"{title}: no trial finished with a ticket and finite {metrics}"
+    front = pareto_front(pool, metrics, modes)
+    base = [t for t in trials if t.is_baseline and all(math.isfinite(t.metric(m)) for m in metrics)]
+    header = ["trial_id"] + metrics + keys
+    rows = [[t.trial_id] + [t.metric(m) for m in metrics] + [t.config.get(k) for k in keys] for t in front]
+    rows += [[f"{t.trial_id} (dense baseline)"] + [t.metric(m) for m in metrics] + [None] * len(keys) for t in base]
+    return (f"{title}: {len(front)} of {len(pool)} tickets\n{format_table(header, rows)}\n"
+            f"export one: tickettune export {exp} --trial {front[0].trial_id} --out DIR")
 
 
 def write_report(experiment_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None,
                  print_table: bool = True) -> dict:
-    """Print the trial table; write ``trials.csv``, ``mask_distance.png`` and ``pareto.png`` into
-    `out_dir` (default ``<experiment>/report``). Returns {"table": text, "csv": path, "plots": [paths]}."""
+    """Print the trial table and the Pareto front with each point's settings; write ``trials.csv``,
+    ``mask_distance.png`` and ``pareto.png`` into `out_dir` (default ``<experiment>/report``).
+    Returns {"table": text, "front": text, "csv": path, "plots": [paths]}."""
     exp = Path(experiment_dir)
     out = Path(out_dir) if out_dir is not None else exp / REPORT_DIR
     out.mkdir(parents=True, exist_ok=True)
     header, rows = trial_table(exp)
     text = format_table(header, rows)
+    front = front_table(exp)
     if print_table:
-        print(text, flush=True)
+        print(text + "\n\n" + front, flush=True)
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(header)
@@ -182,4 +205,4 @@ def write_report(experiment_dir: str | os.PathLike, out_dir: str | os.PathLike |
     metric, mode = (metrics[0], modes[0]) if metrics[0] != COST else ("val_metric", "max")
     plots = [plot_mask_distance(trials, out / "mask_distance.png"),
              plot_pareto(trials, metric, mode, out / "pareto.png")]
-    return {"table": text, "csv": str(out / "trials.csv"), "plots": [str(p) for p in plots]}
+    return {"table": text, "front": front, "csv": str(out / "trials.csv"), "plots": [str(p) for p in plots]}

@@ -144,7 +144,16 @@ def make_searcher(spec, space: Callable | None = None):
     from ray.tune.search.optuna import OptunaSearch
     from ..spaces.optuna_space import make_sampler, space_fn
     return OptunaSearch(space or space_fn(spec), metric=spec.search.metric, mode=spec.search.mode,
-                        sampler=make_sampler(spec))
+                        sampler=make_sampler(spec), points_to_evaluate=points_to_evaluate(spec))
+
+
+def points_to_evaluate(spec) -> list[dict] | None:
+    """`search.enqueue` for Optuna's queue. With a baseline, an empty point first: the baseline is trial 0
+    (it suggests nothing), and an enqueued point handed to it would be lost."""
+    points = [dict(p) for p in spec.search.enqueue or []]
+    if not points:
+        return None
+    return ([{}] if spec.search.baseline else []) + points
 
 
 def _most(spec, key: str) -> int | None:

@@ -10,6 +10,7 @@ from typing import Any, Iterable
 from ..trainables.config import FlowConfig
 from ..trainables.earlybert.masks import SCOPES, n_prune
 from ..trainables.tasks import get_task
+from .enqueue import check_enqueue
 from .fit import _flow_problems
 from .schema import (KNOWN_SHAPES, METRICS, MODES, OBJECTIVES, PLD_KEYS, SCHEDULERS, _FLOW_FIELDS,
                      _SEARCH_DEFAULTS, Domain, SearchSettings, same_value)
@@ -74,6 +75,9 @@ class CrossChecks:
             if not any(k in fixed for k in ("budget_steps", "budget_epochs")):
                 self.add("search.baseline=true: the dense reference needs a fixed budget_steps or budget_epochs "
                          "(the same budget every trial replaces)")
+        s.enqueue, problems = check_enqueue(get("enqueue"), fixed, space, self.broken, s.num_samples)
+        for p in problems:
+            self.add(p)
         objective = get("objective")
         if objective not in OBJECTIVES:
             self.add(f"search.objective={objective!r}: expected one of {list(OBJECTIVES)}")

@@ -78,13 +78,21 @@ def space_fn(spec: SearchSpec) -> SpaceFn:
     return SpaceFn(spec)
 
 
-def make_sampler(spec: SearchSpec) -> "optuna.samplers.BaseSampler":
-    """A TPE sampler seeded by `search.seed` (Ray ignores OptunaSearch's `seed=` once a sampler is
-    given). Multivariate TPE; `group=True` when the space has conditions, so that keys sampled together
-    (e.g. the PLD ones when pld is true) are modelled jointly. TPE handles one objective and several."""
+def sampler_settings(spec: SearchSpec) -> dict[str, Any]:
+    """`TPESampler` keyword arguments of the search (also given to other searches compared with it)."""
+    return {"seed": spec.search.seed, "multivariate": True, "group": spec.conditional, "constant_liar": True}
+
+
+def tpe_sampler(**settings: Any) -> "optuna.samplers.TPESampler":
     import optuna
 
     with warnings.catch_warnings():  # `group` is marked experimental (Optuna 5)
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.samplers.TPESampler(seed=spec.search.seed, multivariate=True, group=spec.conditional,
-                                          constant_liar=True)
+        return optuna.samplers.TPESampler(**settings)
+
+
+def make_sampler(spec: SearchSpec) -> "optuna.samplers.BaseSampler":
+    """A TPE sampler seeded by `search.seed` (Ray ignores OptunaSearch's `seed=` once a sampler is
+    given). Multivariate TPE; `group=True` when the space has conditions, so that keys sampled together
+    (e.g. the PLD ones when pld is true) are modelled jointly. TPE handles one objective and several."""
+    return tpe_sampler(**sampler_settings(spec))

@@ -108,6 +108,7 @@ class SearchSettings:
     wandb_project: str | None = None
     executor: str = "auto"  # "train": a Ray Train TorchTrainer per trial; "inline": in the Tune trial; auto: by workers
     baseline: bool = False  # one extra trial: the dense run of the same budget, no search (the reference point)
+    enqueue: list | None = None  # points the sampler tries first ({searched key: value}, see enqueue.py)
 
     @property
     def multi(self) -> bool:

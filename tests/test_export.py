@@ -78,3 +78,24 @@ def test_exported_ticket_reloads_in_a_fresh_process(experiment, tmp_path):
     r = subprocess.run([sys.executable, "-c", code, str(out)], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split()[0] == "0.85" and "(1, 2)" in r.stdout
+
+
+def test_export_one_chosen_trial(experiment, tmp_path):
+    out = tmp_path / "chosen"
+    [entry] = export_best(experiment, out, trial="trial_c")  # as Tune names the folder, or bare
+    assert entry["trial_id"] == "c" and json.loads((out / "export.json").read_text())["trial_id"] == "c"
+    assert (out / "ticket.json").is_file()
+    with pytest.raises(ValueError, match=r"--trial 'zz': no such trial .*\['a', 'b', 'c', 'd', 'e'\]"):
+        export_best(experiment, tmp_path / "x", trial="zz")
+    with pytest.raises(ValueError, match="'e': nothing to export: its status is ERROR"):
+        export_best(experiment, tmp_path / "x", trial="e")
+    with pytest.raises(ValueError, match="give one of them"):
+        export_best(experiment, tmp_path / "x", trial="a", pareto=True)
+    assert not (tmp_path / "x").exists()
+
+
+def test_cli_export_trial(experiment, tmp_path):
+    from tickettune.searcher.cli import main
+    assert main(["export", str(experiment), "--trial", "a", "--out", str(tmp_path / "a")]) == 0
+    assert json.loads((tmp_path / "a" / "export.json").read_text())["trial_id"] == "a"
+    assert main(["export", str(experiment), "--trial", "nope", "--out", str(tmp_path / "n")]) == 2
