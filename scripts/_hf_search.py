@@ -63,7 +63,7 @@ def hp_space(recipe: HFRecipe):
 def _data(recipe: HFRecipe):
     from bench_time_to_accuracy import first, loaders
 
-    from tickettune.trainables.data import as_tokenizer
+    from tickettune.trainables.tasks.data import as_tokenizer
     args = SimpleNamespace(data_root=recipe.data_root, max_length=recipe.max_length, batch_size=recipe.batch_size,
                            train_samples=recipe.train_samples, eval_samples=recipe.eval_samples)
     train_loader, dev = loaders(args, recipe.task, as_tokenizer(recipe.model), recipe.seed)
@@ -77,8 +77,8 @@ def _worker(recipe: HFRecipe, journal: str, n_trials: int, sampler_seed_offset: 
     from transformers import AutoModelForSequenceClassification, Trainer, TrainerCallback, TrainingArguments
 
     from tickettune.spaces.optuna_space import tpe_sampler
-    from tickettune.trainables.model import resolve
-    from tickettune.trainables.precision import Precision
+    from tickettune.trainables.model.build import model_path
+    from tickettune.trainables.training.precision import Precision
     from tickettune.trainables.tasks import get_task
     from tickettune.trainables.tasks.glue import glue_metrics
 
@@ -110,7 +110,7 @@ def _worker(recipe: HFRecipe, journal: str, n_trials: int, sampler_seed_offset: 
         kwargs = {"num_labels": spec.num_labels}
         if spec.head == "regression":
             kwargs["problem_type"] = "regression"
-        return AutoModelForSequenceClassification.from_pretrained(resolve(recipe.model), attn_implementation="sdpa",
+        return AutoModelForSequenceClassification.from_pretrained(model_path(recipe.model), attn_implementation="sdpa",
                                                                   **kwargs)
 
     with tempfile.TemporaryDirectory() as out:

@@ -151,7 +151,7 @@ def run_hf(args, task: str, seed: int, spec) -> dict:
 def machine() -> dict:
     import torch
 
-    from tickettune.trainables.precision import Precision
+    from tickettune.trainables.training.precision import Precision
     info = {"torch": torch.__version__, "cpus": os.cpu_count(),
             "precision_auto": Precision.of("auto", "cuda" if torch.cuda.is_available() else "cpu").name}
     try:

@@ -14,7 +14,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 @pytest.fixture(scope="module")
 def tiny_bert(tmp_path_factory):
-    from tickettune.trainables.random_models import write_random_model
+    from tickettune.trainables.testing.random_models import write_random_model
     return str(write_random_model("bert", tmp_path_factory.mktemp("m") / "bert", "tiny"))
 
 
