@@ -55,7 +55,7 @@ class _Positional(nn.Module):
         self.model, self.inputs, self.outputs = model, inputs, outputs
 
     def forward(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        out = self.model(**dict(zip(self.inputs, tensors)), return_dict=True)
+        out = self.model(**dict(zip(self.inputs, tensors)))
         return tuple(out[k] for k in self.outputs)
 
 
