@@ -19,7 +19,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 SENTENCES = ["a gripping , funny film", "dull",
              "the plot never quite comes together , but the actors are worth the ticket alone", "bad",
-             "it is a masterpiece of its kind , long and slow and lovely", "meh .", "one of the best films of the year", "not good"]
+             "it is a masterpiece of its kind , long and slow and lovely", "meh .",
+             "one of the best films of the year", "not good"]
 CONTEXT = ("The Eiffel Tower is a wrought-iron lattice tower on the Champ de Mars in Paris, France. It is named "
            "after the engineer Gustave Eiffel, whose company designed and built the tower from 1887 to 1889. "
            "It was the tallest man-made structure in the world until the Chrysler Building was finished in 1930.")
