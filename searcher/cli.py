@@ -155,9 +155,39 @@ def cmd_resume(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from tickettune.searcher.export import export_best
 
+    if args.onnx:
+        from tickettune.trainables.ticket.onnx_export import require_onnx
+        require_onnx()  # a missing extra is named before anything is copied
     for entry in export_best(args.experiment_dir, args.out, metric=args.metric, pareto=args.pareto,
                              trial=args.trial):
         print(f"{entry['trial_id']}: {entry['metrics']} -> {entry['path']}")
+        if args.onnx:
+            _print_onnx(entry["path"])
+    return 0
+
+
+def _print_onnx(ticket_dir: str) -> None:
+    from tickettune.trainables.ticket.onnx_export import export_ticket_onnx
+    r = export_ticket_onnx(ticket_dir)
+    print(f"wrote {r['path']} (inputs {r['inputs']}, outputs {r['outputs']}; ONNX Runtime vs PyTorch max |diff| "
+          f"{r['max_abs_diff']:.2g})")
+
+
+def cmd_export_onnx(args: argparse.Namespace) -> int:
+    from tickettune.trainables.ticket.onnx_export import require_onnx
+    require_onnx()
+    for ticket_dir in args.ticket_dir:
+        _print_onnx(ticket_dir)
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from tickettune.searcher.predict import PredictArgs, predict_file
+
+    out = predict_file(PredictArgs(model=args.model, input=args.input, out=args.out, text_columns=args.text_columns,
+                                   batch_size=args.batch_size, max_length=args.max_length,
+                                   precision=args.precision, progress=not args.no_progress))
+    print(f"wrote {out['rows']} predictions to {out['path']}")
     return 0
 
 
@@ -237,7 +267,26 @@ def parser() -> argparse.ArgumentParser:
     ex.add_argument("--pareto", action="store_true", help="every ticket on the Pareto front")
     ex.add_argument("--trial", default=None, metavar="ID", help="this trial's ticket (an ID `tickettune report` "
                     "prints on the front)")
+    ex.add_argument("--onnx", action="store_true", help="also write model.onnx into each exported ticket "
+                    "(needs the extra: pip install 'tickettune[onnx]')")
     ex.set_defaults(run=cmd_export)
+
+    eo = sub.add_parser("export-onnx", help="write model.onnx (dynamic batch and sequence axes) into ticket folders")
+    eo.add_argument("ticket_dir", nargs="+")
+    eo.set_defaults(run=cmd_export_onnx)
+
+    pr = sub.add_parser("predict", help="apply a ticket or model to a file: a label and score (or an answer) per row")
+    pr.add_argument("model", help="ticket dir, fine-tuned model dir (with its head), alias or hub id")
+    pr.add_argument("--input", required=True, help=".csv, .tsv, .jsonl or .parquet with a header")
+    pr.add_argument("--out", required=True, help="predictions: .jsonl (or .json) or .csv")
+    pr.add_argument("--text-columns", default=None, help="one column, or two as a,b (a pair; QA: question,context); "
+                    "default: the ticket's task's columns, else text (QA: question,context)")
+    pr.add_argument("--batch-size", type=int, default=32)
+    pr.add_argument("--max-length", type=int, default=None, help="tokens per sequence (QA: per window); "
+                    "default: the ticket's training length, else 128 (QA: 384)")
+    pr.add_argument("--precision", default="auto", choices=PRECISIONS, help=PRECISION_HELP)
+    pr.add_argument("--no-progress", action="store_true", help="no progress bar")
+    pr.set_defaults(run=cmd_predict)
 
     rp = sub.add_parser("report", help="print the trial table and write PNG plots")
     rp.add_argument("experiment_dir")

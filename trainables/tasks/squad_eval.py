@@ -68,12 +68,13 @@ def squad_scores(predictions: dict[str, str], golds: dict[str, Sequence[str]], v
     return {k: float(v) for k, v in out.items()}
 
 
-def best_answers(start_logits: np.ndarray, end_logits: np.ndarray, feature_example: Sequence[str],
-                 offsets: Sequence[Sequence[tuple[int, int] | None]], contexts: dict[str, str], n_best: int = 20,
-                 max_answer_length: int = 30, allow_empty: bool = False) -> dict[str, str]:
-    """The answer text per example id. Row i of the logits belongs to window i: its example id and its token
-    offsets (None for tokens outside the context: question, special tokens, padding)."""
-    best: dict[str, tuple[float, str]] = {}
+def best_spans(start_logits: np.ndarray, end_logits: np.ndarray, feature_example: Sequence[str],
+               offsets: Sequence[Sequence[tuple[int, int] | None]], n_best: int = 20, max_answer_length: int = 30,
+               allow_empty: bool = False) -> dict[str, tuple[int, int, float]]:
+    """(start_char, end_char, score) of the best answer per example id; (0, 0, null score) when there is none
+    or, with `allow_empty`, when the null score wins. Row i of the logits belongs to window i: its example id
+    and its token offsets (None for tokens outside the context: question, special tokens, padding)."""
+    best: dict[str, tuple[float, int, int]] = {}
     null: dict[str, float] = {}
     for i, qid in enumerate(feature_example):
         start, end, offs = start_logits[i], end_logits[i], offsets[i]
@@ -90,12 +91,20 @@ def best_answers(start_logits: np.ndarray, end_logits: np.ndarray, feature_examp
                     continue
                 score = float(start[s] + end[e])
                 if qid not in best or score > best[qid][0]:
-                    best[qid] = (score, contexts[qid][offs[s][0]:offs[e][1]])
+                    best[qid] = (score, int(offs[s][0]), int(offs[e][1]))
     out = {}
     for qid in dict.fromkeys(feature_example):
-        score, text = best.get(qid, (-np.inf, ""))
-        out[qid] = "" if allow_empty and null[qid] > score else text
+        score, lo, hi = best.get(qid, (-np.inf, 0, 0))
+        out[qid] = (0, 0, null[qid]) if allow_empty and null[qid] > score or qid not in best else (lo, hi, score)
     return out
 
 
-__all__ = ["best_answers", "exact_match", "f1", "normalize_answer", "squad_scores"]
+def best_answers(start_logits: np.ndarray, end_logits: np.ndarray, feature_example: Sequence[str],
+                 offsets: Sequence[Sequence[tuple[int, int] | None]], contexts: dict[str, str], n_best: int = 20,
+                 max_answer_length: int = 30, allow_empty: bool = False) -> dict[str, str]:
+    """The answer text per example id (`best_spans` cut out of its context)."""
+    spans = best_spans(start_logits, end_logits, feature_example, offsets, n_best, max_answer_length, allow_empty)
+    return {qid: contexts[qid][lo:hi] for qid, (lo, hi, _) in spans.items()}
+
+
+__all__ = ["best_answers", "best_spans", "exact_match", "f1", "normalize_answer", "squad_scores"]

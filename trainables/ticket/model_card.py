@@ -119,5 +119,26 @@ def render(f: CardFacts) -> str:
     lines += ["", "## Metrics", ""] + (_table(metrics, ("metric", "value")) if metrics else ["not recorded"])
     lines += ["", "## Search settings", ""] + (_table(settings, ("setting", "value")) if settings
                                                else ["not recorded"])
+    lines += _inference_speed(info.get(SPEED_KEY))
     lines += ["", "The masks themselves and every other recorded value are in `ticket.json`.", ""]
     return "\n".join(lines)
+
+
+SPEED_KEY = "inference_speed"  # written by scripts/bench_inference.py (ticket ./ dense, same process)
+
+
+def _inference_speed(speed: dict | None) -> list[str]:
+    """The optional section: measured inference throughput of the ticket against its dense model."""
+    if not speed:
+        return []
+    lines = ["", "## Inference speed", "",
+             f"Measured by `{speed.get('command', 'scripts/bench_inference.py')}` on {speed.get('cpu', 'a CPU')}, "
+             f"{speed.get('threads', '?')} threads, batch {speed.get('batch', '?')} x {speed.get('seq_len', '?')} "
+             f"tokens, medians after warm-up (matmul FLOP ratio {_fmt(speed.get('flop_ratio'))}). "
+             f"{speed.get('note', '')}".rstrip(), "",
+             "| runtime | dense seq/s | ticket seq/s | speedup |", "|---|---|---|---|"]
+    lines += [f"| {r['runtime']} | {r['dense']:.1f} | {r['ticket']:.1f} | {r['ticket'] / r['dense']:.2f}x |"
+              for r in speed.get("rows", [])]
+    if speed.get("batch1_latency_ratio") is not None:
+        lines += ["", f"Batch-1 latency (p50), ticket / dense: {speed['batch1_latency_ratio']:.3f}."]
+    return lines
