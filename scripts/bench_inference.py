@@ -46,7 +46,8 @@ from tickettune.trainables.earlybert.masks import MaskConfig, draw_masks
 from tickettune.trainables.model.build import build_from_layout, count_parameters, layout, load_model
 from tickettune.trainables.training.precision import cpu_has_fast_bf16
 from tickettune.trainables.tasks.glue import load_glue
-from tickettune.trainables.ticket.format import load_ticket, make_ticket, save_ticket, snapshot, ticket_info
+from tickettune.trainables.ticket.format import load_ticket, save_ticket, ticket_info
+from tickettune.trainables.earlybert.draw import make_ticket, snapshot
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _bench import finish  # noqa: E402
