@@ -121,8 +121,10 @@ def stride_for(max_length: int) -> int:
 
 def question_strides(questions: list[str], ids: list[str], tokenizer: PreTrainedTokenizerBase,
                      max_length: int) -> list[int]:
-    """Each question's stride: `stride_for(max_length)`, less when the question leaves the context fewer tokens
-    than that (the tokenizer needs stride < the context's room); a question that leaves no room is an error."""
+    """Each question's stride: `stride_for(max_length)`, less when a long question leaves the context so little
+    room that windows would move on by less than a quarter of it (the tokenizer itself panics at stride >= the
+    room; run_qa has no guard); a question that leaves no room is an error. Ordinary questions (room >= 171
+    tokens at stride 128) keep run_qa's stride."""
     stride = stride_for(max_length)
     special = tokenizer.num_special_tokens_to_add(pair=True)
     lengths = [len(ids_) for ids_ in tokenizer(questions, add_special_tokens=False)["input_ids"]]
@@ -132,7 +134,7 @@ def question_strides(questions: list[str], ids: list[str], tokenizer: PreTrained
         if room < 2:
             raise ValueError(f"question id {qid!r}: its {n} tokens leave no room for the context in a "
                              f"{max_length}-token window; raise max_length")
-        out.append(min(stride, room - 1))
+        out.append(min(stride, room - max(1, room // 4)))  # windows advance >= a quarter of their context
     return out
 
 
