@@ -35,6 +35,7 @@ import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -123,8 +124,8 @@ def hf_answers(start_logits: np.ndarray, end_logits: np.ndarray, example_ids: li
 def arm_hf(args, seed: int, train_ds, dev_ds) -> dict:
     """HF Trainer with run_qa's recipe on the same questions."""
     from datasets import Dataset
-    from transformers import AutoModelForQuestionAnswering, AutoTokenizer, Trainer, TrainingArguments, \
-        default_data_collator
+    from transformers import (AutoModelForQuestionAnswering, AutoTokenizer, Trainer, TrainingArguments,
+                              default_data_collator)
 
     from tickettune.trainables.model import resolve
     from tickettune.trainables.precision import Precision
@@ -188,7 +189,7 @@ def arm_dense(args, seed: int, dev_ds, grouped: bool = True) -> dict:
 class RecordedSquad(S.SquadTask):
     """The squad task, keeping the last evaluation's metrics (run_flow hands back only the main one)."""
 
-    last: dict = {}
+    last: ClassVar[dict] = {}
 
     def evaluate(self, model, data, precision="auto"):
         RecordedSquad.last = super().evaluate(model, data, precision)

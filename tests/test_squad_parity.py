@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -52,7 +53,7 @@ def test_windows_start_every_121_words_and_share_128_tokens(minilm_tokenizer):
     ctx = [[o for o in offs if o is not None] for offs in ev["offset_mapping"]]
     assert [len(c) for c in ctx] == [249, 249, 249, 600 - 363]  # windows start at words 0, 121, 242, 363
     assert [c[0][0] for c in ctx] == [char_of(0), char_of(121), char_of(242), char_of(363)]
-    for a, b in zip(ctx, ctx[1:]):
+    for a, b in pairwise(ctx):
         assert a[-128:] == b[:128]  # consecutive windows share exactly 128 context tokens
 
 
@@ -104,7 +105,7 @@ def test_fixture_labels_and_answers_match_the_run_qa_style_code(minilm_tokenizer
 
 
 def test_post_processing_n_best_and_max_answer_tokens_on_hand_made_logits(minilm_tokenizer):
-    _, ev, ds = windows([example(130, 132, "a")], minilm_tokenizer)
+    _, ev, _ = windows([example(130, 132, "a")], minilm_tokenizer)
     offs = ev["offset_mapping"]
     contexts = {"a": CONTEXT}
     start, end = np.full((4, 256), -10.0), np.full((4, 256), -10.0)
@@ -140,7 +141,7 @@ def test_a_long_question_gets_a_smaller_stride_not_a_tokenizer_panic(minilm_toke
     ids = ev["example_id"]
     assert ids[:4] == ["short"] * 4 and set(ids[4:]) == {"long"}  # question by question, in order
     ctx = [[o for o in offs if o is not None] for offs, q in zip(ev["offset_mapping"], ids) if q == "long"]
-    assert all(a[-77:] == b[:77] for a, b in zip(ctx, ctx[1:])) and len(ctx) == 1 + -(-(600 - 102) // 25)
+    assert all(a[-77:] == b[:77] for a, b in pairwise(ctx)) and len(ctx) == 1 + -(-(600 - 102) // 25)
     gold = ds[1]["answers"]["text"][0]
     labelled = [minilm_tokenizer.decode(r["input_ids"][r["start_positions"]:r["end_positions"] + 1])
                 for r, q in zip(tr, ids) if q == "long" and r["start_positions"] > 0]

@@ -152,7 +152,7 @@ def _windows(batch: dict, tokenizer: PreTrainedTokenizerBase, max_length: int) -
         enc = tokenizer([questions[j] for j in rows], [batch["context"][j] for j in rows],
                         truncation="only_second", max_length=max_length, stride=stride,
                         return_overflowing_tokens=True, return_offsets_mapping=True)
-        keys = [k for k in enc.keys() if k != "overflow_to_sample_mapping"]
+        keys = [k for k in enc if k != "overflow_to_sample_mapping"]
         for w, k in enumerate(enc["overflow_to_sample_mapping"]):
             per_question[rows[k]].append({**{key: enc[key][w] for key in keys}, "sample": rows[k],
                                           "sequence_ids": enc.sequence_ids(w)})
