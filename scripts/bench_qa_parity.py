@@ -164,7 +164,7 @@ def arm_hf(args, seed: int, train_ds, dev_ds) -> dict:
 
 # ------------------------------------------------------------------------------ tickettune's arms
 
-def arm_dense(args, seed: int, dev_ds, grouped: bool = True) -> dict:
+def arm_dense(args, seed: int, grouped: bool = True) -> dict:
     """`tickettune finetune --task squad` as a user types it; its --json has the metrics and the loop's time."""
     from tickettune.searcher.cli import main as cli
 
@@ -260,7 +260,7 @@ def run(args) -> dict:
             elif arm == "earlybert":
                 r = arm_earlybert(args, seed)
             else:
-                r = arm_dense(args, seed, dev_ds, grouped=arm == "dense")
+                r = arm_dense(args, seed, grouped=arm == "dense")
             r["seed"] = seed
             out["runs"][arm].append(r)
             print(f"  {arm}: EM {r['exact_match']:.2f} F1 {r['f1']:.2f}, train {r['train_seconds']:.1f}s "
