@@ -80,7 +80,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     resolve_precision(args.precision, "cuda" if torch_cuda() else "cpu")  # fp16 without CUDA: refused before loading
     cfg = TrainConfig(lr=args.lr, epochs=args.epochs, max_steps=args.max_steps, seed=args.seed,
                       precision=args.precision)
-    data = DataArgs(root=args.data_root, max_length=args.max_length, batch_size=args.batch_size,
+    max_length = args.max_length or task.default_max_length  # SQuAD: run_qa's 384, else 64
+    data = DataArgs(root=args.data_root, max_length=max_length, batch_size=args.batch_size,
                     max_train_samples=args.max_train_samples, max_eval_samples=args.max_eval_samples, seed=args.seed,
                     group_by_length=args.group_by_length)
     task.check(data)  # every row read and checked before the model loads
@@ -220,7 +221,7 @@ def parser() -> argparse.ArgumentParser:
     f = sub.add_parser("finetune", help="fine-tune a model or ticket on a task or your own data, print dev metrics")
     f.add_argument("--model", default="minilm-l6", help="alias (minilm-l6), local dir, ticket dir or hub id")
     f.add_argument("--task", default=None, help="a task name (default sst2): sst2 cola stsb mrpc qqp mnli qnli "
-                   "rte wnli wikitext")
+                   "rte wnli squad squad_v2 wikitext")
     _own_data_args(f)
     f.add_argument("--max-train-samples", type=int, default=None)
     f.add_argument("--max-eval-samples", type=int, default=None)
@@ -228,7 +229,8 @@ def parser() -> argparse.ArgumentParser:
     f.add_argument("--max-steps", type=int, default=None)
     f.add_argument("--lr", type=float, default=1e-4)
     f.add_argument("--batch-size", type=int, default=32)
-    f.add_argument("--max-length", type=int, default=64)
+    f.add_argument("--max-length", type=int, default=None,
+                   help="tokens per sequence (default: the task's: 384 for squad/squad_v2 as run_qa, else 64)")
     f.add_argument("--seed", type=int, default=0)
     f.add_argument("--data-root", default=None, help="defaults to $TICKETTUNE_DATA or ../shared/data")
     f.add_argument("--json", default=None, help="also write the metrics here")

@@ -39,7 +39,16 @@ def study_for(spec: SearchSpec, sampler=None) -> optuna.Study:
 # -- the shipped configs --------------------------------------------------------------------------------
 
 def test_all_four_configs_are_shipped():
-    assert {p.stem for p in SHIPPED} >= {"earlybert", "pld", "union", "demo"}
+    assert {p.stem for p in SHIPPED} >= {"earlybert", "pld", "union", "demo", "squad"}
+
+
+def test_the_squad_space_searches_earlybert_on_qa_against_its_dense_run():
+    qa = load_spec(SPACES / "squad.yaml")
+    assert qa.fixed["task"] == "squad" and qa.search.mode == ["max", "min"]  # F1 up, time down
+    assert qa.fixed["max_length"] >= 256 and qa.search.baseline  # run_qa-sized windows; the dense run's trial
+    assert {"head_ratio", "ffn_ratio", "lambda_head", "lambda_ffn", "eps", "lr"} <= set(qa.space)
+    cfg = qa.flow_config({})
+    assert cfg.task_obj.main_metric == "f1" and cfg.search_max_steps < 110  # the search leaves ticket steps
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)

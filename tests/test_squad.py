@@ -68,18 +68,20 @@ def test_official_json_is_flattened_and_checked(tmp_path):
 
 
 def test_window_boundary_answer_is_labelled_only_where_whole(minilm_tokenizer):
-    """At 48 tokens (stride 12) the Brunel answer lies whole in window 2 and is cut at the start of window 3."""
+    """At 48 tokens (stride 24) the Brunel answer is cut at the end of window 3, lies whole in windows 4 and 5
+    (their overlap) and is past window 6's start."""
     ds = S.load_squad(V1, "train", FIXTURES).select([0])
     feats = S.train_features(ds, minilm_tokenizer, 48)
-    assert len(feats) == 4 and all(len(ids) <= 48 for ids in feats["input_ids"])
+    assert len(feats) == 7 and all(len(ids) <= 48 for ids in feats["input_ids"])
     spans = [(f["start_positions"], f["end_positions"]) for f in feats]
-    assert spans[0] == spans[1] == spans[3] == (0, 0)  # answer elsewhere, or (window 3) cut: points at [CLS]
-    s, e = spans[2]
-    assert minilm_tokenizer.decode(feats[2]["input_ids"][s:e + 1]) == "isambard kingdom brunel"
-    # window 3 starts inside the answer: its first context characters are part of "Isambard Kingdom Brunel"
+    assert spans[0] == spans[1] == spans[2] == spans[3] == spans[6] == (0, 0)  # elsewhere or cut: [CLS]
+    for w in (4, 5):
+        s, e = spans[w]
+        assert minilm_tokenizer.decode(feats[w]["input_ids"][s:e + 1]) == "isambard kingdom brunel"
+    # window 3 ends inside the answer: its last context characters are part of "Isambard Kingdom Brunel"
     enc = S.eval_features(ds, minilm_tokenizer, 48)
-    first = next(o for o in enc[3]["offset_mapping"] if o is not None)
-    assert 343 < first[0] < 343 + len("Isambard Kingdom Brunel")
+    last = [o for o in enc[3]["offset_mapping"] if o is not None][-1]
+    assert 343 < last[1] < 343 + len("Isambard Kingdom Brunel")
 
 
 def test_post_processing_across_windows(minilm_tokenizer):
@@ -89,12 +91,13 @@ def test_post_processing_across_windows(minilm_tokenizer):
     contexts = {ds[0]["id"]: ds[0]["context"]}
     n, width = len(feats), 48
     start, end = np.full((n, width), -5.0), np.full((n, width), -5.0)
-    answer = next(i for i, o in enumerate(offsets[2]) if o and o[0] == 343)  # "Isambard" in window 2
-    last = next(i for i, o in enumerate(offsets[2]) if o and o[1] == 343 + len("Isambard Kingdom Brunel"))
+    answer = next(i for i, o in enumerate(offsets[4]) if o and o[0] == 343)  # "Isambard" in window 4
+    last = next(i for i, o in enumerate(offsets[4]) if o and o[1] == 343 + len("Isambard Kingdom Brunel"))
     assert 2 <= last - answer < 10
-    start[2, answer], end[2, last] = 4.0, 4.0  # the whole answer
-    cut = next(i for i, o in enumerate(offsets[3]) if o)
-    start[3, cut], end[3, cut] = 3.0, 3.0  # the cut window's best: lower
+    start[4, answer], end[4, last] = 4.0, 4.0  # the whole answer
+    tail = [i for i, o in enumerate(offsets[3]) if o]
+    cut = next(i for i in tail if offsets[3][i][0] == 343)
+    start[3, cut], end[3, tail[-1]] = 3.0, 3.0  # the cut window's best: "Isambard Kingdom ..." cut short, lower
     c0 = next(i for i, o in enumerate(offsets[0]) if o)
     assert offsets[0][c0 + 12] is not None
     start[0, c0], end[0, c0 + 12] = 6.0, 6.0  # higher, but 13 tokens: longer than max_answer_length=10

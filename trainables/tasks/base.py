@@ -38,6 +38,7 @@ class Task(ABC):
 
     name: str
     mode: str = "max"
+    default_max_length: int = 64  # tokens per sequence when the user gives none (the CLI's --max-length)
 
     @property
     @abstractmethod

@@ -9,6 +9,14 @@ Contexts longer than the window are split with a stride (the tokenizer's overflo
 window whose context does not hold the whole first answer points at [CLS] (the "no answer" position v2
 learns). Evaluation keeps each window's offsets and post-processes start/end logits into answer text
 (squad_eval.best_answers), scored as the official scripts score (squad_eval.squad_scores).
+
+As HF's ``run_qa`` recipe: consecutive windows overlap by 128 tokens (`stride_for`; half the window when it
+is shorter than 256), n-best 20, answers of at most 30 tokens, the default window 384 tokens
+(`default_max_length`, the CLI's when --max-length is not given). Where tickettune deliberately differs:
+windows are not padded to max_length (the collator pads each batch, and with ``group_by_length`` batches hold
+windows of similar lengths: the time), `max_train_samples` is a seeded random subset over all articles (run_qa
+takes the first N questions, i.e. a few articles), and a question too long to leave the stride room in its
+window gets a smaller stride rather than a tokenizer panic (`question_strides`).
 """
 from __future__ import annotations
 
@@ -31,7 +39,7 @@ from ..training.loop import unwrap
 from .base import DataArgs, Task
 from .squad_eval import best_answers, squad_scores
 
-DOC_STRIDE = 128  # tokens of overlap between windows, capped at half the window (see `stride_for`)
+DOC_STRIDE = 128  # run_qa's overlap between consecutive windows (see `stride_for`)
 N_BEST, MAX_ANSWER_TOKENS = 20, 30
 
 
@@ -108,15 +116,62 @@ def load_squad(spec: SquadSpec, split: str, root=None, max_samples: int | None =
 
 
 def stride_for(max_length: int) -> int:
-    return min(DOC_STRIDE, max_length // 4)
+    """Tokens consecutive windows share: run_qa's 128, or half the window when that is shorter than 256."""
+    return min(DOC_STRIDE, max_length // 2)
 
 
-def _windows(batch: dict, tokenizer: PreTrainedTokenizerBase, max_length: int) -> dict:
+def question_strides(questions: list[str], ids: list[str], tokenizer: PreTrainedTokenizerBase,
+                     max_length: int) -> list[int]:
+    """Each question's stride: `stride_for(max_length)`, less when a long question leaves the context so little
+    room that windows would move on by less than a quarter of it (the tokenizer itself panics at stride >= the
+    room; run_qa has no guard); a question that leaves no room is an error. Ordinary questions (room >= 171
+    tokens at stride 128) keep run_qa's stride."""
+    stride = stride_for(max_length)
+    special = tokenizer.num_special_tokens_to_add(pair=True)
+    lengths = [len(ids_) for ids_ in tokenizer(questions, add_special_tokens=False)["input_ids"]]
+    out = []
+    for qid, n in zip(ids, lengths):
+        room = max_length - special - n  # context tokens a window holds
+        if room < 2:
+            raise ValueError(f"question id {qid!r}: its {n} tokens leave no room for the context in a "
+                             f"{max_length}-token window; raise max_length")
+        out.append(min(stride, room - max(1, room // 4)))  # windows advance >= a quarter of their context
+    return out
+
+
+def _windows(batch: dict, tokenizer: PreTrainedTokenizerBase, max_length: int) -> dict[str, list]:
+    """Every question's windows, question by question: the tokenizer's columns, offset_mapping, `sample` (the
+    question's row in `batch`) and `sequence_ids` (0 question, 1 context, None special tokens)."""
     if tokenizer.padding_side != "right":
         raise ValueError("SQuAD windows assume a tokenizer that pads on the right")
-    return tokenizer([q.lstrip() for q in batch["question"]], batch["context"], truncation="only_second",
-                     max_length=max_length, stride=stride_for(max_length), return_overflowing_tokens=True,
-                     return_offsets_mapping=True)
+    questions = [q.lstrip() for q in batch["question"]]
+    groups: dict[int, list[int]] = {}  # stride -> the questions that use it (almost always one group)
+    for j, stride in enumerate(question_strides(questions, batch["id"], tokenizer, max_length)):
+        groups.setdefault(stride, []).append(j)
+    per_question: list[list[dict]] = [[] for _ in questions]
+    for stride, rows in groups.items():
+        enc = tokenizer([questions[j] for j in rows], [batch["context"][j] for j in rows],
+                        truncation="only_second", max_length=max_length, stride=stride,
+                        return_overflowing_tokens=True, return_offsets_mapping=True)
+        keys = [k for k in enc if k != "overflow_to_sample_mapping"]
+        for w, k in enumerate(enc["overflow_to_sample_mapping"]):
+            per_question[rows[k]].append({**{key: enc[key][w] for key in keys}, "sample": rows[k],
+                                          "sequence_ids": enc.sequence_ids(w)})
+    windows = [w for ws in per_question for w in ws]
+    return {key: [w[key] for w in windows] for key in (windows[0] if windows else {})}
+
+
+def answer_span(offsets: list, sequence_ids: list, answers: dict) -> tuple[int, int]:
+    """(start, end) token indices of the first answer in this window, or (0, 0) ([CLS]) when the window's
+    context does not hold all of it, or there is none."""
+    if not answers["text"]:
+        return 0, 0
+    lo = answers["answer_start"][0]
+    hi = lo + len(answers["text"][0])
+    ctx = [k for k, sid in enumerate(sequence_ids) if sid == 1]
+    if not ctx or offsets[ctx[0]][0] > lo or offsets[ctx[-1]][1] < hi:
+        return 0, 0
+    return next(k for k in ctx if offsets[k][1] > lo), next(k for k in reversed(ctx) if offsets[k][0] < hi)
 
 
 def train_features(ds: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: int) -> Dataset:
@@ -126,22 +181,9 @@ def train_features(ds: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: 
 
     def encode(batch: dict) -> dict:
         enc = _windows(batch, tokenizer, max_length)
-        starts, ends = [], []
-        for i, offsets in enumerate(enc.pop("offset_mapping")):
-            answers = batch["answers"][enc["overflow_to_sample_mapping"][i]]
-            seq = enc.sequence_ids(i)
-            s = e = 0
-            if answers["text"]:
-                lo = answers["answer_start"][0]
-                hi = lo + len(answers["text"][0])
-                ctx = [k for k, sid in enumerate(seq) if sid == 1]
-                if ctx and offsets[ctx[0]][0] <= lo and offsets[ctx[-1]][1] >= hi:
-                    s = next(k for k in ctx if offsets[k][1] > lo)
-                    e = next(k for k in reversed(ctx) if offsets[k][0] < hi)
-            starts.append(s)
-            ends.append(e)
-        enc.pop("overflow_to_sample_mapping")
-        return {**enc, "start_positions": starts, "end_positions": ends}
+        spans = [answer_span(offs, seq, batch["answers"][j])
+                 for offs, seq, j in zip(enc.pop("offset_mapping"), enc.pop("sequence_ids"), enc.pop("sample"))]
+        return {**enc, "start_positions": [s for s, _ in spans], "end_positions": [e for _, e in spans]}
 
     return ds.map(encode, batched=True, remove_columns=ds.column_names, desc="SQuAD train windows")
 
@@ -152,10 +194,9 @@ def eval_features(ds: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: i
 
     def encode(batch: dict) -> dict:
         enc = _windows(batch, tokenizer, max_length)
-        sample = enc.pop("overflow_to_sample_mapping")
-        enc["example_id"] = [batch["id"][j] for j in sample]
-        enc["offset_mapping"] = [[o if sid == 1 else None for o, sid in zip(offs, enc.sequence_ids(i))]
-                                 for i, offs in enumerate(enc["offset_mapping"])]
+        enc["example_id"] = [batch["id"][j] for j in enc.pop("sample")]
+        enc["offset_mapping"] = [[o if sid == 1 else None for o, sid in zip(offs, seq)]
+                                 for offs, seq in zip(enc["offset_mapping"], enc.pop("sequence_ids"))]
         return enc
 
     return ds.map(encode, batched=True, remove_columns=ds.column_names, desc="SQuAD eval windows")
@@ -193,6 +234,8 @@ def qa_logits(model: nn.Module, loader, precision: str = "auto") -> tuple[np.nda
 
 
 class SquadTask(Task):
+    default_max_length = 384  # run_qa's: a question and most of a paragraph in one window
+
     def __init__(self, spec: SquadSpec):
         self.spec, self.name = spec, spec.name
 
@@ -250,5 +293,5 @@ def register_all(register) -> None:
         register(spec.name, lambda spec=spec: SquadTask(spec))
 
 
-__all__ = ["SPECS", "SquadEval", "SquadSpec", "SquadTask", "eval_features", "load_squad", "qa_logits",
-           "read_squad_json", "train_features"]
+__all__ = ["DOC_STRIDE", "SPECS", "SquadEval", "SquadSpec", "SquadTask", "answer_span", "eval_features",
+           "load_squad", "qa_logits", "question_strides", "read_squad_json", "stride_for", "train_features"]

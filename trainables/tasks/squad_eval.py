@@ -5,6 +5,9 @@ collapsed); exact match is 1 when the normalised prediction equals a normalised 
 overlap F1; both take the max over the gold answers and are reported as percentages over all questions. An
 unanswerable question (v2) has the single gold answer "", so only the empty prediction scores on it; v2 also
 reports the figures over answerable (``has_answer_*``) and unanswerable (``no_answer_*``) questions apart.
+The two scripts differ on empty answers, and each version is scored as its own script does: v1.1 keeps every
+gold answer and gives F1 0 when nothing is shared (an empty prediction against a gold answer that normalises
+to "" included); v2.0 drops gold answers that normalise to "" and an empty prediction matches an empty gold.
 
 Post-processing: a question's context may be split into several windows; in each window the `n_best` start
 and end positions are paired, kept when both lie in the context, end >= start and the span is at most
@@ -34,9 +37,9 @@ def exact_match(prediction: str, gold: str) -> float:
     return float(normalize_answer(prediction) == normalize_answer(gold))
 
 
-def f1(prediction: str, gold: str) -> float:
+def f1(prediction: str, gold: str, v2: bool = True) -> float:
     pred, ref = normalize_answer(prediction).split(), normalize_answer(gold).split()
-    if not pred or not ref:  # v2: an empty answer only matches an empty gold answer
+    if v2 and (not pred or not ref):  # v2: an empty answer only matches an empty gold answer
         return float(pred == ref)
     common = sum((Counter(pred) & Counter(ref)).values())
     if common == 0:
@@ -53,10 +56,10 @@ def squad_scores(predictions: dict[str, str], golds: dict[str, Sequence[str]], v
         raise ValueError("no questions to score")
     em, fs, has = [], [], []
     for qid, answers in golds.items():
-        answers = [a for a in answers if normalize_answer(a)] or [""]
+        answers = ([a for a in answers if normalize_answer(a)] if v2 else list(answers)) or [""]
         pred = predictions.get(qid, "")
         em.append(max(exact_match(pred, a) for a in answers))
-        fs.append(max(f1(pred, a) for a in answers))
+        fs.append(max(f1(pred, a, v2) for a in answers))
         has.append(answers != [""])
     em, fs, has = np.array(em), np.array(fs), np.array(has)
     out = {"exact_match": 100.0 * em.mean(), "f1": 100.0 * fs.mean()}
