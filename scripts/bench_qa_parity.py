@@ -127,11 +127,11 @@ def arm_hf(args, seed: int, train_ds, dev_ds) -> dict:
     from transformers import (AutoModelForQuestionAnswering, AutoTokenizer, Trainer, TrainingArguments,
                               default_data_collator)
 
-    from tickettune.trainables.model import resolve
-    from tickettune.trainables.precision import Precision
+    from tickettune.trainables.model.build import model_path
+    from tickettune.trainables.training.precision import Precision
 
     t0 = time.perf_counter()
-    tokenizer = AutoTokenizer.from_pretrained(resolve(args.model))
+    tokenizer = AutoTokenizer.from_pretrained(model_path(args.model))
     cols = train_ds.column_names
     train_feats = train_ds.map(hf_train_windows, batched=True, remove_columns=cols, desc="run_qa train windows",
                                fn_kwargs={"tokenizer": tokenizer, "max_length": args.max_length,
@@ -142,7 +142,7 @@ def arm_hf(args, seed: int, train_ds, dev_ds) -> dict:
     model_inputs = Dataset.from_dict({k: dev_feats[k] for k in dev_feats.column_names
                                       if k not in ("example_id", "offset_mapping")})
     torch.manual_seed(seed)
-    model = AutoModelForQuestionAnswering.from_pretrained(resolve(args.model), attn_implementation="sdpa")
+    model = AutoModelForQuestionAnswering.from_pretrained(model_path(args.model), attn_implementation="sdpa")
     amp = Precision.of(args.precision)
     with tempfile.TemporaryDirectory() as out:
         targs = TrainingArguments(
@@ -239,7 +239,7 @@ def machine() -> dict:
 
 def run(args) -> dict:
     torch.set_num_threads(args.threads)
-    from tickettune.trainables.precision import Precision
+    from tickettune.trainables.training.precision import Precision
     spec = S.SPECS[0]
     out = {"config": {k: v for k, v in vars(args).items() if k != "json"}, "machine": machine(),
            "precision": Precision.of(args.precision).name, "tickettune_stride": S.stride_for(args.max_length),

@@ -151,7 +151,7 @@ def test_a_long_question_gets_a_smaller_stride_not_a_tokenizer_panic(minilm_toke
 
 
 def test_qa_loss_is_the_mean_of_start_and_end_cross_entropy(one_thread):
-    from tickettune.trainables.model import ScratchConfig, scratch_model
+    from tickettune.trainables.model.build import ScratchConfig, scratch_model
     torch.manual_seed(0)
     model, _ = scratch_model(ScratchConfig(layers=1, heads=2, hidden=32, ffn=64), head="qa")
     model.eval()
