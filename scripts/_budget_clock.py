@@ -2,12 +2,12 @@
 that clock (its evaluations do not count), and the time at which a curve first reaches a loss."""
 from __future__ import annotations
 
-import time
 from typing import Callable
 
 import torch
 
-from tickettune.trainables.training.loop import Callback
+from tickettune.trainables.training.callbacks import Callback
+from tickettune.trainables.training.clock import TrainingClock
 
 
 class BudgetSchedule(Callback):
@@ -15,14 +15,13 @@ class BudgetSchedule(Callback):
 
     lr = peak · min(f / warmup, (1 − f) / (1 − warmup)), f = training seconds / budget, clamped at 0. It is
     written into the optimizer before every step, overriding `train`'s step-based schedule (run that one
-    with warmup_ratio=0 and a step count far beyond reach, so it never acts). Seconds handed to `pause`
+    with warmup_ratio=0 and a step count far beyond reach, so it never acts). Seconds spent in `clock.paused_for`
     (held-out evaluations) are not training time."""
 
     def __init__(self, optimizer: torch.optim.Optimizer, seconds: float, warmup_ratio: float):
         self.optimizer, self.seconds, self.warmup = optimizer, seconds, warmup_ratio
         self.peaks = [g["lr"] for g in optimizer.param_groups]
-        self.start: float | None = None
-        self.paused = 0.0
+        self.clock = TrainingClock()  # the flow's paused clock: held-out scoring runs outside the budget
 
     def drive(self, optimizer: torch.optim.Optimizer) -> None:
         """Go on with the same clock on a new optimizer (EarlyBERT's ticket after its search phase): one
@@ -31,10 +30,7 @@ class BudgetSchedule(Callback):
         self.peaks = [g["lr"] for g in optimizer.param_groups]
 
     def elapsed(self) -> float:
-        return 0.0 if self.start is None else time.perf_counter() - self.start - self.paused
-
-    def pause(self, seconds: float) -> None:
-        self.paused += seconds
+        return self.clock.elapsed()
 
     def fraction(self) -> float:
         return self.elapsed() / self.seconds
@@ -45,8 +41,7 @@ class BudgetSchedule(Callback):
         return max(0.0, min(up, (1.0 - f) / (1.0 - self.warmup)))
 
     def before_step(self, step: int) -> None:
-        if self.start is None:
-            self.start = time.perf_counter()
+        self.clock.start()
         k = self.factor()
         for group, peak in zip(self.optimizer.param_groups, self.peaks):
             group["lr"] = peak * max(k, 1e-3)  # not exactly 0 at the first step
@@ -82,9 +77,7 @@ class HeldOutCurve(Callback):
 
     def record(self, step: int) -> float:
         t = self.budget.elapsed()
-        t0 = time.perf_counter()
-        loss = self.score()
-        self.budget.pause(time.perf_counter() - t0)
+        loss = self.budget.clock.paused_for(self.score)
         self.points.append({"train_seconds": t, "step": step, "loss": loss})
         while self.next_at <= t:
             self.next_at += self.every

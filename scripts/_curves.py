@@ -1,33 +1,33 @@
 """Dev-metric-vs-wall-clock curves for the time-to-accuracy benchmark: a loop callback and the plot."""
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Callable
 
 from tickettune.trainables.training.callbacks import Callback
+from tickettune.trainables.training.clock import TrainingClock
 
 
 class EvalEvery(Callback):
-    """Scores the dev set every `every` steps (not at the last: the caller scores that); the time spent
-    scoring is kept apart so the curve's x is training time only."""
+    """Scores the dev set every `every` steps (not at the last: the caller scores that); the scoring runs on a
+    paused training clock (the flow's), so the curve's x is training time only."""
 
     def __init__(self, every: int, last: int, score: Callable[[], float]):
         self.every, self.last, self.score = every, last, score
-        self.start = time.perf_counter()
-        self.eval_seconds = 0.0
+        self.clock = TrainingClock()
         self.curve: list[dict] = []
 
+    @property
+    def eval_seconds(self) -> float:
+        return self.clock.paused
+
     def before_step(self, step: int) -> None:
-        if step == 0:
-            self.start = time.perf_counter()
+        self.clock.start()  # at the first step; later calls keep that start
 
     def after_step(self, step: int, logs: dict) -> bool:
         if step % self.every == 0 and step < self.last:
-            t0 = time.perf_counter()
-            trained = t0 - self.start - self.eval_seconds
-            self.curve.append({"step": step, "train_seconds": trained, "metric": float(self.score())})
-            self.eval_seconds += time.perf_counter() - t0
+            trained = self.clock.elapsed()
+            self.curve.append({"step": step, "train_seconds": trained, "metric": float(self.clock.paused_for(self.score))})
         return False
 
 

@@ -39,15 +39,42 @@ def clean_metrics(metrics: dict, ticket_dir: str | None = None) -> dict:
     return out
 
 
-
-def _local_copy(checkpoint) -> str | None:
-    """A local directory holding `checkpoint`'s files (a copy: the caller may modify it)."""
-    if checkpoint is None:
-        return None
-    return checkpoint.to_directory(tempfile.mkdtemp(prefix="tickettune-resume-"))
+def is_finite_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-class TrainReporter:
+class _RayReporter:
+    """What both Ray reporters share: a report with an optional checkpoint (our temporary copy removed once Ray
+    has persisted it), the latest checkpoint as a local copy, fresh checkpoint folders."""
+
+    takes_checkpoints = True
+    rank: int
+    ticket_dir: str | None
+
+    def _send(self, metrics: dict, checkpoint_dir: str | None) -> None:
+        raise NotImplementedError
+
+    def _latest(self):
+        raise NotImplementedError
+
+    def report(self, metrics: dict, checkpoint_dir: str | None = None) -> None:
+        self._send(clean_metrics(metrics, self.ticket_dir if self.rank == 0 else None), checkpoint_dir)
+        self.reports += 1
+        if checkpoint_dir is not None and os.path.isdir(checkpoint_dir) and \
+                os.path.basename(checkpoint_dir).startswith("tickettune-ckpt-"):
+            shutil.rmtree(checkpoint_dir, ignore_errors=True)  # persisted by Ray: our temp copy can go
+
+    def checkpoint(self) -> str | None:
+        """The latest checkpoint of this run (after a worker restart), as a local directory; else None."""
+        latest = self._latest()
+        return None if latest is None else latest.to_directory(tempfile.mkdtemp(prefix="tickettune-resume-"))
+
+    def checkpoint_dir(self) -> str:
+        """A fresh local directory to write a checkpoint into (removed after it is reported)."""
+        return tempfile.mkdtemp(prefix="tickettune-ckpt-")
+
+
+class TrainReporter(_RayReporter):
     """`Reporter` for a Ray Train worker (call it inside `train_loop_per_worker`)."""
 
     def __init__(self, ticket_dir: str | None = None, use_gpu: bool = False):
@@ -63,16 +90,16 @@ class TrainReporter:
         self.use_gpu = self.placement.device.type == "cuda"  # given a GPU that torch cannot see: CPU
         self.reports = 0
 
-    def report(self, metrics: dict, checkpoint_dir: str | None = None) -> None:
+    def _send(self, metrics: dict, checkpoint_dir: str | None) -> None:
         import ray.train
         checkpoint = None
         if checkpoint_dir is not None and self.rank == 0:
             checkpoint = ray.train.Checkpoint.from_directory(checkpoint_dir)
-        ray.train.report(clean_metrics(metrics, self.ticket_dir if self.rank == 0 else None), checkpoint=checkpoint)
-        self.reports += 1
-        if checkpoint_dir is not None and os.path.isdir(checkpoint_dir) and \
-                os.path.basename(checkpoint_dir).startswith("tickettune-ckpt-"):
-            shutil.rmtree(checkpoint_dir, ignore_errors=True)  # persisted by Ray: our temp copy can go
+        ray.train.report(metrics, checkpoint=checkpoint)
+
+    def _latest(self):
+        import ray.train
+        return ray.train.get_checkpoint()
 
     def agree(self, flag: bool) -> bool:
         if self.world_size == 1:
@@ -95,17 +122,8 @@ class TrainReporter:
         return ray.train.torch.prepare_data_loader(loader, add_dist_sampler=self.world_size > 1,
                                                    move_to_device=self.use_gpu)
 
-    def checkpoint(self) -> str | None:
-        """The latest checkpoint of this run (after a worker restart), as a local directory; else None."""
-        import ray.train
-        return _local_copy(ray.train.get_checkpoint())
 
-    def checkpoint_dir(self) -> str:
-        """A fresh local directory to write a checkpoint into (removed after it is reported)."""
-        return tempfile.mkdtemp(prefix="tickettune-ckpt-")
-
-
-class TuneReporter:
+class TuneReporter(_RayReporter):
     """`Reporter` for a trial that runs inside the Tune trial process (one worker, no Ray Train): model and
     batches on the trial's GPU (Tune gave the process its share of one), else on the CPU."""
 
@@ -122,13 +140,14 @@ class TuneReporter:
         self.use_gpu = self.device.type == "cuda"
         self.reports = 0
 
-    def report(self, metrics: dict, checkpoint_dir: str | None = None) -> None:
+    def _send(self, metrics: dict, checkpoint_dir: str | None) -> None:
         from ray import tune
         checkpoint = tune.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir is not None else None
-        tune.report(clean_metrics(metrics, self.ticket_dir), checkpoint=checkpoint)
-        self.reports += 1
-        if checkpoint_dir is not None and os.path.basename(checkpoint_dir).startswith("tickettune-ckpt-"):
-            shutil.rmtree(checkpoint_dir, ignore_errors=True)
+        tune.report(metrics, checkpoint=checkpoint)
+
+    def _latest(self):
+        from ray import tune
+        return tune.get_checkpoint()
 
     def agree(self, flag: bool) -> bool:
         return bool(flag)
@@ -138,10 +157,3 @@ class TuneReporter:
 
     def prepare_loader(self, loader):
         return self._device.prepare_loader(loader)
-
-    def checkpoint(self) -> str | None:
-        from ray import tune
-        return _local_copy(tune.get_checkpoint())
-
-    def checkpoint_dir(self) -> str:
-        return tempfile.mkdtemp(prefix="tickettune-ckpt-")

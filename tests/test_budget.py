@@ -19,7 +19,7 @@ from tickettune.trainables.training.loop import TrainConfig, make_optimizer, tra
 TINY = {"layers": 2, "heads": 4, "hidden": 32, "ffn": 64, "pre_ln": True}
 BASE = dict(scratch=TINY, task="sst2", max_train_samples=256, max_eval_samples=64, max_length=32,
             batch_size=16, lr=1e-3, coef_lr=5e-2, lambda_head=1e-2, lambda_ffn=1e-2, head_ratio=0.25,
-            ffn_ratio=0.5, min_ffn=4, mask_interval=2, window=3, eps=0.0, unconverged="ticket",
+            ffn_ratio=0.5, min_ffn=4, mask_interval=2, report_interval=2, window=3, eps=0.0, unconverged="ticket",
             precision="fp32", warmup_ratio=0.2)
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -14,7 +14,7 @@ from tickettune.trainables.model.build import load_model
 TINY = {"layers": 2, "heads": 4, "hidden": 32, "ffn": 64, "pre_ln": True}
 BASE = dict(scratch=TINY, task="sst2", max_train_samples=256, max_eval_samples=128, max_length=32,
             batch_size=16, lr=1e-3, coef_lr=5e-2, lambda_head=1e-2, lambda_ffn=1e-2, head_ratio=0.25,
-            ffn_ratio=0.5, min_ffn=4, mask_interval=2, window=3, eps=0.1, search_max_steps=60, ticket_steps=6)
+            ffn_ratio=0.5, min_ffn=4, mask_interval=2, report_interval=2, window=3, eps=0.1, search_max_steps=60, ticket_steps=6)
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -81,6 +81,8 @@ class Crash(Exception):
 class CheckpointingReporter(LocalReporter):
     """A reporter with checkpoints, as Ray's: keeps each reported checkpoint (a copy), can crash right
     after the first one, and hands the latest back to `checkpoint()` as a restarted worker would see it."""
+
+    takes_checkpoints = True
 
     def __init__(self, root, crash_after_checkpoint: bool = False, restore_from=None):
         super().__init__(verbose=False)

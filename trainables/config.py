@@ -45,7 +45,8 @@ class FlowConfig:
     lambda_ffn: float = 1e-4
     eps: float = 0.1
     window: int = 5
-    mask_interval: int = 10
+    mask_interval: int = 10             # a mask drawn (and the search phase reported) every N steps
+    report_interval: int = 10           # the ticket and baseline phases report every N steps
     search_max_steps: int = 300
     detect: bool = True                 # False: draw at search_max_steps (fixed budget, as the reference)
     unconverged: str = "stop"           # "stop": end the trial unconverged; "ticket": draw anyway
@@ -84,7 +85,7 @@ class FlowConfig:
         for name in ("lr", "ticket_lr"):
             if not getattr(self, name) > 0:
                 p.append(f"{name}={getattr(self, name)!r} must be > 0")
-        for name in ("batch_size", "max_length", "mask_interval", "search_max_steps"):
+        for name in ("batch_size", "max_length", "mask_interval", "report_interval", "search_max_steps"):
             if getattr(self, name) < 1:
                 p.append(f"{name}={getattr(self, name)!r} must be >= 1")
         p += budget_problems(self)

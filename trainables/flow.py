@@ -1,39 +1,106 @@
-"""One trial, start to finish: EarlyBERT search phase -> draw -> prune -> ticket training -> eval.
+"""One trial, start to finish: mask search -> draw -> ticket phase -> evaluate (and save the ticket).
 
 This is what a Ray Train worker runs (searcher/trial.py) and what `tickettune earlybert` runs locally.
-Everything Ray-specific comes in through the `Reporter`: where metrics go, how the early-bird stop is
-agreed between ranks, how the model and loaders are prepared for data parallelism.
+Everything Ray-specific comes in through the `Reporter`: where metrics go, checkpoints, how the early-bird
+stop is agreed between ranks, how the model and loaders are prepared for data parallelism.
 """
 from __future__ import annotations
 
-import math
-import time
 from dataclasses import asdict
 from typing import Any
 
 import torch
 from torch import nn
 
-from .earlybert import optimizer_carry as carry
-from . import pld as pld_mod
-from .budget import budget_steps, relative_time, ticket_plan
-from .cost_meter import CostMeter
-from .training.callbacks import Every
+from .baseline import baseline_trial
+from .budget import budget_steps
 from .config import FlowConfig, FlowResult
-from .model.flops import shape_of, train_flops_per_sequence
+from .cost_meter import CostMeter
+from .earlybert import mask_search_state
+from .earlybert.draw import draw_ticket
+from .earlybert.mask_search import search_phase
 from .model.build import load_model, scratch_from_dict, scratch_model
-from .training.precision import resolve_precision
-from .reporter import LocalReporter, Reporter
-from .earlybert.mask_search import checkpoint, finished_checkpoint, restore, search_phase
+from .model.flops import shape_of, train_flops_per_sequence
+from .reporter import LocalReporter, Reporter, finished_checkpoint, new_checkpoint_dir
 from .ticket.format import save_ticket
-from .training.loop import TrainConfig, make_optimizer, train
+from .ticket_phase import ticket_phase
+from .training.precision import resolve_precision
+from .trial_run import TrialRun
 
-def _data(cfg: FlowConfig, tokenizer, reporter: Reporter):
+
+def run_flow(cfg: FlowConfig, reporter: Reporter | None = None, ticket_dir: str | None = None) -> FlowResult:
+    reporter = reporter or LocalReporter()
+    resolve_precision(cfg.precision, "cuda" if torch.cuda.is_available() else "cpu")  # refused before any compute
+    torch.manual_seed(cfg.seed)
+    model, tokenizer = build(cfg)
     task, args = cfg.task_obj, cfg.data_args()
-    return reporter.prepare_loader(task.train_loader(tokenizer, args)), task.eval_data(tokenizer, args)
+    train_loader, eval_data = reporter.prepare_loader(task.train_loader(tokenizer, args)), task.eval_data(tokenizer, args)
+    budget = budget_steps(cfg, batches_per_epoch(train_loader))  # the dense run this trial replaces
+    dense_step = cfg.batch_size * train_flops_per_sequence(shape_of(model), cfg.max_length)
+    run = TrialRun(cfg, reporter, budget, CostMeter(model, cfg.max_length, cfg.batch_size, dense_step))
+    if cfg.baseline:
+        return baseline_trial(run, model, train_loader, eval_data)
+
+    latest = reporter.checkpoint()  # a restarted worker finds the search done in its checkpoint
+    restored = mask_search_state.load(latest) if latest is not None else None
+    if restored is None:
+        searched = search_phase(cfg, model, train_loader, run)
+        state = searched.state
+        ticket, opt_state = draw_ticket(searched, cfg) if searched.drawable(cfg.unconverged) else (None, None)
+        if ticket is not None:
+            _checkpoint_search(run, state, ticket, tokenizer, opt_state)
+    else:
+        state, ticket, opt_state = restored
+        run.cost.flops = state.flops
+    del model
+    run.dense_step_s = state.seconds / max(1, state.steps)
+    run.clock.offset = state.seconds
+    if ticket is None:  # not converged and cfg.unconverged == "stop"
+        run.send({"phase": "done", "step": state.steps, "converged": False, "early_bird": False,
+                  "early_bird_step": -1, "search_steps": state.steps, "done": True})
+        return run.result(converged=False, early_bird_step=None, search_steps=state.steps, ticket_steps=0,
+                          seconds={"search": state.seconds})
+
+    tuned = ticket_phase(run, state, ticket, opt_state, train_loader, eval_data)
+    return _finish(run, state, ticket, tokenizer, tuned.steps, eval_data, ticket_dir)
 
 
-def _build(cfg: FlowConfig):
+def _checkpoint_search(run: TrialRun, state, ticket: nn.Module, tokenizer, opt_state: dict | None) -> None:
+    """The ticket phase's first report carries a checkpoint of what the search found (rank 0 writes it, every
+    rank reports), so a restarted worker skips the search."""
+    if not run.reporter.takes_checkpoints:
+        return
+    directory = new_checkpoint_dir(run.reporter)
+    if directory is not None:
+        mask_search_state.save(state, ticket, tokenizer, directory, opt_state)
+    run.send({"phase": "ticket", "step": state.steps, "early_bird": state.converged, "done": False},
+                 checkpoint_dir=directory)
+
+
+def _finish(run: TrialRun, state, ticket: nn.Module, tokenizer, ticket_steps: int, eval_data,
+            ticket_dir: str | None) -> FlowResult:
+    """Score the trained ticket, save it (rank 0), and send the trial's last report."""
+    cfg = run.cfg
+    eval_during = run.clock.paused
+    seconds = {"search": state.seconds, "ticket": run.clock.elapsed() - state.seconds, "eval_during": eval_during}
+    metric_name, val = cfg.task_obj.main_metric, run.score(ticket, eval_data)
+    seconds["eval"] = run.clock.paused - eval_during
+    bird_step = state.early_bird_step if state.converged else None
+    info = {"flow": asdict(cfg), "task": cfg.task_obj.info(), "metric": metric_name, "val_metric": val,
+            "converged": state.converged, "early_bird_step": bird_step, "relative_cost": run.relative_cost,
+            "budget_steps": run.budget, "relative_time": run.relative_time,
+            "masks": {"heads": state.head_masks, "ffn": state.ffn_masks}, "mask_history": state.mask_history}
+    if ticket_dir is not None and run.reporter.rank == 0:
+        save_ticket(ticket, tokenizer, ticket_dir, info, overwrite=True)
+    run.send({"phase": "done", "step": state.steps + ticket_steps, "ticket_step": ticket_steps,
+              "converged": state.converged, "early_bird": state.converged,
+              "early_bird_step": -1 if bird_step is None else bird_step, "search_steps": state.steps, "done": True},
+             checkpoint_dir=finished_checkpoint(run.reporter))
+    return run.result(converged=state.converged, early_bird_step=bird_step, search_steps=state.steps,
+                      ticket_steps=ticket_steps, seconds=seconds, ticket_dir=ticket_dir)
+
+
+def build(cfg: FlowConfig):
     task = cfg.task_obj
     task.check(cfg.data_args())  # every row read and checked before any model is built
     if cfg.scratch is not None:
@@ -41,155 +108,8 @@ def _build(cfg: FlowConfig):
     return load_model(cfg.model, head=task.head, num_labels=task.num_labels)
 
 
-def validation(cfg: FlowConfig, model: nn.Module, data) -> tuple[str, float]:
-    task = cfg.task_obj
-    return task.main_metric, float(task.evaluate(model, data, cfg.precision)[task.main_metric])
-
-
-def run_flow(cfg: FlowConfig, reporter: Reporter | None = None, ticket_dir: str | None = None) -> FlowResult:
-    reporter = reporter or LocalReporter()
-    resolve_precision(cfg.precision, "cuda" if torch.cuda.is_available() else "cpu")  # refused before any compute
-    torch.manual_seed(cfg.seed)
-    model, tokenizer = _build(cfg)
-    train_loader, eval_loader = _data(cfg, tokenizer, reporter)
-    budget = budget_steps(cfg, _batches_per_epoch(train_loader))  # the dense run this trial replaces
-    dense_step = cfg.batch_size * train_flops_per_sequence(shape_of(model), cfg.max_length)
-    history: list[dict] = []
-    metric_name, val = validation_name(cfg), math.nan
-    cost = CostMeter(model, cfg.max_length, cfg.batch_size, dense_step)
-    # dense step time (measured); wall-clock spent training; dev evaluations inside the loop (not training)
-    clock = {"dense_step_s": math.nan, "seconds": 0.0, "eval": 0.0}
-
-    def send(metrics: dict, checkpoint_dir: str | None = None) -> None:
-        metrics = {"val_metric": val, "relative_cost": cost.flops / (dense_step * budget),
-                   "relative_time": relative_time(clock["seconds"], clock["dense_step_s"], budget),
-                   "train_seconds": clock["seconds"], "budget_steps": budget, "baseline": cfg.baseline, **metrics}
-        history.append(metrics)
-        reporter.report(metrics, checkpoint_dir=checkpoint_dir)
-
-    if cfg.baseline:
-        return _baseline(cfg, model, train_loader, eval_loader, reporter, budget, cost, clock, send, history)
-
-    # --- search phase, unless a restarted worker finds it done in its checkpoint
-    restored = restore(reporter)
-    if restored is None:
-        state, ticket, opt_state = search_phase(cfg, model, train_loader, reporter, cost, send, budget)
-        if ticket is not None:
-            checkpoint(reporter, state, ticket, tokenizer, opt_state, send)
-    else:
-        state, ticket, opt_state = restored
-        cost.flops = state.flops
-    del model
-    seconds = {"search": state.seconds}
-    clock.update(dense_step_s=state.seconds / max(1, state.steps), seconds=state.seconds)
-    if ticket is None:  # not converged and cfg.unconverged == "stop"
-        send({"phase": "done", "step": state.steps, "converged": False, "early_bird": False,
-              "early_bird_step": -1, "search_steps": state.steps, "done": True})
-        return FlowResult(math.nan, metric_name, False, None, state.steps, 0, cost.flops / (dense_step * budget),
-                          seconds, None, history)
-
-    # --- ticket phase: the pruned ticket, no L1; dev metric every eval_interval steps
-    plan = ticket_plan(cfg, budget, state.steps)
-    if cfg.pld_in("ticket"):
-        pld_mod.attach(ticket, pld_mod.PLDConfig(cfg.theta_bar, cfg.gamma, cfg.seed))
-    cost.shape, cost.dropper = shape_of(ticket), pld_mod.dropper_of(ticket)
-    base = state.steps
-
-    def ticket_report(step: int, logs: dict) -> None:
-        nonlocal val
-        clock["seconds"] = state.seconds + (time.perf_counter() - ticket_start) - clock["eval"]
-        metrics = {"phase": "ticket", "step": base + step, "loss": logs["loss"], "lr": logs["lr"],
-                   "early_bird": state.converged,
-                   "done": False}
-        if cfg.eval_interval and step % cfg.eval_interval == 0 and step < plan.steps:
-            t0 = time.perf_counter()
-            _, val = validation(cfg, ticket, eval_loader)
-            clock["eval"] += time.perf_counter() - t0
-            metrics["ticket_step"] = step  # only next to a fresh val_metric: what ASHA's rungs compare
-        send(metrics)
-
-    callbacks = [cost] + ([pld_mod.PLDCallback(cost.dropper)] if cost.dropper is not None else [])
-    callbacks.append(Every([cfg.mask_interval, cfg.eval_interval], ticket_report))
-    peak_lr = cfg.lr if cfg.ticket_mode == "continue" else cfg.ticket_lr  # continue: the same run goes on
-    train_cfg = TrainConfig(lr=peak_lr, max_steps=plan.steps, seed=cfg.seed, warmup_ratio=cfg.warmup_ratio,
-                            progress=False, precision=cfg.precision, start_step=plan.start_step,
-                            schedule_steps=plan.horizon)
-    optimizer = None
-    if cfg.ticket_mode == "continue" and opt_state:  # the search's AdamW moments, pruned like the weights
-        optimizer = make_optimizer(ticket, train_cfg)
-        carry.load_state(optimizer, ticket, opt_state)
-    wrapped = reporter.prepare_model(ticket, find_unused=cfg.pld_in("ticket"))
-    _reseed(train_loader, cfg.seed)  # rewind: the dense run's first batches; continue: it skips what the search saw
-    ticket_start = time.perf_counter()
-    tuned = train(wrapped, train_loader, train_cfg, callbacks, optimizer=optimizer)
-    seconds.update(ticket=tuned.seconds - clock["eval"], eval_during=clock["eval"])
-    clock["seconds"] = state.seconds + seconds["ticket"]
-    pld_mod.detach(ticket)
-    start = time.perf_counter()
-    metric_name, val = validation(cfg, ticket, eval_loader)
-    seconds["eval"] = time.perf_counter() - start
-    bird_step = state.early_bird_step if state.converged else None
-    rel_cost = cost.flops / (dense_step * budget)
-    info = {"flow": asdict(cfg), "task": cfg.task_obj.info(), "metric": metric_name, "val_metric": val,
-            "converged": state.converged, "early_bird_step": bird_step, "relative_cost": rel_cost,
-            "budget_steps": budget, "relative_time": relative_time(clock["seconds"], clock["dense_step_s"], budget),
-            "masks": {"heads": state.head_masks, "ffn": state.ffn_masks}, "mask_history": state.mask_history}
-    if ticket_dir is not None and reporter.rank == 0:
-        save_ticket(ticket, tokenizer, ticket_dir, info, overwrite=True)
-    send({"phase": "done", "step": base + tuned.steps, "ticket_step": tuned.steps, "converged": state.converged,
-          "early_bird": state.converged, "early_bird_step": -1 if bird_step is None else bird_step,
-          "search_steps": state.steps, "done": True}, checkpoint_dir=finished_checkpoint(reporter))
-    return FlowResult(val, metric_name, state.converged, bird_step, state.steps, tuned.steps, rel_cost,
-                      seconds, ticket_dir, history)
-
-
-def _baseline(cfg: FlowConfig, model: nn.Module, train_loader, eval_loader, reporter: Reporter, budget: int,
-              cost: CostMeter, clock: dict, send, history: list[dict]) -> FlowResult:
-    """The dense reference trial: the run a ticket replaces, in the same search (cost 1.0, time 1.0)."""
-    val = math.nan
-
-    def report(step: int, logs: dict) -> None:
-        nonlocal val
-        clock["seconds"] = time.perf_counter() - start - clock["eval"]
-        clock["dense_step_s"] = clock["seconds"] / step
-        metrics = {"phase": "baseline", "step": step, "loss": logs["loss"], "lr": logs["lr"], "done": False}
-        if cfg.eval_interval and step % cfg.eval_interval == 0 and step < budget:
-            t0 = time.perf_counter()
-            _, val = validation(cfg, model, eval_loader)
-            clock["eval"] += time.perf_counter() - t0
-            metrics.update(ticket_step=step, val_metric=val)
-        send(metrics)
-
-    wrapped = reporter.prepare_model(model, find_unused=False)
-    start = time.perf_counter()
-    result = train(wrapped, train_loader, TrainConfig(lr=cfg.lr, max_steps=budget, seed=cfg.seed,
-                                                      warmup_ratio=cfg.warmup_ratio, progress=False,
-                                                      precision=cfg.precision),
-                   [cost, Every([cfg.mask_interval, cfg.eval_interval], report)])
-    train_seconds = result.seconds - clock["eval"]
-    clock.update(seconds=train_seconds, dense_step_s=train_seconds / result.steps)
-    eval_start = time.perf_counter()
-    metric_name, val = validation(cfg, model, eval_loader)
-    seconds = {"ticket": train_seconds, "eval_during": clock["eval"], "eval": time.perf_counter() - eval_start}
-    send({"phase": "done", "step": result.steps, "ticket_step": result.steps, "val_metric": val, "converged": False,
-          "early_bird": False, "early_bird_step": -1, "search_steps": 0, "done": True},
-         checkpoint_dir=finished_checkpoint(reporter))
-    return FlowResult(val, metric_name, False, None, 0, result.steps, cost.flops / (cost.dense * budget), seconds,
-                      None, history)
-
-
-def _reseed(loader: Any, seed: int) -> None:
-    generator = getattr(loader, "generator", None)
-    if isinstance(generator, torch.Generator):
-        generator.manual_seed(seed)
-
-
-def _batches_per_epoch(loader: Any) -> int | None:
+def batches_per_epoch(loader: Any) -> int | None:
     try:
         return len(loader)
     except TypeError:  # a streamed corpus has no length
         return None
-
-
-def validation_name(cfg: FlowConfig) -> str:
-    return cfg.task_obj.main_metric

@@ -10,6 +10,7 @@ from torch import nn
 from ..model.build import layout
 from ..model.encoder import COEF_NAMES
 from ..model.prune import prune_model
+from . import optimizer_carry
 from .slimming import detach_coefficients
 
 
@@ -49,3 +50,17 @@ def make_ticket(pretrained_state: dict[str, torch.Tensor] | None, trained_model:
     prune_model(model, [torch.as_tensor(m).bool() for m in head_masks], [torch.as_tensor(m).bool() for m in ffn_masks])
     model.config.tickettune = layout(model)
     return model
+
+
+def draw_ticket(searched, ticket_mode: str) -> tuple[nn.Module, dict | None]:
+    """The ticket of a finished mask search (`mask_search.Searched`) and, in `continue` mode, the search's
+    AdamW state pruned exactly like the weights."""
+    state = searched.state
+    head_masks = [torch.tensor(m, dtype=torch.bool) for m in state.head_masks]
+    ffn_masks = [torch.tensor(m, dtype=torch.bool) for m in state.ffn_masks]
+    opt_state = None
+    if ticket_mode == "continue" and searched.optimizer is not None:
+        opt_state = optimizer_carry.prune_state(
+            searched.model, optimizer_carry.state_by_name(searched.model, searched.optimizer), head_masks, ffn_masks)
+    ticket = make_ticket(searched.pretrained, searched.model, head_masks, ffn_masks, rewind=ticket_mode == "rewind")
+    return ticket, opt_state

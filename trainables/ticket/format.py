@@ -55,7 +55,7 @@ from .model_card import CARD_FILE, CardFacts, render
 from ..model.encoder import has_coefficients
 from ..model.weights import TICKET_JSON, WEIGHTS, check_weights, load_weights_into
 
-__all__ = ["snapshot", "make_ticket", "head_of", "ticket_info", "masks_of", "save_ticket", "read_info",
+__all__ = ["head_of", "ticket_info", "masks_of", "save_ticket", "read_info",
            "load_ticket", "load_weights_into", "check_weights", "publish_dir"]
 
 CONFIG = "config.json"
