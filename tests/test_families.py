@@ -24,8 +24,6 @@ from tickettune.trainables.ticket.format import read_info, save_ticket, ticket_i
 from tickettune.trainables.earlybert.draw import make_ticket
 from tickettune.trainables.training.loop import TrainConfig, train
 
-# hf_code writes plain-transformers model code for them (all of them)
-HF_CODE = ("bert", "camembert", "distilbert", "electra", "modernbert", "roberta", "xlm-roberta")
 MODEL_TYPES = sorted(FAMILIES)  # bert, camembert, distilbert, electra, modernbert, roberta, xlm-roberta
 ATOL = 1e-5
 
@@ -193,9 +191,8 @@ def test_ticket_reloads_in_a_fresh_process(dirs, tmp_path):
             logits = ticket(**batch(tok)).logits
         path = str(save_ticket(ticket, tok, tmp_path / model_type, ticket_info(heads, ffn)))
         saved[path] = (logits, layout(ticket), type(ticket).__name__)
-        # plain-transformers model code exists for every family (format 2); a family without it is format 1
-        code = (tmp_path / model_type / "modeling_tickettune.py").is_file()
-        assert code == (model_type in HF_CODE) and read_info(path)["version"] == (2 if code else 1)
+        # every family's ticket carries plain-transformers model code (format 2)
+        assert (tmp_path / model_type / "modeling_tickettune.py").is_file() and read_info(path)["version"] == 2
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     subprocess.run([sys.executable, "-c", CHILD, json.dumps(list(saved)), str(tmp_path / "res.json")],
                    check=True, env=env, cwd=tmp_path, timeout=600)

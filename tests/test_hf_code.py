@@ -243,6 +243,46 @@ def test_model_card(plain):
     assert "pipeline_tag: fill-mask" in (paths["mlm"] / "README.md").read_text()
 
 
+def test_the_hf_code_families_are_read_from_the_family_adapters():
+    """One registry: every adapter's model_type gets generated code, with the facts the explicit table
+    had before the adapters carried them (pinned here for a BERT-block family, DistilBERT, ModernBERT)."""
+    from importlib import resources
+
+    from tickettune.trainables.model.families import FAMILIES
+    from tickettune.trainables.model.families.bert_block import Bert
+
+    assert list(hf_code.FAMILIES) == list(FAMILIES)
+    templates = resources.files(hf_code.__package__).joinpath("hf_templates")
+    for model_type, fam in hf_code.FAMILIES.items():
+        adapter = FAMILIES[model_type]
+        assert templates.joinpath(fam.layers_template).is_file(), fam.layers_template
+        assert (fam.backbone, fam.pre_ln, fam.ffn_key) == (adapter.backbone_attr, adapter.native_pre_ln,
+                                                           adapter.width_keys[2])
+    def heads(p: str) -> dict[str, str]:
+        return {"AutoModelForSequenceClassification": f"{p}ForSequenceClassification",
+                "AutoModelForMaskedLM": f"{p}ForMaskedLM", "AutoModelForQuestionAnswering": f"{p}ForQuestionAnswering"}
+
+    no_pooler = {"base_params": "", "base_args": "", "head_base_args": ""}
+    assert hf_code.FAMILIES["xlm-roberta"] == hf_code.HFFamily(
+        "xlm-roberta", "XLMRobertaConfig", "XLMRobertaModel", heads("XLMRoberta"), backbone="roberta",
+        encoder="encoder", layers_template="bert_layers.py", no_split=("XLMRobertaEmbeddings",),
+        ffn_key="intermediate_size", pre_ln=False)
+    assert hf_code.FAMILIES["distilbert"] == hf_code.HFFamily(
+        "distilbert", "DistilBertConfig", "DistilBertModel", heads("DistilBert"), backbone="distilbert",
+        encoder="transformer", layers_template="distilbert_layers.py", no_split=(), ffn_key="hidden_dim",
+        pre_ln=False, **no_pooler)
+    assert hf_code.FAMILIES["modernbert"] == hf_code.HFFamily(
+        "modernbert", "ModernBertConfig", "ModernBertModel", heads("ModernBert"), backbone="model",
+        encoder="layers", layers_template="modernbert_layers.py", no_split=("ModernBertEmbeddings",),
+        ffn_key="intermediate_size", pre_ln=True, **no_pooler)
+
+    class NoTemplate(Bert):
+        name, hf_template = "NoTemplate", ""
+
+    with pytest.raises(ValueError, match="NoTemplate adapter names no layer template"):
+        hf_code.from_adapter("bert", NoTemplate())
+
+
 def as_version_1(ticket: Path, d: Path) -> dict:
     """A copy of `ticket` in `d` as format 1 wrote it (stock model_type, layout under config.tickettune, no
     model code); returns its ticket.json."""

@@ -6,6 +6,7 @@ first. Each class here is its family's stock ``*ForMaskedLM`` with only `forward
 same names, same tying, so checkpoints load either way. Without labels the logits cover every position,
 as HF's do; with labels, only the masked ones (``labels != -100``), and the loss is the same mean
 cross-entropy. ModernBERT needs none of this: its own class does it (``config.sparse_prediction``).
+Each family adapter names its classes (`Family.sparse_mlm`, families/).
 """
 from __future__ import annotations
 
@@ -70,7 +71,3 @@ class SparseDistilBertForMaskedLM(SparseMaskedLM, DistilBertForMaskedLM):
         h = self.vocab_layer_norm(self.activation(self.vocab_transform(hidden)))
         return self.vocab_projector(h)
 
-
-SPARSE_MLM = {"bert": SparseBertForMaskedLM, "roberta": SparseRobertaForMaskedLM,
-              "xlm-roberta": SparseXLMRobertaForMaskedLM, "camembert": SparseCamembertForMaskedLM,
-              "electra": SparseElectraForMaskedLM, "distilbert": SparseDistilBertForMaskedLM}

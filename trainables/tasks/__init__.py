@@ -14,7 +14,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from .base import HEADS, MODES, DataArgs, Task
+from ..model.heads import HEADS  # the heads a task may name (model.load_model's)
+from .base import MODES, DataArgs, Task
 
 _FACTORIES: dict[str, Callable[[], Task]] = {}
 _NAMES: dict[str, str] = {}  # lookup key -> the name as registered ("squadv2" -> "squad_v2")

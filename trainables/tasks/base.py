@@ -9,7 +9,6 @@ from torch import nn
 from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
 
-HEADS = ("classification", "regression", "mlm", "qa")  # model.load_model's heads
 MODES = ("max", "min")
 
 

@@ -16,7 +16,7 @@ import torch
 import transformers
 from transformers import AutoTokenizer, PreTrainedConfig
 
-from ..model.families import FAMILIES, supported
+from ..model.families import family_of
 
 
 @dataclass(frozen=True)
@@ -29,35 +29,15 @@ class Size:
 
 
 SIZES = {"tiny": Size(hidden=32, layers=2, heads=4, ffn=64, max_positions=128),
-         # MiniLM-L6's shape; ModernBERT's gated FFN gets 2/3 of the width: about the same parameters
+         # MiniLM-L6's shape (ModernBERT's adapter gives its gated FFN 2/3 of the width)
          "minilm": Size(hidden=384, layers=6, heads=12, ffn=1536)}
 
 
 def config_for(model_type: str, size: Size, vocab_size: int, pad_id: int, cls_id: int = 101,
                sep_id: int = 102) -> PreTrainedConfig:
-    """A config of `model_type` at `size`; special-token ids are the tokenizer's."""
-    if model_type not in FAMILIES:
-        raise ValueError(f"model_type {model_type!r} is not supported; supported families: {supported()}")
-    common = dict(vocab_size=vocab_size, pad_token_id=pad_id)
-    bert_like = dict(hidden_size=size.hidden, num_hidden_layers=size.layers, num_attention_heads=size.heads,
-                     intermediate_size=size.ffn, **common)
-    if model_type == "distilbert":
-        return transformers.DistilBertConfig(dim=size.hidden, n_layers=size.layers, n_heads=size.heads,
-                                             hidden_dim=size.ffn, max_position_embeddings=size.max_positions,
-                                             **common)
-    if model_type == "modernbert":
-        return transformers.ModernBertConfig(
-            **{**bert_like, "intermediate_size": size.ffn * 2 // 3 if size.ffn > 64 else size.ffn},
-            max_position_embeddings=size.max_positions, bos_token_id=cls_id, eos_token_id=sep_id,
-            cls_token_id=cls_id, sep_token_id=sep_id, global_attn_every_n_layers=2,
-            local_attention=8 if size.hidden <= 64 else 128)
-    if model_type in ("roberta", "xlm-roberta", "camembert"):  # positions start after the padding index
-        return transformers.AutoConfig.for_model(model_type, **bert_like, type_vocab_size=1,
-                                                 max_position_embeddings=size.max_positions + pad_id + 1)
-    if model_type == "electra":  # embeddings narrower than the blocks, projected up (as ELECTRA-small)
-        return transformers.ElectraConfig(**bert_like, embedding_size=size.hidden // 2,
-                                          max_position_embeddings=size.max_positions)
-    return transformers.AutoConfig.for_model(model_type, **bert_like, max_position_embeddings=size.max_positions)
+    """A config of `model_type` at `size` (its family adapter's `random_config`); special-token ids are
+    the tokenizer's. An unsupported model_type is refused with the list of supported ones."""
+    return family_of(model_type).random_config(model_type, size, vocab_size, pad_id, cls_id, sep_id)
 
 
 def write_random_model(model_type: str, out_dir: str | Path, size: str | Size = "tiny",

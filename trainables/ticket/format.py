@@ -12,10 +12,9 @@ A ticket directory is a Hugging Face-style model directory plus a `ticket.json`:
 * ``configuration_tickettune.py`` and ``modeling_tickettune.py`` (version 2): the model code that lets
   plain transformers load the folder with ``trust_remote_code=True`` (see hf_code.py).
 * ``README.md``: the model card (model_card.py).
-  Every supported family has this code (the BERT block's families, DistilBERT, ModernBERT). A family
-  hf_code had no code for would be saved as version 1, as DistilBERT and ModernBERT tickets were before
-  theirs: the stock config.json with the layout under ``tickettune``, no model code and no card;
-  tickettune (`load_ticket`, `load_model`) loads those all the same.
+  Every family has this code (its adapter names its layer template), so tickets are saved as version 2.
+  Version 1 tickets (written before the code existed: the stock config.json with the layout under
+  ``tickettune``, no model code and no card) still load (`load_ticket`, `load_model`).
 * tokenizer files.
 * ``ticket.json``: head type, num_labels, layout, parameter counts and everything passed in `info`
   (masks as lists of booleans, ratios, λs, ε, window, the step at which the early bird was found,
@@ -61,7 +60,7 @@ __all__ = ["head_of", "ticket_info", "masks_of", "save_ticket", "read_info",
 CONFIG = "config.json"
 TOKENIZER_CONFIG = "tokenizer_config.json"
 FORMAT = "tickettune-ticket"
-VERSION = 2  # 1: no model code; 2: hf_code.CODE_VERSION's code, model_type tickettune_*, README.md
+VERSION = 2  # saved: hf_code.CODE_VERSION's code, model_type tickettune_*, README.md; 1 (no code) still loads
 RESERVED = ("format", "version", "head", "num_labels", "layout", "parameters")
 
 
@@ -92,11 +91,6 @@ def masks_of(info: dict) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
 
 # --------------------------------------------------------------------------------------------------
 # saving
-
-def hf_class_name(model: nn.Module) -> str:
-    """The transformers class the model is (or derives from: SparseBertForMaskedLM -> BertForMaskedLM)."""
-    return next(c.__name__ for c in type(model).__mro__ if c.__module__.startswith("transformers."))
-
 
 def card_facts(model: nn.Module, head: str, lay: dict, info: dict) -> CardFacts:
     """What the model card says about `model`: its widths, and its size against the dense model it was cut
@@ -229,8 +223,7 @@ def save_ticket(model: nn.Module, tokenizer: PreTrainedTokenizerBase, out_dir: s
         raise ValueError("a ticket needs its tokenizer (load_model reads it from the directory)")
     head, num_labels = head_of(model)
     lay = layout(model)
-    with_code = model.config.model_type in hf_code.FAMILIES  # else format 1 (see the module docstring)
-    meta = {"format": FORMAT, "version": VERSION if with_code else 1, "head": head, "num_labels": num_labels, "layout": lay,
+    meta = {"format": FORMAT, "version": VERSION, "head": head, "num_labels": num_labels, "layout": lay,
             "parameters": count_parameters(model)}
     info = _jsonable(dict(info or {}), "info")
     clash = [k for k in RESERVED if k in info and info[k] != meta[k]]
@@ -239,23 +232,16 @@ def save_ticket(model: nn.Module, tokenizer: PreTrainedTokenizerBase, out_dir: s
                          f"{ {k: (info[k], meta[k]) for k in clash} }")
     ticket = {**info, **meta}
     text = json.dumps(ticket, indent=1, allow_nan=False)
-    if with_code:
-        config = hf_code.ticket_config(model.config.to_dict(), lay, head)
-        card = render(card_facts(model, head, lay, ticket))
+    config = hf_code.ticket_config(model.config.to_dict(), lay, head)
+    card = render(card_facts(model, head, lay, ticket))
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
         save_file(_unique_tensors(model), str(tmp / WEIGHTS), metadata={"format": "pt"})
-        if with_code:
-            (tmp / CONFIG).write_text(hf_code.config_text(config))
-            hf_code.write_code(tmp, model.config.model_type)
-            (tmp / CARD_FILE).write_text(card)
-        else:  # format 1: the stock config, the layout under "tickettune"
-            stock = copy.deepcopy(model.config)
-            stock.tickettune = lay
-            stock.architectures = [hf_class_name(model)]
-            stock.save_pretrained(str(tmp))
+        (tmp / CONFIG).write_text(hf_code.config_text(config))
+        hf_code.write_code(tmp, model.config.model_type)
+        (tmp / CARD_FILE).write_text(card)
         tokenizer.save_pretrained(str(tmp))
         (tmp / TICKET_JSON).write_text(text)
         _fsync_tree(tmp)

@@ -17,12 +17,14 @@ class can build. So every ticket folder carries two small files, written from th
 (new head) for fine-tuning. The code depends on torch and transformers only. Which code a ticket
 carries is fixed by the ticket format version (`CODE_VERSION`, ``ticket_format`` in config.json).
 
-A new family is one `HFFamily` entry (and, if its blocks are not laid out like BERT's, one layer
-template); a new head is one entry in `AUTO_CLASSES` and in the family's `heads`. A layer template
-(``hf_templates/*_layers.py``: BERT's block, DistilBERT's, ModernBERT's) may start with its own imports
-and defines ``TickettuneLayer`` (one block) and ``TickettuneEncoder(config)``, which takes the place of
-the stock base model's attribute `HFFamily.encoder`; the header gives it torch, ``F``, ``nn``,
-``ACT2FN``, ``GradientCheckpointingLayer`` and ``TickettuneConfig``.
+What the code needs to know of a family (`HFFamily`) is read from its adapter (model/families/: the
+``hf_*`` attributes, the backbone attribute, the FFN width's config key, pre-LN, and the stock class
+names from transformers' Auto tables), so a new family is its adapter module and, if its blocks are not
+laid out like BERT's, one layer template; a new head is one entry in `AUTO_CLASSES` and in `HEADS`. A
+layer template (``hf_templates/*_layers.py``: BERT's block, DistilBERT's, ModernBERT's) may start with
+its own imports and defines ``TickettuneLayer`` (one block) and ``TickettuneEncoder(config)``, which
+takes the place of the stock base model's attribute `HFFamily.encoder`; the header gives it torch,
+``F``, ``nn``, ``ACT2FN``, ``GradientCheckpointingLayer`` and ``TickettuneConfig``.
 """
 from __future__ import annotations
 
@@ -32,6 +34,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from ..model import families as model_families
+from ..model.heads import HEADS
 from ..model.layout import PREFIX, stock_model_type
 
 CODE_VERSION = 2  # == ticket.VERSION: the ticket format that introduced this code
@@ -62,14 +66,14 @@ class HFFamily:
     base_class: str                 # "BertModel" (what AutoModel loads)
     heads: dict[str, str]           # Auto class -> stock head class
     backbone: str                   # attribute of a head model that holds the base model: "bert"
-    encoder: str = "encoder"        # attribute of the base model that holds the layer stack
-    layers_template: str = "bert_layers.py"
+    encoder: str                    # attribute of the base model that holds the layer stack: "encoder"
+    layers_template: str            # "bert_layers.py"
+    no_split: tuple[str, ...]       # the stock _no_split_modules besides its layer class: ("BertEmbeddings",)
+    ffn_key: str                    # "intermediate_size"
+    pre_ln: bool
     base_params: str = ", add_pooling_layer: bool = True"  # the base class's extra __init__ parameters
     base_args: str = ", add_pooling_layer=add_pooling_layer"  # ... passed on to the stock base class
     head_base_args: str = ", add_pooling_layer=self.{backbone}.pooler is not None"  # ... as the stock head chose
-    no_split: tuple[str, ...] = ("BertEmbeddings",)  # the stock _no_split_modules besides its layer class
-    ffn_key: str = "intermediate_size"
-    pre_ln: bool = False
 
     @property
     def auto_classes(self) -> tuple[str, ...]:
@@ -84,37 +88,27 @@ class HFFamily:
         return "Tickettune" + (self.base_class if auto_class == "AutoModel" else self.heads[auto_class])
 
 
-def _heads(prefix: str) -> dict[str, str]:
-    """The stock head classes of a family whose classes are named like BERT's ("Bert" -> BertForMaskedLM)."""
-    return {"AutoModelForSequenceClassification": f"{prefix}ForSequenceClassification",
-            "AutoModelForMaskedLM": f"{prefix}ForMaskedLM",
-            "AutoModelForQuestionAnswering": f"{prefix}ForQuestionAnswering"}
-
-
 _NO_POOLER = {"base_params": "", "base_args": "", "head_base_args": ""}  # a base model without a pooler
 
 
-def _bert_block_family(model_type: str, prefix: str, backbone: str, pooler: bool = True) -> HFFamily:
-    """A family whose blocks are BERT's under another name (bert_layers.py fits them as they are)."""
-    return HFFamily(model_type, f"{prefix}Config", f"{prefix}Model", _heads(prefix), backbone=backbone,
-                    no_split=(f"{prefix}Embeddings",), **({} if pooler else _NO_POOLER))
+def from_adapter(model_type: str, adapter: model_families.Family) -> HFFamily:
+    """The HFFamily of `model_type`, from what its family adapter says (see model/families/base.py)."""
+    if not adapter.hf_template:
+        raise ValueError(f"the {adapter.name} adapter names no layer template (hf_template) in hf_templates/")
+    config_class = adapter.stock_name("config", model_type)
+    heads: dict[str, str] = {}
+    for head in HEADS:  # classification and regression share one Auto class
+        heads.setdefault(AUTO_CLASSES[head], adapter.stock_name(head, model_type))
+    prefix = config_class.removesuffix("Config")
+    return HFFamily(model_type, config_class, adapter.stock_name("base", model_type), heads,
+                    backbone=adapter.backbone_attr, encoder=adapter.hf_layer_stack or adapter.encoder_attr,
+                    layers_template=adapter.hf_template,
+                    no_split=tuple(n.format(prefix=prefix) for n in adapter.hf_no_split),
+                    ffn_key=adapter.width_keys[2], pre_ln=adapter.native_pre_ln,
+                    **({} if adapter.hf_pooler else _NO_POOLER))
 
 
-FAMILIES: dict[str, HFFamily] = {
-    "bert": HFFamily("bert", "BertConfig", "BertModel", _heads("Bert"), backbone="bert"),
-    "roberta": _bert_block_family("roberta", "Roberta", "roberta"),
-    "xlm-roberta": _bert_block_family("xlm-roberta", "XLMRoberta", "roberta"),
-    "camembert": _bert_block_family("camembert", "Camembert", "roberta"),
-    "electra": _bert_block_family("electra", "Electra", "electra", pooler=False),  # ElectraModel has no pooler
-    # DistilBertModel keeps its blocks in .transformer; its config names the FFN width hidden_dim
-    "distilbert": HFFamily("distilbert", "DistilBertConfig", "DistilBertModel", _heads("DistilBert"),
-                           backbone="distilbert", encoder="transformer", layers_template="distilbert_layers.py",
-                           no_split=(), ffn_key="hidden_dim", **_NO_POOLER),
-    # ModernBertModel keeps its blocks in the list .layers, which its own forward runs (pre-LN only)
-    "modernbert": HFFamily("modernbert", "ModernBertConfig", "ModernBertModel", _heads("ModernBert"),
-                           backbone="model", encoder="layers", layers_template="modernbert_layers.py",
-                           no_split=("ModernBertEmbeddings",), pre_ln=True, **_NO_POOLER),
-}
+FAMILIES: dict[str, HFFamily] = {t: from_adapter(t, a) for t, a in model_families.FAMILIES.items()}
 
 
 def family(model_type: str) -> HFFamily:

@@ -1,13 +1,17 @@
 """Registry of encoder families: model_type -> adapter (see base.Family).
 
-A new family enters here and in one adapter module; encoder.py, prune.py, slimming.py, pld.py and
-flops.py ask the adapter (through the TicketLayer's spec or `family_of`) and never test a module name.
+A new family is one adapter module here, listed below, plus its layer template in ticket/hf_templates/.
+Everything family-specific asks the adapter and never tests a module name: encoder.py, prune.py,
+slimming.py, pld.py and flops.py (through the TicketLayer's spec or `family_of`), build.py for the head
+classes (`head_class`, the sparse MLM ones), ticket/hf_code.py for the generated ticket code (its
+`FAMILIES` is derived from this one) and testing/random_models.py for a tiny config (`random_config`).
 """
 from __future__ import annotations
 
 from torch import nn
 
-from .base import HEADS, Family
+from ..heads import HEADS
+from .base import Family
 from .bert_block import Bert, Electra, Roberta
 from .distilbert import DistilBert
 from .modernbert import ModernBert

@@ -1,21 +1,45 @@
 """What every family adapter answers: where the backbone and its encoder sit, what its blocks look
-like (a `BlockSpec`), which head classes it has, and how a TicketEncoder is put in place."""
+like (a `BlockSpec`), which head classes it has, how a TicketEncoder is put in place, what the
+generated ticket code needs to know of it (ticket/hf_code.py reads these plain names: model/ never
+imports ticket/), and how a tiny random model of it is configured (testing/random_models.py)."""
 from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Protocol
 
 import transformers
 from torch import nn
-from transformers.models.auto import modeling_auto
+from transformers import PreTrainedConfig
+from transformers.models.auto import configuration_auto, modeling_auto
 
 from ..encoder import BlockSpec, TicketEncoder, TicketLayer
-from ..mlm_head import SPARSE_MLM
+from ..heads import HEADS
 
-HEADS = ("classification", "regression", "mlm", "qa")
-_AUTO_NAMES = {  # head -> model_type -> HF class name (transformers' own Auto tables)
+_AUTO_NAMES = {  # "config", "base" or a head -> model_type -> HF class name (transformers' own Auto tables)
+    "config": configuration_auto.CONFIG_MAPPING_NAMES,
+    "base": modeling_auto.MODEL_MAPPING_NAMES,
     "classification": modeling_auto.MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES,
     "regression": modeling_auto.MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES,
     "mlm": modeling_auto.MODEL_FOR_MASKED_LM_MAPPING_NAMES,
     "qa": modeling_auto.MODEL_FOR_QUESTION_ANSWERING_MAPPING_NAMES,
 }
+
+
+class Size(Protocol):
+    """The widths of a random model (testing/random_models.Size)."""
+
+    hidden: int
+    layers: int
+    heads: int
+    ffn: int
+    max_positions: int
+
+
+def bert_like(size: Size, vocab_size: int, pad_id: int) -> dict:
+    """Config entries under BERT's names (most families' configs take them)."""
+    return dict(hidden_size=size.hidden, num_hidden_layers=size.layers, num_attention_heads=size.heads,
+                intermediate_size=size.ffn, vocab_size=vocab_size, pad_token_id=pad_id)
 
 
 class Family:
@@ -25,6 +49,15 @@ class Family:
     `encoder_attr`: the backbone's attribute holding the encoder that a TicketEncoder replaces.
     `layer_list`: the encoder's attribute holding the block list. `native_pre_ln`: the family's
     blocks are pre-LN as published (then the TicketEncoder cannot make them post-LN).
+    `sparse_mlm`: model_type -> the masked-positions-only MLM class (mlm_head.py) where there is one.
+
+    The generated ticket code (ticket/hf_code.py) takes the stock class names from transformers' Auto
+    tables (`stock_name`), the head models' backbone attribute from `backbone_attr`, the FFN width's
+    config key from `width_keys` and the default arrangement from `native_pre_ln`, and besides these:
+    `hf_template`, the layer template in ticket/hf_templates/ (``TickettuneLayer``, ``TickettuneEncoder``);
+    `hf_layer_stack`, the stock base model's attribute that TickettuneEncoder replaces (default
+    `encoder_attr`); `hf_pooler`, whether the stock base model takes ``add_pooling_layer``; `hf_no_split`,
+    its ``_no_split_modules`` besides its layer class (``{prefix}``: the config class name less "Config").
     """
 
     name: str = ""
@@ -36,6 +69,11 @@ class Family:
     native_pre_ln: bool = False
     # config.json keys of (layers, heads per layer, FFN width), for reading a layout without building
     width_keys: tuple[str, str, str] = ("num_hidden_layers", "num_attention_heads", "intermediate_size")
+    sparse_mlm: Mapping[str, type[nn.Module]] = MappingProxyType({})
+    hf_template: str = ""
+    hf_layer_stack: str = ""
+    hf_pooler: bool = True
+    hf_no_split: tuple[str, ...] = ("{prefix}Embeddings",)
 
     def __deepcopy__(self, memo: dict) -> "Family":
         return self
@@ -57,17 +95,28 @@ class Family:
         """Extra config entries a head needs in this family."""
         return {}
 
+    def random_config(self, model_type: str, size: Size, vocab_size: int, pad_id: int, cls_id: int,
+                      sep_id: int) -> PreTrainedConfig:
+        """A config of `model_type` at `size` for a random model; special-token ids are the tokenizer's."""
+        return transformers.AutoConfig.for_model(model_type, **bert_like(size, vocab_size, pad_id),
+                                                 max_position_embeddings=size.max_positions)
+
     # ---------------------------------------------------------------- classes
+    def stock_name(self, what: str, model_type: str) -> str:
+        """transformers' class name of `model_type` for `what`: "config", "base" (AutoModel) or a head."""
+        name = _AUTO_NAMES[what].get(model_type)
+        if name is None:
+            raise ValueError(f"model_type {model_type!r} has no {what} "
+                             f"{'class' if what in ('config', 'base') else 'head'} in transformers")
+        return name
+
     def head_class(self, head: str, model_type: str) -> type[nn.Module]:
         """transformers' class for `head`; for MLM the masked-positions-only variant where there is one."""
         if head not in HEADS:
             raise ValueError(f"unknown head {head!r}; expected one of {HEADS}")
-        if head == "mlm" and model_type in SPARSE_MLM:
-            return SPARSE_MLM[model_type]
-        name = _AUTO_NAMES[head].get(model_type)
-        if name is None:
-            raise ValueError(f"model_type {model_type!r} has no {head} head in transformers")
-        return getattr(transformers, name)
+        if head == "mlm" and model_type in self.sparse_mlm:
+            return self.sparse_mlm[model_type]
+        return getattr(transformers, self.stock_name(head, model_type))
 
     # ---------------------------------------------------------------- placement
     def backbone(self, model: nn.Module) -> nn.Module:

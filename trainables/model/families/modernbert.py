@@ -13,12 +13,14 @@ from __future__ import annotations
 from functools import partial
 
 import torch
+import transformers
 from torch import nn
+from transformers import PreTrainedConfig
 from transformers.modeling_outputs import BaseModelOutput
 from transformers.models.modernbert.modeling_modernbert import apply_rotary_pos_emb
 
 from ..encoder import BlockSpec, TicketEncoder, TicketLayer
-from .base import Family
+from .base import Family, Size, bert_like
 
 
 class ModernBertBlock(BlockSpec):
@@ -80,6 +82,9 @@ class ModernBert(Family):
     layer_list = "layers"
     block = ModernBertBlock()
     native_pre_ln = True
+    hf_template = "modernbert_layers.py"
+    hf_layer_stack = "layers"  # the generated code keeps ModernBertModel, whose own forward runs .layers
+    hf_pooler = False
 
     def eps(self, config) -> float:
         return float(config.norm_eps)
@@ -90,6 +95,16 @@ class ModernBert(Family):
     def head_config(self, head: str) -> dict:
         # HF's own masked-positions-only decoder (the SparseBertForMaskedLM idea)
         return {"sparse_prediction": True} if head == "mlm" else {}
+
+    def random_config(self, model_type: str, size: Size, vocab_size: int, pad_id: int, cls_id: int,
+                      sep_id: int) -> PreTrainedConfig:
+        # the gated FFN gets 2/3 of the width beyond tiny sizes: about the same parameters as a plain one
+        ffn = size.ffn * 2 // 3 if size.ffn > 64 else size.ffn
+        return transformers.ModernBertConfig(
+            **{**bert_like(size, vocab_size, pad_id), "intermediate_size": ffn},
+            max_position_embeddings=size.max_positions, bos_token_id=cls_id, eos_token_id=sep_id,
+            cls_token_id=cls_id, sep_token_id=sep_id, global_attn_every_n_layers=2,
+            local_attention=8 if size.hidden <= 64 else 128)
 
     def install(self, model: nn.Module, pre_ln: bool | None = None,
                 heads_per_layer: list[int] | None = None) -> nn.Module:
