@@ -129,7 +129,16 @@ def cmd_earlybert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _verbosity(args: argparse.Namespace) -> int:
+    """search/resume: 1 (quiet: our lines and Tune's progress), 2 with -v (what the libraries log too)."""
+    from tickettune.searcher import console
+    level = console.VERBOSE if args.verbose else console.QUIET
+    console.prepare_driver(level)  # before Ray is imported: some of its switches are read at import
+    return level
+
+
 def cmd_search(args: argparse.Namespace) -> int:
+    verbose = _verbosity(args)
     from tickettune.spaces import load_spec
     from tickettune.searcher.search import run_search
 
@@ -138,7 +147,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         spec.search.wandb_project = args.wandb_project
     if args.num_samples:
         spec.search.num_samples = args.num_samples
-    result = run_search(spec, address=args.address, overwrite=args.overwrite)
+    result = run_search(spec, address=args.address, overwrite=args.overwrite, verbose=verbose)
     print(f"experiment: {result.experiment_dir}")
     if result.exported:
         print(f"best ticket(s): {result.exported}")
@@ -146,9 +155,10 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
+    verbose = _verbosity(args)
     from tickettune.searcher.resume import resume_search
 
-    result = resume_search(args.experiment_dir, address=args.address)
+    result = resume_search(args.experiment_dir, address=args.address, verbose=verbose)
     print(f"experiment: {result.experiment_dir}")
     return 0
 
@@ -249,17 +259,21 @@ def parser() -> argparse.ArgumentParser:
     e.set_defaults(run=cmd_earlybert)
 
     address = {"default": None, "help": "join a running cluster (HOST:PORT); default: $RAY_ADDRESS or a local Ray"}
+    verbose = {"action": "store_true", "help": "also show what Ray, Tune, transformers and Optuna log (load "
+               "reports, checkpoint and snapshot messages, every trial result)"}
     sr = sub.add_parser("search", help="run a search from a YAML config (see spaces/README.md)")
     sr.add_argument("config")
     sr.add_argument("--address", **address)
     sr.add_argument("--wandb-project", default=None, help="log every trial to this W&B project")
     sr.add_argument("--num-samples", type=int, default=None, help="override search.num_samples")
     sr.add_argument("--overwrite", action="store_true", help="replace an experiment of the same name")
+    sr.add_argument("-v", "--verbose", **verbose)
     sr.set_defaults(run=cmd_search)
 
     rs = sub.add_parser("resume", help="continue an interrupted search; finished trials are not rerun")
     rs.add_argument("experiment_dir")
     rs.add_argument("--address", **address)
+    rs.add_argument("-v", "--verbose", **verbose)
     rs.set_defaults(run=cmd_resume)
 
     ex = sub.add_parser("export", help="write the best ticket (or every Pareto ticket) of a search")

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from . import console
 from .resources import ResourcePlan
 from .search import DRIVER_ENV_DEFAULTS, SearchResult, _finish, connect, load, shutdown, trainable_for
 from .state import read_state
@@ -51,12 +52,14 @@ def resume_search(experiment_dir: str | os.PathLike, *, address: str | None = No
     if state.get("flow_fn") and flow_fn is None:
         raise ValueError(f"{exp} was searched with flow_fn={state['flow_fn']}: pass it to resume_search again")
     spec = load(state["spec"])
+    console.prepare_driver(verbose)
     for k, v in DRIVER_ENV_DEFAULTS.items():
         os.environ.setdefault(k, v)
     if spec.search.wandb_project:
         from .tracking import prepare_wandb_env
         prepare_wandb_env(exp)
-    started = connect(address, num_cpus=num_cpus, verbose=verbose > 0)
+    started = connect(address, num_cpus=num_cpus, env=console.worker_env(verbose), verbose=verbose > 0,
+                      logging_level=console.ray_logging_level(verbose))
     try:
         from ray import tune
         cut = set_aside_cut_state(exp)
@@ -71,7 +74,10 @@ def resume_search(experiment_dir: str | os.PathLike, *, address: str | None = No
             print(f"[tickettune] resuming {exp}; {plan.describe()}", flush=True)
         tuner = tune.Tuner.restore(str(exp), trainable=trainable_for(settings, plan), resume_unfinished=True,
                                    resume_errored=True)
-        tuner.fit()
+        # a search started since its run config holds the CSV + JSON loggers: Tune need not add its own
+        explicit = set(state.get("tune_loggers") or ()) >= set(console.TUNE_LOGGERS)
+        with console.scoped_env(console.NO_AUTO_LOGGERS if explicit else {}):
+            tuner.fit()
         res = _finish(spec, exp, plan, export, start, verbose)
     finally:
         if started:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from . import console
 from .resources import ResourcePlan, plan_resources
 from .state import STATE_FILE, write_state
 
@@ -76,12 +77,14 @@ def _enable_token_auth() -> None:
 
 
 def connect(address: str | None = None, num_cpus: int | None = None, env: dict | None = None,
-            verbose: bool = True) -> bool:
+            verbose: bool = True, logging_level: int | str = "INFO") -> bool:
     """Make sure Ray is up. Returns True if this call started it (the caller shuts it down).
 
     address None and no $RAY_ADDRESS: a new local instance (``address="local"``: never attaches to a
     ``ray start`` cluster by accident). Otherwise join that cluster; Ray 2.60 clusters started with
     ``ray start`` use token auth, so RAY_AUTH_MODE=token is set when a token is available.
+    verbose False: the workers' output does not reach this console (``log_to_driver``);
+    logging_level: of Ray's loggers in this process (see console.py).
     """
     import ray
     if ray.is_initialized():
@@ -92,7 +95,7 @@ def connect(address: str | None = None, num_cpus: int | None = None, env: dict |
         for k, v in env_vars.items():
             os.environ.setdefault(k, v)  # the raylet and every worker inherit these
         ray.init(address="local", num_cpus=num_cpus, include_dashboard=True,
-                 log_to_driver=verbose, configure_logging=True)
+                 log_to_driver=verbose, configure_logging=True, logging_level=logging_level)
         return True
     if "RAY_AUTH_MODE" not in os.environ and _has_token():
         _enable_token_auth()
@@ -100,7 +103,8 @@ def connect(address: str | None = None, num_cpus: int | None = None, env: dict |
     for k in ("WANDB_MODE", "WANDB_API_KEY", "WANDB_DIR", "TICKETTUNE_DATA", "HF_HUB_OFFLINE"):
         if k in os.environ:
             env_vars.setdefault(k, os.environ[k])
-    ray.init(address=address, runtime_env={"env_vars": env_vars}, log_to_driver=verbose)
+    ray.init(address=address, runtime_env={"env_vars": env_vars}, log_to_driver=verbose,
+             logging_level=logging_level)
     return True
 
 
@@ -206,6 +210,13 @@ def make_callbacks(spec, experiment_dir: Path) -> list:
     return [wandb_callback(project, group=spec.name, experiment_dir=experiment_dir)]
 
 
+def close_callbacks(callbacks: list) -> None:
+    """End what the callbacks started (W&B's logging actors) while Ray is still up; see wandb_callback.py."""
+    if any(type(cb).__module__.endswith(".wandb_callback") for cb in callbacks):
+        from .wandb_callback import close_all
+        close_all(callbacks)
+
+
 def trainable_for(settings: dict, plan: ResourcePlan):
     from ray import tune
     from .trial import driver
@@ -242,9 +253,12 @@ def run_search(spec: Any, *, address: str | None = None, num_cpus: int | None = 
     space: a define-by-run function ``f(optuna_trial) -> dict`` instead of the spec's space (the spec's
         `fixed` values are then not merged in: return them from `space`).
     callbacks: extra Tune callbacks. export: copy the best ticket / the Pareto front at the end.
+    verbose: 0 silent, 1 our lines and Tune's progress (the CLI's default), 2 also what Ray, transformers
+        and Optuna log (``tickettune search -v``); see console.py.
     overwrite: delete an earlier experiment of the same name first (else ExperimentExists).
     """
     start = time.time()
+    console.prepare_driver(verbose)
     spec = with_rung_evaluations(load(spec))
     exp_dir = experiment_dir_of(spec)
     _clear(exp_dir, overwrite)
@@ -254,8 +268,11 @@ def run_search(spec: Any, *, address: str | None = None, num_cpus: int | None = 
         from .tracking import prepare_wandb_env
         prepare_wandb_env(exp_dir)
     t0 = time.time()
-    started = connect(address, num_cpus=num_cpus, verbose=verbose > 0)
+    started = connect(address, num_cpus=num_cpus, env=console.worker_env(verbose), verbose=verbose > 0,
+                      logging_level=console.ray_logging_level(verbose))
+    console.quiet_optuna(verbose)
     timings = {"connect": time.time() - t0}
+    tune_callbacks: list = []
     try:
         s = spec.search
         plan = plan_resources(None, workers_per_trial=s.workers_per_trial, cpus_per_worker=s.cpus_per_worker,
@@ -267,13 +284,17 @@ def run_search(spec: Any, *, address: str | None = None, num_cpus: int | None = 
         settings = {"experiment_dir": str(exp_dir), "plan": plan.to_dict(), "max_failures": s.max_failures,
                     "data_root": _data_root(spec), "flow_fn": flow_fn}
         write_state(exp_dir, {"spec": spec.to_dict(), "plan": plan.to_dict(), "data_root": settings["data_root"],
-                              "flow_fn": _flow_fn_name(flow_fn), "created": time.time(), "source": spec.source})
-        tuner = _tuner(spec, plan, settings, exp_dir, callbacks or [], verbose, space)
+                              "flow_fn": _flow_fn_name(flow_fn), "created": time.time(), "source": spec.source,
+                              "tune_loggers": list(console.TUNE_LOGGERS)})
+        tune_callbacks = console.tune_loggers() + make_callbacks(spec, exp_dir) + list(callbacks or [])
+        tuner = _tuner(spec, plan, settings, exp_dir, tune_callbacks, verbose, space)
         t0 = time.time()
-        tuner.fit()
+        with console.scoped_env(console.NO_AUTO_LOGGERS):  # the CSV + JSON loggers above, no TensorBoard
+            tuner.fit()
         timings["fit"] = time.time() - t0
         res = _finish(spec, exp_dir, plan, export, start, verbose)
     finally:
+        close_callbacks(tune_callbacks)
         if started:
             t0 = time.time()
             shutdown()
@@ -301,10 +322,10 @@ def _tuner(spec, plan: ResourcePlan, settings: dict, exp_dir: Path, callbacks: l
     run_config = tune.RunConfig(
         name=spec.name,
         storage_path=str(exp_dir.parent),
-        callbacks=make_callbacks(spec, exp_dir) + list(callbacks),
+        callbacks=callbacks,
         failure_config=tune.FailureConfig(max_failures=spec.search.max_failures),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-        verbose=verbose,
+        verbose=console.tune_verbosity(verbose),
     )
     return tune.Tuner(trainable_for(settings, plan), tune_config=tune_config, run_config=run_config)
 

@@ -3,8 +3,9 @@
 * Every trial is one W&B run (``WandbLoggerCallback(project, group=<experiment name>)``): its config and
   every report — loss, mask distances, early_bird, val_metric, relative_cost, early_bird_step.
 * The exported ticket(s) go up as a W&B model artifact from a last ``export`` run in the same group.
-* Offline (``WANDB_MODE=offline``, no API key needed) the runs are written under
-  ``<experiment>/wandb`` (``WANDB_DIR``, unless already set); ``wandb sync`` uploads them later.
+* Offline (``WANDB_MODE=offline``, no API key needed) the runs are written to ``<experiment>/wandb/``
+  (W&B writes into ``<WANDB_DIR>/wandb``, so WANDB_DIR is the experiment folder unless already set);
+  ``wandb sync`` uploads them later.
 """
 from __future__ import annotations
 
@@ -16,16 +17,18 @@ WANDB_SUBDIR = "wandb"
 
 
 def wandb_dir(experiment_dir: str | os.PathLike) -> Path:
+    """Where the runs of a search land (with WANDB_DIR unset)."""
     return Path(experiment_dir) / WANDB_SUBDIR
 
 
 def prepare_wandb_env(experiment_dir: str | os.PathLike) -> Path:
-    """WANDB_DIR -> <experiment>/wandb unless set (before Ray starts, so that its workers inherit it)."""
-    d = Path(os.environ.get("WANDB_DIR") or wandb_dir(experiment_dir))
-    d.mkdir(parents=True, exist_ok=True)
-    os.environ["WANDB_DIR"] = str(d)
+    """WANDB_DIR -> <experiment> unless set (before Ray starts, so that its workers inherit it); returns the
+    folder the runs land in, ``<WANDB_DIR>/wandb``."""
+    root = Path(os.environ.get("WANDB_DIR") or experiment_dir).absolute()
+    root.mkdir(parents=True, exist_ok=True)
+    os.environ["WANDB_DIR"] = str(root)
     os.environ.setdefault("WANDB_SILENT", "true")
-    return d
+    return root / WANDB_SUBDIR
 
 
 def _init_kwargs() -> dict:
@@ -36,10 +39,10 @@ def _init_kwargs() -> dict:
 
 
 def wandb_callback(project: str, group: str, experiment_dir: str | os.PathLike):
-    """The Tune callback: one W&B run per trial, grouped by experiment."""
-    from ray.air.integrations.wandb import WandbLoggerCallback
+    """The Tune callback: one W&B run per trial, grouped by experiment (`wandb_callback.WandbCallback`)."""
+    from .wandb_callback import WandbCallback
     prepare_wandb_env(experiment_dir)
-    return WandbLoggerCallback(project=project, group=group, log_config=False,
+    return WandbCallback(project=project, group=group, log_config=False,
                                excludes=["ticket_dir"], **_init_kwargs())
 
 

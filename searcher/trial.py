@@ -88,6 +88,9 @@ def default_flow_fn() -> Callable:
 def run_one(payload: dict, reporter) -> Any:
     """Run the flow for one worker (both executors). `payload`: see `_payload`."""
     import torch
+
+    from .console import quiet_trial_logs
+    quiet_trial_logs()
     torch.set_num_threads(int(payload["threads"]))
     _raise_if_failed(payload["trial_dir"])
     from ..trainables.config import FlowConfig

@@ -62,7 +62,7 @@ def test_inline_search_nan_trial_fails_cleanly_wandb_offline_export(tmp_path, mo
     assert (exp / "best" / "ticket.json").is_file()
 
     # W&B offline: one run per trial plus the export run with the model artifact, inside the experiment
-    runs = sorted((exp / "wandb" / "wandb").glob("offline-run-*"))
+    runs = sorted((exp / "wandb").glob("offline-run-*"))  # one level: <experiment>/wandb/run-*
     assert len(runs) == 4, runs
     assert all(list(r.glob("*.wandb")) for r in runs)
     export_run = [r for r in runs if b"model" in b"".join(p.read_bytes() for p in r.glob("*.wandb"))]

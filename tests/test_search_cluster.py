@@ -14,7 +14,7 @@ import flow_stub
 from tickettune.searcher.export import load_trials
 from tickettune.searcher.search import run_search
 
-pytestmark = pytest.mark.ray  # ~40 s here: two `ray start`, 2 trials, `ray stop`
+pytestmark = [pytest.mark.ray, pytest.mark.slow]  # ~40 s here: two `ray start`, 2 trials, `ray stop`
 RAY = str(Path(sys.executable).with_name("ray"))
 
 
