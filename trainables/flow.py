@@ -21,6 +21,7 @@ from .callbacks import CostMeter, Every
 from .fields import unknown_keys
 from .flops import shape_of, train_flops_per_sequence
 from .model import load_model, scratch_from_dict, scratch_model
+from .dropout import problems as dropout_problems
 from .precision import PRECISIONS
 from .precision import resolve as resolve_precision
 from .reporter import LocalReporter, Reporter
@@ -28,6 +29,7 @@ from .search_phase import checkpoint, finished_checkpoint, restore, search_phase
 from .ticket import save_ticket
 from .tasks import DataArgs, Task, get_task, task_problems
 from .train import TrainConfig, make_optimizer, train
+from .word_embeddings import EMBEDDINGS
 
 PLD_PHASES = ("search", "ticket", "both")
 
@@ -45,7 +47,9 @@ class FlowConfig:
     batch_size: int = 32
     seed: int = 0
     group_by_length: bool = True        # train batches of similar lengths (sampler.py), as Trainer's option
-    precision: str = "auto"             # auto | fp32 | bf16 | fp16: autocast of every forward (precision.py)
+    precision: str = "auto"             # auto | fp32 | bf16 | fp16 | bf16-master (precision.py, optimizer.py)
+    embeddings: str = "train"           # train | sparse | freeze: the word embedding (word_embeddings.py)
+    dropout: float | None = None        # every dropout of the model (dropout.py); None: the model's config
     # search phase (EarlyBERT)
     lr: float = 1e-4
     coef_lr: float | None = None
@@ -113,6 +117,9 @@ class FlowConfig:
             p.append(f"pld_phase={self.pld_phase!r}: expected one of {PLD_PHASES}")
         if self.precision not in PRECISIONS:
             p.append(f"precision={self.precision!r}: expected one of {PRECISIONS}")
+        if self.embeddings not in EMBEDDINGS:
+            p.append(f"embeddings={self.embeddings!r}: expected one of {EMBEDDINGS}")
+        p += dropout_problems(self.dropout)
         if self.unconverged not in ("stop", "ticket"):
             p.append(f"unconverged={self.unconverged!r}: expected 'stop' or 'ticket'")
         if not 0 < self.theta_bar <= 1:
@@ -140,6 +147,10 @@ class FlowConfig:
         return DataArgs(root=self.data_root, max_length=self.max_length, batch_size=self.batch_size,
                         max_train_samples=self.max_train_samples, max_eval_samples=self.max_eval_samples,
                         seed=self.seed, group_by_length=self.group_by_length)
+
+    def levers(self) -> dict[str, Any]:
+        """The fast-path settings every TrainConfig of the trial gets."""
+        return {"precision": self.precision, "embeddings": self.embeddings, "dropout": self.dropout}
 
     def pld_in(self, phase: str) -> bool:
         return self.pld and self.pld_phase in (phase, "both")
@@ -243,11 +254,10 @@ def run_flow(cfg: FlowConfig, reporter: Reporter | None = None, ticket_dir: str 
     callbacks.append(Every([cfg.mask_interval, cfg.eval_interval], ticket_report))
     peak_lr = cfg.lr if cfg.ticket_mode == "continue" else cfg.ticket_lr  # continue: the same run goes on
     train_cfg = TrainConfig(lr=peak_lr, max_steps=plan.steps, seed=cfg.seed, warmup_ratio=cfg.warmup_ratio,
-                            progress=False, precision=cfg.precision, start_step=plan.start_step,
-                            schedule_steps=plan.horizon)
-    optimizer = None
+                            progress=False, start_step=plan.start_step, schedule_steps=plan.horizon,
+                            **cfg.levers())
+    optimizer = make_optimizer(ticket, train_cfg)  # before DDP wraps the ticket (bf16-master casts weights)
     if cfg.ticket_mode == "continue" and opt_state:  # the search's AdamW moments, pruned like the weights
-        optimizer = make_optimizer(ticket, train_cfg)
         carry.load_state(optimizer, ticket, opt_state)
     wrapped = reporter.prepare_model(ticket, find_unused=cfg.pld_in("ticket"))
     _reseed(train_loader, cfg.seed)  # rewind: the dense run's first batches; continue: it skips what the search saw
@@ -291,12 +301,13 @@ def _baseline(cfg: FlowConfig, model: nn.Module, train_loader, eval_loader, repo
             metrics.update(ticket_step=step, val_metric=val)
         send(metrics)
 
+    train_cfg = TrainConfig(lr=cfg.lr, max_steps=budget, seed=cfg.seed, warmup_ratio=cfg.warmup_ratio,
+                            progress=False, **cfg.levers())
+    optimizer = make_optimizer(model, train_cfg)  # before DDP wraps the model (bf16-master casts weights)
     wrapped = reporter.prepare_model(model, find_unused=False)
     start = time.perf_counter()
-    result = train(wrapped, train_loader, TrainConfig(lr=cfg.lr, max_steps=budget, seed=cfg.seed,
-                                                      warmup_ratio=cfg.warmup_ratio, progress=False,
-                                                      precision=cfg.precision),
-                   [cost, Every([cfg.mask_interval, cfg.eval_interval], report)])
+    result = train(wrapped, train_loader, train_cfg, [cost, Every([cfg.mask_interval, cfg.eval_interval], report)],
+                   optimizer=optimizer)
     train_seconds = result.seconds - clock["eval"]
     clock.update(seconds=train_seconds, dense_step_s=train_seconds / result.steps)
     eval_start = time.perf_counter()

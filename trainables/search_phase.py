@@ -18,7 +18,7 @@ from .masks import MaskConfig, draw_masks
 from .reporter import Reporter
 from .search_state import SearchState
 from .ticket import make_ticket, snapshot
-from .train import TrainConfig, train
+from .train import TrainConfig, make_optimizer, train
 
 
 def search_phase(cfg, model: nn.Module, train_loader, reporter: Reporter, cost: CostMeter,
@@ -37,6 +37,12 @@ def search_phase(cfg, model: nn.Module, train_loader, reporter: Reporter, cost: 
     bird = EarlyBirdCallback(masks_cfg, detector, interval=cfg.mask_interval, agree=reporter.agree,
                              stop=cfg.detect)
     cost.dropper = pld_mod.dropper_of(model)
+    # the search phase is the start of the dense run it replaces: its lr follows that run's schedule, so
+    # the masks cannot "converge" just because the lr decayed to zero at the search budget
+    search_cfg = TrainConfig(lr=cfg.lr, coef_lr=cfg.coef_lr, max_steps=min(cfg.search_max_steps, budget),
+                             seed=cfg.seed, schedule_steps=budget, warmup_ratio=cfg.warmup_ratio, progress=False,
+                             **cfg.levers())
+    optimizer = make_optimizer(model, search_cfg)  # before DDP wraps the model (bf16-master casts weights)
     wrapped = reporter.prepare_model(model, find_unused=cfg.pld_in("search"))
 
     def search_report(step: int, logs: dict) -> None:
@@ -49,12 +55,7 @@ def search_phase(cfg, model: nn.Module, train_loader, reporter: Reporter, cost: 
     if cost.dropper is not None:
         callbacks.append(pld_mod.PLDCallback(cost.dropper))
     callbacks += [bird, Every([cfg.mask_interval], search_report)]
-    # the search phase is the start of the dense run it replaces: its lr follows that run's schedule, so
-    # the masks cannot "converge" just because the lr decayed to zero at the search budget
-    search_cfg = TrainConfig(lr=cfg.lr, coef_lr=cfg.coef_lr, max_steps=min(cfg.search_max_steps, budget),
-                             seed=cfg.seed, schedule_steps=budget, warmup_ratio=cfg.warmup_ratio, progress=False,
-                             precision=cfg.precision)
-    search = train(wrapped, train_loader, search_cfg, callbacks)
+    search = train(wrapped, train_loader, search_cfg, callbacks, optimizer=optimizer)
     pld_mod.detach(model)
     head_masks, ffn_masks = draw_masks(*slimming.coefficients(model), masks_cfg)
     state = SearchState(converged=detector.found, early_bird_step=detector.found_at_step, steps=search.steps,
