@@ -18,16 +18,16 @@ from . import carry
 from . import pld as pld_mod
 from .budget import budget_problems, budget_steps, relative_time, ticket_plan
 from .callbacks import CostMeter, Every
+from .dropout import problems as dropout_problems
 from .fields import unknown_keys
 from .flops import shape_of, train_flops_per_sequence
 from .model import load_model, scratch_from_dict, scratch_model
-from .dropout import problems as dropout_problems
 from .precision import PRECISIONS
 from .precision import resolve as resolve_precision
 from .reporter import LocalReporter, Reporter
 from .search_phase import checkpoint, finished_checkpoint, restore, search_phase
-from .ticket import save_ticket
 from .tasks import DataArgs, Task, get_task, task_problems
+from .ticket import save_ticket
 from .train import TrainConfig, make_optimizer, train
 from .word_embeddings import EMBEDDINGS
 

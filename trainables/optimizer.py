@@ -151,7 +151,7 @@ class TrainOptimizer(torch.optim.Optimizer):
         return total
 
     @torch.no_grad()
-    def step(self, closure=None):  # noqa: ANN001 - torch's signature
+    def step(self, closure=None):
         loss = closure() if closure is not None else None
         self._gather()
         for o in self.optimizers:
@@ -170,7 +170,7 @@ class TrainOptimizer(torch.optim.Optimizer):
 
     # ------------------------------------------------------------------ state, keyed by the model's params
     @property
-    def state(self) -> "_StateView":  # type: ignore[override]
+    def state(self) -> _StateView:  # type: ignore[override]
         return _StateView(self)
 
     def _target(self, p: torch.Tensor) -> tuple[torch.optim.Optimizer, torch.Tensor]:
