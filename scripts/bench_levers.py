@@ -97,15 +97,20 @@ def real_batches(tokenizer, args) -> list[dict]:
 
 
 class StepClock(Callback):
+    """Wall-clock and process CPU time of each step (CPU time: less swayed by other loads on a shared machine,
+    exact for the work done with --threads 1)."""
+
     def __init__(self):
         self.times: list[float] = []
-        self._start = 0.0
+        self.cpu: list[float] = []
+        self._start = self._cpu = 0.0
 
     def before_step(self, step: int) -> None:
-        self._start = time.perf_counter()
+        self._start, self._cpu = time.perf_counter(), time.process_time()
 
     def after_step(self, step: int, logs: dict) -> bool:
         self.times.append(time.perf_counter() - self._start)
+        self.cpu.append(time.process_time() - self._cpu)
         return False
 
 
@@ -150,6 +155,7 @@ def run(args: argparse.Namespace) -> dict:
         for arm in arms.values():
             arm.run(args.steps)
     ms = {m: {a: 1e3 * statistics.median(arms[m, a].clock.times) for a in args.arms} for m in ("dense", "ticket")}
+    cpu = {m: {a: 1e3 * statistics.median(arms[m, a].clock.cpu) for a in args.arms} for m in ("dense", "ticket")}
     return {
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "machine": {"cpu": cpu_info(), "platform": platform.platform(), "torch": torch.__version__,
@@ -160,6 +166,9 @@ def run(args: argparse.Namespace) -> dict:
         "step_ms_median": ms,
         "lever_over_today": {m: {a: ms[m][a] / ms[m]["today"] for a in args.arms} for m in ms},
         "ticket_over_dense": {a: ms["ticket"][a] / ms["dense"][a] for a in args.arms},
+        "cpu_ms_median": cpu,
+        "cpu_lever_over_today": {m: {a: cpu[m][a] / cpu[m]["today"] for a in args.arms} for m in cpu},
+        "cpu_ticket_over_dense": {a: cpu["ticket"][a] / cpu["dense"][a] for a in args.arms},
         "steps_timed_per_arm": args.rounds * args.steps,
     }
 
@@ -169,11 +178,13 @@ def print_table(res: dict) -> None:
     print(f"{c['model']}, real SST-2 batches of {c['batch_size']} (tokens median {res['batch_tokens']['median']}), "
           f"{m['threads']} threads, {m['cpu']['model_name']} {m['cpu']['flags']}; medians of "
           f"{res['steps_timed_per_arm']} steps per arm ({res['note']})")
-    print(f"{'arm':<20}{'dense ms':>10}{'/today':>8}{'ticket ms':>11}{'/today':>8}{'ticket/dense':>14}")
-    for a in res["lever_over_today"]["dense"]:
-        d, t = res["step_ms_median"]["dense"][a], res["step_ms_median"]["ticket"][a]
-        print(f"{a:<20}{d:>10.1f}{res['lever_over_today']['dense'][a]:>8.3f}{t:>11.1f}"
-              f"{res['lever_over_today']['ticket'][a]:>8.3f}{res['ticket_over_dense'][a]:>14.3f}")
+    for kind, ms, over, td in (("wall", "step_ms_median", "lever_over_today", "ticket_over_dense"),
+                               ("cpu", "cpu_ms_median", "cpu_lever_over_today", "cpu_ticket_over_dense")):
+        print(f"[{kind}] {'arm':<20}{'dense ms':>10}{'/today':>8}{'ticket ms':>11}{'/today':>8}{'ticket/dense':>14}")
+        for a in res[over]["dense"]:
+            d, t = res[ms]["dense"][a], res[ms]["ticket"][a]
+            print(f"[{kind}] {a:<20}{d:>10.1f}{res[over]['dense'][a]:>8.3f}{t:>11.1f}"
+                  f"{res[over]['ticket'][a]:>8.3f}{res[td][a]:>14.3f}")
 
 
 def main(argv=None) -> dict:
