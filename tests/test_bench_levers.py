@@ -6,6 +6,8 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
+from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
@@ -14,7 +16,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 @pytest.mark.usefixtures("one_thread")
 def test_smoke_runs_every_arm_and_writes_ratios(tmp_path):
     import bench_levers as bench
-
     from tickettune.trainables.random_models import write_random_model
     model = write_random_model("bert", tmp_path / "bert")
     out = tmp_path / "levers.json"
@@ -24,3 +25,15 @@ def test_smoke_runs_every_arm_and_writes_ratios(tmp_path):
     assert res["lever_over_today"]["ticket"]["today"] == 1.0
     assert all(v > 0 for v in res["ticket_over_dense"].values())
     assert res["machine"]["cpu"]["model_name"] and res["steps_timed_per_arm"] == 2
+
+
+def test_float_masks_keep_the_distribution():
+    from bench_levers import FloatMaskDropout, use_float_masks
+    x = torch.ones(200_000)
+    drop = nn.Dropout(0.25)
+    assert use_float_masks(nn.Sequential(drop)) == 1 and isinstance(drop, FloatMaskDropout)
+    y = drop(x)
+    kept = y != 0
+    assert abs(kept.float().mean().item() - 0.75) < 0.005 and torch.allclose(y[kept], torch.tensor(1 / 0.75))
+    drop.eval()
+    assert torch.equal(drop(x), x)

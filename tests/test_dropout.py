@@ -9,7 +9,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.profiler import profile
 
 from tickettune.trainables import slimming
-from tickettune.trainables.dropout import FloatMaskDropout, dropout_ps, set_dropout, use_float_masks
+from tickettune.trainables.dropout import dropout_ps, set_dropout
 from tickettune.trainables.encoder import encoder_of
 from tickettune.trainables.flow import FlowConfig
 from tickettune.trainables.model import ScratchConfig, load_model, scratch_model
@@ -92,17 +92,6 @@ def test_train_sets_it_and_the_ticket_equals_the_masked_model_in_training_mode()
     ticket = make_ticket(None, model, heads, ffn, rewind=False)
     model.train(), ticket.train()
     assert torch.allclose(model(**batch(5)).logits, ticket(**batch(5)).logits, atol=1e-5)
-
-
-def test_float_masks_keep_the_distribution():
-    x = torch.ones(200_000)
-    drop = nn.Dropout(0.25)
-    assert use_float_masks(nn.Sequential(drop)) == 1 and isinstance(drop, FloatMaskDropout)
-    y = drop(x)
-    kept = y != 0
-    assert abs(kept.float().mean().item() - 0.75) < 0.005 and torch.allclose(y[kept], torch.tensor(1 / 0.75))
-    drop.eval()
-    assert torch.equal(drop(x), x)
 
 
 def test_bad_values_are_named_and_a_space_can_range_over_it():

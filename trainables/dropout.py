@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import math
 
-import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .encoder import encoder_of, get_path, set_path
@@ -59,26 +57,3 @@ def dropout_ps(model: nn.Module) -> set[float]:
     ps = {float(m.p) for m in model.modules() if isinstance(m, nn.Dropout)}
     return ps | {layer.spec.attention_p(layer) for layer in encoder_of(model).blocks}
 
-
-class FloatMaskDropout(nn.Dropout):
-    """`nn.Dropout` drawing its mask as a float Bernoulli tensor (vectorised) instead of ATen's CPU dropout.
-
-    Same distribution: each element kept with probability 1 − p and scaled by 1/(1 − p); only the random
-    stream differs. On CUDA, and for p = 0 or eval mode, it is `F.dropout` (CUDA's fused kernel is fast).
-    """
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0 or x.is_cuda or self.inplace:
-            return F.dropout(x, self.p, self.training, self.inplace)
-        keep = torch.empty_like(x).bernoulli_(1 - self.p).mul_(1 / (1 - self.p))
-        return x * keep
-
-
-def use_float_masks(model: nn.Module) -> int:
-    """Every plain `nn.Dropout` of `model` becomes a `FloatMaskDropout` (in place); returns how many."""
-    n = 0
-    for module in model.modules():
-        if type(module) is nn.Dropout:
-            module.__class__ = FloatMaskDropout
-            n += 1
-    return n
