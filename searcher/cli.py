@@ -9,8 +9,9 @@ import time
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # trainables.precision.PRECISIONS, without importing torch here
-PRECISION_HELP = "autocast dtype: auto = bf16 where the CPU (AMX/AVX512-BF16) or GPU runs it fast, else fp32"
+PRECISIONS = ("auto", "fp32", "bf16", "fp16", "bf16-master")  # trainables.precision.PRECISIONS, without importing torch here
+PRECISION_HELP = ("autocast dtype: auto = bf16 where the CPU (AMX/AVX512-BF16) or GPU runs it fast, else fp32; "
+                  "bf16-master: bf16 block weights with fp32 master weights, no autocast")
 
 
 def _parse_value(text: str):
@@ -79,7 +80,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     from tickettune.trainables.training.precision import resolve_precision
     resolve_precision(args.precision, "cuda" if torch_cuda() else "cpu")  # fp16 without CUDA: refused before loading
     cfg = TrainConfig(lr=args.lr, epochs=args.epochs, max_steps=args.max_steps, seed=args.seed,
-                      precision=args.precision)
+                      precision=args.precision, embeddings=args.embeddings, dropout=args.dropout)
     max_length = args.max_length or task.default_max_length  # SQuAD: run_qa's 384, else 64
     data = DataArgs(root=args.data_root, max_length=max_length, batch_size=args.batch_size,
                     max_train_samples=args.max_train_samples, max_eval_samples=args.max_eval_samples, seed=args.seed,
@@ -112,8 +113,9 @@ def cmd_earlybert(args: argparse.Namespace) -> int:
     from tickettune.trainables.flow import run_flow
 
     settings = _key_values(args.set)
-    if args.precision is not None:
-        settings["precision"] = args.precision
+    for key in ("precision", "embeddings", "dropout"):
+        if getattr(args, key) is not None:
+            settings[key] = getattr(args, key)
     own = _own_data(args)
     if own is not None:
         if "task" in settings:
@@ -222,6 +224,28 @@ def _own_data_args(p: argparse.ArgumentParser) -> None:
                    "(default: lines grouped into max-length blocks)")
 
 
+EMBEDDINGS = ("train", "sparse", "freeze")  # trainables.training.word_embeddings.EMBEDDINGS, without importing torch here
+
+
+def _dropout(text: str) -> float:
+    try:
+        p = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
+    if not 0 <= p < 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
+    return p
+
+
+def _lever_args(p: argparse.ArgumentParser, embeddings_default: str | None) -> None:
+    p.add_argument("--embeddings", default=embeddings_default, choices=EMBEDDINGS,
+                   help="word embedding: train (dense), sparse (only the rows a batch uses get a gradient and an "
+                        "AdamW step), freeze (not trained)" + ("" if embeddings_default else " (default: train)"))
+    p.add_argument("--dropout", default=None, type=_dropout,
+                   help="every dropout of the model (hidden, attention probabilities, head); 0 removes them "
+                        "(default: the model's own config)")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tickettune", description="EarlyBERT + PLD search on Ray")
     p.add_argument("--debug", action="store_true", help="on an error, show the traceback too "
@@ -245,6 +269,7 @@ def parser() -> argparse.ArgumentParser:
     f.add_argument("--data-root", default=None, help="defaults to $TICKETTUNE_DATA or ../shared/data")
     f.add_argument("--json", default=None, help="also write the metrics here")
     f.add_argument("--precision", default="auto", choices=PRECISIONS, help=PRECISION_HELP)
+    _lever_args(f, "train")
     f.add_argument("--group-by-length", action=argparse.BooleanOptionalAction, default=True,
                    help="batch sentences of similar length together (less padding; Trainer's group_by_length)")
     f.set_defaults(run=cmd_finetune)
@@ -256,6 +281,7 @@ def parser() -> argparse.ArgumentParser:
     e.set_defaults(task=None)
     _own_data_args(e)
     e.add_argument("--precision", default=None, choices=PRECISIONS, help=PRECISION_HELP + " (default: auto)")
+    _lever_args(e, None)
     e.set_defaults(run=cmd_earlybert)
 
     address = {"default": None, "help": "join a running cluster (HOST:PORT); default: $RAY_ADDRESS or a local Ray"}

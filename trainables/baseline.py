@@ -10,7 +10,7 @@ from .config import FlowResult
 from .reporter import finished_checkpoint
 from .trial_run import TrialRun
 from .training.callbacks import Every
-from .training.loop import TrainConfig, train
+from .training.loop import TrainConfig, make_optimizer, train
 
 
 def baseline_trial(run: TrialRun, model: nn.Module, train_loader, eval_data) -> FlowResult:
@@ -23,11 +23,13 @@ def baseline_trial(run: TrialRun, model: nn.Module, train_loader, eval_data) -> 
             metrics.update(ticket_step=step, val_metric=run.score(model, eval_data))
         run.send(metrics)
 
-    wrapped = run.reporter.prepare_model(model, find_unused=False)
     train_cfg = TrainConfig(lr=cfg.lr, max_steps=run.budget, seed=cfg.seed, warmup_ratio=cfg.warmup_ratio,
-                            progress=False, precision=cfg.precision)
+                            progress=False, **cfg.levers())
+    optimizer = make_optimizer(model, train_cfg)  # before DDP wraps the model (bf16-master casts weights)
+    wrapped = run.reporter.prepare_model(model, find_unused=False)
     run.clock.start()
-    result = train(wrapped, train_loader, train_cfg, [run.cost, Every([cfg.report_interval, cfg.eval_interval], report)])
+    result = train(wrapped, train_loader, train_cfg, [run.cost, Every([cfg.report_interval, cfg.eval_interval], report)],
+                   optimizer=optimizer)
     train_seconds = run.clock.stop()
     run.dense_step_s = train_seconds / result.steps
     eval_during = run.clock.paused

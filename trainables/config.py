@@ -11,7 +11,9 @@ from typing import Any
 from .budget import budget_problems
 from .config_keys import unknown_keys
 from .tasks import DataArgs, Task, get_task, task_problems
+from .model.dropout import problems as dropout_problems
 from .training.precision import PRECISIONS
+from .training.word_embeddings import EMBEDDINGS
 
 
 PLD_PHASES = ("search", "ticket", "both")
@@ -30,7 +32,9 @@ class FlowConfig:
     batch_size: int = 32
     seed: int = 0
     group_by_length: bool = True        # train batches of similar lengths (sampler.py), as Trainer's option
-    precision: str = "auto"             # auto | fp32 | bf16 | fp16: autocast of every forward (precision.py)
+    precision: str = "auto"             # auto | fp32 | bf16 | fp16 | bf16-master (training/precision.py, training/optimizer.py)
+    embeddings: str = "train"           # train | sparse | freeze: the word embedding (word_embeddings.py)
+    dropout: float | None = None        # every dropout of the model (model/dropout.py); None: the model's config
     # search phase (EarlyBERT)
     lr: float = 1e-4
     coef_lr: float | None = None
@@ -99,6 +103,9 @@ class FlowConfig:
             p.append(f"pld_phase={self.pld_phase!r}: expected one of {PLD_PHASES}")
         if self.precision not in PRECISIONS:
             p.append(f"precision={self.precision!r}: expected one of {PRECISIONS}")
+        if self.embeddings not in EMBEDDINGS:
+            p.append(f"embeddings={self.embeddings!r}: expected one of {EMBEDDINGS}")
+        p += dropout_problems(self.dropout)
         if self.unconverged not in ("stop", "ticket"):
             p.append(f"unconverged={self.unconverged!r}: expected 'stop' or 'ticket'")
         if not 0 < self.theta_bar <= 1:
@@ -126,6 +133,10 @@ class FlowConfig:
         return DataArgs(root=self.data_root, max_length=self.max_length, batch_size=self.batch_size,
                         max_train_samples=self.max_train_samples, max_eval_samples=self.max_eval_samples,
                         seed=self.seed, group_by_length=self.group_by_length)
+
+    def levers(self) -> dict[str, Any]:
+        """The fast-path settings every TrainConfig of the trial gets."""
+        return {"precision": self.precision, "embeddings": self.embeddings, "dropout": self.dropout}
 
     def pld_in(self, phase: str) -> bool:
         return self.pld and self.pld_phase in (phase, "both")

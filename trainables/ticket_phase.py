@@ -42,11 +42,10 @@ def ticket_phase(run: TrialRun, state: SearchState, ticket: nn.Module, opt_state
     callbacks.append(Every([cfg.report_interval, cfg.eval_interval], report))
     peak_lr = cfg.lr if cfg.ticket_mode == "continue" else cfg.ticket_lr  # continue: the same run goes on
     train_cfg = TrainConfig(lr=peak_lr, max_steps=plan.steps, seed=cfg.seed, warmup_ratio=cfg.warmup_ratio,
-                            progress=False, precision=cfg.precision, start_step=plan.start_step,
-                            schedule_steps=plan.horizon)
-    optimizer = None
+                            progress=False, start_step=plan.start_step, schedule_steps=plan.horizon,
+                            **cfg.levers())
+    optimizer = make_optimizer(ticket, train_cfg)  # before DDP wraps the ticket (bf16-master casts weights)
     if cfg.ticket_mode == "continue" and opt_state:  # the search's AdamW moments, pruned like the weights
-        optimizer = make_optimizer(ticket, train_cfg)
         optimizer_carry.load_state(optimizer, ticket, opt_state)
     wrapped = run.reporter.prepare_model(ticket, find_unused=cfg.pld_in("ticket"))
     reseed(train_loader, cfg.seed)  # rewind: the dense run's first batches; continue: it skips what the search saw

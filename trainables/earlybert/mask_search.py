@@ -14,7 +14,7 @@ from . import slimming
 from .. import pld as pld_mod
 from ..trial_run import TrialRun
 from ..training.callbacks import Every
-from ..training.loop import TrainConfig, train
+from ..training.loop import TrainConfig, make_optimizer, train
 from .draw import snapshot
 from .earlybird import EarlyBirdCallback, EarlyBirdDetector
 from .mask_search_state import SearchState
@@ -48,6 +48,12 @@ def search_phase(cfg, model: nn.Module, train_loader, run: TrialRun) -> Searched
     bird = EarlyBirdCallback(masks_cfg, detector, interval=cfg.mask_interval, agree=run.reporter.agree,
                              stop=cfg.detect)
     run.cost.dropper = pld_mod.dropper_of(model)
+    # the search phase is the start of the dense run it replaces: its lr follows that run's schedule, so
+    # the masks cannot "converge" just because the lr decayed to zero at the search budget
+    search_cfg = TrainConfig(lr=cfg.lr, coef_lr=cfg.coef_lr, max_steps=min(cfg.search_max_steps, run.budget),
+                             seed=cfg.seed, schedule_steps=run.budget, warmup_ratio=cfg.warmup_ratio,
+                             progress=False, **cfg.levers())
+    optimizer = make_optimizer(model, search_cfg)  # before DDP wraps the model (bf16-master casts weights)
     wrapped = run.reporter.prepare_model(model, find_unused=cfg.pld_in("search"))
 
     def report(step: int, logs: dict) -> None:
@@ -60,12 +66,7 @@ def search_phase(cfg, model: nn.Module, train_loader, run: TrialRun) -> Searched
     if run.cost.dropper is not None:
         callbacks.append(pld_mod.PLDCallback(run.cost.dropper))
     callbacks += [bird, Every([cfg.mask_interval], report)]
-    # the search phase is the start of the dense run it replaces: its lr follows that run's schedule, so
-    # the masks cannot "converge" just because the lr decayed to zero at the search budget
-    search_cfg = TrainConfig(lr=cfg.lr, coef_lr=cfg.coef_lr, max_steps=min(cfg.search_max_steps, run.budget),
-                             seed=cfg.seed, schedule_steps=run.budget, warmup_ratio=cfg.warmup_ratio,
-                             progress=False, precision=cfg.precision)
-    search = train(wrapped, train_loader, search_cfg, callbacks)
+    search = train(wrapped, train_loader, search_cfg, callbacks, optimizer=optimizer)
     pld_mod.detach(model)
     head_masks, ffn_masks = draw_masks(*slimming.coefficients(model), masks_cfg)
     state = SearchState(converged=detector.found, early_bird_step=detector.found_at_step, steps=search.steps,

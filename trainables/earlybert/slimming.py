@@ -39,8 +39,9 @@ def attach(model: nn.Module, init: float = 1.0) -> nn.Module:
         raise ValueError("model already has slimming coefficients; call detach_coefficients first")
     for layer in _layers(model):
         w = layer.part("o").weight
-        layer.head_coef = nn.Parameter(torch.full((layer.num_heads,), float(init), device=w.device, dtype=w.dtype))
-        layer.ffn_coef = nn.Parameter(torch.full((layer.ffn_width,), float(init), device=w.device, dtype=w.dtype))
+        dtype = torch.promote_types(w.dtype, torch.float32)  # fp32 even beside bf16 working weights
+        layer.head_coef = nn.Parameter(torch.full((layer.num_heads,), float(init), device=w.device, dtype=dtype))
+        layer.ffn_coef = nn.Parameter(torch.full((layer.ffn_width,), float(init), device=w.device, dtype=dtype))
     return model
 
 

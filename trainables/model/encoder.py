@@ -178,6 +178,8 @@ class TicketEncoder(nn.Module):
         final_norm = pre_ln if final_norm is None else final_norm
         self.final_layer_norm = nn.LayerNorm(hidden_size, eps=eps) if final_norm else None
         self.layer_drop: LayerDropper | None = None
+        # bf16 working weights (precision bf16-master, optimizer.py): the stream is cast once on the way in/out
+        self.compute_dtype: torch.dtype | None = None
 
     @property
     def blocks(self) -> nn.ModuleList:
@@ -187,6 +189,10 @@ class TicketEncoder(nn.Module):
                    rotaries: Sequence[Rotary | None] | None = None) -> torch.Tensor:
         """Every block in turn (or those PLD keeps); block i gets `masks[i]` and `rotaries[i]`."""
         blocks = self.blocks
+        outer = hidden_states.dtype
+        if self.compute_dtype is not None and outer != self.compute_dtype:
+            hidden_states = hidden_states.to(self.compute_dtype)
+            masks = [m.to(self.compute_dtype) if m is not None and m.is_floating_point() else m for m in masks]
         gates = None
         if self.training and self.layer_drop is not None:
             gates = self.layer_drop.sample(len(blocks))
@@ -198,7 +204,7 @@ class TicketEncoder(nn.Module):
             keep, p = gates[i]
             if keep:  # a dropped layer is the identity: no forward, no backward
                 hidden_states = layer(hidden_states, masks[i], scale=1.0 / p, rotary=rotary)
-        return hidden_states
+        return hidden_states.to(outer)
 
     def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 **_: object) -> BaseModelOutputWithPastAndCrossAttentions:

@@ -17,8 +17,12 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..model.dropout import problems as dropout_problems
+from ..model.dropout import set_dropout
+from . import word_embeddings
 from .callbacks import Callback  # noqa: F401 (the loop's hook type; imported from here too)
 from .device import to_device
+from .optimizer import TrainOptimizer
 from .precision import PRECISIONS, Precision
 
 
@@ -38,7 +42,9 @@ class TrainConfig:
     log_every: int = 20
     progress: bool = True
     fused: bool = True  # fused AdamW: one kernel for all parameters, far cheaper on the embedding
-    precision: str = "auto"  # auto | fp32 | bf16 | fp16 (precision.py): the forward's autocast dtype
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16 | bf16-master (precision.py, optimizer.py)
+    embeddings: str = "train"  # train | sparse | freeze: the word embedding's training (word_embeddings.py)
+    dropout: float | None = None  # every dropout of the model (dropout.py); None: the model's own config
 
     def __post_init__(self) -> None:
         problems = [f"{k}={getattr(self, k)!r} must be > 0" for k in ("lr", "epochs", "grad_accum")
@@ -56,6 +62,9 @@ class TrainConfig:
                             f"max_grad_norm={self.max_grad_norm!r} > 0")
         if self.precision not in PRECISIONS:
             problems.append(f"precision={self.precision!r}: expected one of {PRECISIONS}")
+        if self.embeddings not in word_embeddings.EMBEDDINGS:
+            problems.append(f"embeddings={self.embeddings!r}: expected one of {word_embeddings.EMBEDDINGS}")
+        problems += dropout_problems(self.dropout)
         if problems:
             raise ValueError("bad TrainConfig: " + "; ".join(problems))
 
@@ -80,10 +89,18 @@ def seed_everything(seed: int) -> None:
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """AdamW; no decay on biases, LayerNorms and slimming coefficients (their penalty is L1)."""
+    """AdamW; no decay on biases, LayerNorms and slimming coefficients (their penalty is L1).
+
+    The word embedding is first put in `cfg.embeddings`' mode (frozen: not in the optimizer). With
+    `embeddings: sparse` or `precision: bf16-master` the result is a `TrainOptimizer` (optimizer.py),
+    which casts the blocks' working weights to bf16 at once: build it before wrapping the model in DDP.
+    """
+    word_embeddings.apply(model, cfg.embeddings)
+    sparse = word_embeddings.sparse_params(model)
+    sparse_ids = {id(p) for p in sparse}
     decay, no_decay, coefs = [], [], []
     for name, p in model.named_parameters():
-        if not p.requires_grad:
+        if not p.requires_grad or id(p) in sparse_ids:
             continue
         if name.endswith(("head_coef", "ffn_coef")):
             coefs.append(p)
@@ -95,7 +112,12 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     if coefs:
         groups.append({"params": coefs, "weight_decay": 0.0, "lr": cfg.coef_lr or cfg.lr})
     kind = {"fused": True} if cfg.fused else {"foreach": True}
-    return torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.lr, **kind)
+    groups = [g for g in groups if g["params"]]
+    master = Precision.of(cfg.precision, _device_of(model)).master
+    if not sparse and not master:
+        return torch.optim.AdamW(groups, lr=cfg.lr, **kind)
+    return TrainOptimizer(model, groups, cfg.lr, kind, sparse_groups=[{"params": sparse,
+                          "weight_decay": cfg.weight_decay}], working_dtype=torch.bfloat16 if master else None)
 
 
 def linear_schedule(optimizer: torch.optim.Optimizer, warmup: int, horizon: int,
@@ -135,15 +157,22 @@ def _forever(loader: Iterable) -> Iterator:
 
 def train(model: nn.Module, loader: Iterable, cfg: TrainConfig,
           callbacks: list[Callback] = (), optimizer: torch.optim.Optimizer | None = None) -> TrainResult:
-    """Train until `max_steps`/`epochs` or until a callback asks to stop."""
+    """Train until `max_steps`/`epochs` or until a callback asks to stop.
+
+    `cfg.dropout` is set on the model first; `cfg.embeddings` and bf16-master act through the optimizer
+    (`make_optimizer`: build it before wrapping the model in DDP and pass it in). A bf16-master model
+    leaves in fp32, holding its master weights.
+    """
     seed_everything(cfg.seed)
     steps = cfg.max_steps if cfg.max_steps is not None else total_steps(cfg, _batches(loader))
-    optimizer = optimizer or make_optimizer(unwrap(model), cfg)
+    device = _device_of(model)
+    precision = Precision.of(cfg.precision, device)
+    optimizer = optimizer or _own_optimizer(model, cfg, precision)
+    _check_optimizer(model, optimizer, cfg, precision)
+    set_dropout(unwrap(model), cfg.dropout)
     horizon = max(cfg.start_step + steps, cfg.schedule_steps or steps)
     schedule = linear_schedule(optimizer, int(cfg.warmup_ratio * horizon), horizon, cfg.start_step)
     params = [p for g in optimizer.param_groups for p in g["params"]]
-    device = _device_of(model)
-    precision = Precision.of(cfg.precision, device)
     scaler = precision.scaler()  # fp16 only: scaled loss, unscaled grads before clipping
     batches = _forever(loader)
     for _ in range(cfg.start_step * cfg.grad_accum):  # the batches the continued run already saw
@@ -163,7 +192,7 @@ def train(model: nn.Module, loader: Iterable, cfg: TrainConfig,
             batch = to_device(next(batches), device)
             result.samples += len(batch["input_ids"])
             with contextlib.nullcontext() if last or not hasattr(model, "no_sync") else model.no_sync():
-                with precision.autocast():
+                with precision.train_autocast():
                     loss = model(**batch).loss.float() / cfg.grad_accum
                 step_loss += loss.item()
                 extra = None
@@ -179,7 +208,10 @@ def train(model: nn.Module, loader: Iterable, cfg: TrainConfig,
             raise FloatingPointError(f"loss is {step_loss} at step {step}: training diverged")
         if scaler:
             scaler.unscale_(optimizer)
-        torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+        if isinstance(optimizer, TrainOptimizer):  # fp32 master grads, sparse rows
+            optimizer.clip_grad_norm_(cfg.max_grad_norm)
+        else:
+            torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
         if scaler:
             scaler.step(optimizer)
             scaler.update()
@@ -199,7 +231,36 @@ def train(model: nn.Module, loader: Iterable, cfg: TrainConfig,
             break
     bar.close()
     result.seconds = time.perf_counter() - start
+    if isinstance(optimizer, TrainOptimizer):
+        optimizer.release()  # the model back in fp32: its master weights
     return result
+
+
+def _own_optimizer(model: nn.Module, cfg: TrainConfig, precision: Precision) -> torch.optim.Optimizer:
+    if hasattr(model, "module") and (precision.master or cfg.embeddings != "train"):
+        raise ValueError(f"precision={cfg.precision!r} / embeddings={cfg.embeddings!r} change the model's parameters: "
+                         "build the optimizer with make_optimizer before wrapping the model in DDP, and pass it")
+    return make_optimizer(unwrap(model), cfg)
+
+
+def _check_optimizer(model: nn.Module, optimizer: torch.optim.Optimizer, cfg: TrainConfig,
+                     precision: Precision) -> None:
+    """The levers that act through the optimizer need the one make_optimizer builds for them."""
+    ours = isinstance(optimizer, TrainOptimizer)
+    if precision.master and not (ours and optimizer.working_dtype is not None):
+        raise ValueError("precision='bf16-master' needs the optimizer make_optimizer builds for it (fp32 masters)")
+    if cfg.embeddings == "sparse" and not (ours and optimizer.sparse is not None):
+        raise ValueError("embeddings='sparse' needs the optimizer make_optimizer builds for it (sparse rows)")
+    if cfg.embeddings == "sparse" and hasattr(model, "no_sync"):
+        raise ValueError("embeddings='sparse' is not supported with data parallelism (DDP's gradient buckets are "
+                         "dense); use 'train' or 'freeze'")
+    if ours and not optimizer.engaged:
+        if hasattr(model, "module"):
+            raise ValueError("this optimizer's model was released to fp32 and is now wrapped in DDP: build a new "
+                             "optimizer (make_optimizer) before wrapping")
+        optimizer.engage()
+    if ours:
+        optimizer.follow_device()
 
 
 def _add_penalty_grads(model: nn.Module, penalty: torch.Tensor) -> None:

@@ -5,6 +5,10 @@ forward pass) computes in bf16/fp16. ``auto`` picks bf16 where the hardware runs
 support, or a CPU with AMX-BF16 / AVX512-BF16 (measured here: a MiniLM train step at 0.55–0.62× of fp32)
 — and fp32 elsewhere (bf16 emulated on an older CPU is slower than fp32). fp16 needs loss scaling and is
 offered on CUDA only, as HF ``Trainer`` does.
+
+``bf16-master`` (never picked by ``auto``): the transformer blocks' Linear weights themselves are bf16
+during training and the optimizer keeps fp32 master weights and moments (optimizer.py), so the training
+forward runs without autocast and its per-op casts; evaluation runs under bf16 autocast as ``bf16`` does.
 """
 from __future__ import annotations
 
@@ -23,8 +27,8 @@ import torch
 # the variable when it first builds a kernel, so setting it here (before any bf16 matmul) is enough.
 os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "8192")
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+PRECISIONS = ("auto", "fp32", "bf16", "fp16", "bf16-master")
+_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "bf16-master": torch.bfloat16}
 
 
 @functools.lru_cache(maxsize=1)
@@ -55,8 +59,8 @@ def resolve_precision(name: str, device: torch.device | str = "cpu") -> str:
     if name == "fp16" and not cuda:
         raise ValueError("precision='fp16' needs a CUDA device (fp16 on CPU has no fast kernels and needs loss "
                          "scaling); use 'bf16' or 'auto' on CPU")
-    if name == "bf16" and cuda and not torch.cuda.is_bf16_supported():
-        raise ValueError("precision='bf16': this GPU does not support bf16; use 'fp16' or 'auto'")
+    if name in ("bf16", "bf16-master") and cuda and not torch.cuda.is_bf16_supported():
+        raise ValueError(f"precision={name!r}: this GPU does not support bf16; use 'fp16' or 'auto'")
     return name
 
 
@@ -64,7 +68,7 @@ def resolve_precision(name: str, device: torch.device | str = "cpu") -> str:
 class Precision:
     """A resolved precision on one device type: the autocast context and, for fp16, a grad scaler."""
 
-    name: str          # "fp32" | "bf16" | "fp16" (resolved, never "auto")
+    name: str          # "fp32" | "bf16" | "fp16" | "bf16-master" (resolved, never "auto")
     device_type: str   # "cpu" | "cuda"
 
     @classmethod
@@ -76,11 +80,20 @@ class Precision:
     def dtype(self) -> torch.dtype:
         return _DTYPES.get(self.name, torch.float32)
 
+    @property
+    def master(self) -> bool:
+        """bf16 working weights + fp32 masters: the training forward needs no autocast."""
+        return self.name == "bf16-master"
+
     def autocast(self) -> contextlib.AbstractContextManager:
         """The forward pass's context: matmuls in bf16/fp16, reductions and losses in fp32 (torch's lists)."""
         if self.name == "fp32":
             return contextlib.nullcontext()
         return torch.autocast(self.device_type, dtype=self.dtype)
+
+    def train_autocast(self) -> contextlib.AbstractContextManager:
+        """The training forward's context: none for bf16-master (its weights are bf16 already)."""
+        return contextlib.nullcontext() if self.master else self.autocast()
 
     def scaler(self) -> torch.amp.GradScaler | None:
         """fp16 gradients underflow without loss scaling; bf16 has fp32's exponent range and needs none."""
