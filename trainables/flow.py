@@ -46,6 +46,9 @@ class FlowConfig:
     seed: int = 0
     group_by_length: bool = True        # train batches of similar lengths (sampler.py), as Trainer's option
     precision: str = "auto"             # auto | fp32 | bf16 | fp16: autocast of every forward (precision.py)
+    pad_to_multiple_of: int | None = 8  # train batches padded to a multiple of 8 tokens: few shapes (data.py)
+    compile: bool = False               # torch.compile the training forward/backward (compile_step.py)
+    compile_cache_dir: str | None = None  # inductor's cache; a search puts it under its experiment folder
     # search phase (EarlyBERT)
     lr: float = 1e-4
     coef_lr: float | None = None
@@ -113,6 +116,13 @@ class FlowConfig:
             p.append(f"pld_phase={self.pld_phase!r}: expected one of {PLD_PHASES}")
         if self.precision not in PRECISIONS:
             p.append(f"precision={self.precision!r}: expected one of {PRECISIONS}")
+        if self.pad_to_multiple_of is not None and (isinstance(self.pad_to_multiple_of, bool)
+                                                    or not isinstance(self.pad_to_multiple_of, int)
+                                                    or self.pad_to_multiple_of < 1):
+            p.append(f"pad_to_multiple_of={self.pad_to_multiple_of!r} must be an integer >= 1 (or null)")
+        if self.compile and self.pld:
+            p.append("compile=true with pld=true: PLD picks the layers each step, a new graph for each choice; "
+                     "use one or the other")
         if self.unconverged not in ("stop", "ticket"):
             p.append(f"unconverged={self.unconverged!r}: expected 'stop' or 'ticket'")
         if not 0 < self.theta_bar <= 1:
@@ -139,7 +149,12 @@ class FlowConfig:
     def data_args(self) -> DataArgs:
         return DataArgs(root=self.data_root, max_length=self.max_length, batch_size=self.batch_size,
                         max_train_samples=self.max_train_samples, max_eval_samples=self.max_eval_samples,
-                        seed=self.seed, group_by_length=self.group_by_length)
+                        seed=self.seed, group_by_length=self.group_by_length,
+                        pad_to_multiple_of=self.pad_to_multiple_of)
+
+    def compile_args(self) -> dict:
+        """The TrainConfig fields every phase's loop takes from this trial."""
+        return {"compile": self.compile, "compile_cache_dir": self.compile_cache_dir}
 
     def pld_in(self, phase: str) -> bool:
         return self.pld and self.pld_phase in (phase, "both")
@@ -244,7 +259,7 @@ def run_flow(cfg: FlowConfig, reporter: Reporter | None = None, ticket_dir: str 
     peak_lr = cfg.lr if cfg.ticket_mode == "continue" else cfg.ticket_lr  # continue: the same run goes on
     train_cfg = TrainConfig(lr=peak_lr, max_steps=plan.steps, seed=cfg.seed, warmup_ratio=cfg.warmup_ratio,
                             progress=False, precision=cfg.precision, start_step=plan.start_step,
-                            schedule_steps=plan.horizon)
+                            schedule_steps=plan.horizon, **cfg.compile_args())
     optimizer = None
     if cfg.ticket_mode == "continue" and opt_state:  # the search's AdamW moments, pruned like the weights
         optimizer = make_optimizer(ticket, train_cfg)
@@ -295,7 +310,7 @@ def _baseline(cfg: FlowConfig, model: nn.Module, train_loader, eval_loader, repo
     start = time.perf_counter()
     result = train(wrapped, train_loader, TrainConfig(lr=cfg.lr, max_steps=budget, seed=cfg.seed,
                                                       warmup_ratio=cfg.warmup_ratio, progress=False,
-                                                      precision=cfg.precision),
+                                                      precision=cfg.precision, **cfg.compile_args()),
                    [cost, Every([cfg.mask_interval, cfg.eval_interval], report)])
     train_seconds = result.seconds - clock["eval"]
     clock.update(seconds=train_seconds, dense_step_s=train_seconds / result.steps)

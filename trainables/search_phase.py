@@ -53,7 +53,7 @@ def search_phase(cfg, model: nn.Module, train_loader, reporter: Reporter, cost: 
     # the masks cannot "converge" just because the lr decayed to zero at the search budget
     search_cfg = TrainConfig(lr=cfg.lr, coef_lr=cfg.coef_lr, max_steps=min(cfg.search_max_steps, budget),
                              seed=cfg.seed, schedule_steps=budget, warmup_ratio=cfg.warmup_ratio, progress=False,
-                             precision=cfg.precision)
+                             precision=cfg.precision, **cfg.compile_args())
     search = train(wrapped, train_loader, search_cfg, callbacks)
     pld_mod.detach(model)
     head_masks, ffn_masks = draw_masks(*slimming.coefficients(model), masks_cfg)
