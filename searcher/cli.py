@@ -84,7 +84,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
                       precision=args.precision, compile=args.compile)
     data = DataArgs(root=args.data_root, max_length=args.max_length, batch_size=args.batch_size,
                     max_train_samples=args.max_train_samples, max_eval_samples=args.max_eval_samples, seed=args.seed,
-                    group_by_length=args.group_by_length, pad_to_multiple_of=args.pad_to_multiple_of or None)
+                    group_by_length=args.group_by_length,
+                    pad_to_multiple_of=args.pad_to_multiple_of or (8 if args.compile else None))
     task.check(data)  # every row read and checked before the model loads
     model, tokenizer = load_model(args.model, head=task.head, num_labels=task.num_labels)
     from tickettune.trainables.device import place
@@ -205,8 +206,9 @@ def parser() -> argparse.ArgumentParser:
     f.add_argument("--precision", default="auto", choices=PRECISIONS, help=PRECISION_HELP)
     f.add_argument("--group-by-length", action=argparse.BooleanOptionalAction, default=True,
                    help="batch sentences of similar length together (less padding; Trainer's group_by_length)")
-    f.add_argument("--pad-to-multiple-of", type=int, default=8,
-                   help="pad train batches to a multiple of this many tokens: few shapes (0: off)")
+    f.add_argument("--pad-to-multiple-of", type=int, default=0,
+                   help="pad train batches to a multiple of this many tokens: few shapes (default 0: off; "
+                        "8 with --compile)")
     f.add_argument("--compile", action="store_true", help="torch.compile the training step (slow to start on CPU)")
     f.set_defaults(run=cmd_finetune)
 

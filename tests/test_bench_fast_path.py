@@ -19,6 +19,7 @@ def test_padding_share_counts_the_padded_tokens_of_an_epoch():
     assert bench_fast_path.padding_share(lengths, 4, 16) == pytest.approx(1 - 24 / 64)
 
 
+@pytest.mark.slow
 def test_smoke_writes_the_json_with_ratios_and_the_skipped_levers(tmp_path, shared_data, one_thread):
     out = tmp_path / "fast_path.json"
     res = bench_fast_path.main(["--smoke", "--data-root", str(shared_data), "--json", str(out)])

@@ -42,6 +42,13 @@ def test_sst2_batches_pad_to_the_multiple_and_the_loop_counts_the_shapes(shared_
     assert res.shapes == len({tuple(b["input_ids"].shape) for b in padded[:6]})
 
 
+def test_the_flow_pads_exact_lengths_unless_compiling():
+    assert FlowConfig().data_args().pad_to_multiple_of is None
+    assert FlowConfig(compile=True).data_args().pad_to_multiple_of == 8
+    assert FlowConfig(compile=True, pad_to_multiple_of=16).data_args().pad_to_multiple_of == 16
+    assert FlowConfig(compile=True).compile_args() == {"compile": True, "compile_cache_dir": None}
+
+
 def test_bad_pad_multiple_is_refused_before_anything_runs():
     with pytest.raises(ValueError, match="pad_to_multiple_of=0"):
         FlowConfig(pad_to_multiple_of=0)
@@ -98,3 +105,17 @@ def test_compile_builds_one_graph_per_bucketed_shape_and_logs_it(tmp_path):
     assert stats["recompiles"] == stats["graphs"] - stats["graphs_first_shape"]
     assert any((tmp_path / "cache").iterdir())
     torch.testing.assert_close(torch.tensor(compiled.losses), torch.tensor(eager.losses), atol=1e-4, rtol=1e-4)
+
+
+def test_a_search_gives_its_compiling_trials_one_inductor_cache(tmp_path):
+    from types import SimpleNamespace
+
+    from tickettune.searcher.trial import _payload
+    plan = SimpleNamespace(torch_threads=1, use_gpu=False)
+    settings = {"experiment_dir": str(tmp_path), "data_root": None}
+    on = _payload({"compile": True}, settings, tmp_path / "t1", plan)["flow"]
+    assert on["compile_cache_dir"] == str(tmp_path / "inductor_cache")
+    assert _payload({"compile": True}, settings, tmp_path / "t2", plan)["flow"] == on  # every trial the same
+    assert "compile_cache_dir" not in _payload({}, settings, tmp_path / "t3", plan)["flow"]
+    own = _payload({"compile": True, "compile_cache_dir": "/x"}, settings, tmp_path / "t4", plan)["flow"]
+    assert own["compile_cache_dir"] == "/x"

@@ -30,6 +30,9 @@ from .tasks import DataArgs, Task, get_task, task_problems
 from .train import TrainConfig, make_optimizer, train
 
 PLD_PHASES = ("search", "ticket", "both")
+# compile's bucket when pad_to_multiple_of is unset: 9 shapes per SST-2 epoch instead of 56, at +24% tokens
+# (bench_fast_path's unpadding_bound); without compile exact lengths are cheaper on every device measured
+COMPILE_PAD = 8
 
 
 @dataclass
@@ -46,8 +49,8 @@ class FlowConfig:
     seed: int = 0
     group_by_length: bool = True        # train batches of similar lengths (sampler.py), as Trainer's option
     precision: str = "auto"             # auto | fp32 | bf16 | fp16: autocast of every forward (precision.py)
-    pad_to_multiple_of: int | None = 8  # train batches padded to a multiple of 8 tokens: few shapes (data.py)
-    compile: bool = False               # torch.compile the training forward/backward (compile_step.py)
+    pad_to_multiple_of: int | None = None  # train batches padded to a multiple: few shapes (data.py); None: exact
+    compile: bool = False               # torch.compile the training forward/backward (compile_step.py); pads to 8
     compile_cache_dir: str | None = None  # inductor's cache; a search puts it under its experiment folder
     # search phase (EarlyBERT)
     lr: float = 1e-4
@@ -150,7 +153,7 @@ class FlowConfig:
         return DataArgs(root=self.data_root, max_length=self.max_length, batch_size=self.batch_size,
                         max_train_samples=self.max_train_samples, max_eval_samples=self.max_eval_samples,
                         seed=self.seed, group_by_length=self.group_by_length,
-                        pad_to_multiple_of=self.pad_to_multiple_of)
+                        pad_to_multiple_of=self.pad_to_multiple_of or (COMPILE_PAD if self.compile else None))
 
     def compile_args(self) -> dict:
         """The TrainConfig fields every phase's loop takes from this trial."""
