@@ -104,7 +104,9 @@ def loop_steps(model, loader, n: int, precision: str, seq: int, batch: int) -> l
     timer = StepTimer()
     cost = CostMeter(model, seq, batch, 1.0)
     cbs = [timer, cost, Every([10], lambda step, logs: logs["loss"])]
-    train(model, loader, TrainConfig(lr=1e-5, max_steps=n, progress=False, precision=precision), cbs)
+    # the loop's own allocator tuning off: the *_malloc arms turn it on for the process, explicitly
+    train(model, loader, TrainConfig(lr=1e-5, max_steps=n, progress=False, precision=precision, tune_malloc=False),
+          cbs)
     return timer.times
 
 

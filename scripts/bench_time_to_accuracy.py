@@ -85,6 +85,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--data-root", default=None)
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--plot", type=Path, default=None)
+    ap.add_argument("--no-malloc-tune", action="store_true",
+                    help="leave glibc's allocator as it is (by default it keeps freed memory, for every arm alike: "
+                         "tickettune's loop does so on CPU, and process-wide, so the Trainer arms get it too)")
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                     help="a FlowConfig field for the tickettune arms (repeatable), e.g. compile=true")
     ap.add_argument("--merge", action="store_true",
@@ -254,9 +257,13 @@ def first(dev):
 
 def run(args) -> dict:
     torch.set_num_threads(args.threads)
+    from tickettune.trainables.allocator import OFF_ENV, tune_malloc
+    if args.no_malloc_tune:
+        os.environ[OFF_ENV] = "1"  # the loop's own call becomes a no-op too
+    tuned = tune_malloc()  # before any arm: every arm (Trainer too) alike
     out = {"config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
            "machine": {"torch": torch.__version__, "threads": torch.get_num_threads(),
-                       "precision": Precision.of(args.precision).name}, "tasks": {}}
+                       "precision": Precision.of(args.precision).name, "malloc_tuned": tuned}, "tasks": {}}
     for task in args.tasks:
         epochs = args.epochs or EPOCHS.get(task, 1.0)
         steps = math.ceil(epochs * len(loaders(args, task, as_tokenizer(args.model), 0)[0]))

@@ -119,3 +119,13 @@ def test_a_search_gives_its_compiling_trials_one_inductor_cache(tmp_path):
     assert "compile_cache_dir" not in _payload({}, settings, tmp_path / "t3", plan)["flow"]
     own = _payload({"compile": True, "compile_cache_dir": "/x"}, settings, tmp_path / "t4", plan)["flow"]
     assert own["compile_cache_dir"] == "/x"
+
+
+def test_malloc_tuning_can_be_turned_off_by_environment(monkeypatch):
+    from tickettune.trainables import allocator
+    allocator.tune_malloc.cache_clear()
+    monkeypatch.setenv(allocator.OFF_ENV, "1")
+    try:
+        assert allocator.tune_malloc() is False
+    finally:
+        allocator.tune_malloc.cache_clear()

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .allocator import tune_malloc
 from .callback import Callback  # noqa: F401 (the loop's hook type; imported from here too)
 from .precision import PRECISIONS, Precision
 from .step_losses import LossLog, StepLogs
@@ -43,6 +44,7 @@ class TrainConfig:
     compile_mode: str | None = None  # torch.compile's mode ("reduce-overhead": CUDA graphs)
     compile_cache_dir: str | None = None  # inductor's on-disk cache (shared by the trials of one search)
     sync_every: int | None = None  # losses read back every N steps (step_losses.py); None: 1 on CPU, log_every on GPU
+    tune_malloc: bool = True  # CPU: glibc keeps freed memory, no page faults per step (allocator.py; process-wide)
 
     def __post_init__(self) -> None:
         problems = [f"{k}={getattr(self, k)!r} must be > 0" for k in ("lr", "epochs", "grad_accum")
@@ -151,6 +153,8 @@ def train(model: nn.Module, loader: Iterable, cfg: TrainConfig,
     schedule = linear_schedule(optimizer, int(cfg.warmup_ratio * horizon), horizon, cfg.start_step)
     params = [p for g in optimizer.param_groups for p in g["params"]]
     device = _device_of(model)
+    if cfg.tune_malloc and device.type == "cpu":
+        tune_malloc()
     precision = Precision.of(cfg.precision, device)
     scaler = precision.scaler()  # fp16 only: scaled loss, unscaled grads before clipping
     batches = _forever(loader)
