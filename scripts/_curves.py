@@ -38,7 +38,7 @@ def plot_curves(res: dict, path: Path) -> Path:
     import matplotlib.pyplot as plt
     tasks = list(res["tasks"])
     fig, axes = plt.subplots(1, len(tasks), figsize=(6.5 * len(tasks), 4.6), squeeze=False)
-    colors = {"trainer": "black", "dense": "tab:gray", "rewind": "tab:blue", "continue": "tab:red",
+    colors = {"trainer": "black", "trainer_compile": "tab:purple", "dense": "tab:gray", "rewind": "tab:blue", "continue": "tab:red",
               "random": "tab:green"}
     for ax, task in zip(axes[0], tasks):
         t = res["tasks"][task]

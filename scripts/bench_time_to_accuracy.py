@@ -3,7 +3,9 @@
 
 Arms, per task and seed, run one after the other in one process:
 * ``trainer``  — HF ``Trainer``, dense, bf16 where the CPU/GPU runs it fast, ``train_sampling_strategy=
-  "group_by_length"``, fused AdamW: the user's alternative, and the reference for every ratio.
+  "group_by_length"``, fused AdamW: the user's alternative.
+* ``trainer_compile`` — the same with ``torch_compile=True`` (the other switch a user has). Every ratio is
+  taken against the faster of the two Trainer arms (per task, by mean total seconds; `reference` names it).
 * ``dense``    — tickettune's own loop on the dense model (a `baseline: true` trial of the flow).
 * ``rewind``   — EarlyBERT: search phase to the early bird, prune, rewind to pre-trained, train the budget.
 * ``continue`` — EarlyBERT: search phase, prune, keep the weights/AdamW moments/schedule, train the rest.
@@ -13,7 +15,10 @@ Every arm trains the same data (the task's whole train split unless --train-samp
 peak lr 1e-4 with 10% warm-up and linear decay, for the task's budget (SST-2: 1 epoch; CoLA: 3), and scores
 the dev set every --eval-every steps for a metric-vs-wall-clock curve. Times: `train_seconds` excludes the
 dev evaluations; `total_seconds` is the arm's whole fit (search, training, evaluations), model loading and
-tokenisation excluded (the same for every arm).
+tokenisation excluded (the same for every arm). Compilation (trainer_compile, tickettune's `compile`) is
+inside every time. `--set key=value` (repeatable) overrides FlowConfig fields of the tickettune arms (dense,
+rewind, continue; random takes the TrainConfig ones and pad_to_multiple_of), e.g. `--set compile=true
+--set pad_to_multiple_of=16`; values are YAML scalars.
 
     python scripts/bench_time_to_accuracy.py --tasks sst2,cola --seeds 2 --json bench/time_to_accuracy.json \
         --plot bench/time_to_accuracy.png
@@ -22,6 +27,7 @@ tokenisation excluded (the same for every arm).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -50,7 +56,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _bench import finish  # noqa: E402
 from _curves import EvalEvery, plot_curves  # noqa: E402
 
-ARMS = ("trainer", "dense", "rewind", "continue", "random")
+ARMS = ("trainer", "trainer_compile", "dense", "rewind", "continue", "random")
+TRAINER_ARMS = ("trainer", "trainer_compile")
 EPOCHS = {"sst2": 1.0, "cola": 3.0}
 EB_ARMS = ("rewind", "continue")
 
@@ -81,6 +88,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--data-root", default=None)
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--plot", type=Path, default=None)
+    ap.add_argument("--no-malloc-tune", action="store_true",
+                    help="leave glibc's allocator as it is (by default it keeps freed memory, for every arm alike: "
+                         "tickettune's loop does so on CPU, and process-wide, so the Trainer arms get it too)")
+    ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                    help="a FlowConfig field for the tickettune arms (repeatable), e.g. compile=true")
     ap.add_argument("--merge", action="store_true",
                     help="keep the tasks already in --json that this run does not measure (each task is stamped "
                          "with the commit and date it was measured at)")
@@ -92,13 +104,35 @@ def parse_args(argv=None) -> argparse.Namespace:
         ap.error(f"unknown arms {bad}; expected some of {ARMS}")
     if "random" in args.arms and not set(EB_ARMS) & set(args.arms):
         ap.error("the random arm copies the widths of an EarlyBERT arm's ticket: add rewind or continue")
+    try:
+        args.sets = parse_sets(args.sets)
+    except ValueError as e:
+        ap.error(str(e))
     return args
+
+
+def parse_sets(items: list[str]) -> dict:
+    """`key=value` strings -> FlowConfig overrides (YAML scalars: true, 8, null, bf16), checked against
+    FlowConfig's fields and its own validation before anything runs."""
+    import dataclasses
+    import yaml
+    fields = {f.name for f in dataclasses.fields(FlowConfig)}
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or key not in fields:
+            raise ValueError(f"--set {item!r}: expected KEY=VALUE with KEY a FlowConfig field")
+        out[key] = yaml.safe_load(value)
+    FlowConfig(**out)  # its own checks name a bad value
+    return out
 
 
 # ------------------------------------------------------------------------------------------------ arms
 
-def arm_trainer(args, task: str, seed: int, epochs: float, every: int) -> dict:
-    """HF Trainer as a user runs it: the stock model class, group_by_length, bf16 where fast."""
+def arm_trainer(args, task: str, seed: int, epochs: float, every: int, compile: bool = False) -> dict:
+    """HF Trainer as a user runs it: the stock model class, group_by_length, bf16 where fast; `compile`:
+    torch_compile=True (inductor; its compile time falls inside the measured train())."""
     from transformers import AutoModelForSequenceClassification, Trainer, TrainerCallback, TrainingArguments
     spec = get_task(task)
     amp = Precision.of(args.precision)
@@ -132,7 +166,8 @@ def arm_trainer(args, task: str, seed: int, epochs: float, every: int) -> dict:
             lr_scheduler_type="linear", bf16=amp.name == "bf16", fp16=amp.name == "fp16",
             train_sampling_strategy="group_by_length", eval_strategy="steps", eval_steps=every,
             save_strategy="no", logging_strategy="no", report_to="none", seed=seed, data_seed=seed,
-            disable_tqdm=True, use_cpu=not torch.cuda.is_available(), dataloader_num_workers=0)
+            disable_tqdm=True, use_cpu=not torch.cuda.is_available(), dataloader_num_workers=0,
+            torch_compile=compile)
         trainer = Trainer(model=model, args=targs, train_dataset=train_loader.dataset,
                           eval_dataset=first(dev_loader).dataset, data_collator=train_loader.collate_fn,
                           compute_metrics=compute_metrics, callbacks=[Curve()])
@@ -156,7 +191,7 @@ def arm_flow(args, task: str, seed: int, epochs: float, every: int, mode: str | 
                      eval_interval=every, baseline=mode is None, ticket_mode=mode or "rewind",
                      coef_lr=args.coef_lr, eps=args.eps, window=args.window, mask_interval=args.mask_interval,
                      search_max_steps=args.search_max_steps, head_ratio=args.head_ratio, ffn_ratio=args.ffn_ratio,
-                     unconverged="ticket")
+                     unconverged="ticket", **args.sets)
     reporter = LocalReporter(verbose=False)
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
@@ -178,7 +213,7 @@ def arm_random(args, task: str, seed: int, epochs: float, every: int, layout: di
     spec = get_task(task)
     torch.manual_seed(seed)
     model, tokenizer = load_model(args.model, head=spec.head, num_labels=spec.num_labels)
-    train_loader, dev_loader = loaders(args, task, tokenizer, seed)
+    train_loader, dev_loader = loaders(args, task, tokenizer, seed, args.sets.get("pad_to_multiple_of"))
     g = torch.Generator().manual_seed(seed)
     layers = encoder_of(model).blocks
     heads = [_random_mask(l.num_heads, k, g) for l, k in zip(layers, layout["heads_per_layer"])]
@@ -188,8 +223,11 @@ def arm_random(args, task: str, seed: int, epochs: float, every: int, layout: di
     budget = max(1, math.ceil(epochs * len(train_loader)))
     evals = EvalEvery(every, budget, lambda: spec.evaluate(ticket, dev_loader, args.precision)[spec.main_metric])
     start = time.perf_counter()
-    res = train(ticket, train_loader, TrainConfig(lr=args.lr, max_steps=budget, seed=seed, warmup_ratio=0.1,
-                                                  progress=False, precision=args.precision), [evals])
+    train_fields = {f.name for f in dataclasses.fields(TrainConfig)} - {"lr", "max_steps", "seed", "warmup_ratio"}
+    extra = {k: v for k, v in args.sets.items() if k in train_fields}
+    res = train(ticket, train_loader, TrainConfig(**{"lr": args.lr, "max_steps": budget, "seed": seed,
+                                                     "warmup_ratio": 0.1, "progress": False,
+                                                     "precision": args.precision, **extra}), [evals])
     metric = spec.evaluate(ticket, dev_loader, args.precision)[spec.main_metric]
     total = time.perf_counter() - start
     train_seconds = res.seconds - evals.eval_seconds
@@ -204,12 +242,12 @@ def _random_mask(n: int, keep: int, g: torch.Generator) -> torch.Tensor:
     return mask
 
 
-def loaders(args, task: str, tokenizer, seed: int):
+def loaders(args, task: str, tokenizer, seed: int, pad_to_multiple_of: int | None = None):
     """(train loader, the task's dev data), length-grouped train batches, as every arm trains."""
     t = get_task(task)
     data = DataArgs(root=args.data_root, max_length=args.max_length, batch_size=args.batch_size,
                     max_train_samples=args.train_samples, max_eval_samples=args.eval_samples, seed=seed,
-                    group_by_length=True)
+                    group_by_length=True, pad_to_multiple_of=pad_to_multiple_of)
     return t.train_loader(tokenizer, data), t.eval_data(tokenizer, data)
 
 
@@ -222,9 +260,13 @@ def first(dev):
 
 def run(args) -> dict:
     torch.set_num_threads(args.threads)
+    from tickettune.trainables.training.allocator import OFF_ENV, tune_malloc
+    if args.no_malloc_tune:
+        os.environ[OFF_ENV] = "1"  # the loop's own call becomes a no-op too
+    tuned = tune_malloc()  # before any arm: every arm (Trainer too) alike
     out = {"config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
            "machine": {"torch": torch.__version__, "threads": torch.get_num_threads(),
-                       "precision": Precision.of(args.precision).name}, "tasks": {}}
+                       "precision": Precision.of(args.precision).name, "malloc_tuned": tuned}, "tasks": {}}
     for task in args.tasks:
         epochs = args.epochs or EPOCHS.get(task, 1.0)
         steps = math.ceil(epochs * len(loaders(args, task, as_tokenizer(args.model), 0)[0]))
@@ -235,8 +277,8 @@ def run(args) -> dict:
             layout = None
             for arm in args.arms:
                 print(f"[{task} seed {seed}] {arm} ...", flush=True)
-                if arm == "trainer":
-                    r = arm_trainer(args, task, seed, epochs, every)
+                if arm in TRAINER_ARMS:
+                    r = arm_trainer(args, task, seed, epochs, every, compile=arm == "trainer_compile")
                 elif arm == "random":
                     r = arm_random(args, task, seed, epochs, every, layout)
                 else:
@@ -251,7 +293,7 @@ def run(args) -> dict:
                       f"{r['steps']} steps, search {r['search_steps']})", flush=True)
         out["tasks"][task] = {"budget_steps": steps, "epochs": epochs, "eval_every": every,
                               "metric": get_task(task).main_metric, "runs": runs,
-                              "summary": summarize(runs), "measured": measured}
+                              "summary": summarize(runs), "reference": reference_arm(runs), "measured": measured}
     out["headline"] = headline(out)
     return out
 
@@ -291,8 +333,16 @@ def save_partial(args, out: dict) -> None:
     os.replace(tmp, path)
 
 
+def reference_arm(runs: dict[str, list[dict]]) -> str:
+    """The arm every ratio is taken against: the faster Trainer arm (mean total seconds), else dense."""
+    trainers = [a for a in TRAINER_ARMS if runs.get(a)]
+    if not trainers:
+        return "dense"
+    return min(trainers, key=lambda a: statistics.fmean(r["total_seconds"] for r in runs[a]))
+
+
 def summarize(runs: dict[str, list[dict]]) -> dict:
-    ref = runs.get("trainer") or runs.get("dense")
+    ref = runs[reference_arm(runs)]
     ref_time = statistics.fmean(r["total_seconds"] for r in ref)
     ref_metric = statistics.fmean(r["metric"] for r in ref)
     return {arm: {"mean_total_seconds": statistics.fmean(r["total_seconds"] for r in rs),
@@ -305,9 +355,10 @@ def summarize(runs: dict[str, list[dict]]) -> dict:
 
 
 def headline(out: dict) -> dict | None:
-    """The best EarlyBERT arm on SST-2: the fastest within 0.5 pt of the Trainer arm, else the most accurate."""
+    """The best EarlyBERT arm on SST-2: the fastest within 0.5 pt of the faster Trainer arm, else the most
+    accurate; every figure against that Trainer arm (`reference`)."""
     sst2 = out["tasks"].get("sst2")
-    if not sst2 or "trainer" not in sst2["summary"]:
+    if not sst2 or not set(TRAINER_ARMS) & set(sst2["summary"]):
         return None
     s = sst2["summary"]
     eb = [a for a in EB_ARMS if a in s]
@@ -315,7 +366,8 @@ def headline(out: dict) -> dict | None:
         return None
     ok = [a for a in eb if s[a]["metric_diff_pt"] >= -0.5]
     best = min(ok, key=lambda a: s[a]["time_ratio"]) if ok else max(eb, key=lambda a: s[a]["metric_diff_pt"])
-    return {"task": "sst2", "arm": best, "time_ratio": s[best]["time_ratio"],
+    ref = sst2.get("reference") or reference_arm(sst2["runs"])
+    return {"task": "sst2", "arm": best, "reference": ref, "time_ratio": s[best]["time_ratio"],
             "metric_diff_pt": s[best]["metric_diff_pt"],
             "dense_vs_trainer": s["dense"]["time_ratio"] if "dense" in s else None}
 
@@ -323,15 +375,16 @@ def headline(out: dict) -> dict | None:
 def print_table(res: dict) -> None:
     for task, t in res["tasks"].items():
         print(f"{task}: budget {t['budget_steps']} steps ({t['epochs']:g} epochs), dev {t['metric']}, "
-              f"ratios vs the {'trainer' if 'trainer' in t['summary'] else 'dense'} arm")
+              f"ratios vs the {t.get('reference') or reference_arm(t['runs'])} arm")
         print(f"  {'arm':<10}{'metric':>9}{'diff pt':>9}{'total s':>9}{'train s':>9}{'time ratio':>11}{'search':>8}")
         for arm, s in t["summary"].items():
             print(f"  {arm:<10}{s['mean_metric']:>9.4f}{s['metric_diff_pt']:>+9.2f}{s['mean_total_seconds']:>9.0f}"
                   f"{s['mean_train_seconds']:>9.0f}{s['time_ratio']:>11.3f}{s['mean_search_steps']:>8.0f}")
     if res.get("headline"):
         h = res["headline"]
-        print(f"headline (sst2): {h['arm']} at {h['time_ratio']:.3f} of the Trainer's wall-clock, "
-              f"{h['metric_diff_pt']:+.2f} pt; tickettune dense / Trainer = {h['dense_vs_trainer']}")
+        print(f"headline (sst2): {h['arm']} at {h['time_ratio']:.3f} of the faster Trainer arm's wall-clock "
+              f"({h.get('reference', 'trainer')}), {h['metric_diff_pt']:+.2f} pt; tickettune dense / that arm = "
+              f"{h['dense_vs_trainer']}")
 
 
 def main(argv=None) -> dict:

@@ -291,6 +291,7 @@ def summary(out: Path) -> int:
               "ok": bool(steps) and all(s["rc"] == 0 for s in steps), "steps": steps,
               "ticket_speed": _bench_figures(_load(out / "ticket_speed.json")),
               "pld_speed": _bench_figures(_load(out / "pld_speed.json")),
+              "fast_path": _load(out / "fast_path.json"),
               "flow": _load(out / "flow.json"), "ddp": _load(out / "ddp.json"),
               "install": _load(out / "install.json"), "tests": _load(out / "tests.json")}
     write_json(out / "summary.json", result)
@@ -298,7 +299,7 @@ def summary(out: Path) -> int:
              + ("  [SMOKE RUN ON THE CPU: nothing here is a GPU measurement]" if result["smoke"] else "")]
     lines += [f"  {s['step']:<14} {'ok' if s['rc'] == 0 else 'FAILED rc=%d' % s['rc']:<12} {s['seconds']:7.1f} s"
               for s in steps]
-    for key in ("ticket_speed", "pld_speed", "flow", "ddp", "tests"):
+    for key in ("ticket_speed", "pld_speed", "fast_path", "flow", "ddp", "tests"):
         if result[key]:
             lines.append(f"{key}: {json.dumps(result[key], default=str)}")
     lines.append("all steps passed" if result["ok"] else "SOME STEPS FAILED: see the *.log files")

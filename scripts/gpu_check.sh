@@ -14,6 +14,8 @@
 #   bert      a random BERT-base (12 layers, 12 heads, hidden 768, FFN 3072) saved with the vocabulary
 #   ticket    bench_ticket_speed on it, fp32 (TF32) and bf16, batch 32 x 128 (ticket_speed.json)
 #   pld       bench_pld_speed at BERT-base size, fp32 and bf16 (pld_speed.json)
+#   fastpath  gpu_fast_path: dense vs ticket at 32x128 and 128x128, bf16, eager and torch.compile in CUDA
+#             graphs (mode reduce-overhead), compile time apart (fast_path.json)
 #   flow      one EarlyBERT trial (search -> early bird -> prune -> ticket -> eval) on the GPU (flow.json)
 #   ddp       the same flow with PLD inside a one-process nccl group, model wrapped in DDP (ddp.json)
 #   summary   summary.json and summary.txt, with the GPU's name; exit 0 only if every step passed
@@ -124,6 +126,11 @@ for b in ticket pld; do
       --json "$OUT/pld_speed.json"
   fi
 done
+
+FAST=(--modes eager,cudagraphs)
+[ $SMOKE -eq 1 ] && FAST=(--smoke)
+step fastpath 360 "$PY" "$REPO/scripts/gpu_fast_path.py" --model "$WORK/bert" --device $DEVICE "${FAST[@]}" \
+  --json "$OUT/fast_path.json"
 
 # 5. one EarlyBERT trial on the GPU, then the same inside a one-process nccl group (DDP)
 FLOW=(--model "$WORK/bert" --data-root "$BUNDLE/data" --device $DEVICE "${SMOKE_FLAG[@]}")

@@ -79,12 +79,16 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         raise CliError("; ".join(problems))
     from tickettune.trainables.training.precision import resolve_precision
     resolve_precision(args.precision, "cuda" if torch_cuda() else "cpu")  # fp16 without CUDA: refused before loading
+    if args.pad_to_multiple_of < 0:
+        raise CliError(f"--pad-to-multiple-of {args.pad_to_multiple_of}: must be >= 0 (0: off)")
     cfg = TrainConfig(lr=args.lr, epochs=args.epochs, max_steps=args.max_steps, seed=args.seed,
-                      precision=args.precision, embeddings=args.embeddings, dropout=args.dropout)
+                      precision=args.precision, embeddings=args.embeddings, dropout=args.dropout,
+                      compile=args.compile)
     max_length = args.max_length or task.default_max_length  # SQuAD: run_qa's 384, else 64
     data = DataArgs(root=args.data_root, max_length=max_length, batch_size=args.batch_size,
                     max_train_samples=args.max_train_samples, max_eval_samples=args.max_eval_samples, seed=args.seed,
-                    group_by_length=args.group_by_length)
+                    group_by_length=args.group_by_length,
+                    pad_to_multiple_of=args.pad_to_multiple_of or (8 if args.compile else None))
     task.check(data)  # every row read and checked before the model loads
     model, tokenizer = load_model(args.model, head=task.head, num_labels=task.num_labels)
     from tickettune.trainables.training.device import place
@@ -272,6 +276,10 @@ def parser() -> argparse.ArgumentParser:
     _lever_args(f, "train")
     f.add_argument("--group-by-length", action=argparse.BooleanOptionalAction, default=True,
                    help="batch sentences of similar length together (less padding; Trainer's group_by_length)")
+    f.add_argument("--pad-to-multiple-of", type=int, default=0,
+                   help="pad train batches to a multiple of this many tokens: few shapes (default 0: off; "
+                        "8 with --compile)")
+    f.add_argument("--compile", action="store_true", help="torch.compile the training step (slow to start on CPU)")
     f.set_defaults(run=cmd_finetune)
 
     e = sub.add_parser("earlybert", help="one EarlyBERT(+PLD) run without Ray: search, draw, prune, train")

@@ -120,6 +120,8 @@ def _payload(config: dict, settings: dict, trial_dir: Path, plan: ResourcePlan) 
     flow = dict(config)
     if flow.get("data_root") is None and settings.get("data_root"):
         flow["data_root"] = settings["data_root"]  # trials run in their own working directories
+    if flow.get("compile") and not flow.get("compile_cache_dir"):  # one inductor cache per experiment:
+        flow["compile_cache_dir"] = str(Path(settings["experiment_dir"]) / "inductor_cache")  # compiled once
     return {"flow": flow, "trial_dir": str(trial_dir), "ticket_dir": str(trial_dir / TICKET),
             "threads": plan.torch_threads, "use_gpu": plan.use_gpu, "flow_fn": settings.get("flow_fn")}
 

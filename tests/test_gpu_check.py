@@ -51,7 +51,9 @@ def test_smoke_run_on_the_cpu_passes_every_step(tmp_path, shared_data):
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["ok"] and summary["smoke"]
-    assert [s["step"] for s in summary["steps"]] == ["install", "tests", "bert", "ticket", "pld", "flow", "ddp"]
+    assert [s["step"] for s in summary["steps"]] == ["install", "tests", "bert", "ticket", "pld", "fastpath", "flow",
+                                                     "ddp"]
+    assert summary["fast_path"]["smoke"] and "eager" in summary["fast_path"]["shapes"]["2x16"]
     assert summary["ddp"]["backend"] == "gloo" and summary["ddp"]["all_reduce_ok"]
     assert summary["flow"]["ticket_files"] and summary["flow"]["device"] == "cpu"
     assert "SMOKE RUN ON THE CPU" in (out / "summary.txt").read_text()

@@ -26,6 +26,7 @@ class DataArgs:
     source: str = "local"  # "local" files, or "hub" (named datasets only)
     num_workers: int = 0
     group_by_length: bool = False  # train batches of similar lengths (sampler.py): little padding
+    pad_to_multiple_of: int | None = None  # train batches padded to a multiple of this length: few shapes
 
 
 class Task(ABC):

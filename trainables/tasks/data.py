@@ -154,11 +154,21 @@ def check_max_length(tokenizer: PreTrainedTokenizerBase, max_length: int, least:
 
 
 def _seeded_loader(ds: Dataset, collator, batch_size: int, shuffle: bool, seed: int,
-                   num_workers: int, group_by_length: bool = False) -> DataLoader:
+                   num_workers: int, group_by_length: bool = False,
+                   pad_to_multiple_of: int | None = None) -> DataLoader:
     """The one place loaders are built. The order is seeded by a torch.Generator (`loader.generator`, which
-    flow.py reseeds); `group_by_length` batches similar lengths together (sampler.py) when shuffling."""
+    flow.py reseeds); `group_by_length` batches similar lengths together (sampler.py) when shuffling.
+    `pad_to_multiple_of` rounds each batch's padded length up to a multiple (the collator's own option):
+    a handful of distinct shapes instead of one per length, which oneDNN's kernel cache and torch.compile
+    (one graph per shape) need."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if pad_to_multiple_of is not None:
+        if pad_to_multiple_of < 1:
+            raise ValueError(f"pad_to_multiple_of must be >= 1 (or None), got {pad_to_multiple_of}")
+        if not hasattr(collator, "pad_to_multiple_of"):
+            raise ValueError(f"pad_to_multiple_of={pad_to_multiple_of}: {type(collator).__name__} pads to no multiple")
+        collator.pad_to_multiple_of = pad_to_multiple_of
     generator = torch.Generator()
     generator.manual_seed(seed)
     if shuffle and group_by_length and "input_ids" in (getattr(ds, "column_names", None) or ()):

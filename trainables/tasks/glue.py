@@ -247,7 +247,7 @@ def tokenize_pairs(ds: Dataset, tokenizer: PreTrainedTokenizerBase, cols: tuple[
 def glue_loader(task: str | GlueSpec, split: str, tokenizer: PreTrainedTokenizerBase | str, batch_size: int = 32,
                 max_length: int = 128, max_samples: int | None = None, shuffle: bool | None = None, seed: int = 0,
                 root: str | os.PathLike | None = None, source: str = "local", num_workers: int = 0,
-                group_by_length: bool = False) -> DataLoader:
+                group_by_length: bool = False, pad_to_multiple_of: int | None = None) -> DataLoader:
     """Batches of input_ids / token_type_ids / attention_mask / labels, padded to the longest in each batch.
 
     `shuffle` defaults to True for train and False for dev; the order is seeded by `seed` (a torch.Generator), as
@@ -258,7 +258,7 @@ def glue_loader(task: str | GlueSpec, split: str, tokenizer: PreTrainedTokenizer
     if shuffle is None:
         shuffle = split == "train"
     return seeded_loader(ds, DataCollatorWithPadding(tokenizer), batch_size, shuffle, seed, num_workers,
-                         group_by_length)
+                         group_by_length, pad_to_multiple_of)
 
 
 def glue_metrics(task: str | GlueSpec, predictions, labels) -> dict[str, float]:
@@ -294,7 +294,8 @@ class GlueTask(Task):
 
     def train_loader(self, tokenizer: PreTrainedTokenizerBase, args: DataArgs) -> DataLoader:
         return glue_loader(self.spec, "train", tokenizer, args.batch_size, args.max_length, args.max_train_samples,
-                           True, args.seed, args.root, args.source, args.num_workers, args.group_by_length)
+                           True, args.seed, args.root, args.source, args.num_workers, args.group_by_length,
+                           args.pad_to_multiple_of)
 
     def eval_data(self, tokenizer: PreTrainedTokenizerBase, args: DataArgs) -> dict[str, DataLoader]:
         return {split: glue_loader(self.spec, split, tokenizer, args.eval_batch_size, args.max_length,

@@ -243,7 +243,7 @@ class TableTask(Task):
         ds = subset(self._load()[split], samples, args.seed)
         ds = tokenize_pairs(ds, tokenizer, self.cfg.text_columns, args.max_length, self.name)
         return seeded_loader(ds, DataCollatorWithPadding(tokenizer), batch, shuffle, args.seed, args.num_workers,
-                             args.group_by_length)
+                             args.group_by_length, args.pad_to_multiple_of if shuffle else None)
 
     def train_loader(self, tokenizer: PreTrainedTokenizerBase, args: DataArgs) -> DataLoader:
         return self._loader("train", tokenizer, args, args.batch_size, args.max_train_samples, True)

@@ -23,7 +23,9 @@ from . import word_embeddings
 from .callbacks import Callback  # noqa: F401 (the loop's hook type; imported from here too)
 from .device import to_device
 from .optimizer import TrainOptimizer
+from .allocator import tune_malloc
 from .precision import PRECISIONS, Precision
+from .step_losses import LossLog, StepLogs
 
 
 @dataclass
@@ -45,6 +47,11 @@ class TrainConfig:
     precision: str = "auto"  # auto | fp32 | bf16 | fp16 | bf16-master (precision.py, optimizer.py)
     embeddings: str = "train"  # train | sparse | freeze: the word embedding's training (word_embeddings.py)
     dropout: float | None = None  # every dropout of the model (dropout.py); None: the model's own config
+    compile: bool = False  # torch.compile the forward + backward (compile_step.py); shapes: pad_to_multiple_of
+    compile_mode: str | None = None  # torch.compile's mode ("reduce-overhead": CUDA graphs)
+    compile_cache_dir: str | None = None  # inductor's on-disk cache (shared by the trials of one search)
+    sync_every: int | None = None  # losses read back every N steps (step_losses.py); None: 1 on CPU, log_every on GPU
+    tune_malloc: bool = True  # CPU: glibc keeps freed memory, no page faults per step (allocator.py; process-wide)
 
     def __post_init__(self) -> None:
         problems = [f"{k}={getattr(self, k)!r} must be > 0" for k in ("lr", "epochs", "grad_accum")
@@ -60,6 +67,8 @@ class TrainConfig:
         if self.weight_decay < 0 or self.max_grad_norm <= 0:
             problems.append(f"weight_decay={self.weight_decay!r} must be >= 0, "
                             f"max_grad_norm={self.max_grad_norm!r} > 0")
+        if self.sync_every is not None and self.sync_every < 1:
+            problems.append(f"sync_every={self.sync_every!r} must be >= 1 (or None)")
         if self.precision not in PRECISIONS:
             problems.append(f"precision={self.precision!r}: expected one of {PRECISIONS}")
         if self.embeddings not in word_embeddings.EMBEDDINGS:
@@ -77,6 +86,8 @@ class TrainResult:
     stopped_early: bool = False
     samples: int = 0
     optimizer: torch.optim.Optimizer | None = None  # its state goes on into a `continue` ticket (carry.py)
+    shapes: int = 0  # distinct input_ids shapes seen: what oneDNN / torch.compile build kernels for
+    compile: dict | None = None  # compile_step.CompileStats when cfg.compile: graphs, recompiles, seconds
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -173,11 +184,15 @@ def train(model: nn.Module, loader: Iterable, cfg: TrainConfig,
     horizon = max(cfg.start_step + steps, cfg.schedule_steps or steps)
     schedule = linear_schedule(optimizer, int(cfg.warmup_ratio * horizon), horizon, cfg.start_step)
     params = [p for g in optimizer.param_groups for p in g["params"]]
+    if cfg.tune_malloc and device.type == "cpu":
+        tune_malloc()
     scaler = precision.scaler()  # fp16 only: scaled loss, unscaled grads before clipping
     batches = _forever(loader)
     for _ in range(cfg.start_step * cfg.grad_accum):  # the batches the continued run already saw
         next(batches)
     result = TrainResult(steps=0, seconds=0.0, optimizer=optimizer)
+    losses = LossLog(cfg.sync_every or (1 if device.type == "cpu" else max(1, cfg.log_every)), result.losses)
+    forward, shapes = _forward(model, cfg), set()
     bar = tqdm(total=steps, disable=not cfg.progress, desc="train", leave=False)
     start = time.perf_counter()
     model.train()
@@ -186,15 +201,16 @@ def train(model: nn.Module, loader: Iterable, cfg: TrainConfig,
             cb.before_step(step)
         # gradient accumulation: each micro-batch contributes loss/accum; the penalty is added once,
         # to the last micro-batch, so DDP sees exactly one backward per forward
-        step_loss = 0.0
+        step_loss = torch.zeros((), device=device)
         for micro in range(cfg.grad_accum):
             last = micro == cfg.grad_accum - 1
             batch = to_device(next(batches), device)
             result.samples += len(batch["input_ids"])
+            shapes.add(tuple(batch["input_ids"].shape))
             with contextlib.nullcontext() if last or not hasattr(model, "no_sync") else model.no_sync():
                 with precision.train_autocast():
-                    loss = model(**batch).loss.float() / cfg.grad_accum
-                step_loss += loss.item()
+                    loss = forward(**batch).loss.float() / cfg.grad_accum
+                step_loss += loss.detach()
                 extra = None
                 if last:  # the L1 penalty in fp32, outside autocast: coefficients are fp32 parameters
                     extra = sum((t for cb in callbacks
@@ -204,8 +220,7 @@ def train(model: nn.Module, loader: Iterable, cfg: TrainConfig,
                 (scaler.scale(loss) if scaler else loss).backward()
                 if extra is not None and extra.requires_grad:
                     _add_penalty_grads(model, scaler.scale(extra) if scaler else extra)
-        if not math.isfinite(step_loss):
-            raise FloatingPointError(f"loss is {step_loss} at step {step}: training diverged")
+        losses.add(step, step_loss)  # raises FloatingPointError at the read-back of a non-finite loss
         if scaler:
             scaler.unscale_(optimizer)
         if isinstance(optimizer, TrainOptimizer):  # fp32 master grads, sparse rows
@@ -221,16 +236,20 @@ def train(model: nn.Module, loader: Iterable, cfg: TrainConfig,
         optimizer.zero_grad(set_to_none=True)
 
         result.steps = step + 1
-        result.losses.append(step_loss)
         bar.update(1)
-        if cfg.log_every and result.steps % cfg.log_every == 0:
+        if cfg.progress and cfg.log_every and result.steps % cfg.log_every == 0:
+            losses.flush()
             bar.set_postfix(loss=f"{np.mean(result.losses[-cfg.log_every:]):.4f}")
-        logs = {"loss": step_loss, "lr": schedule.get_last_lr()[0]}
+        logs = StepLogs(losses, lr=schedule.get_last_lr()[0])
         if any([cb.after_step(result.steps, logs) for cb in callbacks]):  # every callback sees the step
             result.stopped_early = result.steps < steps
             break
+    losses.flush()
     bar.close()
-    result.seconds = time.perf_counter() - start
+    result.seconds = time.perf_counter() - start  # compile time included: it happens inside the steps
+    result.shapes = len(shapes)
+    if cfg.compile:
+        result.compile = forward.stats().to_dict()
     if isinstance(optimizer, TrainOptimizer):
         optimizer.release()  # the model back in fp32: its master weights
     return result
@@ -261,6 +280,14 @@ def _check_optimizer(model: nn.Module, optimizer: torch.optim.Optimizer, cfg: Tr
         optimizer.engage()
     if ours:
         optimizer.follow_device()
+
+
+def _forward(model: nn.Module, cfg: TrainConfig):
+    """The model's forward as the loop calls it: compiled (compile_step.py) when cfg.compile."""
+    if not cfg.compile:
+        return model
+    from .compile_step import CompiledForward
+    return CompiledForward(model, mode=cfg.compile_mode, cache_dir=cfg.compile_cache_dir)
 
 
 def _add_penalty_grads(model: nn.Module, penalty: torch.Tensor) -> None:

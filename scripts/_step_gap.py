@@ -1,0 +1,164 @@
+"""Where the synthetic ticket/dense step ratio (one fixed shape, bench_ticket_speed) turns into the real epoch's.
+
+Each arm takes the real loop (train.train) a step further from bench_ticket_speed's synthetic step, on the same
+dense model and the same flow-made ticket (slimming coefficients attached, masks drawn, make_ticket(continue):
+coefficients folded, no hooks), so the arm-to-arm change in ticket/dense names one cause:
+
+* ``bare_fixed``   — bench_ticket_speed's step (forward, backward, clip, AdamW, zero_grad) on batches of one
+  shape: the mean padded length of the real batches.
+* ``bare_real``    — the same bare step on the real batches (same lengths sequence), pre-collated: shapes.
+* ``loop_real``    — train.train on the pre-collated batches with the flow's callbacks: the loop's Python,
+  the per-step ``loss.item()``, callbacks.
+* ``loader_real``  — train.train on the real DataLoader (collation each step): what the flow runs.
+* ``*_malloc``     — the same after glibc's allocator keeps freed memory (allocator.tune_malloc), as
+  bench_ticket_speed always does and the real loop did not.
+
+The first real batch (the longest, by the sampler's design) is skipped: the N batches after it are one
+mega-batch of the length-grouped order, i.e. a fair sample of the epoch's lengths.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Iterable
+
+import torch
+from tickettune.trainables.earlybert import slimming
+from tickettune.trainables.training.callbacks import Callback
+from tickettune.trainables.cost_meter import CostMeter, Every
+from tickettune.trainables.earlybert.masks import MaskConfig, draw_masks
+from tickettune.trainables.training.precision import Precision
+from tickettune.trainables.earlybert.draw import make_ticket
+from tickettune.trainables.training.loop import TrainConfig, make_optimizer, train
+
+
+def clock() -> tuple[float, float]:
+    """(wall, process CPU) seconds: on a shared machine with one torch thread, CPU time is the steadier."""
+    return time.perf_counter(), time.process_time()
+
+
+class StepTimer(Callback):
+    """(wall, CPU) time of each optimizer step as the loop sees it (after_step to after_step)."""
+
+    def __init__(self):
+        self.times: list[float] = []
+        self._last = None
+
+    def before_step(self, step: int) -> None:
+        if self._last is None:
+            self._last = clock()
+
+    def after_step(self, step: int, logs: dict) -> bool:
+        now = clock()
+        self.times.append((now[0] - self._last[0], now[1] - self._last[1]))
+        self._last = now
+        return False
+
+
+class Skip1:
+    """The real loader minus its first (longest) batch, collated as it is iterated."""
+
+    def __init__(self, loader, n: int):
+        self.loader, self.n = loader, n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        it = iter(self.loader)
+        next(it)
+        for _ in range(self.n):
+            yield next(it)
+
+
+def flow_ticket(dense: torch.nn.Module, seed: int) -> torch.nn.Module:
+    """The ticket as the flow makes it in `continue` mode: coefficients attached (random |c|, as a search
+    ends with), masks drawn with the flow's defaults, coefficients folded and dropped, pruned."""
+    model = slimming.attach(__import__("copy").deepcopy(dense))
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for c in slimming.coefficient_params(model):
+            c.copy_(torch.rand(c.shape, generator=g) + 0.5)
+    heads, ffn = draw_masks(*slimming.coefficients(model), MaskConfig(ffn_multiple=8))
+    return make_ticket(None, model, heads, ffn, rewind=False)
+
+
+def bare_steps(model, batches: Iterable[dict], amp: Precision) -> list[float]:
+    opt = make_optimizer(model, TrainConfig(lr=1e-5))
+    params = [p for g in opt.param_groups for p in g["params"]]
+    times = []
+    for b in batches:
+        t0 = clock()
+        with amp.autocast():
+            loss = model(**b).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        t1 = clock()
+        times.append((t1[0] - t0[0], t1[1] - t0[1]))
+    return times
+
+
+def loop_steps(model, loader, n: int, precision: str, seq: int, batch: int) -> list[float]:
+    timer = StepTimer()
+    cost = CostMeter(model, seq, batch, 1.0)
+    cbs = [timer, cost, Every([10], lambda step, logs: logs["loss"])]
+    # the loop's own allocator tuning off: the *_malloc arms turn it on for the process, explicitly
+    train(model, loader, TrainConfig(lr=1e-5, max_steps=n, progress=False, precision=precision, tune_malloc=False),
+          cbs)
+    return timer.times
+
+
+def fixed_like(batches: list[dict], length: int) -> list[dict]:
+    """The same sentences padded / cut to one length (attention mask kept consistent)."""
+    out = []
+    for b in batches:
+        t = b["input_ids"].shape[1]
+        nb = {}
+        for k, v in b.items():
+            if v.ndim == 2:
+                v = v[:, :length] if t >= length else torch.nn.functional.pad(v, (0, length - t))
+            nb[k] = v
+        out.append(nb)
+    return out
+
+
+def measure_gap(dense, ticket, loader, n: int, precision: str, rounds: int, malloc) -> dict:
+    """ticket/dense per arm, medians over steps, arms alternating dense/ticket `rounds` times."""
+    amp = Precision.of(precision, "cpu")
+    real = list(Skip1(loader, n))
+    mean_len = round(statistics.fmean(b["input_ids"].shape[1] for b in real))
+    fixed = fixed_like(real, mean_len)
+    seq = max(b["input_ids"].shape[1] for b in real)
+    arms = {
+        "bare_fixed": lambda m: bare_steps(m, fixed, amp),
+        "bare_real": lambda m: bare_steps(m, real, amp),
+        "loop_real": lambda m: loop_steps(m, real, n, precision, seq, 32),
+        "loader_real": lambda m: loop_steps(m, Skip1(loader, n), n, precision, seq, 32),
+    }
+    import copy
+    res: dict = {"steps": n, "mean_padded_length": mean_len, "distinct_lengths": len({b["input_ids"].shape[1]
+                                                                                      for b in real}), "arms": {}}
+    for phase in ("", "_malloc"):
+        if phase:
+            res["malloc_tuned"] = malloc()
+        for arm, fn in arms.items():
+            times = {"dense": [], "ticket": []}
+            for r in range(rounds):
+                for name in (("dense", "ticket") if r % 2 == 0 else ("ticket", "dense")):
+                    m = copy.deepcopy(dense if name == "dense" else ticket).train()
+                    times[name] += fn(m)[3:]  # the first steps warm allocator and kernels
+            row = {}
+            for i, kind in enumerate(("wall", "cpu")):
+                d = [x[i] for x in times["dense"]]
+                t = [x[i] for x in times["ticket"]]
+                row[kind] = {"dense_ms": 1e3 * statistics.median(d), "ticket_ms": 1e3 * statistics.median(t),
+                             "ratio": statistics.median(t) / statistics.median(d),
+                             "mean_ratio": statistics.fmean(t) / statistics.fmean(d)}
+            res["arms"][arm + phase] = row
+            c, w = row["cpu"], row["wall"]
+            print(f"  gap {arm + phase:<18} cpu: dense {c['dense_ms']:6.1f} ms ticket {c['ticket_ms']:6.1f} ms "
+                  f"ratio {c['ratio']:.3f} (sum {c['mean_ratio']:.3f}) | wall ratio {w['ratio']:.3f} "
+                  f"(sum {w['mean_ratio']:.3f})", flush=True)
+    return res
