@@ -9,6 +9,8 @@ variant: median step (wall and process CPU), the run's whole wall clock (compila
 the first step of each shape), ratios against today's dense and ticket/dense, distinct shapes seen, compile
 counts. A lever is a TrainConfig field (or the data's `pad_to_multiple_of`); a lever whose field this
 checkout does not have is skipped with a printed note, so the script runs before and after those land.
+"today" is this checkout's loop as it stands (TrainConfig.tune_malloc on: the allocator is process-wide, so
+every variant has it; its own effect is in the --gap section's *_malloc arms).
 
 `--gap` first runs `_step_gap.measure_gap`: where the synthetic one-shape ratio becomes the real loop's.
 The unpadding bound: the share of padded tokens in an epoch's length-grouped batches, with and without
