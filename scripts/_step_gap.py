@@ -25,7 +25,8 @@ from collections.abc import Iterable
 import torch
 from tickettune.trainables.earlybert import slimming
 from tickettune.trainables.training.callbacks import Callback
-from tickettune.trainables.cost_meter import CostMeter, Every
+from tickettune.trainables.cost_meter import CostMeter
+from tickettune.trainables.training.callbacks import Every
 from tickettune.trainables.earlybert.masks import MaskConfig, draw_masks
 from tickettune.trainables.training.precision import Precision
 from tickettune.trainables.earlybert.draw import make_ticket
