@@ -1,4 +1,5 @@
 """What every benchmark script shares: the table + --json at the end, and device-aware timing."""
+
 from __future__ import annotations
 
 import json
@@ -28,6 +29,7 @@ def device_of(name: str) -> torch.device:
     if name == "cpu":
         return torch.device("cpu")
     from tickettune.trainables.training.device import place
+
     if not torch.cuda.is_available():
         raise SystemExit(f"--device {name}: torch {torch.__version__} sees no CUDA device")
     return place(True).device
@@ -36,5 +38,9 @@ def device_of(name: str) -> torch.device:
 def device_info(device: torch.device) -> dict:
     if device.type != "cuda":
         return {"device": "cpu"}
-    return {"device": str(device), "gpu": torch.cuda.get_device_name(device.index), "cuda": torch.version.cuda,
-            "tf32_matmul": torch.backends.cuda.matmul.allow_tf32}
+    return {
+        "device": str(device),
+        "gpu": torch.cuda.get_device_name(device.index),
+        "cuda": torch.version.cuda,
+        "tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
+    }

@@ -1,5 +1,6 @@
 """Wall-clock budgets for the pre-training benchmark: an lr schedule on the clock, a held-out loss curve on
 that clock (its evaluations do not count), and the time at which a curve first reaches a loss."""
+
 from __future__ import annotations
 
 from typing import Callable
@@ -101,8 +102,10 @@ def time_to_loss(points: list[dict], target: float) -> float | None:
 def plot_loss_curves(res: dict, path) -> None:
     """Held-out MLM loss against training seconds, one line per arm, the baseline's final loss dashed."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots(figsize=(7.5, 4.6))
     for arm, r in res["arms"].items():
         xs = [p["train_seconds"] for p in r["curve"]]

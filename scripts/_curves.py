@@ -1,4 +1,5 @@
 """Dev-metric-vs-wall-clock curves for the time-to-accuracy benchmark: a loop callback and the plot."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -27,19 +28,29 @@ class EvalEvery(Callback):
     def after_step(self, step: int, logs: dict) -> bool:
         if step % self.every == 0 and step < self.last:
             trained = self.clock.elapsed()
-            self.curve.append({"step": step, "train_seconds": trained, "metric": float(self.clock.paused_for(self.score))})
+            self.curve.append(
+                {"step": step, "train_seconds": trained, "metric": float(self.clock.paused_for(self.score))}
+            )
         return False
 
 
 def plot_curves(res: dict, path: Path) -> Path:
     """One panel per task: every arm's dev metric against training wall-clock, one line per seed."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     tasks = list(res["tasks"])
     fig, axes = plt.subplots(1, len(tasks), figsize=(6.5 * len(tasks), 4.6), squeeze=False)
-    colors = {"trainer": "black", "trainer_compile": "tab:purple", "dense": "tab:gray", "rewind": "tab:blue", "continue": "tab:red",
-              "random": "tab:green"}
+    colors = {
+        "trainer": "black",
+        "trainer_compile": "tab:purple",
+        "dense": "tab:gray",
+        "rewind": "tab:blue",
+        "continue": "tab:red",
+        "random": "tab:green",
+    }
     for ax, task in zip(axes[0], tasks):
         t = res["tasks"][task]
         for arm, runs in t["runs"].items():
@@ -48,8 +59,15 @@ def plot_curves(res: dict, path: Path) -> Path:
                 if not pts:
                     continue
                 xs, ys = zip(*pts)
-                ax.plot(xs, ys, marker=".", color=colors.get(arm), linestyle="-" if i == 0 else "--",
-                        label=arm if i == 0 else None, linewidth=1)
+                ax.plot(
+                    xs,
+                    ys,
+                    marker=".",
+                    color=colors.get(arm),
+                    linestyle="-" if i == 0 else "--",
+                    label=arm if i == 0 else None,
+                    linewidth=1,
+                )
         ax.set_xlabel("training wall-clock (s; dev evaluations excluded)")
         ax.set_ylabel(f"dev {t['metric']}")
         ax.set_title(f"{task}: {t['epochs']:g} epoch(s), {t['budget_steps']} steps; solid seed 0, dashed others")

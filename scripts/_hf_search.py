@@ -13,6 +13,7 @@ Per trial (Optuna user attributes): `train_seconds` (Trainer.train, from its tra
 callbacks: model loading and the final dev evaluation excluded), `eval_seconds`, and the study's own
 start/complete times (the whole trial).
 """
+
 from __future__ import annotations
 
 import math
@@ -34,29 +35,33 @@ STUDY = "hf-search"
 class HFRecipe:
     """Everything one HF search process needs (plain data: it crosses a process boundary)."""
 
-    model: str                         # alias, local folder or hub id (AutoModelForSequenceClassification)
-    task: str                          # a GLUE task name
+    model: str  # alias, local folder or hub id (AutoModelForSequenceClassification)
+    task: str  # a GLUE task name
     epochs: float
     data_root: str | None = None
-    train_samples: int | None = None   # None: the whole train split; else a subset seeded by `seed`
-    eval_samples: int | None = None    # None: the whole dev split
+    train_samples: int | None = None  # None: the whole train split; else a subset seeded by `seed`
+    eval_samples: int | None = None  # None: the whole dev split
     max_length: int = 64
     batch_size: int = 32
-    seed: int = 0                      # the data subset, Trainer's seed (model head init, batch order)
-    precision: str = "auto"            # tickettune's auto: bf16 where the CPU/GPU runs it fast, else fp32
-    compile: bool = False              # TrainingArguments(torch_compile=True)
+    seed: int = 0  # the data subset, Trainer's seed (model head init, batch order)
+    precision: str = "auto"  # tickettune's auto: bf16 where the CPU/GPU runs it fast, else fp32
+    compile: bool = False  # TrainingArguments(torch_compile=True)
     threads: int = 2
-    lr_range: tuple[float, float] = (2e-5, 2e-4)     # log-uniform
-    warmup_range: tuple[float, float] = (0.0, 0.2)   # uniform, a fraction of the training steps
-    sampler: dict = field(default_factory=dict)      # TPESampler keyword arguments (seeded)
+    lr_range: tuple[float, float] = (2e-5, 2e-4)  # log-uniform
+    warmup_range: tuple[float, float] = (0.0, 0.2)  # uniform, a fraction of the training steps
+    sampler: dict = field(default_factory=dict)  # TPESampler keyword arguments (seeded)
 
 
 def hp_space(recipe: HFRecipe):
     """The define-by-run space `hyperparameter_search` calls per trial: TrainingArguments names ->
     values. Optuna names the warm-up `warmup_ratio`; Trainer takes a fraction < 1 in `warmup_steps`."""
+
     def space(trial) -> dict:
-        return {"learning_rate": trial.suggest_float("learning_rate", *recipe.lr_range, log=True),
-                "warmup_steps": trial.suggest_float("warmup_ratio", *recipe.warmup_range)}
+        return {
+            "learning_rate": trial.suggest_float("learning_rate", *recipe.lr_range, log=True),
+            "warmup_steps": trial.suggest_float("warmup_ratio", *recipe.warmup_range),
+        }
+
     return space
 
 
@@ -64,8 +69,14 @@ def _data(recipe: HFRecipe):
     from bench_time_to_accuracy import first, loaders
 
     from tickettune.trainables.tasks.data import as_tokenizer
-    args = SimpleNamespace(data_root=recipe.data_root, max_length=recipe.max_length, batch_size=recipe.batch_size,
-                           train_samples=recipe.train_samples, eval_samples=recipe.eval_samples)
+
+    args = SimpleNamespace(
+        data_root=recipe.data_root,
+        max_length=recipe.max_length,
+        batch_size=recipe.batch_size,
+        train_samples=recipe.train_samples,
+        eval_samples=recipe.eval_samples,
+    )
     train_loader, dev = loaders(args, recipe.task, as_tokenizer(recipe.model), recipe.seed)
     return train_loader, first(dev)
 
@@ -78,9 +89,9 @@ def _worker(recipe: HFRecipe, journal: str, n_trials: int, sampler_seed_offset: 
 
     from tickettune.spaces.optuna_space import tpe_sampler
     from tickettune.trainables.model.build import model_path
-    from tickettune.trainables.training.precision import Precision
     from tickettune.trainables.tasks import get_task
     from tickettune.trainables.tasks.glue import glue_metrics
+    from tickettune.trainables.training.precision import Precision
 
     torch.set_num_threads(recipe.threads)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -110,25 +121,56 @@ def _worker(recipe: HFRecipe, journal: str, n_trials: int, sampler_seed_offset: 
         kwargs = {"num_labels": spec.num_labels}
         if spec.head == "regression":
             kwargs["problem_type"] = "regression"
-        return AutoModelForSequenceClassification.from_pretrained(model_path(recipe.model), attn_implementation="sdpa",
-                                                                  **kwargs)
+        return AutoModelForSequenceClassification.from_pretrained(
+            model_path(recipe.model), attn_implementation="sdpa", **kwargs
+        )
 
     with tempfile.TemporaryDirectory() as out:
         targs = TrainingArguments(
-            output_dir=out, per_device_train_batch_size=recipe.batch_size, per_device_eval_batch_size=64,
-            learning_rate=1e-4, num_train_epochs=recipe.epochs, warmup_steps=0.1, weight_decay=0.01,
-            max_grad_norm=1.0, lr_scheduler_type="linear", bf16=amp.name == "bf16", fp16=amp.name == "fp16",
-            train_sampling_strategy="group_by_length", eval_strategy="no", save_strategy="no",
-            logging_strategy="no", report_to="none", seed=recipe.seed, data_seed=recipe.seed, disable_tqdm=True,
-            use_cpu=not torch.cuda.is_available(), dataloader_num_workers=0, torch_compile=recipe.compile)
-        trainer = Trainer(model_init=model_init, args=targs, train_dataset=train_loader.dataset,
-                          eval_dataset=dev_loader.dataset, data_collator=train_loader.collate_fn,
-                          compute_metrics=lambda pred: glue_metrics(recipe.task, pred.predictions, pred.label_ids),
-                          callbacks=[Clock()])
+            output_dir=out,
+            per_device_train_batch_size=recipe.batch_size,
+            per_device_eval_batch_size=64,
+            learning_rate=1e-4,
+            num_train_epochs=recipe.epochs,
+            warmup_steps=0.1,
+            weight_decay=0.01,
+            max_grad_norm=1.0,
+            lr_scheduler_type="linear",
+            bf16=amp.name == "bf16",
+            fp16=amp.name == "fp16",
+            train_sampling_strategy="group_by_length",
+            eval_strategy="no",
+            save_strategy="no",
+            logging_strategy="no",
+            report_to="none",
+            seed=recipe.seed,
+            data_seed=recipe.seed,
+            disable_tqdm=True,
+            use_cpu=not torch.cuda.is_available(),
+            dataloader_num_workers=0,
+            torch_compile=recipe.compile,
+        )
+        trainer = Trainer(
+            model_init=model_init,
+            args=targs,
+            train_dataset=train_loader.dataset,
+            eval_dataset=dev_loader.dataset,
+            data_collator=train_loader.collate_fn,
+            compute_metrics=lambda pred: glue_metrics(recipe.task, pred.predictions, pred.label_ids),
+            callbacks=[Clock()],
+        )
         sampler = tpe_sampler(**{**recipe.sampler, "seed": _offset(recipe.sampler.get("seed"), sampler_seed_offset)})
-        trainer.hyperparameter_search(hp_space=tracked_space, compute_objective=lambda m: m[key], n_trials=n_trials,
-                                      direction="maximize", backend="optuna", sampler=sampler, study_name=STUDY,
-                                      storage=_storage(journal), load_if_exists=True)
+        trainer.hyperparameter_search(
+            hp_space=tracked_space,
+            compute_objective=lambda m: m[key],
+            n_trials=n_trials,
+            direction="maximize",
+            backend="optuna",
+            sampler=sampler,
+            study_name=STUDY,
+            storage=_storage(journal),
+            load_if_exists=True,
+        )
 
 
 def _offset(seed: int | None, k: int) -> int | None:
@@ -139,6 +181,7 @@ def _offset(seed: int | None, k: int) -> int | None:
 def _storage(journal: str):
     import optuna
     from optuna.storages.journal import JournalFileBackend
+
     return optuna.storages.JournalStorage(JournalFileBackend(journal))
 
 
@@ -152,6 +195,7 @@ def hf_search(recipe: HFRecipe, n_trials: int, enqueue: list[dict] | None = None
     Optuna's names (learning_rate, warmup_ratio) tried first. jobs > 1: that many processes (spawned, each
     `recipe.threads` torch threads), trials split between them."""
     import optuna
+
     if jobs < 1 or jobs > n_trials:
         raise ValueError(f"jobs={jobs}: must be between 1 and n_trials={n_trials}")
     with tempfile.TemporaryDirectory() as tmp:
@@ -164,8 +208,9 @@ def hf_search(recipe: HFRecipe, n_trials: int, enqueue: list[dict] | None = None
             _worker(recipe, journal, n_trials, 0)
         else:
             ctx = multiprocessing.get_context("spawn")
-            procs = [ctx.Process(target=_worker, args=(recipe, journal, n, k)) for k, n in enumerate(_split(n_trials,
-                                                                                                             jobs))]
+            procs = [
+                ctx.Process(target=_worker, args=(recipe, journal, n, k)) for k, n in enumerate(_split(n_trials, jobs))
+            ]
             for p in procs:
                 p.start()
             for p in procs:
@@ -182,10 +227,18 @@ def hf_search(recipe: HFRecipe, n_trials: int, enqueue: list[dict] | None = None
 
 
 def _record(t) -> dict:
-    whole = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete and t.datetime_start \
+    whole = (
+        (t.datetime_complete - t.datetime_start).total_seconds()
+        if t.datetime_complete and t.datetime_start
         else math.nan
-    return {"number": t.number, "params": dict(t.params), "state": t.state.name,
-            "metric": math.nan if t.value is None else float(t.value),
-            "train_seconds": t.user_attrs.get("train_seconds", math.nan),
-            "eval_seconds": t.user_attrs.get("eval_seconds", math.nan), "steps": t.user_attrs.get("steps"),
-            "trial_seconds": whole}
+    )
+    return {
+        "number": t.number,
+        "params": dict(t.params),
+        "state": t.state.name,
+        "metric": math.nan if t.value is None else float(t.value),
+        "train_seconds": t.user_attrs.get("train_seconds", math.nan),
+        "eval_seconds": t.user_attrs.get("eval_seconds", math.nan),
+        "steps": t.user_attrs.get("steps"),
+        "trial_seconds": whole,
+    }

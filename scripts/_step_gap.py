@@ -16,6 +16,7 @@ coefficients folded, no hooks), so the arm-to-arm change in ticket/dense names o
 The first real batch (the longest, by the sampler's design) is skipped: the N batches after it are one
 mega-batch of the length-grouped order, i.e. a fair sample of the epoch's lengths.
 """
+
 from __future__ import annotations
 
 import statistics
@@ -23,14 +24,14 @@ import time
 from collections.abc import Iterable
 
 import torch
-from tickettune.trainables.earlybert import slimming
-from tickettune.trainables.training.callbacks import Callback
+
 from tickettune.trainables.cost_meter import CostMeter
-from tickettune.trainables.training.callbacks import Every
-from tickettune.trainables.earlybert.masks import MaskConfig, draw_masks
-from tickettune.trainables.training.precision import Precision
+from tickettune.trainables.earlybert import slimming
 from tickettune.trainables.earlybert.draw import make_ticket
+from tickettune.trainables.earlybert.masks import MaskConfig, draw_masks
+from tickettune.trainables.training.callbacks import Callback, Every
 from tickettune.trainables.training.loop import TrainConfig, make_optimizer, train
+from tickettune.trainables.training.precision import Precision
 
 
 def clock() -> tuple[float, float]:
@@ -106,8 +107,7 @@ def loop_steps(model, loader, n: int, precision: str, seq: int, batch: int) -> l
     cost = CostMeter(model, seq, batch, 1.0)
     cbs = [timer, cost, Every([10], lambda step, logs: logs["loss"])]
     # the loop's own allocator tuning off: the *_malloc arms turn it on for the process, explicitly
-    train(model, loader, TrainConfig(lr=1e-5, max_steps=n, progress=False, precision=precision, tune_malloc=False),
-          cbs)
+    train(model, loader, TrainConfig(lr=1e-5, max_steps=n, progress=False, precision=precision, tune_malloc=False), cbs)
     return timer.times
 
 
@@ -139,27 +139,38 @@ def measure_gap(dense, ticket, loader, n: int, precision: str, rounds: int, mall
         "loader_real": lambda m: loop_steps(m, Skip1(loader, n), n, precision, seq, 32),
     }
     import copy
-    res: dict = {"steps": n, "mean_padded_length": mean_len, "distinct_lengths": len({b["input_ids"].shape[1]
-                                                                                      for b in real}), "arms": {}}
+
+    res: dict = {
+        "steps": n,
+        "mean_padded_length": mean_len,
+        "distinct_lengths": len({b["input_ids"].shape[1] for b in real}),
+        "arms": {},
+    }
     for phase in ("", "_malloc"):
         if phase:
             res["malloc_tuned"] = malloc()
         for arm, fn in arms.items():
             times = {"dense": [], "ticket": []}
             for r in range(rounds):
-                for name in (("dense", "ticket") if r % 2 == 0 else ("ticket", "dense")):
+                for name in ("dense", "ticket") if r % 2 == 0 else ("ticket", "dense"):
                     m = copy.deepcopy(dense if name == "dense" else ticket).train()
                     times[name] += fn(m)[3:]  # the first steps warm allocator and kernels
             row = {}
             for i, kind in enumerate(("wall", "cpu")):
                 d = [x[i] for x in times["dense"]]
                 t = [x[i] for x in times["ticket"]]
-                row[kind] = {"dense_ms": 1e3 * statistics.median(d), "ticket_ms": 1e3 * statistics.median(t),
-                             "ratio": statistics.median(t) / statistics.median(d),
-                             "mean_ratio": statistics.fmean(t) / statistics.fmean(d)}
+                row[kind] = {
+                    "dense_ms": 1e3 * statistics.median(d),
+                    "ticket_ms": 1e3 * statistics.median(t),
+                    "ratio": statistics.median(t) / statistics.median(d),
+                    "mean_ratio": statistics.fmean(t) / statistics.fmean(d),
+                }
             res["arms"][arm + phase] = row
             c, w = row["cpu"], row["wall"]
-            print(f"  gap {arm + phase:<18} cpu: dense {c['dense_ms']:6.1f} ms ticket {c['ticket_ms']:6.1f} ms "
-                  f"ratio {c['ratio']:.3f} (sum {c['mean_ratio']:.3f}) | wall ratio {w['ratio']:.3f} "
-                  f"(sum {w['mean_ratio']:.3f})", flush=True)
+            print(
+                f"  gap {arm + phase:<18} cpu: dense {c['dense_ms']:6.1f} ms ticket {c['ticket_ms']:6.1f} ms "
+                f"ratio {c['ratio']:.3f} (sum {c['mean_ratio']:.3f}) | wall ratio {w['ratio']:.3f} "
+                f"(sum {w['mean_ratio']:.3f})",
+                flush=True,
+            )
     return res

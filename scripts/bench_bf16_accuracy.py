@@ -7,6 +7,7 @@ each run's training time (an indication only: use bench_ticket_speed.py for step
 
     python scripts/bench_bf16_accuracy.py --train-samples 4000 --epochs 2 --seeds 3 --json bench/bf16_accuracy.json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,8 +17,8 @@ from pathlib import Path
 
 import torch
 
-from tickettune.trainables.tasks import DataArgs, get_task
 from tickettune.trainables.model.build import load_model
+from tickettune.trainables.tasks import DataArgs, get_task
 from tickettune.trainables.training.loop import TrainConfig, train
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -49,18 +50,35 @@ def run(args) -> dict:
             torch.manual_seed(seed)
             model, tok = load_model(args.model, head="classification", num_labels=2)
             task = get_task("sst2")
-            data = DataArgs(root=args.data_root, max_length=args.max_length, batch_size=args.batch_size,
-                            max_train_samples=args.train_samples, seed=seed, group_by_length=True)
+            data = DataArgs(
+                root=args.data_root,
+                max_length=args.max_length,
+                batch_size=args.batch_size,
+                max_train_samples=args.train_samples,
+                seed=seed,
+                group_by_length=True,
+            )
             train_loader, dev = task.train_loader(tok, data), task.eval_data(tok, data)
-            res = train(model, train_loader, TrainConfig(lr=args.lr, epochs=args.epochs, seed=seed, progress=False,
-                                                         precision=p))
+            res = train(
+                model, train_loader, TrainConfig(lr=args.lr, epochs=args.epochs, seed=seed, progress=False, precision=p)
+            )
             acc = task.evaluate(model, dev, p)["accuracy"]
-            runs[p].append({"seed": seed, "accuracy": acc, "steps": res.steps, "train_seconds": res.seconds,
-                            "final_loss": statistics.fmean(res.losses[-20:])})
+            runs[p].append(
+                {
+                    "seed": seed,
+                    "accuracy": acc,
+                    "steps": res.steps,
+                    "train_seconds": res.seconds,
+                    "final_loss": statistics.fmean(res.losses[-20:]),
+                }
+            )
             print(f"seed {seed} {p}: dev accuracy {acc:.4f} ({res.steps} steps, {res.seconds:.0f}s)", flush=True)
     mean = {p: statistics.fmean(r["accuracy"] for r in rs) for p, rs in runs.items()}
-    out = {"config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-           "runs": runs, "mean_accuracy": mean}
+    out = {
+        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "runs": runs,
+        "mean_accuracy": mean,
+    }
     if "fp32" in mean and "bf16" in mean:
         out["bf16_minus_fp32_pt"] = 100 * (mean["bf16"] - mean["fp32"])
         out["per_seed_diff_pt"] = [100 * (b["accuracy"] - f["accuracy"]) for f, b in zip(runs["fp32"], runs["bf16"])]
@@ -72,8 +90,11 @@ def print_table(res: dict) -> None:
     for p, acc in res["mean_accuracy"].items():
         print(f"{p}: mean dev accuracy {acc:.4f} over {len(res['runs'][p])} seeds")
     if "bf16_minus_fp32_pt" in res:
-        print(f"bf16 - fp32: {res['bf16_minus_fp32_pt']:+.2f} pt (per seed {[round(d, 2) for d in res['per_seed_diff_pt']]});"
-              f" target within 0.5 pt: {'met' if res['meets_target'] else 'NOT met'}")
+        print(
+            f"bf16 - fp32: {res['bf16_minus_fp32_pt']:+.2f} pt "
+            f"(per seed {[round(d, 2) for d in res['per_seed_diff_pt']]});"
+            f" target within 0.5 pt: {'met' if res['meets_target'] else 'NOT met'}"
+        )
 
 
 def main(argv=None) -> dict:

@@ -19,6 +19,7 @@ bucketing (what dropping padding before the projections and the FFN could save a
     python scripts/bench_fast_path.py --steps 100 --rounds 2 --threads 2 --gap --json bench/fast_path.json
     python scripts/bench_fast_path.py --smoke     # < 60 s: 3 steps, no compile
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,11 +33,12 @@ import time
 from pathlib import Path
 
 import torch
-from tickettune.trainables.training.allocator import tune_malloc
-from tickettune.trainables.model.flops import shape_of, train_flops_per_sequence
+
 from tickettune.trainables.model.build import load_model
-from tickettune.trainables.tasks.sampler import LengthGroupedSampler
+from tickettune.trainables.model.flops import shape_of, train_flops_per_sequence
 from tickettune.trainables.tasks import DataArgs, get_task
+from tickettune.trainables.tasks.sampler import LengthGroupedSampler
+from tickettune.trainables.training.allocator import tune_malloc
 from tickettune.trainables.training.loop import TrainConfig, train
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -89,8 +91,13 @@ def machine() -> dict:
         lscpu = ""
     info = dict(line.split(":", 1) for line in lscpu.splitlines() if ":" in line)
     flags = set(info.get("Flags", "").split())
-    return {"model_name": info.get("Model name", platform.processor()).strip(), "cpus": info.get("CPU(s)", "").strip(),
-            "flags": {f: f in flags for f in FLAGS}, "torch": torch.__version__, "threads": torch.get_num_threads()}
+    return {
+        "model_name": info.get("Model name", platform.processor()).strip(),
+        "cpus": info.get("CPU(s)", "").strip(),
+        "flags": {f: f in flags for f in FLAGS},
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+    }
 
 
 def available(overrides: dict) -> str | None:
@@ -111,7 +118,7 @@ def padding_share(lengths: list[int], batch: int, multiple: int | None, seed: in
     order = list(LengthGroupedSampler(lengths, batch, generator=torch.Generator().manual_seed(seed)))
     real = padded = 0
     for i in range(0, len(order), batch):
-        ls = [lengths[j] for j in order[i:i + batch]]
+        ls = [lengths[j] for j in order[i : i + batch]]
         t = max(ls)
         if multiple:
             t = -(-t // multiple) * multiple
@@ -121,33 +128,54 @@ def padding_share(lengths: list[int], batch: int, multiple: int | None, seed: in
 
 
 def run_variant(name: str, pad: int | None, overrides: dict, dense, ticket, tok, args) -> dict:
-    loader = get_task("sst2").train_loader(tok, DataArgs(root=args.data_root, max_length=64, batch_size=32,
-                                                         group_by_length=True, max_train_samples=args.train_samples,
-                                                         pad_to_multiple_of=pad))
+    loader = get_task("sst2").train_loader(
+        tok,
+        DataArgs(
+            root=args.data_root,
+            max_length=64,
+            batch_size=32,
+            group_by_length=True,
+            max_train_samples=args.train_samples,
+            pad_to_multiple_of=pad,
+        ),
+    )
     cfg = dict(lr=1e-5, max_steps=args.steps, progress=False, precision=args.precision)
     cfg.update(overrides)
     out = {"dense": [], "ticket": []}
     for r in range(args.rounds):
-        for arm in (("dense", "ticket") if r % 2 == 0 else ("ticket", "dense")):
+        for arm in ("dense", "ticket") if r % 2 == 0 else ("ticket", "dense"):
             model = copy.deepcopy(dense if arm == "dense" else ticket).train()
             timer = StepTimer()
             t0 = time.perf_counter()
             res = train(model, Skip1(loader, args.steps), TrainConfig(**cfg), [timer])
-            out[arm].append({"wall_s": time.perf_counter() - t0, "steps": [t for t in timer.times],
-                             "shapes": res.shapes, "compile": res.compile})
+            out[arm].append(
+                {
+                    "wall_s": time.perf_counter() - t0,
+                    "steps": [t for t in timer.times],
+                    "shapes": res.shapes,
+                    "compile": res.compile,
+                }
+            )
     row: dict = {"pad_to_multiple_of": pad, "overrides": overrides}
     for arm, runs in out.items():
         steady = [s for run in runs for s in run["steps"][3:]] or [s for run in runs for s in run["steps"]]
-        row[arm] = {"step_ms": 1e3 * statistics.median(s[0] for s in steady),
-                    "cpu_ms": 1e3 * statistics.median(s[1] for s in steady),
-                    "wall_s_first_run": runs[0]["wall_s"], "wall_s_median": statistics.median(r["wall_s"] for r in runs),
-                    "shapes": runs[0]["shapes"], "compile": runs[0]["compile"]}
+        row[arm] = {
+            "step_ms": 1e3 * statistics.median(s[0] for s in steady),
+            "cpu_ms": 1e3 * statistics.median(s[1] for s in steady),
+            "wall_s_first_run": runs[0]["wall_s"],
+            "wall_s_median": statistics.median(r["wall_s"] for r in runs),
+            "shapes": runs[0]["shapes"],
+            "compile": runs[0]["compile"],
+        }
     row["ticket_over_dense"] = row["ticket"]["step_ms"] / row["dense"]["step_ms"]
     row["ticket_over_dense_cpu"] = row["ticket"]["cpu_ms"] / row["dense"]["cpu_ms"]
     row["ticket_over_dense_wall_incl_compile"] = row["ticket"]["wall_s_first_run"] / row["dense"]["wall_s_first_run"]
-    print(f"  {name:<18} dense {row['dense']['step_ms']:7.1f} ms  ticket {row['ticket']['step_ms']:7.1f} ms  "
-          f"t/d {row['ticket_over_dense']:.3f} (cpu {row['ticket_over_dense_cpu']:.3f})  shapes "
-          f"{row['dense']['shapes']}", flush=True)
+    print(
+        f"  {name:<18} dense {row['dense']['step_ms']:7.1f} ms  ticket {row['ticket']['step_ms']:7.1f} ms  "
+        f"t/d {row['ticket_over_dense']:.3f} (cpu {row['ticket_over_dense_cpu']:.3f})  shapes "
+        f"{row['dense']['shapes']}",
+        flush=True,
+    )
     return row
 
 
@@ -157,19 +185,37 @@ def run(args) -> dict:
     torch.manual_seed(0)
     dense, tok = load_model("minilm-l6", head="classification", num_labels=2)
     ticket = flow_ticket(dense, 0)
-    res: dict = {"config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-                 "machine": machine(), "notes": [], "variants": {}}
-    res["flop_ratio_at_16"] = (train_flops_per_sequence(shape_of(ticket), 16)
-                               / train_flops_per_sequence(shape_of(dense), 16))
-    lengths = [len(x) for x in get_task("sst2").train_loader(
-        tok, DataArgs(root=args.data_root, max_length=64, max_train_samples=args.train_samples)).dataset["input_ids"]]
+    res: dict = {
+        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "machine": machine(),
+        "notes": [],
+        "variants": {},
+    }
+    res["flop_ratio_at_16"] = train_flops_per_sequence(shape_of(ticket), 16) / train_flops_per_sequence(
+        shape_of(dense), 16
+    )
+    lengths = [
+        len(x)
+        for x in get_task("sst2")
+        .train_loader(tok, DataArgs(root=args.data_root, max_length=64, max_train_samples=args.train_samples))
+        .dataset["input_ids"]
+    ]
     res["unpadding_bound"] = {f"pad{m or 1}": padding_share(lengths, 32, m) for m in (None, 8, 16)}
-    print("padded share of tokens per epoch (unpadding's upper bound): "
-          + ", ".join(f"{k} {v:.3f}" for k, v in res["unpadding_bound"].items()))
+    print(
+        "padded share of tokens per epoch (unpadding's upper bound): "
+        + ", ".join(f"{k} {v:.3f}" for k, v in res["unpadding_bound"].items())
+    )
     if args.gap:
-        loader = get_task("sst2").train_loader(tok, DataArgs(root=args.data_root, max_length=64, batch_size=32,
-                                                             group_by_length=True,
-                                                             max_train_samples=args.train_samples))
+        loader = get_task("sst2").train_loader(
+            tok,
+            DataArgs(
+                root=args.data_root,
+                max_length=64,
+                batch_size=32,
+                group_by_length=True,
+                max_train_samples=args.train_samples,
+            ),
+        )
         res["gap"] = measure_gap(dense, ticket, loader, args.steps, args.precision, args.rounds, tune_malloc)
     res["malloc_tuned"] = tune_malloc()  # what the loop's users get from allocator.py; the same for every variant
     names = [v for v in args.variants if v != "all"]
@@ -198,16 +244,22 @@ def run(args) -> dict:
 
 def print_table(res: dict) -> None:
     m = res["machine"]
-    print(f"\n{m['model_name']}, {m['threads']} threads, torch {m['torch']}; flop ratio at 16 tokens "
-          f"{res['flop_ratio_at_16']:.3f}; steps {res['config']['steps']} x {res['config']['rounds']} rounds")
-    print(f"{'variant':<18}{'dense ms':>9}{'ticket ms':>10}{'t/d':>7}{'t/d cpu':>8}{'d/today':>8}{'t/today':>8}"
-          f"{'wall d s':>9}{'wall t s':>9}{'shapes':>7}{'graphs':>7}")
+    print(
+        f"\n{m['model_name']}, {m['threads']} threads, torch {m['torch']}; flop ratio at 16 tokens "
+        f"{res['flop_ratio_at_16']:.3f}; steps {res['config']['steps']} x {res['config']['rounds']} rounds"
+    )
+    print(
+        f"{'variant':<18}{'dense ms':>9}{'ticket ms':>10}{'t/d':>7}{'t/d cpu':>8}{'d/today':>8}{'t/today':>8}"
+        f"{'wall d s':>9}{'wall t s':>9}{'shapes':>7}{'graphs':>7}"
+    )
     for name, r in res["variants"].items():
         c = r["dense"]["compile"] or {}
-        print(f"{name:<18}{r['dense']['step_ms']:>9.1f}{r['ticket']['step_ms']:>10.1f}{r['ticket_over_dense']:>7.3f}"
-              f"{r['ticket_over_dense_cpu']:>8.3f}{r.get('dense_vs_today_dense', float('nan')):>8.3f}"
-              f"{r.get('ticket_vs_today_dense', float('nan')):>8.3f}{r['dense']['wall_s_first_run']:>9.1f}"
-              f"{r['ticket']['wall_s_first_run']:>9.1f}{r['dense']['shapes']:>7}{c.get('graphs', '-'):>7}")
+        print(
+            f"{name:<18}{r['dense']['step_ms']:>9.1f}{r['ticket']['step_ms']:>10.1f}{r['ticket_over_dense']:>7.3f}"
+            f"{r['ticket_over_dense_cpu']:>8.3f}{r.get('dense_vs_today_dense', float('nan')):>8.3f}"
+            f"{r.get('ticket_vs_today_dense', float('nan')):>8.3f}{r['dense']['wall_s_first_run']:>9.1f}"
+            f"{r['ticket']['wall_s_first_run']:>9.1f}{r['dense']['shapes']:>7}{c.get('graphs', '-'):>7}"
+        )
     for note in res["notes"]:
         print("note:", note)
 

@@ -25,6 +25,7 @@ predicted classes equal PyTorch's. The headline (batch 32 x 128, fp32) is writte
     python scripts/bench_inference.py --threads 4 --json bench/inference_speed.json       # the full run
     python scripts/bench_inference.py --smoke                                              # < 60 s
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,13 +42,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tickettune.trainables.model.flops import shape_of, train_flops_per_sequence
+from tickettune.trainables.earlybert.draw import make_ticket, snapshot
 from tickettune.trainables.earlybert.masks import MaskConfig, draw_masks
 from tickettune.trainables.model.build import build_from_layout, count_parameters, layout, load_model
-from tickettune.trainables.training.precision import cpu_has_fast_bf16
+from tickettune.trainables.model.flops import shape_of, train_flops_per_sequence
 from tickettune.trainables.tasks.glue import load_glue
 from tickettune.trainables.ticket.format import load_ticket, save_ticket, ticket_info
-from tickettune.trainables.earlybert.draw import make_ticket, snapshot
+from tickettune.trainables.training.precision import cpu_has_fast_bf16
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _bench import finish  # noqa: E402
@@ -75,8 +76,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--data-root", default=None)
     ap.add_argument("--smoke", action="store_true", help="tiny counts, no torch.compile: a < 60 s check that it runs")
-    ap.add_argument("--json", type=Path, default=None,
-                    help="default: bench/inference_speed.json (--smoke: bench/inference_speed_smoke.json)")
+    ap.add_argument(
+        "--json",
+        type=Path,
+        default=None,
+        help="default: bench/inference_speed.json (--smoke: bench/inference_speed_smoke.json)",
+    )
     args = ap.parse_args(argv)
     args.runtimes = [r.strip() for r in args.runtimes.split(",") if r.strip()]
     if not args.runtimes or any(r not in RUNTIMES for r in args.runtimes):
@@ -95,6 +100,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 # ------------------------------------------------------------------------------------------ machine
 
+
 def cpu_info() -> dict:
     """lscpu's model name and the flags that decide fast fp32 / bf16 paths."""
     try:
@@ -103,22 +109,31 @@ def cpu_info() -> dict:
         text = ""
     fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
     flags = set(fields.get("Flags", "").split())
-    return {"model_name": fields.get("Model name", platform.processor()).strip(),
-            "flags": {f: f in flags for f in FLAGS}, "fast_bf16": cpu_has_fast_bf16()}
+    return {
+        "model_name": fields.get("Model name", platform.processor()).strip(),
+        "flags": {f: f in flags for f in FLAGS},
+        "fast_bf16": cpu_has_fast_bf16(),
+    }
 
 
 # ------------------------------------------------------------------------------------------ models
+
 
 def paper_pair(args) -> tuple[torch.nn.Module, torch.nn.Module, object, tuple]:
     torch.manual_seed(args.seed)
     dense, tok = load_model(args.model, head="classification", num_labels=2)
     g = torch.Generator().manual_seed(args.seed)
     from tickettune.trainables.model.encoder import encoder_of
+
     blocks = encoder_of(dense).blocks
-    cfg = MaskConfig(head_ratio=args.head_ratio, ffn_ratio=args.ffn_ratio, head_scope="layer", ffn_scope="global",
-                     ffn_multiple=8)
-    heads, ffn = draw_masks([torch.rand(b.num_heads, generator=g) for b in blocks],
-                            [torch.rand(b.ffn_width, generator=g) for b in blocks], cfg)
+    cfg = MaskConfig(
+        head_ratio=args.head_ratio, ffn_ratio=args.ffn_ratio, head_scope="layer", ffn_scope="global", ffn_multiple=8
+    )
+    heads, ffn = draw_masks(
+        [torch.rand(b.num_heads, generator=g) for b in blocks],
+        [torch.rand(b.ffn_width, generator=g) for b in blocks],
+        cfg,
+    )
     ticket = make_ticket(snapshot(dense), dense, heads, ffn, rewind=True)
     return dense.eval(), ticket.eval(), tok, (heads, ffn)
 
@@ -128,6 +143,7 @@ def dense_twin(ticket: torch.nn.Module) -> torch.nn.Module:
     import copy
 
     from tickettune.trainables.model.families import family_of
+
     cfg = copy.deepcopy(ticket.config)
     widths = family_of(cfg).widths(cfg.to_dict())
     lay = {"pre_ln": layout(ticket)["pre_ln"], "heads_per_layer": widths["heads"], "ffn_per_layer": widths["ffn"]}
@@ -141,6 +157,7 @@ def flop_ratio(dense, ticket, seq: int) -> float:
 
 # ------------------------------------------------------------------------------------------ inputs
 
+
 def inputs(tok, args) -> dict[str, dict[str, list[dict]]]:
     """{"sst2": {"b1": [...], "b32": [...]}, "fixed128": {...}}: tokenised batches (dicts of tensors)."""
     need = max(args.requests, args.batches * args.batch_size, args.check_rows)
@@ -150,24 +167,29 @@ def inputs(tok, args) -> dict[str, dict[str, list[dict]]]:
     def enc(texts, **kw):
         e = tok(texts, return_tensors="pt", truncation=True, max_length=args.seq_len, **kw)
         return {k: e[k] for k in names}
-    b1 = [enc([s]) for s in (sentences * (need // len(sentences) + 1))[:args.requests]]
-    b32 = [enc(sentences[i:i + args.batch_size], padding=True)
-           for i in range(0, args.batches * args.batch_size, args.batch_size)]
+
+    b1 = [enc([s]) for s in (sentences * (need // len(sentences) + 1))[: args.requests]]
+    b32 = [
+        enc(sentences[i : i + args.batch_size], padding=True)
+        for i in range(0, args.batches * args.batch_size, args.batch_size)
+    ]
     ids = [i for row in tok(sentences, add_special_tokens=False)["input_ids"] for i in row]  # run together
     body = args.seq_len - 2
-    rows = [[tok.cls_token_id, *ids[i:i + body], tok.sep_token_id] for i in range(0, len(ids) - body, body)]
-    rows = (rows * (need // len(rows) + 1))[:max(args.requests, args.batches * args.batch_size)]
+    rows = [[tok.cls_token_id, *ids[i : i + body], tok.sep_token_id] for i in range(0, len(ids) - body, body)]
+    rows = (rows * (need // len(rows) + 1))[: max(args.requests, args.batches * args.batch_size)]
 
     def fixed(chunk):
         t = torch.tensor(chunk)
         out = {"input_ids": t, "attention_mask": torch.ones_like(t), "token_type_ids": torch.zeros_like(t)}
         return {k: out[k] for k in names}
-    f1 = [fixed(rows[i:i + 1]) for i in range(args.requests)]
-    f32 = [fixed(rows[i:i + args.batch_size]) for i in range(0, args.batches * args.batch_size, args.batch_size)]
+
+    f1 = [fixed(rows[i : i + 1]) for i in range(args.requests)]
+    f32 = [fixed(rows[i : i + args.batch_size]) for i in range(0, args.batches * args.batch_size, args.batch_size)]
     return {"sst2": {"b1": b1, "b32": b32}, "fixed128": {"b1": f1, "b32": f32}}, sentences
 
 
 # ------------------------------------------------------------------------------------------ runners
+
 
 class Runner:
     """One model in one runtime at one precision: __call__(batch) -> logits as numpy."""
@@ -176,6 +198,7 @@ class Runner:
         self.runtime, self.precision = runtime, precision
         if runtime == "ort":
             import onnxruntime as ort
+
             opts = ort.SessionOptions()
             opts.intra_op_num_threads = threads
             self.sess = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
@@ -207,22 +230,27 @@ def measure(runners: dict[str, Runner], data: dict[str, list[dict]], batch_size:
     for kind, batches in data.items():
         times = {arm: [] for arm in runners}
         for i, b in enumerate(batches):
-            for arm in (list(runners) if i % 2 == 0 else list(runners)[::-1]):
+            for arm in list(runners) if i % 2 == 0 else list(runners)[::-1]:
                 times[arm].append(timed(runners[arm], b))
         for arm, t in times.items():
             ms = 1e3 * np.asarray(t)
             if kind == "b1":
-                out[arm].update(latency_p50_ms=float(np.percentile(ms, 50)), latency_p95_ms=float(np.percentile(ms, 95)))
+                out[arm].update(
+                    latency_p50_ms=float(np.percentile(ms, 50)), latency_p95_ms=float(np.percentile(ms, 95))
+                )
             else:
-                out[arm].update(batch_ms=float(statistics.median(ms)),
-                                throughput=batch_size / (statistics.median(ms) / 1e3))
+                out[arm].update(
+                    batch_ms=float(statistics.median(ms)), throughput=batch_size / (statistics.median(ms) / 1e3)
+                )
     return out
 
 
 def ratios(res: dict) -> dict:
     d, t = res["dense"], res["ticket"]
-    return {"throughput_ratio": t["throughput"] / d["throughput"],
-            "latency_p50_ratio": t["latency_p50_ms"] / d["latency_p50_ms"]}
+    return {
+        "throughput_ratio": t["throughput"] / d["throughput"],
+        "latency_p50_ratio": t["latency_p50_ms"] / d["latency_p50_ms"],
+    }
 
 
 def time_pair(name, dense, ticket, tok, data, args, work: Path) -> dict:
@@ -230,57 +258,89 @@ def time_pair(name, dense, ticket, tok, data, args, work: Path) -> dict:
     onnx = {}
     if "ort" in args.runtimes:
         from tickettune.trainables.ticket.onnx_export import export_onnx
+
         for arm, m in (("dense", dense), ("ticket", ticket)):
             onnx[arm] = export_onnx(m, tok, "classification", work / f"{name}-{arm}.onnx")["path"]
     precisions = ["fp32"] + (["bf16"] if cpu_has_fast_bf16() or args.bf16 else [])
-    out = {"flop_ratio": flop_ratio(dense, ticket, args.seq_len), "layout": layout(ticket),
-           "parameters": {"dense": count_parameters(dense), "ticket": count_parameters(ticket)}, "runs": {}}
+    out = {
+        "flop_ratio": flop_ratio(dense, ticket, args.seq_len),
+        "layout": layout(ticket),
+        "parameters": {"dense": count_parameters(dense), "ticket": count_parameters(ticket)},
+        "runs": {},
+    }
     if "bf16" not in precisions:
-        out["bf16"] = "skipped: this CPU has no AMX / AVX512-BF16 (bf16 is emulated and slower than fp32); --bf16 " \
-                      "measures it anyway"
+        out["bf16"] = (
+            "skipped: this CPU has no AMX / AVX512-BF16 (bf16 is emulated and slower than fp32); --bf16 "
+            "measures it anyway"
+        )
     elif not cpu_has_fast_bf16():
         out["bf16"] = "measured on request; emulated on this CPU (no AMX / AVX512-BF16)"
     for runtime in args.runtimes:
         for prec in precisions if runtime != "ort" else ["fp32"]:
-            runners = {arm: Runner(m, runtime, prec, Path(onnx.get(arm, ".")), threads)
-                       for arm, m in (("dense", dense), ("ticket", ticket))}
+            runners = {
+                arm: Runner(m, runtime, prec, Path(onnx.get(arm, ".")), threads)
+                for arm, m in (("dense", dense), ("ticket", ticket))
+            }
             key = f"{runtime}_{prec}"
             out["runs"][key] = {}
             for kind, d in data.items():
                 t0 = time.perf_counter()
                 res = measure(runners, d, args.batch_size, 2 if runtime == "compile" else 1)
                 out["runs"][key][kind] = {**res, **ratios(res), "seconds": time.perf_counter() - t0}
-                print(f"  {name} {key:<13} {kind:<9} throughput ticket/dense {out['runs'][key][kind]['throughput_ratio']:.3f}"
-                      f"  batch-1 p50 ticket/dense {out['runs'][key][kind]['latency_p50_ratio']:.3f}", flush=True)
+                print(
+                    f"  {name} {key:<13} {kind:<9} throughput ticket/dense "
+                    f"{out['runs'][key][kind]['throughput_ratio']:.3f}"
+                    f"  batch-1 p50 ticket/dense {out['runs'][key][kind]['latency_p50_ratio']:.3f}",
+                    flush=True,
+                )
     return out
 
 
 # ------------------------------------------------------------------------------------------ checks
 
-def check_predictions(pruned, ticket_dir: Path, sentences: list[str], rows: int, onnx_path: str | None,
-                      tok, work: Path) -> dict:
+
+def check_predictions(
+    pruned, ticket_dir: Path, sentences: list[str], rows: int, onnx_path: str | None, tok, work: Path
+) -> dict:
     """`tickettune predict` on the saved ticket gives the in-memory pruned model's classes; ORT's too."""
     import pandas as pd
 
     from tickettune.searcher.predict import PredictArgs, predict_file
     from tickettune.trainables.inference import length_order
+
     texts = sentences[:rows]
     pd.DataFrame({"sentence": texts}).to_csv(work / "check.csv", index=False)
-    predict_file(PredictArgs(str(ticket_dir), str(work / "check.csv"), str(work / "check.jsonl"), "sentence",
-                             batch_size=16, max_length=128, precision="fp32", progress=False))
+    predict_file(
+        PredictArgs(
+            str(ticket_dir),
+            str(work / "check.csv"),
+            str(work / "check.jsonl"),
+            "sentence",
+            batch_size=16,
+            max_length=128,
+            precision="fp32",
+            progress=False,
+        )
+    )
     served = [json.loads(line)["label"] for line in (work / "check.jsonl").read_text().splitlines()]
     labels = ["negative", "positive"]
     with torch.no_grad():
-        mem = [labels[int(pruned(**tok(t, return_tensors="pt", truncation=True, max_length=128)).logits.argmax())]
-               for t in texts]
-    out = {"rows": len(texts), "predict_equals_pruned_model": served == mem,
-           "mismatches": sum(a != b for a, b in zip(served, mem))}
+        mem = [
+            labels[int(pruned(**tok(t, return_tensors="pt", truncation=True, max_length=128)).logits.argmax())]
+            for t in texts
+        ]
+    out = {
+        "rows": len(texts),
+        "predict_equals_pruned_model": served == mem,
+        "mismatches": sum(a != b for a, b in zip(served, mem)),
+    }
     if onnx_path:
         from tickettune.trainables.ticket.onnx_export import run_onnx
+
         order = length_order([len(t) for t in texts])
         ort_labels = [None] * len(texts)
         for i in range(0, len(texts), 16):
-            idx = order[i:i + 16]
+            idx = order[i : i + 16]
             batch = tok([texts[j] for j in idx], padding=True, truncation=True, max_length=128, return_tensors="pt")
             batch = {k: v for k, v in batch.items() if k in tok.model_input_names}
             for j, c in zip(idx, run_onnx(onnx_path, batch)[0].argmax(-1)):
@@ -291,44 +351,72 @@ def check_predictions(pruned, ticket_dir: Path, sentences: list[str], rows: int,
 
 def card_speed(pair: dict, cpu: dict, args, threads: int) -> dict:
     rows = []
-    for key, label in (("eager_fp32", "PyTorch eager, fp32"), ("compile_fp32", "torch.compile, fp32"),
-                       ("ort_fp32", "ONNX Runtime, fp32"), ("eager_bf16", "PyTorch eager, bf16 autocast")):
+    for key, label in (
+        ("eager_fp32", "PyTorch eager, fp32"),
+        ("compile_fp32", "torch.compile, fp32"),
+        ("ort_fp32", "ONNX Runtime, fp32"),
+        ("eager_bf16", "PyTorch eager, bf16 autocast"),
+    ):
         if key in pair["runs"]:
             r = pair["runs"][key]["fixed128"]
             rows.append({"runtime": label, "dense": r["dense"]["throughput"], "ticket": r["ticket"]["throughput"]})
     b1 = pair["runs"].get("eager_fp32", {}).get("fixed128", {}).get("latency_p50_ratio")
-    return {"command": "scripts/bench_inference.py" + (" --smoke" if args.smoke else ""), "cpu": cpu["model_name"],
-            "threads": threads, "batch": args.batch_size, "seq_len": args.seq_len, "flop_ratio": pair["flop_ratio"],
-            "rows": rows, "batch1_latency_ratio": b1,
-            "note": "Smoke-mode counts: not a measurement." if args.smoke else ""}
+    return {
+        "command": "scripts/bench_inference.py" + (" --smoke" if args.smoke else ""),
+        "cpu": cpu["model_name"],
+        "threads": threads,
+        "batch": args.batch_size,
+        "seq_len": args.seq_len,
+        "flop_ratio": pair["flop_ratio"],
+        "rows": rows,
+        "batch1_latency_ratio": b1,
+        "note": "Smoke-mode counts: not a measurement." if args.smoke else "",
+    }
 
 
 # ------------------------------------------------------------------------------------------ main
+
 
 def run(args) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     threads = torch.get_num_threads()
     cpu = cpu_info()
-    res = {"config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-           "machine": {"cpu": cpu, "platform": platform.platform(), "torch": torch.__version__, "threads": threads},
-           "pairs": {}}
+    res = {
+        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "machine": {"cpu": cpu, "platform": platform.platform(), "torch": torch.__version__, "threads": threads},
+        "pairs": {},
+    }
     work = Path(tempfile.mkdtemp(prefix="bench-inference-"))
     try:
         if args.smoke:  # a tiny random BERT stands in for MiniLM: the code paths, not the figures
             from tickettune.trainables.testing.random_models import Size, write_random_model
+
             args.model = str(write_random_model("bert", work / "tiny-bert", size=Size(64, 2, 4, 128, 512)))
         dense, ticket, tok, (heads, ffn) = paper_pair(args)
         data, sentences = inputs(tok, args)
-        print(f"paper pair: {args.model}, ticket heads {layout(ticket)['heads_per_layer']}, "
-              f"FFN {layout(ticket)['ffn_per_layer']}; {threads} threads", flush=True)
+        print(
+            f"paper pair: {args.model}, ticket heads {layout(ticket)['heads_per_layer']}, "
+            f"FFN {layout(ticket)['ffn_per_layer']}; {threads} threads",
+            flush=True,
+        )
         pair = time_pair("paper", dense, ticket, tok, data, args, work)
-        ticket_dir = save_ticket(ticket, tok, work / "paper-ticket", ticket_info(
-            heads, ffn, task={"name": "sst2", "labels": ["negative", "positive"]},
-            base_model=args.model if not args.smoke else "tiny random BERT", flow={"max_length": args.seq_len}))
+        ticket_dir = save_ticket(
+            ticket,
+            tok,
+            work / "paper-ticket",
+            ticket_info(
+                heads,
+                ffn,
+                task={"name": "sst2", "labels": ["negative", "positive"]},
+                base_model=args.model if not args.smoke else "tiny random BERT",
+                flow={"max_length": args.seq_len},
+            ),
+        )
         onnx_path = str(work / "paper-ticket.onnx") if "ort" in args.runtimes else None
         pair["checks"] = check_predictions(ticket, ticket_dir, sentences, args.check_rows, onnx_path, tok, work)
         from tickettune.trainables.ticket.card_speed import record_inference_speed
+
         pair["card"] = card_speed(pair, cpu, args, threads)
         record_inference_speed(ticket_dir, pair["card"])
         if args.save_ticket:
@@ -352,14 +440,18 @@ def run(args) -> dict:
     runs = head["runs"]
     get = lambda key, field: runs[key]["fixed128"][field] if key in runs else None  # noqa: E731
     target = 1 / (1.10 * head["flop_ratio"])
-    res["headline"] = {"flop_ratio": head["flop_ratio"], "torch_fp32_throughput_ratio": get("eager_fp32", "throughput_ratio"),
-                       "ort_throughput_ratio": get("ort_fp32", "throughput_ratio"),
-                       "batch1_latency_ratio": get("eager_fp32", "latency_p50_ratio"),
-                       "compile_fp32_throughput_ratio": get("compile_fp32", "throughput_ratio"),
-                       "target_throughput_ratio": target}
+    res["headline"] = {
+        "flop_ratio": head["flop_ratio"],
+        "torch_fp32_throughput_ratio": get("eager_fp32", "throughput_ratio"),
+        "ort_throughput_ratio": get("ort_fp32", "throughput_ratio"),
+        "batch1_latency_ratio": get("eager_fp32", "latency_p50_ratio"),
+        "compile_fp32_throughput_ratio": get("compile_fp32", "throughput_ratio"),
+        "target_throughput_ratio": target,
+    }
     h = res["headline"]
-    h["meets_target"] = {k: bool(h[k] >= target) for k in ("torch_fp32_throughput_ratio", "ort_throughput_ratio")
-                         if h[k] is not None}
+    h["meets_target"] = {
+        k: bool(h[k] >= target) for k in ("torch_fp32_throughput_ratio", "ort_throughput_ratio") if h[k] is not None
+    }
     return res
 
 
@@ -368,21 +460,29 @@ def print_table(res: dict) -> None:
     print(f"\n{m['cpu']['model_name']}, {m['threads']} threads, torch {m['torch']}")
     for name, pair in res["pairs"].items():
         print(f"[{name}] flop ratio {pair['flop_ratio']:.3f}, parameters {pair['parameters']}")
-        print(f"  {'run':<14}{'input':<10}{'dense seq/s':>12}{'ticket seq/s':>13}{'ratio':>7}"
-              f"{'dense p50/p95 ms':>18}{'ticket p50/p95 ms':>19}{'ratio':>7}")
+        print(
+            f"  {'run':<14}{'input':<10}{'dense seq/s':>12}{'ticket seq/s':>13}{'ratio':>7}"
+            f"{'dense p50/p95 ms':>18}{'ticket p50/p95 ms':>19}{'ratio':>7}"
+        )
         for key, by_input in pair["runs"].items():
             for kind, r in by_input.items():
                 d, t = r["dense"], r["ticket"]
-                print(f"  {key:<14}{kind:<10}{d['throughput']:>12.1f}{t['throughput']:>13.1f}{r['throughput_ratio']:>7.3f}"
-                      f"{d['latency_p50_ms']:>10.2f}/{d['latency_p95_ms']:<7.2f}{t['latency_p50_ms']:>11.2f}/"
-                      f"{t['latency_p95_ms']:<7.2f}{r['latency_p50_ratio']:>7.3f}")
+                print(
+                    f"  {key:<14}{kind:<10}{d['throughput']:>12.1f}{t['throughput']:>13.1f}"
+                    f"{r['throughput_ratio']:>7.3f}"
+                    f"{d['latency_p50_ms']:>10.2f}/{d['latency_p95_ms']:<7.2f}{t['latency_p50_ms']:>11.2f}/"
+                    f"{t['latency_p95_ms']:<7.2f}{r['latency_p50_ratio']:>7.3f}"
+                )
         if "bf16" in pair:
             print(f"  bf16: {pair['bf16']}")
         if "checks" in pair:
             print(f"  checks: {pair['checks']}")
     h = res["headline"]
-    print("headline (batch 32 x 128, fp32): " + ", ".join(f"{k}={v:.3f}" for k, v in h.items()
-                                                       if isinstance(v, float)) + f"; meets {h['meets_target']}")
+    print(
+        "headline (batch 32 x 128, fp32): "
+        + ", ".join(f"{k}={v:.3f}" for k, v in h.items() if isinstance(v, float))
+        + f"; meets {h['meets_target']}"
+    )
 
 
 def main(argv=None) -> dict:

@@ -14,6 +14,7 @@ are slower than fp32: there they only show that the code path runs.
     python scripts/bench_levers.py --json bench/levers.json          # the lead, alone on the machine
     python scripts/bench_levers.py --smoke                            # < 60 s
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,11 +33,11 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _bench import finish  # noqa: E402
 
-from tickettune.trainables.training.callbacks import Callback  # noqa: E402
+from tickettune.trainables.earlybert.draw import make_ticket, snapshot  # noqa: E402
 from tickettune.trainables.earlybert.masks import MaskConfig, draw_masks  # noqa: E402
 from tickettune.trainables.model.build import load_model  # noqa: E402
 from tickettune.trainables.tasks import DataArgs, get_task  # noqa: E402
-from tickettune.trainables.ticket.format import make_ticket, snapshot  # noqa: E402
+from tickettune.trainables.training.callbacks import Callback  # noqa: E402
 from tickettune.trainables.training.loop import TrainConfig, make_optimizer, train  # noqa: E402
 
 ARMS = {
@@ -86,14 +87,22 @@ def cpu_info() -> dict:
         return {"model_name": platform.processor(), "flags": []}
     fields = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
     flags = fields.get("Flags", "").split()
-    return {"model_name": fields.get("Model name", "").strip(),
-            "flags": [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]}
+    return {
+        "model_name": fields.get("Model name", "").strip(),
+        "flags": [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags],
+    }
 
 
 def real_batches(tokenizer, args) -> list[dict]:
     task = get_task("sst2")
-    data = DataArgs(root=args.data_root, max_length=args.max_length, batch_size=args.batch_size,
-                    max_train_samples=args.batches * args.batch_size, seed=args.seed, group_by_length=True)
+    data = DataArgs(
+        root=args.data_root,
+        max_length=args.max_length,
+        batch_size=args.batch_size,
+        max_train_samples=args.batches * args.batch_size,
+        seed=args.seed,
+        group_by_length=True,
+    )
     return [dict(b) for b, _ in zip(task.train_loader(tokenizer, data), range(args.batches))]
 
 
@@ -166,14 +175,19 @@ def run(args: argparse.Namespace) -> dict:
     dense, tok = load_model(args.model, head="classification", num_labels=2)
     g = torch.Generator().manual_seed(args.seed)
     layers = dense.config.num_hidden_layers
-    heads, ffn = draw_masks([torch.rand(dense.config.num_attention_heads, generator=g) for _ in range(layers)],
-                            [torch.rand(dense.config.intermediate_size, generator=g) for _ in range(layers)],
-                            MaskConfig(head_ratio=1 / 3, ffn_ratio=0.4, ffn_multiple=8))
+    heads, ffn = draw_masks(
+        [torch.rand(dense.config.num_attention_heads, generator=g) for _ in range(layers)],
+        [torch.rand(dense.config.intermediate_size, generator=g) for _ in range(layers)],
+        MaskConfig(head_ratio=1 / 3, ffn_ratio=0.4, ffn_multiple=8),
+    )
     ticket = make_ticket(snapshot(dense), dense, heads, ffn, rewind=True)
     batches = real_batches(tok, args)
     tokens = [int(b["input_ids"].shape[1]) for b in batches]
-    arms = {(m, a): Arm(model, ARMS[a], batches, args.seed) for m, model in (("dense", dense), ("ticket", ticket))
-            for a in args.arms}
+    arms = {
+        (m, a): Arm(model, ARMS[a], batches, args.seed)
+        for m, model in (("dense", dense), ("ticket", ticket))
+        for a in args.arms
+    }
     t0 = time.perf_counter()
     print(f"{len(arms)} arms built, batches ready; warming up", flush=True)
     for arm in arms.values():
@@ -186,8 +200,12 @@ def run(args: argparse.Namespace) -> dict:
     cpu = {m: {a: 1e3 * statistics.median(arms[m, a].clock.cpu) for a in args.arms} for m in ("dense", "ticket")}
     return {
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "machine": {"cpu": cpu_info(), "platform": platform.platform(), "torch": torch.__version__,
-                    "threads": torch.get_num_threads()},
+        "machine": {
+            "cpu": cpu_info(),
+            "platform": platform.platform(),
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+        },
         "note": "noisy when the machine is shared: compare ratios inside one run only",
         "batch_tokens": {"median": statistics.median(tokens), "min": min(tokens), "max": max(tokens)},
         "ticket_layout": {"heads": [int(h.sum()) for h in heads], "ffn": [int(f.sum()) for f in ffn]},
@@ -203,16 +221,22 @@ def run(args: argparse.Namespace) -> dict:
 
 def print_table(res: dict) -> None:
     c, m = res["config"], res["machine"]
-    print(f"{c['model']}, real SST-2 batches of {c['batch_size']} (tokens median {res['batch_tokens']['median']}), "
-          f"{m['threads']} threads, {m['cpu']['model_name']} {m['cpu']['flags']}; medians of "
-          f"{res['steps_timed_per_arm']} steps per arm ({res['note']})")
-    for kind, ms, over, td in (("wall", "step_ms_median", "lever_over_today", "ticket_over_dense"),
-                               ("cpu", "cpu_ms_median", "cpu_lever_over_today", "cpu_ticket_over_dense")):
+    print(
+        f"{c['model']}, real SST-2 batches of {c['batch_size']} (tokens median {res['batch_tokens']['median']}), "
+        f"{m['threads']} threads, {m['cpu']['model_name']} {m['cpu']['flags']}; medians of "
+        f"{res['steps_timed_per_arm']} steps per arm ({res['note']})"
+    )
+    for kind, ms, over, td in (
+        ("wall", "step_ms_median", "lever_over_today", "ticket_over_dense"),
+        ("cpu", "cpu_ms_median", "cpu_lever_over_today", "cpu_ticket_over_dense"),
+    ):
         print(f"[{kind}] {'arm':<20}{'dense ms':>10}{'/today':>8}{'ticket ms':>11}{'/today':>8}{'ticket/dense':>14}")
         for a in res[over]["dense"]:
             d, t = res[ms]["dense"][a], res[ms]["ticket"][a]
-            print(f"[{kind}] {a:<20}{d:>10.1f}{res[over]['dense'][a]:>8.3f}{t:>11.1f}"
-                  f"{res[over]['ticket'][a]:>8.3f}{res[td][a]:>14.3f}")
+            print(
+                f"[{kind}] {a:<20}{d:>10.1f}{res[over]['dense'][a]:>8.3f}{t:>11.1f}"
+                f"{res[over]['ticket'][a]:>8.3f}{res[td][a]:>14.3f}"
+            )
 
 
 def main(argv=None) -> dict:

@@ -42,14 +42,15 @@ after 5% of training) unless `--gamma` is given. The estimate only decides how s
     python scripts/bench_pld_pretrain.py --seconds 480 --json bench/pld_pretrain.json --plot bench/pld_pretrain.png
     python scripts/bench_pld_pretrain.py --seconds 20 --layers 2 --hidden 64 --eval-every 5   # smoke
 """
+
 from __future__ import annotations
 
 import argparse
 import copy
 import math
-import sys
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Callable
@@ -57,16 +58,16 @@ from typing import Callable
 import torch
 
 from tickettune.trainables.earlybert import optimizer_carry as carry
-
 from tickettune.trainables.earlybert import slimming
-from tickettune.trainables.tasks.data import mlm_loader
+from tickettune.trainables.earlybert.draw import make_ticket
 from tickettune.trainables.earlybert.earlybird import EarlyBirdCallback, EarlyBirdDetector
 from tickettune.trainables.earlybert.masks import MaskConfig, draw_masks
 from tickettune.trainables.model.build import ScratchConfig, count_parameters, scratch_model
 from tickettune.trainables.pld import PLDCallback, PLDConfig, attach, detach, gamma_for_steps
-from tickettune.trainables.training.precision import Precision
-from tickettune.trainables.earlybert.draw import make_ticket
+from tickettune.trainables.tasks.data import mlm_loader
 from tickettune.trainables.training.loop import Callback, TrainConfig, make_optimizer, mlm_eval, train
+from tickettune.trainables.training.precision import Precision
+
 sys.path.insert(0, str(Path(__file__).parent))
 from _bench import finish  # noqa: E402
 from _budget_clock import BudgetSchedule, HeldOutCurve, StopAtFraction, plot_loss_curves, time_to_loss  # noqa: E402
@@ -87,8 +88,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--eps", type=float, default=0.2)
     ap.add_argument("--window", type=int, default=4)
     ap.add_argument("--mask-interval", type=int, default=10)
-    ap.add_argument("--search-fraction", type=float, default=0.25,
-                    help="EarlyBERT: the search ends here (fraction of the budget) if no early bird came first")
+    ap.add_argument(
+        "--search-fraction",
+        type=float,
+        default=0.25,
+        help="EarlyBERT: the search ends here (fraction of the budget) if no early bird came first",
+    )
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--seq-len", type=int, default=128)
     ap.add_argument("--layers", type=int, default=6)
@@ -123,20 +128,32 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def arm_settings(arm: str, args) -> tuple[bool, float]:
     """(uses PLD, peak lr)."""
-    return {"base": (False, args.lr_base), "pld": (True, args.lr_pld), "base_hilr": (False, args.lr_pld),
-            "earlybert": (False, args.lr_base), "earlybert_pld": (True, args.lr_pld)}[arm]
+    return {
+        "base": (False, args.lr_base),
+        "pld": (True, args.lr_pld),
+        "base_hilr": (False, args.lr_pld),
+        "earlybert": (False, args.lr_base),
+        "earlybert_pld": (True, args.lr_pld),
+    }[arm]
 
 
 def fresh_model(args):
     torch.manual_seed(args.seed)
-    cfg = ScratchConfig(layers=args.layers, heads=args.heads, hidden=args.hidden, ffn=args.ffn,
-                        max_positions=max(512, args.seq_len), pre_ln=True)
+    cfg = ScratchConfig(
+        layers=args.layers,
+        heads=args.heads,
+        hidden=args.hidden,
+        ffn=args.ffn,
+        max_positions=max(512, args.seq_len),
+        pre_ln=True,
+    )
     return scratch_model(cfg, head="mlm")
 
 
 def train_loader(tok, args):
-    return mlm_loader(tok, "valid", batch_size=args.batch_size, max_length=args.seq_len, seed=args.seed,
-                      root=args.data_root)
+    return mlm_loader(
+        tok, "valid", batch_size=args.batch_size, max_length=args.seq_len, seed=args.seed, root=args.data_root
+    )
 
 
 def pld_time_per_step(model, tok, args, gamma: float) -> float:
@@ -168,8 +185,17 @@ def run_arm(arm: str, args, tok, eval_batches, calib: float | None) -> dict:
     model, _ = fresh_model(args)
     if eb:
         slimming.attach(model)  # before the optimizer is built: the coefficients train from the first step
-    cfg = TrainConfig(lr=lr, coef_lr=args.coef_lr, warmup_ratio=0.0, max_steps=10**9, weight_decay=0.01,
-                      seed=args.seed, progress=False, log_every=0, precision=args.precision)
+    cfg = TrainConfig(
+        lr=lr,
+        coef_lr=args.coef_lr,
+        warmup_ratio=0.0,
+        max_steps=10**9,
+        weight_decay=0.01,
+        seed=args.seed,
+        progress=False,
+        log_every=0,
+        precision=args.precision,
+    )
     optimizer = make_optimizer(model, cfg)
     budget = BudgetSchedule(optimizer, args.seconds, args.warmup_ratio)
 
@@ -196,9 +222,16 @@ def run_arm(arm: str, args, tok, eval_batches, calib: float | None) -> dict:
         masks_cfg = MaskConfig(head_ratio=args.head_ratio, ffn_ratio=args.ffn_ratio)
         detector = EarlyBirdDetector(window=args.window, eps=args.eps)
         bird = EarlyBirdCallback(masks_cfg, detector, interval=args.mask_interval)
-        search = phase(model, optimizer,
-                       [slimming.SlimmingCallback(args.lambda_l1, args.lambda_l1), bird,
-                        StopAtFraction(budget, args.search_fraction)], 0)
+        search = phase(
+            model,
+            optimizer,
+            [
+                slimming.SlimmingCallback(args.lambda_l1, args.lambda_l1),
+                bird,
+                StopAtFraction(budget, args.search_fraction),
+            ],
+            0,
+        )
         search_seconds = budget.elapsed()
         heads, ffn = draw_masks(*slimming.coefficients(model), masks_cfg)
         moments = carry.prune_state(model, carry.state_by_name(model, search.optimizer), heads, ffn)
@@ -215,14 +248,27 @@ def run_arm(arm: str, args, tok, eval_batches, calib: float | None) -> dict:
         res = phase(ticket, opt2, [], search.steps)
         model = ticket
         steps, losses = search.steps + res.steps, search.losses + res.losses
-        row.update(search_steps=search.steps, early_bird=detector.found, early_bird_step=detector.found_at_step,
-                   search_seconds=search_seconds, ticket_parameters=count_parameters(ticket),
-                   kept_heads=[int(m.sum()) for m in heads], kept_ffn=[int(m.sum()) for m in ffn])
+        row.update(
+            search_steps=search.steps,
+            early_bird=detector.found,
+            early_bird_step=detector.found_at_step,
+            search_seconds=search_seconds,
+            ticket_parameters=count_parameters(ticket),
+            kept_heads=[int(m.sum()) for m in heads],
+            kept_ffn=[int(m.sum()) for m in ffn],
+        )
     final = curve.record(steps)  # the final score, at the end of the budget
     seconds = budget.elapsed()
-    row.update(steps=steps, seconds=seconds, samples=steps * args.batch_size,
-               samples_per_sec=steps * args.batch_size / seconds, train_loss_last=statistics.fmean(losses[-20:]),
-               heldout_mlm_loss=final, heldout_perplexity=math.exp(min(final, 50.0)), curve=curve.points)
+    row.update(
+        steps=steps,
+        seconds=seconds,
+        samples=steps * args.batch_size,
+        samples_per_sec=steps * args.batch_size / seconds,
+        train_loss_last=statistics.fmean(losses[-20:]),
+        heldout_mlm_loss=final,
+        heldout_perplexity=math.exp(min(final, 50.0)),
+        curve=curve.points,
+    )
     if pld is not None:
         row.update(final_theta=pld.theta(), layer_fraction=pld.realized_fraction())
         detach(model)
@@ -235,8 +281,16 @@ def run(args) -> dict:
         torch.set_num_threads(args.threads)
     model0, tok = fresh_model(args)
     n_params = count_parameters(model0)
-    eval_loader = mlm_loader(tok, "test", batch_size=args.batch_size, max_length=args.seq_len, seed=12345,
-                             root=args.data_root, shuffle=False, max_samples=args.eval_blocks or None)
+    eval_loader = mlm_loader(
+        tok,
+        "test",
+        batch_size=args.batch_size,
+        max_length=args.seq_len,
+        seed=12345,
+        root=args.data_root,
+        shuffle=False,
+        max_samples=args.eval_blocks or None,
+    )
     eval_batches = list(eval_loader)  # masked once: every arm sees the same held-out targets
     calib = None
     if any(arm_settings(a, args)[0] for a in args.arms) and args.gamma is None:
@@ -250,33 +304,49 @@ def run(args) -> dict:
         r["seconds_to_base_loss"] = t
         r["time_to_base_loss_ratio"] = t / base_time if t is not None and base_time else None
     masked = sum(int((b["labels"] != -100).sum()) for b in eval_batches)
-    return {"config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-            "machine": {"platform": platform.platform(), "torch": torch.__version__,
-                        "threads": torch.get_num_threads(), "precision": Precision.of(args.precision).name},
-            "parameters": n_params,
-            "eval": {"split": "wikitext-2 test.txt", "blocks": sum(len(b["input_ids"]) for b in eval_batches),
-                     "masked_tokens": masked},
-            "target": {"loss": target, "base_seconds": base_time}, "arms": results}
+    return {
+        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "machine": {
+            "platform": platform.platform(),
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "precision": Precision.of(args.precision).name,
+        },
+        "parameters": n_params,
+        "eval": {
+            "split": "wikitext-2 test.txt",
+            "blocks": sum(len(b["input_ids"]) for b in eval_batches),
+            "masked_tokens": masked,
+        },
+        "target": {"loss": target, "base_seconds": base_time},
+        "arms": results,
+    }
 
 
 def print_table(res: dict) -> None:
     c = res["config"]
-    print(f"\npre-LN BERT {c['layers']}L H{c['hidden']} A{c['heads']} F{c['ffn']} ({res['parameters'] / 1e6:.1f}M "
-          f"params), seq {c['seq_len']}, batch {c['batch_size']}, {c['seconds']:.0f}s per arm, "
-          f"{res['machine']['threads']} threads, {res['machine']['precision']}; held-out: {res['eval']['blocks']} "
-          f"test.txt blocks, {res['eval']['masked_tokens']} masked tokens; target: base's final loss "
-          f"{res['target']['loss']:.4f}, reached by base at {res['target']['base_seconds']:.0f}s")
-    head = (f"{'arm':<14}{'lr':>8}{'steps':>7}{'samples/s':>11}{'layers':>8}{'search':>8}{'train':>8}"
-            f"{'MLM loss':>10}{'ppl':>9}{'t to base':>11}{'ratio':>7}")
+    print(
+        f"\npre-LN BERT {c['layers']}L H{c['hidden']} A{c['heads']} F{c['ffn']} ({res['parameters'] / 1e6:.1f}M "
+        f"params), seq {c['seq_len']}, batch {c['batch_size']}, {c['seconds']:.0f}s per arm, "
+        f"{res['machine']['threads']} threads, {res['machine']['precision']}; held-out: {res['eval']['blocks']} "
+        f"test.txt blocks, {res['eval']['masked_tokens']} masked tokens; target: base's final loss "
+        f"{res['target']['loss']:.4f}, reached by base at {res['target']['base_seconds']:.0f}s"
+    )
+    head = (
+        f"{'arm':<14}{'lr':>8}{'steps':>7}{'samples/s':>11}{'layers':>8}{'search':>8}{'train':>8}"
+        f"{'MLM loss':>10}{'ppl':>9}{'t to base':>11}{'ratio':>7}"
+    )
     print(head)
     for arm, r in res["arms"].items():
         frac = f"{r['layer_fraction']:.3f}" if r["pld"] else "1"
         search = str(r.get("search_steps", "-"))
         t = r["seconds_to_base_loss"]
         ratio = r["time_to_base_loss_ratio"]
-        print(f"{arm:<14}{r['lr']:>8.0e}{r['steps']:>7}{r['samples_per_sec']:>11.1f}{frac:>8}{search:>8}"
-              f"{r['train_loss_last']:>8.3f}{r['heldout_mlm_loss']:>10.4f}{r['heldout_perplexity']:>9.1f}"
-              f"{'never' if t is None else f'{t:.0f}s':>11}{'-' if ratio is None else f'{ratio:.3f}':>7}")
+        print(
+            f"{arm:<14}{r['lr']:>8.0e}{r['steps']:>7}{r['samples_per_sec']:>11.1f}{frac:>8}{search:>8}"
+            f"{r['train_loss_last']:>8.3f}{r['heldout_mlm_loss']:>10.4f}{r['heldout_perplexity']:>9.1f}"
+            f"{'never' if t is None else f'{t:.0f}s':>11}{'-' if ratio is None else f'{ratio:.3f}':>7}"
+        )
 
 
 def main(argv=None) -> dict:

@@ -14,23 +14,25 @@ With L layers and θ̄ = 0.5 the expected kept fraction is 1 − (L+1)/(4L): 0.7
 
     python scripts/bench_pld_speed.py --steps 20 --layers 12 --hidden 384 --json results/pld_speed.json
 """
+
 from __future__ import annotations
 
 import argparse
-import sys
 import platform
 import statistics
+import sys
 from pathlib import Path
 
 import torch
 
-from tickettune.trainables.tasks.data import mlm_loader
+from tickettune.trainables.model.build import ScratchConfig, count_parameters, scratch_model
 from tickettune.trainables.model.encoder import encoder_of
 from tickettune.trainables.model.flops import shape_of, train_flops_per_sequence
-from tickettune.trainables.model.build import ScratchConfig, count_parameters, scratch_model
 from tickettune.trainables.pld import PLDConfig, ProgressiveLayerDrop
-from tickettune.trainables.training.precision import PRECISIONS, Precision
+from tickettune.trainables.tasks.data import mlm_loader
 from tickettune.trainables.training.loop import TrainConfig, make_optimizer
+from tickettune.trainables.training.precision import PRECISIONS, Precision
+
 sys.path.insert(0, str(Path(__file__).parent))
 from _bench import device_info, device_of, finish, now  # noqa: E402
 
@@ -49,8 +51,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--theta-bar", type=float, default=0.5)
     ap.add_argument("--gamma", type=float, default=0.001)
     ap.add_argument("--start-step", type=int, default=None, help="PLD schedule step of the first round (default 20/γ)")
-    ap.add_argument("--precision", default="fp32,bf16",
-                    help="comma-separated precisions timed side by side (fp32, bf16, auto; fp16 on CUDA)")
+    ap.add_argument(
+        "--precision",
+        default="fp32,bf16",
+        help="comma-separated precisions timed side by side (fp32, bf16, auto; fp16 on CUDA)",
+    )
     ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the model trains")
     ap.add_argument("--tokenizer", default="minilm-l6", help="vocabulary: an alias or a local tokenizer folder")
     ap.add_argument("--seed", type=int, default=0)
@@ -83,14 +88,22 @@ def run(args: argparse.Namespace) -> dict:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     device = torch.device(args.device)
-    cfg = ScratchConfig(layers=args.layers, heads=args.heads, hidden=args.hidden, ffn=args.ffn,
-                        max_positions=max(512, args.seq_len), pre_ln=True, tokenizer=args.tokenizer)
+    cfg = ScratchConfig(
+        layers=args.layers,
+        heads=args.heads,
+        hidden=args.hidden,
+        ffn=args.ffn,
+        max_positions=max(512, args.seq_len),
+        pre_ln=True,
+        tokenizer=args.tokenizer,
+    )
     model, tok = scratch_model(cfg, head="mlm")
     model.to(args.device)
     model.train()
     enc = encoder_of(model)
-    loader = mlm_loader(tok, "valid", batch_size=args.batch_size, max_length=args.seq_len, seed=args.seed,
-                        root=args.data_root)
+    loader = mlm_loader(
+        tok, "valid", batch_size=args.batch_size, max_length=args.seq_len, seed=args.seed, root=args.data_root
+    )
     pld = ProgressiveLayerDrop(PLDConfig(theta_bar=args.theta_bar, gamma=args.gamma, seed=args.seed))
     by_precision = {}
     for name in args.precision:
@@ -100,8 +113,12 @@ def run(args: argparse.Namespace) -> dict:
     first = by_precision[Precision.of(args.precision[0], device).name]
     return {
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "machine": {"platform": platform.platform(), "torch": torch.__version__, "threads": torch.get_num_threads(),
-                    **device_info(device)},
+        "machine": {
+            "platform": platform.platform(),
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            **device_info(device),
+        },
         "parameters": count_parameters(model),
         "theta": pld.theta(),
         "expected_layer_fraction": sum(probs) / len(probs),
@@ -148,32 +165,44 @@ def measure(args, model, enc, loader, pld, amp: Precision, device: torch.device)
     enc.layer_drop = None
     med = {arm: statistics.median(v) for arm, v in times.items()}
     mean = {arm: statistics.fmean(v) for arm, v in times.items()}
-    return {"sec_per_sample": {"median": med, "mean": mean, "all": times},
-            "ratio_median": med["pld"] / med["base"], "ratio_mean": mean["pld"] / mean["base"],
-            "realized_layer_fraction": sum(kept) / (len(kept) * args.layers), "kept_layers_per_step": kept}
+    return {
+        "sec_per_sample": {"median": med, "mean": mean, "all": times},
+        "ratio_median": med["pld"] / med["base"],
+        "ratio_mean": mean["pld"] / mean["base"],
+        "realized_layer_fraction": sum(kept) / (len(kept) * args.layers),
+        "kept_layers_per_step": kept,
+    }
 
 
 def print_table(res: dict) -> None:
     c = res["config"]
-    print(f"pre-LN BERT {c['layers']}L H{c['hidden']} A{c['heads']} F{c['ffn']}, seq {c['seq_len']}, "
-          f"batch {c['batch_size']}, {res['machine']['threads']} threads, {res['parameters'] / 1e6:.1f}M params; "
-          f"{c['steps']} rounds after {c['warmup']} warm-up; PLD θ̄={c['theta_bar']} at step {c['start_step']} "
-          f"(θ={res['theta']:.4f})")
+    print(
+        f"pre-LN BERT {c['layers']}L H{c['hidden']} A{c['heads']} F{c['ffn']}, seq {c['seq_len']}, "
+        f"batch {c['batch_size']}, {res['machine']['threads']} threads, {res['parameters'] / 1e6:.1f}M params; "
+        f"{c['steps']} rounds after {c['warmup']} warm-up; PLD θ̄={c['theta_bar']} at step {c['start_step']} "
+        f"(θ={res['theta']:.4f})"
+    )
     for prec, r in res["precisions"].items():
         s = r["sec_per_sample"]
         print(f"[{prec}] {'arm':<10}{'median ms/sample':>18}{'mean ms/sample':>16}")
         for arm in ("base", "pld"):
             print(f"[{prec}] {arm:<10}{1e3 * s['median'][arm]:>18.2f}{1e3 * s['mean'][arm]:>16.2f}")
-        print(f"[{prec}] {'ratio':<10}{r['ratio_median']:>18.3f}{r['ratio_mean']:>16.3f}   layers computed "
-              f"{r['realized_layer_fraction']:.3f}; target median ratio <= 0.76: "
-              f"{'met' if r['ratio_median'] <= 0.76 else 'NOT met'}")
-    print(f"expected fraction of layers computed (mean p_l): {res['expected_layer_fraction']:.3f}; "
-          f"expected matmul-FLOP fraction: {res['expected_flop_fraction']:.3f}")
+        print(
+            f"[{prec}] {'ratio':<10}{r['ratio_median']:>18.3f}{r['ratio_mean']:>16.3f}   layers computed "
+            f"{r['realized_layer_fraction']:.3f}; target median ratio <= 0.76: "
+            f"{'met' if r['ratio_median'] <= 0.76 else 'NOT met'}"
+        )
+    print(
+        f"expected fraction of layers computed (mean p_l): {res['expected_layer_fraction']:.3f}; "
+        f"expected matmul-FLOP fraction: {res['expected_flop_fraction']:.3f}"
+    )
     p = res["precisions"]
     if {"fp32", "bf16"} <= set(p):
-        print(f"bf16 / fp32 time per sample (median): base "
-              f"{p['bf16']['sec_per_sample']['median']['base'] / p['fp32']['sec_per_sample']['median']['base']:.3f}, "
-              f"pld {p['bf16']['sec_per_sample']['median']['pld'] / p['fp32']['sec_per_sample']['median']['pld']:.3f}")
+        print(
+            f"bf16 / fp32 time per sample (median): base "
+            f"{p['bf16']['sec_per_sample']['median']['base'] / p['fp32']['sec_per_sample']['median']['base']:.3f}, "
+            f"pld {p['bf16']['sec_per_sample']['median']['pld'] / p['fp32']['sec_per_sample']['median']['pld']:.3f}"
+        )
 
 
 def main(argv=None) -> dict:

@@ -26,6 +26,7 @@ and data; HF: data, every trial's model load, training and dev evaluation). A tr
     python scripts/bench_search_vs_search.py --json bench/search_vs_search.json --plot-dir bench   # hours
     python scripts/bench_search_vs_search.py --smoke --json /tmp/svs.json --plot-dir /tmp           # < 90 s
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,17 +46,38 @@ from _hf_search import HFRecipe, hf_search  # noqa: E402
 from _search_compare import compare, plot_task  # noqa: E402
 
 EPOCHS = {"cola": 3.0, "sst2": 1.0}
-TRAIN_SAMPLES = {"cola": None, "sst2": 20000}      # None: the whole train split
-TOLERANCE_PT = {"cola": 1.5, "sst2": 0.5}          # "as good as HF's best", in metric points
+TRAIN_SAMPLES = {"cola": None, "sst2": 20000}  # None: the whole train split
+TOLERANCE_PT = {"cola": 1.5, "sst2": 0.5}  # "as good as HF's best", in metric points
 LR, WARMUP = (2e-5, 2e-4), (0.0, 0.2)
 # EarlyBERT's paper point (4 of 12 heads and 40% of the FFN pruned, eps 0.1, rewind) and a conservative one
 # (prune less, keep training the searched weights): the sampler's first two trials after the baseline
-PAPER = {"lr": 1e-4, "warmup_ratio": 0.1, "ticket_mode": "rewind", "ticket_lr": 1e-4, "head_ratio": 1 / 3,
-         "ffn_ratio": 0.4, "eps": 0.1}
-CONSERVATIVE = {"lr": 5e-5, "warmup_ratio": 0.1, "ticket_mode": "continue", "head_ratio": 0.25, "ffn_ratio": 0.3,
-                "eps": 0.1}
-SMOKE = {"train_samples": 128, "eval_samples": 64, "max_length": 32, "epochs": 1.0, "trials": 2,
-         "search_max_steps": 2, "mask_interval": 1, "window": 2}
+PAPER = {
+    "lr": 1e-4,
+    "warmup_ratio": 0.1,
+    "ticket_mode": "rewind",
+    "ticket_lr": 1e-4,
+    "head_ratio": 1 / 3,
+    "ffn_ratio": 0.4,
+    "eps": 0.1,
+}
+CONSERVATIVE = {
+    "lr": 5e-5,
+    "warmup_ratio": 0.1,
+    "ticket_mode": "continue",
+    "head_ratio": 0.25,
+    "ffn_ratio": 0.3,
+    "eps": 0.1,
+}
+SMOKE = {
+    "train_samples": 128,
+    "eval_samples": 64,
+    "max_length": 32,
+    "epochs": 1.0,
+    "trials": 2,
+    "search_max_steps": 2,
+    "mask_interval": 1,
+    "window": 2,
+}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -68,8 +90,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--model", default="minilm-l6")
     ap.add_argument("--data-root", default=None)
     ap.add_argument("--hf-compile", action="store_true", help="TrainingArguments(torch_compile=True)")
-    ap.add_argument("--no-hf-enqueue", dest="hf_enqueue", action="store_false",
-                    help="HF samples every trial (default: it first tries the lr/warm-up of tickettune's points)")
+    ap.add_argument(
+        "--no-hf-enqueue",
+        dest="hf_enqueue",
+        action="store_false",
+        help="HF samples every trial (default: it first tries the lr/warm-up of tickettune's points)",
+    )
     ap.add_argument("--storage", default=None, help="tickettune experiments here (default: a temp folder)")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--plot-dir", type=Path, default=None, help="search_vs_search_<task>.png here")
@@ -97,22 +123,46 @@ def tickettune_config(args, task: str, seed: int, storage: str) -> dict:
     s = sizes(args, task)
     small = SMOKE if args.smoke else {"search_max_steps": 400, "mask_interval": 10, "window": 4}
     return {
-        "name": f"svs-{task}-seed{seed}", "storage": storage,
-        "search": {"num_samples": args.trials, "objective": "multi", "metric": ["val_metric", "relative_time"],
-                   "seed": seed, "scheduler": "none", "baseline": True, "max_failures": 1,
-                   "max_concurrent": args.concurrency, "cpus_per_worker": args.threads // args.concurrency,
-                   "enqueue": [PAPER, CONSERVATIVE][:args.trials]},
-        "fixed": {"model": args.model, "task": task, "data_root": args.data_root, "seed": seed,
-                  "max_train_samples": s["train_samples"], "max_eval_samples": s["eval_samples"],
-                  "max_length": s["max_length"], "batch_size": 32, "budget_epochs": s["epochs"], "coef_lr": 1e-2,
-                  "search_max_steps": small["search_max_steps"], "mask_interval": small["mask_interval"],
-                  "window": small["window"], "unconverged": "ticket", "precision": "auto"},
-        "space": {"lr": {"low": LR[0], "high": LR[1], "log": True},
-                  "warmup_ratio": {"low": WARMUP[0], "high": WARMUP[1]},
-                  "ticket_mode": {"choices": ["rewind", "continue"]},
-                  "ticket_lr": {"low": LR[0], "high": LR[1], "log": True, "when": {"ticket_mode": "rewind"}},
-                  "head_ratio": {"low": 0.25, "high": 0.6}, "ffn_ratio": {"low": 0.3, "high": 0.7},
-                  "eps": {"low": 0.1, "high": 0.3}},
+        "name": f"svs-{task}-seed{seed}",
+        "storage": storage,
+        "search": {
+            "num_samples": args.trials,
+            "objective": "multi",
+            "metric": ["val_metric", "relative_time"],
+            "seed": seed,
+            "scheduler": "none",
+            "baseline": True,
+            "max_failures": 1,
+            "max_concurrent": args.concurrency,
+            "cpus_per_worker": args.threads // args.concurrency,
+            "enqueue": [PAPER, CONSERVATIVE][: args.trials],
+        },
+        "fixed": {
+            "model": args.model,
+            "task": task,
+            "data_root": args.data_root,
+            "seed": seed,
+            "max_train_samples": s["train_samples"],
+            "max_eval_samples": s["eval_samples"],
+            "max_length": s["max_length"],
+            "batch_size": 32,
+            "budget_epochs": s["epochs"],
+            "coef_lr": 1e-2,
+            "search_max_steps": small["search_max_steps"],
+            "mask_interval": small["mask_interval"],
+            "window": small["window"],
+            "unconverged": "ticket",
+            "precision": "auto",
+        },
+        "space": {
+            "lr": {"low": LR[0], "high": LR[1], "log": True},
+            "warmup_ratio": {"low": WARMUP[0], "high": WARMUP[1]},
+            "ticket_mode": {"choices": ["rewind", "continue"]},
+            "ticket_lr": {"low": LR[0], "high": LR[1], "log": True, "when": {"ticket_mode": "rewind"}},
+            "head_ratio": {"low": 0.25, "high": 0.6},
+            "ffn_ratio": {"low": 0.3, "high": 0.7},
+            "eps": {"low": 0.1, "high": 0.3},
+        },
     }
 
 
@@ -120,6 +170,7 @@ def run_tickettune(args, task: str, seed: int, storage: str) -> tuple[dict, obje
     from tickettune.searcher.export import load_trials
     from tickettune.searcher.search import run_search
     from tickettune.spaces import load_spec
+
     config = tickettune_config(args, task, seed, storage)
     if config["fixed"]["data_root"] is None:
         del config["fixed"]["data_root"]
@@ -127,24 +178,52 @@ def run_tickettune(args, task: str, seed: int, storage: str) -> tuple[dict, obje
     res = run_search(spec, num_cpus=args.threads, overwrite=True, verbose=0)
     trials = []
     for t in load_trials(res.experiment_dir):
-        trials.append({"trial_id": t.trial_id, "baseline": t.is_baseline, "status": t.status,
-                       "params": {k: t.config.get(k) for k in spec.space if k in t.config},
-                       "metric": t.metric("val_metric"), "train_seconds": t.metric("train_seconds"),
-                       "relative_time": t.metric("relative_time"), "relative_cost": t.metric("relative_cost"),
-                       "converged": t.last.get("converged"), "error": t.error})
-    return {"seconds": res.seconds, "timings": res.timings, "statuses": res.statuses, "finished": res.finished,
-            "experiment_dir": res.experiment_dir, "config": spec.to_dict(), "trials": trials}, spec
+        trials.append(
+            {
+                "trial_id": t.trial_id,
+                "baseline": t.is_baseline,
+                "status": t.status,
+                "params": {k: t.config.get(k) for k in spec.space if k in t.config},
+                "metric": t.metric("val_metric"),
+                "train_seconds": t.metric("train_seconds"),
+                "relative_time": t.metric("relative_time"),
+                "relative_cost": t.metric("relative_cost"),
+                "converged": t.last.get("converged"),
+                "error": t.error,
+            }
+        )
+    return {
+        "seconds": res.seconds,
+        "timings": res.timings,
+        "statuses": res.statuses,
+        "finished": res.finished,
+        "experiment_dir": res.experiment_dir,
+        "config": spec.to_dict(),
+        "trials": trials,
+    }, spec
 
 
 def run_hf(args, task: str, seed: int, spec) -> dict:
     from tickettune.spaces.optuna_space import sampler_settings
+
     s = sizes(args, task)
-    recipe = HFRecipe(model=args.model, task=task, epochs=s["epochs"], data_root=args.data_root,
-                      train_samples=s["train_samples"], eval_samples=s["eval_samples"], max_length=s["max_length"],
-                      seed=seed, compile=args.hf_compile, threads=args.threads // args.concurrency,
-                      lr_range=LR, warmup_range=WARMUP, sampler=sampler_settings(spec))
+    recipe = HFRecipe(
+        model=args.model,
+        task=task,
+        epochs=s["epochs"],
+        data_root=args.data_root,
+        train_samples=s["train_samples"],
+        eval_samples=s["eval_samples"],
+        max_length=s["max_length"],
+        seed=seed,
+        compile=args.hf_compile,
+        threads=args.threads // args.concurrency,
+        lr_range=LR,
+        warmup_range=WARMUP,
+        sampler=sampler_settings(spec),
+    )
     points = [{"learning_rate": p["lr"], "warmup_ratio": p["warmup_ratio"]} for p in (PAPER, CONSERVATIVE)]
-    enqueue = list({json.dumps(p): p for p in points}.values())[:args.trials] if args.hf_enqueue else None
+    enqueue = list({json.dumps(p): p for p in points}.values())[: args.trials] if args.hf_enqueue else None
     return hf_search(recipe, args.trials, enqueue=enqueue, jobs=args.concurrency)
 
 
@@ -152,8 +231,12 @@ def machine() -> dict:
     import torch
 
     from tickettune.trainables.training.precision import Precision
-    info = {"torch": torch.__version__, "cpus": os.cpu_count(),
-            "precision_auto": Precision.of("auto", "cuda" if torch.cuda.is_available() else "cpu").name}
+
+    info = {
+        "torch": torch.__version__,
+        "cpus": os.cpu_count(),
+        "precision_auto": Precision.of("auto", "cuda" if torch.cuda.is_available() else "cpu").name,
+    }
     try:
         out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
         fields = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
@@ -184,9 +267,14 @@ def headline(tasks: dict) -> list[dict]:
 
 def run(args) -> dict:
     import torch
+
     torch.set_num_threads(args.threads)
-    out = {"config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-           "machine": machine(), "tolerance_pt": TOLERANCE_PT, "tasks": {}}
+    out = {
+        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "machine": machine(),
+        "tolerance_pt": TOLERANCE_PT,
+        "tasks": {},
+    }
     with tempfile.TemporaryDirectory() as tmp:
         storage = args.storage or tmp
         for task in args.tasks:
@@ -198,20 +286,29 @@ def run(args) -> dict:
                 print(f"[{task} seed {seed}] HF Trainer.hyperparameter_search ...", flush=True)
                 hf = run_hf(args, task, seed, spec)
                 print(f"  {hf['seconds']:.0f} s", flush=True)
-                runs.append({"seed": seed, "hf": hf, "tickettune": tt,
-                             "comparison": compare(hf, tt, TOLERANCE_PT[task])})
-            out["tasks"][task] = {"metric": _metric_name(task), "sizes": sizes(args, task), "runs": runs,
-                                  "measured": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+                runs.append(
+                    {"seed": seed, "hf": hf, "tickettune": tt, "comparison": compare(hf, tt, TOLERANCE_PT[task])}
+                )
+            out["tasks"][task] = {
+                "metric": _metric_name(task),
+                "sizes": sizes(args, task),
+                "runs": runs,
+                "measured": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            }
             if args.plot_dir:
                 args.plot_dir.mkdir(parents=True, exist_ok=True)
-                out["tasks"][task]["plot"] = str(plot_task(task, out["tasks"][task], TOLERANCE_PT[task],
-                                                           args.plot_dir / f"search_vs_search_{task}.png"))
+                out["tasks"][task]["plot"] = str(
+                    plot_task(
+                        task, out["tasks"][task], TOLERANCE_PT[task], args.plot_dir / f"search_vs_search_{task}.png"
+                    )
+                )
     out["headline"] = headline(out["tasks"])
     return out
 
 
 def _metric_name(task: str) -> str:
     from tickettune.trainables.tasks import get_task
+
     return get_task(task).main_metric
 
 
@@ -219,13 +316,20 @@ def print_table(res: dict) -> None:
     for task, t in res["tasks"].items():
         for r in t["runs"]:
             c = r["comparison"]
-            print(f"{task} seed {r['seed']} ({t['metric']}): search wall-clock HF {c['hf_seconds']:.0f} s, "
-                  f"tickettune {c['tickettune_seconds']:.0f} s (ratio {c['wall_ratio']:.3f}); best HF "
-                  f"{c['hf_best']:.4f}, tickettune {c['tickettune_best']:.4f} ({c['best_diff_pt']:+.2f} pt)")
+            print(
+                f"{task} seed {r['seed']} ({t['metric']}): search wall-clock HF {c['hf_seconds']:.0f} s, "
+                f"tickettune {c['tickettune_seconds']:.0f} s (ratio {c['wall_ratio']:.3f}); best HF "
+                f"{c['hf_best']:.4f}, tickettune {c['tickettune_best']:.4f} ({c['best_diff_pt']:+.2f} pt)"
+            )
             f = c["fast_trial"]
-            print("  fastest ticket within tolerance: " + (
-                f"{f['trial_id']} at {c['fast_time_ratio']:.3f} of a dense HF trial, {c['fast_diff_pt']:+.2f} pt"
-                if f else "none"))
+            print(
+                "  fastest ticket within tolerance: "
+                + (
+                    f"{f['trial_id']} at {c['fast_time_ratio']:.3f} of a dense HF trial, {c['fast_diff_pt']:+.2f} pt"
+                    if f
+                    else "none"
+                )
+            )
     for h in res["headline"]:
         print("headline " + json.dumps(h))
 

@@ -51,30 +51,32 @@ loaded from there like any checkpoint. Random weights change nothing about step 
 
     python scripts/bench_ticket_speed.py --model modernbert-random --steps 30 --threads 4
 """
+
 from __future__ import annotations
 
 import argparse
 import copy
 import ctypes
-import sys
 import platform
 import resource
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-from tickettune.trainables.tasks.glue import load_glue
-from tickettune.trainables.model.encoder import encoder_of
-from tickettune.trainables.model.flops import layer_forward_flops, shape_of, train_flops_per_sequence
+from tickettune.trainables.earlybert.draw import make_ticket, snapshot
 from tickettune.trainables.earlybert.masks import MaskConfig, draw_masks
 from tickettune.trainables.model.build import count_parameters, layout, load_model
-from tickettune.trainables.training.precision import PRECISIONS, Precision
+from tickettune.trainables.model.encoder import encoder_of
+from tickettune.trainables.model.flops import layer_forward_flops, shape_of, train_flops_per_sequence
+from tickettune.trainables.tasks.glue import load_glue
 from tickettune.trainables.testing.random_models import write_random_model
-from tickettune.trainables.earlybert.draw import make_ticket, snapshot
 from tickettune.trainables.training.loop import TrainConfig, make_optimizer
+from tickettune.trainables.training.precision import PRECISIONS, Precision
+
 sys.path.insert(0, str(Path(__file__).parent))
 from _bench import device_info, device_of, finish, now  # noqa: E402
 
@@ -88,25 +90,44 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--seq-len", type=int, default=64)
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
-    ap.add_argument("--model", default="minilm-l6",
-                    help="alias, model directory (any supported family), or <model_type>-random (e.g. roberta-random)")
+    ap.add_argument(
+        "--model",
+        default="minilm-l6",
+        help="alias, model directory (any supported family), or <model_type>-random (e.g. roberta-random)",
+    )
     ap.add_argument("--head-ratio", type=float, default=1 / 3)
     ap.add_argument("--ffn-ratio", type=float, default=0.4)
-    ap.add_argument("--coef", choices=("random", "magnitude"), default="random",
-                    help="what the masks are drawn from: seeded random |c|, or the norms of each unit's weights")
-    ap.add_argument("--ffn-multiple", type=int, default=8,
-                    help="round the ticket's kept FFN widths to multiples of this (masks.py); 0: no rounding")
-    ap.add_argument("--no-malloc-tune", action="store_true",
-                    help="leave glibc's allocator as it is (by default freed memory stays in the heap: see tune_malloc)")
+    ap.add_argument(
+        "--coef",
+        choices=("random", "magnitude"),
+        default="random",
+        help="what the masks are drawn from: seeded random |c|, or the norms of each unit's weights",
+    )
+    ap.add_argument(
+        "--ffn-multiple",
+        type=int,
+        default=8,
+        help="round the ticket's kept FFN widths to multiples of this (masks.py); 0: no rounding",
+    )
+    ap.add_argument(
+        "--no-malloc-tune",
+        action="store_true",
+        help="leave glibc's allocator as it is (by default freed memory stays in the heap: see tune_malloc)",
+    )
     ap.add_argument("--variants", default="base", help=f"comma-separated, from {','.join(VARIANTS)}, or 'all'")
-    ap.add_argument("--precision", default="fp32,bf16",
-                    help="comma-separated precisions to time side by side (fp32, bf16, auto; fp16 on CUDA)")
+    ap.add_argument(
+        "--precision",
+        default="fp32,bf16",
+        help="comma-separated precisions to time side by side (fp32, bf16, auto; fp16 on CUDA)",
+    )
     ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where both models train")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--data-root", default=None, help="shared data folder (default: $TICKETTUNE_DATA, ../shared/data)")
     ap.add_argument("--json", type=Path, default=None, help="write the figures here")
     args = ap.parse_args(argv)
-    args.variants = list(VARIANTS) if args.variants == "all" else [v.strip() for v in args.variants.split(",") if v.strip()]
+    args.variants = (
+        list(VARIANTS) if args.variants == "all" else [v.strip() for v in args.variants.split(",") if v.strip()]
+    )
     bad = [v for v in args.variants if v not in VARIANTS]
     if bad or not args.variants:
         ap.error(f"unknown variants {bad}; expected some of {VARIANTS} or 'all'")
@@ -128,14 +149,18 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 # ------------------------------------------------------------------------------------------ inputs
 
+
 def sst2_batches(tokenizer, n: int, batch_size: int, seq_len: int, seed: int, root) -> list[dict]:
     """`n` batches of real SST-2 training sentences, padded / truncated to `seq_len` tokens."""
     ds = load_glue("sst2", "train", root=root, max_samples=n * batch_size, seed=seed)
-    enc = tokenizer(list(ds["sentence"]), padding="max_length", truncation=True, max_length=seq_len,
-                    return_tensors="pt")  # token_type_ids only where the family has token types
+    enc = tokenizer(
+        list(ds["sentence"]), padding="max_length", truncation=True, max_length=seq_len, return_tensors="pt"
+    )  # token_type_ids only where the family has token types
     labels = torch.tensor(ds["label"], dtype=torch.long)
-    return [{**{k: v[i:i + batch_size] for k, v in enc.items()}, "labels": labels[i:i + batch_size]}
-            for i in range(0, n * batch_size, batch_size)]
+    return [
+        {**{k: v[i : i + batch_size] for k, v in enc.items()}, "labels": labels[i : i + batch_size]}
+        for i in range(0, n * batch_size, batch_size)
+    ]
 
 
 def scores(model, kind: str, seed: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
@@ -143,8 +168,10 @@ def scores(model, kind: str, seed: int) -> tuple[list[torch.Tensor], list[torch.
     layers = encoder_of(model).blocks
     if kind == "random":
         g = torch.Generator().manual_seed(seed)
-        return ([torch.rand(l.num_heads, generator=g) for l in layers],
-                [torch.rand(l.ffn_width, generator=g) for l in layers])
+        return (
+            [torch.rand(l.num_heads, generator=g) for l in layers],
+            [torch.rand(l.ffn_width, generator=g) for l in layers],
+        )
     heads, ffn = [], []
     for l in layers:  # magnitude: norm of what each unit writes into the residual stream
         w = l.part("o").weight.detach()
@@ -156,14 +183,20 @@ def scores(model, kind: str, seed: int) -> tuple[list[torch.Tensor], list[torch.
 def build(args: argparse.Namespace, ffn_multiple: int | None):
     torch.manual_seed(args.seed)
     dense, tok = load_model(args.model, head="classification", num_labels=2)
-    cfg = MaskConfig(head_ratio=args.head_ratio, ffn_ratio=args.ffn_ratio, head_scope="layer", ffn_scope="global",
-                     ffn_multiple=ffn_multiple)
+    cfg = MaskConfig(
+        head_ratio=args.head_ratio,
+        ffn_ratio=args.ffn_ratio,
+        head_scope="layer",
+        ffn_scope="global",
+        ffn_multiple=ffn_multiple,
+    )
     heads, ffn = draw_masks(*scores(dense, args.coef, args.seed), cfg)
     ticket = make_ticket(snapshot(dense), dense, heads, ffn, rewind=True)
     return dense.to(args.device), ticket.to(args.device), tok
 
 
 # ------------------------------------------------------------------------------------------ FLOPs
+
 
 def flop_report(dense, ticket, seq: int) -> dict:
     """Training matmul FLOPs per sequence of both models, with the terms spelled out."""
@@ -189,6 +222,7 @@ def flop_report(dense, ticket, seq: int) -> dict:
 
 # ------------------------------------------------------------------------------------------ timing
 
+
 def tune_malloc() -> bool:
     """Keep freed memory in glibc's heap instead of handing it back to the OS after every step.
 
@@ -207,8 +241,9 @@ def tune_malloc() -> bool:
     except OSError:
         return False
     m_trim_threshold, m_mmap_threshold, m_mmap_max = -1, -3, -4
-    return all(libc.mallopt(k, v) for k, v in ((m_mmap_threshold, 32 << 20), (m_trim_threshold, 1 << 30),
-                                               (m_mmap_max, 0)))
+    return all(
+        libc.mallopt(k, v) for k, v in ((m_mmap_threshold, 32 << 20), (m_trim_threshold, 1 << 30), (m_mmap_max, 0))
+    )
 
 
 def prepare(model, variant: str, fused: bool):
@@ -240,8 +275,13 @@ def step(model, opt, params, batch, amp: Precision) -> tuple[float, float, float
     opt.step()
     opt.zero_grad(set_to_none=True)
     t3 = now(dev)
-    return (t1 - t0, t2 - t1, t3 - t2, time.process_time() - c0,
-            resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults)
+    return (
+        t1 - t0,
+        t2 - t1,
+        t3 - t2,
+        time.process_time() - c0,
+        resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults,
+    )
 
 
 def fused_available() -> bool:
@@ -268,12 +308,18 @@ def time_variant(args, variant: str, dense0, ticket0, batches, fused: bool, amp:
     res = {"optimizer": "fused" if fused and variant != "foreach" else "foreach"}
     for arm, r in rows.items():
         total = [sum(x[:3]) for x in r]
-        res[arm] = {"step_ms": 1e3 * med(total), "step_ms_mean": 1e3 * statistics.fmean(total),
-                    "step_ms_min": 1e3 * min(total), "step_ms_all": [1e3 * t for t in total],
-                    "cpu_ms": 1e3 * med(x[3] for x in r),
-                    "forward_ms": 1e3 * med(x[0] for x in r), "backward_ms": 1e3 * med(x[1] for x in r),
-                    "optimizer_ms": 1e3 * med(x[2] for x in r), "page_faults": int(med(x[4] for x in r)),
-                    "trainable_parameters": sum(p.numel() for p in arms[arm][2])}
+        res[arm] = {
+            "step_ms": 1e3 * med(total),
+            "step_ms_mean": 1e3 * statistics.fmean(total),
+            "step_ms_min": 1e3 * min(total),
+            "step_ms_all": [1e3 * t for t in total],
+            "cpu_ms": 1e3 * med(x[3] for x in r),
+            "forward_ms": 1e3 * med(x[0] for x in r),
+            "backward_ms": 1e3 * med(x[1] for x in r),
+            "optimizer_ms": 1e3 * med(x[2] for x in r),
+            "page_faults": int(med(x[4] for x in r)),
+            "trainable_parameters": sum(p.numel() for p in arms[arm][2]),
+        }
     d, t = res["dense"], res["ticket"]
     res["step_time_ratio"] = t["step_ms"] / d["step_ms"]
     # each round's two steps ran back to back: their ratio is less exposed to slow drifts in load
@@ -288,7 +334,7 @@ RANDOM_SUFFIX = "-random"
 
 def random_model_dir(name: str, root: Path) -> str:
     """`<model_type>-random` -> a MiniLM-sized random model of that family written under `root`."""
-    return str(write_random_model(name[:-len(RANDOM_SUFFIX)], root / name, size="minilm"))
+    return str(write_random_model(name[: -len(RANDOM_SUFFIX)], root / name, size="minilm"))
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -309,8 +355,9 @@ def _run(args: argparse.Namespace) -> dict:
         torch.set_num_threads(args.threads)
     fused = fused_available()
     dense, ticket, tok = build(args, args.ffn_multiple or None)
-    batches = sst2_batches(tok, min(args.warmup + args.steps, 16), args.batch_size, args.seq_len, args.seed,
-                           args.data_root)
+    batches = sst2_batches(
+        tok, min(args.warmup + args.steps, 16), args.batch_size, args.seq_len, args.seed, args.data_root
+    )
     batches = [{k: v.to(args.device) for k, v in b.items()} for b in batches]
     flops = flop_report(dense, ticket, args.seq_len)
     by_precision = {}
@@ -323,16 +370,25 @@ def _run(args: argparse.Namespace) -> dict:
             results[variant]["flop_ratio"] = flop_report(dense, t, args.seq_len)["ratio"]
             results[variant]["ticket_layout"] = layout(t)
         head = results[args.variants[0]]
-        by_precision[amp.name] = {"step_time_ratio": head["step_time_ratio"], "flop_ratio": head["flop_ratio"],
-                                  "target": 1.10 * head["flop_ratio"],
-                                  "meets_target": head["step_time_ratio"] <= 1.10 * head["flop_ratio"],
-                                  "variants": results}
+        by_precision[amp.name] = {
+            "step_time_ratio": head["step_time_ratio"],
+            "flop_ratio": head["flop_ratio"],
+            "target": 1.10 * head["flop_ratio"],
+            "meets_target": head["step_time_ratio"] <= 1.10 * head["flop_ratio"],
+            "variants": results,
+        }
     first = by_precision[Precision.of(args.precision[0], args.device).name]
     res = {
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "machine": {"platform": platform.platform(), "processor": platform.processor(), "torch": torch.__version__,
-                    "threads": torch.get_num_threads(), "fused_adamw": fused, "malloc_tuned": malloc_tuned,
-                    **device_info(torch.device(args.device))},
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor(),
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "fused_adamw": fused,
+            "malloc_tuned": malloc_tuned,
+            **device_info(torch.device(args.device)),
+        },
         "parameters": {"dense": count_parameters(dense), "ticket": count_parameters(ticket)},
         "ticket_layout": layout(ticket),
         "flops": flops,
@@ -347,41 +403,56 @@ def _run(args: argparse.Namespace) -> dict:
     }
     if {"fp32", "bf16"} <= set(by_precision):  # what bf16 autocast buys per step, dense and ticket alike
         v = args.variants[0]
-        res["bf16_over_fp32"] = {arm: by_precision["bf16"]["variants"][v][arm]["step_ms"]
-                                 / by_precision["fp32"]["variants"][v][arm]["step_ms"] for arm in ("dense", "ticket")}
+        res["bf16_over_fp32"] = {
+            arm: by_precision["bf16"]["variants"][v][arm]["step_ms"]
+            / by_precision["fp32"]["variants"][v][arm]["step_ms"]
+            for arm in ("dense", "ticket")
+        }
     return res
 
 
 def print_table(res: dict) -> None:
     c, f = res["config"], res["flops"]
     lay, m = res["ticket_layout"], res["machine"]
-    print(f"{c['model']}: batch {c['batch_size']} x seq {c['seq_len']}, {m['threads']} threads, {c['steps']} rounds "
-          f"after {c['warmup']} warm-up, AdamW {'fused' if m['fused_adamw'] else 'foreach'}, malloc tuned: "
-          f"{m['malloc_tuned']}; parameters dense {res['parameters']['dense'] / 1e6:.2f}M, "
-          f"ticket {res['parameters']['ticket'] / 1e6:.2f}M")
-    print(f"ticket: heads {lay['heads_per_layer']}, FFN {lay['ffn_per_layer']} ({c['coef']} coefficients, "
-          f"FFN widths rounded to multiples of {c['ffn_multiple'] or 1})")
+    print(
+        f"{c['model']}: batch {c['batch_size']} x seq {c['seq_len']}, {m['threads']} threads, {c['steps']} rounds "
+        f"after {c['warmup']} warm-up, AdamW {'fused' if m['fused_adamw'] else 'foreach'}, malloc tuned: "
+        f"{m['malloc_tuned']}; parameters dense {res['parameters']['dense'] / 1e6:.2f}M, "
+        f"ticket {res['parameters']['ticket'] / 1e6:.2f}M"
+    )
+    print(
+        f"ticket: heads {lay['heads_per_layer']}, FFN {lay['ffn_per_layer']} ({c['coef']} coefficients, "
+        f"FFN widths rounded to multiples of {c['ffn_multiple'] or 1})"
+    )
     print("training matmul FLOPs per sequence (3x forward):")
     print(f"  {'term':<20}{'dense':>14}{'ticket':>14}{'ratio':>8}")
     for k in ("qkv", "scores_context", "attn_out", "ffn", "pooler_classifier", "total"):
         d, t = f["dense"][k], f["ticket"][k]
         print(f"  {k:<20}{d:>14,}{t:>14,}{t / d:>8.4f}")
-    print(f"  flop_ratio {f['ratio']:.4f} (encoder only {f['encoder_ratio']:.4f}); target step_time_ratio "
-          f"<= 1.10 x flop_ratio = {res['target']:.4f}")
+    print(
+        f"  flop_ratio {f['ratio']:.4f} (encoder only {f['encoder_ratio']:.4f}); target step_time_ratio "
+        f"<= 1.10 x flop_ratio = {res['target']:.4f}"
+    )
     for prec, pr in res["precisions"].items():
         print(f"[{prec}]")
-        print(f"{'variant':<16}{'dense ms':>9}{'ticket ms':>10}{'ratio':>7}{'rounds':>7}{'cpu':>7}{'flops':>7}"
-              f"{'fwd':>7}{'bwd':>7}{'opt':>7}  {'dense fwd/bwd/opt ms':>21}  page faults d/t")
+        print(
+            f"{'variant':<16}{'dense ms':>9}{'ticket ms':>10}{'ratio':>7}{'rounds':>7}{'cpu':>7}{'flops':>7}"
+            f"{'fwd':>7}{'bwd':>7}{'opt':>7}  {'dense fwd/bwd/opt ms':>21}  page faults d/t"
+        )
         for name, v in pr["variants"].items():
             d, t, p = v["dense"], v["ticket"], v["phase_ratios"]
-            print(f"{name:<16}{d['step_ms']:>9.1f}{t['step_ms']:>10.1f}{v['step_time_ratio']:>7.3f}"
-                  f"{v['round_ratio_median']:>7.3f}{v['cpu_time_ratio']:>7.3f}{v['flop_ratio']:>7.3f}"
-                  f"{p['forward']:>7.3f}{p['backward']:>7.3f}{p['optimizer']:>7.3f}  "
-                  f"{d['forward_ms']:>7.0f}/{d['backward_ms']:.0f}/{d['optimizer_ms']:.0f}"
-                  + f"  {d['page_faults']}/{t['page_faults']}")
-        print(f"[{prec}] step_time_ratio ({res['headline_variant']}) {pr['step_time_ratio']:.3f} vs flop_ratio "
-              f"{pr['flop_ratio']:.3f}: {'meets' if pr['meets_target'] else 'misses'} the 1.10x target "
-              f"({pr['target']:.3f})")
+            print(
+                f"{name:<16}{d['step_ms']:>9.1f}{t['step_ms']:>10.1f}{v['step_time_ratio']:>7.3f}"
+                f"{v['round_ratio_median']:>7.3f}{v['cpu_time_ratio']:>7.3f}{v['flop_ratio']:>7.3f}"
+                f"{p['forward']:>7.3f}{p['backward']:>7.3f}{p['optimizer']:>7.3f}  "
+                f"{d['forward_ms']:>7.0f}/{d['backward_ms']:.0f}/{d['optimizer_ms']:.0f}"
+                + f"  {d['page_faults']}/{t['page_faults']}"
+            )
+        print(
+            f"[{prec}] step_time_ratio ({res['headline_variant']}) {pr['step_time_ratio']:.3f} vs flop_ratio "
+            f"{pr['flop_ratio']:.3f}: {'meets' if pr['meets_target'] else 'misses'} the 1.10x target "
+            f"({pr['target']:.3f})"
+        )
     if "bf16_over_fp32" in res:
         r = res["bf16_over_fp32"]
         print(f"bf16 step / fp32 step: dense {r['dense']:.3f}, ticket {r['ticket']:.3f} (target dense <= 0.60)")

@@ -24,6 +24,7 @@ rewind, continue; random takes the TrainConfig ones and pad_to_multiple_of), e.g
         --plot bench/time_to_accuracy.png
     python scripts/bench_time_to_accuracy.py --tasks sst2 --seeds 1 --train-samples 640 --eval-every 10  # smoke
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,18 +40,18 @@ from pathlib import Path
 
 import torch
 
-from tickettune.trainables.tasks.data import as_tokenizer
-from tickettune.trainables.model.encoder import encoder_of
 from tickettune.trainables.config import FlowConfig
-from tickettune.trainables.reporter import LocalReporter
+from tickettune.trainables.earlybert.draw import make_ticket, snapshot
 from tickettune.trainables.flow import run_flow
 from tickettune.trainables.model.build import load_model, model_path
-from tickettune.trainables.training.precision import Precision
-from tickettune.trainables.ticket.format import read_info
-from tickettune.trainables.earlybert.draw import make_ticket, snapshot
+from tickettune.trainables.model.encoder import encoder_of
+from tickettune.trainables.reporter import LocalReporter
 from tickettune.trainables.tasks import DataArgs, get_task
+from tickettune.trainables.tasks.data import as_tokenizer
 from tickettune.trainables.tasks.glue import glue_metrics
+from tickettune.trainables.ticket.format import read_info
 from tickettune.trainables.training.loop import TrainConfig, train
+from tickettune.trainables.training.precision import Precision
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _bench import finish  # noqa: E402
@@ -88,14 +89,26 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--data-root", default=None)
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--plot", type=Path, default=None)
-    ap.add_argument("--no-malloc-tune", action="store_true",
-                    help="leave glibc's allocator as it is (by default it keeps freed memory, for every arm alike: "
-                         "tickettune's loop does so on CPU, and process-wide, so the Trainer arms get it too)")
-    ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                    help="a FlowConfig field for the tickettune arms (repeatable), e.g. compile=true")
-    ap.add_argument("--merge", action="store_true",
-                    help="keep the tasks already in --json that this run does not measure (each task is stamped "
-                         "with the commit and date it was measured at)")
+    ap.add_argument(
+        "--no-malloc-tune",
+        action="store_true",
+        help="leave glibc's allocator as it is (by default it keeps freed memory, for every arm alike: "
+        "tickettune's loop does so on CPU, and process-wide, so the Trainer arms get it too)",
+    )
+    ap.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a FlowConfig field for the tickettune arms (repeatable), e.g. compile=true",
+    )
+    ap.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the tasks already in --json that this run does not measure (each task is stamped "
+        "with the commit and date it was measured at)",
+    )
     args = ap.parse_args(argv)
     args.tasks = [get_task(t.strip()).name for t in args.tasks.split(",") if t.strip()]
     args.arms = [a.strip() for a in args.arms.split(",") if a.strip()]
@@ -115,7 +128,9 @@ def parse_sets(items: list[str]) -> dict:
     """`key=value` strings -> FlowConfig overrides (YAML scalars: true, 8, null, bf16), checked against
     FlowConfig's fields and its own validation before anything runs."""
     import dataclasses
+
     import yaml
+
     fields = {f.name for f in dataclasses.fields(FlowConfig)}
     out = {}
     for item in items:
@@ -130,10 +145,12 @@ def parse_sets(items: list[str]) -> dict:
 
 # ------------------------------------------------------------------------------------------------ arms
 
+
 def arm_trainer(args, task: str, seed: int, epochs: float, every: int, compile: bool = False) -> dict:
     """HF Trainer as a user runs it: the stock model class, group_by_length, bf16 where fast; `compile`:
     torch_compile=True (inductor; its compile time falls inside the measured train())."""
     from transformers import AutoModelForSequenceClassification, Trainer, TrainerCallback, TrainingArguments
+
     spec = get_task(task)
     amp = Precision.of(args.precision)
     train_loader, dev_loader = loaders(args, task, as_tokenizer(args.model), seed)
@@ -141,8 +158,9 @@ def arm_trainer(args, task: str, seed: int, epochs: float, every: int, compile: 
     if spec.head == "regression":
         kwargs["problem_type"] = "regression"
     torch.manual_seed(seed)
-    model = AutoModelForSequenceClassification.from_pretrained(model_path(args.model), attn_implementation="sdpa",
-                                                               **kwargs)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        model_path(args.model), attn_implementation="sdpa", **kwargs
+    )
     curve: list[dict] = []
     clock = {"start": 0.0, "eval": 0.0}
 
@@ -153,59 +171,130 @@ def arm_trainer(args, task: str, seed: int, epochs: float, every: int, compile: 
         def on_evaluate(self, a, state, control, metrics=None, **kw):
             clock["eval"] += metrics.get("eval_runtime", 0.0)
             now = time.perf_counter() - clock["start"]
-            curve.append({"step": state.global_step, "train_seconds": now - clock["eval"], "total_seconds": now,
-                          "metric": metrics[f"eval_{spec.main_metric}"]})
+            curve.append(
+                {
+                    "step": state.global_step,
+                    "train_seconds": now - clock["eval"],
+                    "total_seconds": now,
+                    "metric": metrics[f"eval_{spec.main_metric}"],
+                }
+            )
 
     def compute_metrics(pred):
         return glue_metrics(task, pred.predictions, pred.label_ids)
 
     with tempfile.TemporaryDirectory() as out:
         targs = TrainingArguments(
-            output_dir=out, per_device_train_batch_size=args.batch_size, per_device_eval_batch_size=64,
-            learning_rate=args.lr, num_train_epochs=epochs, warmup_steps=0.1, weight_decay=0.01, max_grad_norm=1.0,
-            lr_scheduler_type="linear", bf16=amp.name == "bf16", fp16=amp.name == "fp16",
-            train_sampling_strategy="group_by_length", eval_strategy="steps", eval_steps=every,
-            save_strategy="no", logging_strategy="no", report_to="none", seed=seed, data_seed=seed,
-            disable_tqdm=True, use_cpu=not torch.cuda.is_available(), dataloader_num_workers=0,
-            torch_compile=compile)
-        trainer = Trainer(model=model, args=targs, train_dataset=train_loader.dataset,
-                          eval_dataset=first(dev_loader).dataset, data_collator=train_loader.collate_fn,
-                          compute_metrics=compute_metrics, callbacks=[Curve()])
+            output_dir=out,
+            per_device_train_batch_size=args.batch_size,
+            per_device_eval_batch_size=64,
+            learning_rate=args.lr,
+            num_train_epochs=epochs,
+            warmup_steps=0.1,
+            weight_decay=0.01,
+            max_grad_norm=1.0,
+            lr_scheduler_type="linear",
+            bf16=amp.name == "bf16",
+            fp16=amp.name == "fp16",
+            train_sampling_strategy="group_by_length",
+            eval_strategy="steps",
+            eval_steps=every,
+            save_strategy="no",
+            logging_strategy="no",
+            report_to="none",
+            seed=seed,
+            data_seed=seed,
+            disable_tqdm=True,
+            use_cpu=not torch.cuda.is_available(),
+            dataloader_num_workers=0,
+            torch_compile=compile,
+        )
+        trainer = Trainer(
+            model=model,
+            args=targs,
+            train_dataset=train_loader.dataset,
+            eval_dataset=first(dev_loader).dataset,
+            data_collator=train_loader.collate_fn,
+            compute_metrics=compute_metrics,
+            callbacks=[Curve()],
+        )
         start = time.perf_counter()
         result = trainer.train()
         final = trainer.evaluate()
         total = time.perf_counter() - start
     train_seconds = total - clock["eval"]
-    curve.append({"step": result.global_step, "train_seconds": train_seconds, "total_seconds": total,
-                  "metric": final[f"eval_{spec.main_metric}"]})
-    return {"steps": result.global_step, "search_steps": 0, "train_seconds": train_seconds, "total_seconds": total,
-            "metric": float(final[f"eval_{spec.main_metric}"]), "curve": curve}
+    curve.append(
+        {
+            "step": result.global_step,
+            "train_seconds": train_seconds,
+            "total_seconds": total,
+            "metric": final[f"eval_{spec.main_metric}"],
+        }
+    )
+    return {
+        "steps": result.global_step,
+        "search_steps": 0,
+        "train_seconds": train_seconds,
+        "total_seconds": total,
+        "metric": float(final[f"eval_{spec.main_metric}"]),
+        "curve": curve,
+    }
 
 
 def arm_flow(args, task: str, seed: int, epochs: float, every: int, mode: str | None) -> dict:
     """tickettune's flow: `mode` None is the dense baseline trial, else an EarlyBERT ticket mode."""
     spec = get_task(task)
-    cfg = FlowConfig(model=args.model, task=task, data_root=args.data_root, max_train_samples=args.train_samples,
-                     max_eval_samples=args.eval_samples, max_length=args.max_length, batch_size=args.batch_size,
-                     seed=seed, precision=args.precision, lr=args.lr, ticket_lr=args.lr, budget_epochs=epochs,
-                     eval_interval=every, baseline=mode is None, ticket_mode=mode or "rewind",
-                     coef_lr=args.coef_lr, eps=args.eps, window=args.window, mask_interval=args.mask_interval,
-                     search_max_steps=args.search_max_steps, head_ratio=args.head_ratio, ffn_ratio=args.ffn_ratio,
-                     unconverged="ticket", **args.sets)
+    cfg = FlowConfig(
+        model=args.model,
+        task=task,
+        data_root=args.data_root,
+        max_train_samples=args.train_samples,
+        max_eval_samples=args.eval_samples,
+        max_length=args.max_length,
+        batch_size=args.batch_size,
+        seed=seed,
+        precision=args.precision,
+        lr=args.lr,
+        ticket_lr=args.lr,
+        budget_epochs=epochs,
+        eval_interval=every,
+        baseline=mode is None,
+        ticket_mode=mode or "rewind",
+        coef_lr=args.coef_lr,
+        eps=args.eps,
+        window=args.window,
+        mask_interval=args.mask_interval,
+        search_max_steps=args.search_max_steps,
+        head_ratio=args.head_ratio,
+        ffn_ratio=args.ffn_ratio,
+        unconverged="ticket",
+        **args.sets,
+    )
     reporter = LocalReporter(verbose=False)
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         result = run_flow(cfg, reporter, ticket_dir=None if mode is None else f"{tmp}/ticket")
         total = time.perf_counter() - start
         layout = read_info(f"{tmp}/ticket")["layout"] if mode is not None else None
-    curve = [{"step": r["step"], "train_seconds": r["train_seconds"], "metric": r["val_metric"]}
-             for r in reporter.history if "ticket_step" in r and math.isfinite(r["val_metric"])]
+    curve = [
+        {"step": r["step"], "train_seconds": r["train_seconds"], "metric": r["val_metric"]}
+        for r in reporter.history
+        if "ticket_step" in r and math.isfinite(r["val_metric"])
+    ]
     train_seconds = sum(v for k, v in result.seconds.items() if k in ("search", "ticket"))
-    return {"steps": result.search_steps + result.ticket_steps, "search_steps": result.search_steps,
-            "ticket_steps": result.ticket_steps, "early_bird_step": result.early_bird_step,
-            "train_seconds": train_seconds, "total_seconds": total, "metric": float(result.val_metric),
-            "relative_cost": result.relative_cost, "ticket_layout": layout, "curve": curve,
-            "metric_name": spec.main_metric}
+    return {
+        "steps": result.search_steps + result.ticket_steps,
+        "search_steps": result.search_steps,
+        "ticket_steps": result.ticket_steps,
+        "early_bird_step": result.early_bird_step,
+        "train_seconds": train_seconds,
+        "total_seconds": total,
+        "metric": float(result.val_metric),
+        "relative_cost": result.relative_cost,
+        "ticket_layout": layout,
+        "curve": curve,
+        "metric_name": spec.main_metric,
+    }
 
 
 def arm_random(args, task: str, seed: int, epochs: float, every: int, layout: dict) -> dict:
@@ -225,15 +314,35 @@ def arm_random(args, task: str, seed: int, epochs: float, every: int, layout: di
     start = time.perf_counter()
     train_fields = {f.name for f in dataclasses.fields(TrainConfig)} - {"lr", "max_steps", "seed", "warmup_ratio"}
     extra = {k: v for k, v in args.sets.items() if k in train_fields}
-    res = train(ticket, train_loader, TrainConfig(**{"lr": args.lr, "max_steps": budget, "seed": seed,
-                                                     "warmup_ratio": 0.1, "progress": False,
-                                                     "precision": args.precision, **extra}), [evals])
+    res = train(
+        ticket,
+        train_loader,
+        TrainConfig(
+            **{
+                "lr": args.lr,
+                "max_steps": budget,
+                "seed": seed,
+                "warmup_ratio": 0.1,
+                "progress": False,
+                "precision": args.precision,
+                **extra,
+            }
+        ),
+        [evals],
+    )
     metric = spec.evaluate(ticket, dev_loader, args.precision)[spec.main_metric]
     total = time.perf_counter() - start
     train_seconds = res.seconds - evals.eval_seconds
     curve = evals.curve + [{"step": res.steps, "train_seconds": train_seconds, "metric": metric}]
-    return {"steps": res.steps, "search_steps": 0, "train_seconds": train_seconds, "total_seconds": total,
-            "metric": float(metric), "ticket_layout": layout, "curve": curve}
+    return {
+        "steps": res.steps,
+        "search_steps": 0,
+        "train_seconds": train_seconds,
+        "total_seconds": total,
+        "metric": float(metric),
+        "ticket_layout": layout,
+        "curve": curve,
+    }
 
 
 def _random_mask(n: int, keep: int, g: torch.Generator) -> torch.Tensor:
@@ -245,9 +354,16 @@ def _random_mask(n: int, keep: int, g: torch.Generator) -> torch.Tensor:
 def loaders(args, task: str, tokenizer, seed: int, pad_to_multiple_of: int | None = None):
     """(train loader, the task's dev data), length-grouped train batches, as every arm trains."""
     t = get_task(task)
-    data = DataArgs(root=args.data_root, max_length=args.max_length, batch_size=args.batch_size,
-                    max_train_samples=args.train_samples, max_eval_samples=args.eval_samples, seed=seed,
-                    group_by_length=True, pad_to_multiple_of=pad_to_multiple_of)
+    data = DataArgs(
+        root=args.data_root,
+        max_length=args.max_length,
+        batch_size=args.batch_size,
+        max_train_samples=args.train_samples,
+        max_eval_samples=args.eval_samples,
+        seed=seed,
+        group_by_length=True,
+        pad_to_multiple_of=pad_to_multiple_of,
+    )
     return t.train_loader(tokenizer, data), t.eval_data(tokenizer, data)
 
 
@@ -258,15 +374,24 @@ def first(dev):
 
 # ------------------------------------------------------------------------------------------------ run
 
+
 def run(args) -> dict:
     torch.set_num_threads(args.threads)
     from tickettune.trainables.training.allocator import OFF_ENV, tune_malloc
+
     if args.no_malloc_tune:
         os.environ[OFF_ENV] = "1"  # the loop's own call becomes a no-op too
     tuned = tune_malloc()  # before any arm: every arm (Trainer too) alike
-    out = {"config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-           "machine": {"torch": torch.__version__, "threads": torch.get_num_threads(),
-                       "precision": Precision.of(args.precision).name, "malloc_tuned": tuned}, "tasks": {}}
+    out = {
+        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "machine": {
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "precision": Precision.of(args.precision).name,
+            "malloc_tuned": tuned,
+        },
+        "tasks": {},
+    }
     for task in args.tasks:
         epochs = args.epochs or EPOCHS.get(task, 1.0)
         steps = math.ceil(epochs * len(loaders(args, task, as_tokenizer(args.model), 0)[0]))
@@ -286,14 +411,30 @@ def run(args) -> dict:
                     layout = r["ticket_layout"] or layout
                 r["seed"] = seed
                 runs[arm].append(r)
-                out["tasks"][task] = {"budget_steps": steps, "epochs": epochs, "eval_every": every,
-                                      "metric": get_task(task).main_metric, "runs": runs, "partial": True}
+                out["tasks"][task] = {
+                    "budget_steps": steps,
+                    "epochs": epochs,
+                    "eval_every": every,
+                    "metric": get_task(task).main_metric,
+                    "runs": runs,
+                    "partial": True,
+                }
                 save_partial(args, out)  # a long run interrupted keeps every arm it finished
-                print(f"  {arm}: {r['metric']:.4f} in {r['total_seconds']:.0f}s (train {r['train_seconds']:.0f}s, "
-                      f"{r['steps']} steps, search {r['search_steps']})", flush=True)
-        out["tasks"][task] = {"budget_steps": steps, "epochs": epochs, "eval_every": every,
-                              "metric": get_task(task).main_metric, "runs": runs,
-                              "summary": summarize(runs), "reference": reference_arm(runs), "measured": measured}
+                print(
+                    f"  {arm}: {r['metric']:.4f} in {r['total_seconds']:.0f}s (train {r['train_seconds']:.0f}s, "
+                    f"{r['steps']} steps, search {r['search_steps']})",
+                    flush=True,
+                )
+        out["tasks"][task] = {
+            "budget_steps": steps,
+            "epochs": epochs,
+            "eval_every": every,
+            "metric": get_task(task).main_metric,
+            "runs": runs,
+            "summary": summarize(runs),
+            "reference": reference_arm(runs),
+            "measured": measured,
+        }
     out["headline"] = headline(out)
     return out
 
@@ -301,9 +442,15 @@ def run(args) -> dict:
 def provenance() -> dict:
     """When and from which commit a task's figures came (a merged JSON can hold tasks of several runs)."""
     import subprocess
+
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                cwd=Path(__file__).parent, check=True).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).parent,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         commit = None
     return {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "commit": commit}
@@ -345,13 +492,18 @@ def summarize(runs: dict[str, list[dict]]) -> dict:
     ref = runs[reference_arm(runs)]
     ref_time = statistics.fmean(r["total_seconds"] for r in ref)
     ref_metric = statistics.fmean(r["metric"] for r in ref)
-    return {arm: {"mean_total_seconds": statistics.fmean(r["total_seconds"] for r in rs),
-                  "mean_train_seconds": statistics.fmean(r["train_seconds"] for r in rs),
-                  "mean_metric": statistics.fmean(r["metric"] for r in rs),
-                  "time_ratio": statistics.fmean(r["total_seconds"] for r in rs) / ref_time,
-                  "metric_diff_pt": 100 * (statistics.fmean(r["metric"] for r in rs) - ref_metric),
-                  "mean_search_steps": statistics.fmean(r["search_steps"] for r in rs)}
-            for arm, rs in runs.items() if rs}
+    return {
+        arm: {
+            "mean_total_seconds": statistics.fmean(r["total_seconds"] for r in rs),
+            "mean_train_seconds": statistics.fmean(r["train_seconds"] for r in rs),
+            "mean_metric": statistics.fmean(r["metric"] for r in rs),
+            "time_ratio": statistics.fmean(r["total_seconds"] for r in rs) / ref_time,
+            "metric_diff_pt": 100 * (statistics.fmean(r["metric"] for r in rs) - ref_metric),
+            "mean_search_steps": statistics.fmean(r["search_steps"] for r in rs),
+        }
+        for arm, rs in runs.items()
+        if rs
+    }
 
 
 def headline(out: dict) -> dict | None:
@@ -367,24 +519,35 @@ def headline(out: dict) -> dict | None:
     ok = [a for a in eb if s[a]["metric_diff_pt"] >= -0.5]
     best = min(ok, key=lambda a: s[a]["time_ratio"]) if ok else max(eb, key=lambda a: s[a]["metric_diff_pt"])
     ref = sst2.get("reference") or reference_arm(sst2["runs"])
-    return {"task": "sst2", "arm": best, "reference": ref, "time_ratio": s[best]["time_ratio"],
-            "metric_diff_pt": s[best]["metric_diff_pt"],
-            "dense_vs_trainer": s["dense"]["time_ratio"] if "dense" in s else None}
+    return {
+        "task": "sst2",
+        "arm": best,
+        "reference": ref,
+        "time_ratio": s[best]["time_ratio"],
+        "metric_diff_pt": s[best]["metric_diff_pt"],
+        "dense_vs_trainer": s["dense"]["time_ratio"] if "dense" in s else None,
+    }
 
 
 def print_table(res: dict) -> None:
     for task, t in res["tasks"].items():
-        print(f"{task}: budget {t['budget_steps']} steps ({t['epochs']:g} epochs), dev {t['metric']}, "
-              f"ratios vs the {t.get('reference') or reference_arm(t['runs'])} arm")
+        print(
+            f"{task}: budget {t['budget_steps']} steps ({t['epochs']:g} epochs), dev {t['metric']}, "
+            f"ratios vs the {t.get('reference') or reference_arm(t['runs'])} arm"
+        )
         print(f"  {'arm':<10}{'metric':>9}{'diff pt':>9}{'total s':>9}{'train s':>9}{'time ratio':>11}{'search':>8}")
         for arm, s in t["summary"].items():
-            print(f"  {arm:<10}{s['mean_metric']:>9.4f}{s['metric_diff_pt']:>+9.2f}{s['mean_total_seconds']:>9.0f}"
-                  f"{s['mean_train_seconds']:>9.0f}{s['time_ratio']:>11.3f}{s['mean_search_steps']:>8.0f}")
+            print(
+                f"  {arm:<10}{s['mean_metric']:>9.4f}{s['metric_diff_pt']:>+9.2f}{s['mean_total_seconds']:>9.0f}"
+                f"{s['mean_train_seconds']:>9.0f}{s['time_ratio']:>11.3f}{s['mean_search_steps']:>8.0f}"
+            )
     if res.get("headline"):
         h = res["headline"]
-        print(f"headline (sst2): {h['arm']} at {h['time_ratio']:.3f} of the faster Trainer arm's wall-clock "
-              f"({h.get('reference', 'trainer')}), {h['metric_diff_pt']:+.2f} pt; tickettune dense / that arm = "
-              f"{h['dense_vs_trainer']}")
+        print(
+            f"headline (sst2): {h['arm']} at {h['time_ratio']:.3f} of the faster Trainer arm's wall-clock "
+            f"({h.get('reference', 'trainer')}), {h['metric_diff_pt']:+.2f} pt; tickettune dense / that arm = "
+            f"{h['dense_vs_trainer']}"
+        )
 
 
 def main(argv=None) -> dict:

@@ -8,6 +8,7 @@ transformers, accelerate (Trainer requires it) and datasets; tickettune need not
 
 An MLM ticket (pre-trained by tickettune) works too: it gets a new classification head.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,6 +44,7 @@ def metric(name: str, predictions: np.ndarray, labels: np.ndarray) -> float:
 
 def load_split(data_dir: Path, task: str, split: str, limit: int | None):
     from datasets import Value, load_dataset
+
     folder, _, label, num_labels, _, names = TASKS[task]
     path = data_dir / folder / f"{split}.tsv"
     if not path.is_file():
@@ -58,8 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("ticket", help="a ticket folder (tickettune export --out ...)")
     p.add_argument("--task", choices=sorted(TASKS), default="sst2")
-    p.add_argument("--data-dir", default=os.path.join(os.environ.get("TICKETTUNE_DATA", "data"), "glue"),
-                   help="folder holding SST-2/, CoLA/, STS-B/ (default: $TICKETTUNE_DATA/glue)")
+    p.add_argument(
+        "--data-dir",
+        default=os.path.join(os.environ.get("TICKETTUNE_DATA", "data"), "glue"),
+        help="folder holding SST-2/, CoLA/, STS-B/ (default: $TICKETTUNE_DATA/glue)",
+    )
     p.add_argument("--out", required=True, help="Trainer output; the fine-tuned model goes to OUT/final")
     p.add_argument("--epochs", type=float, default=1.0)
     p.add_argument("--max-steps", type=int, default=-1, help="overrides --epochs when > 0")
@@ -78,35 +83,66 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {ticket} has no config.json: not a model folder", file=sys.stderr)
         return 2
 
-    from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer,
-                              TrainingArguments)
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        DataCollatorWithPadding,
+        Trainer,
+        TrainingArguments,
+    )
+
     _, text, _, num_labels, metric_name, _ = TASKS[args.task]
     tokenizer = AutoTokenizer.from_pretrained(ticket, trust_remote_code=True)  # it reads config.json too
     # a ticket saved with another head (MLM, or another label count) gets a fresh classifier
     model = AutoModelForSequenceClassification.from_pretrained(
-        ticket, trust_remote_code=True, num_labels=num_labels, ignore_mismatched_sizes=True,
-        problem_type="regression" if num_labels == 1 else "single_label_classification")
+        ticket,
+        trust_remote_code=True,
+        num_labels=num_labels,
+        ignore_mismatched_sizes=True,
+        problem_type="regression" if num_labels == 1 else "single_label_classification",
+    )
 
     def tokenize(batch):
         return tokenizer(*[batch[c] for c in text], truncation=True, max_length=args.max_length)
 
     data_dir = Path(args.data_dir)
-    train, dev = (load_split(data_dir, args.task, s, n).map(tokenize, batched=True)
-                  for s, n in (("train", args.max_train_samples), ("dev", args.max_eval_samples)))
-    training = TrainingArguments(output_dir=args.out, num_train_epochs=args.epochs, max_steps=args.max_steps,
-                                 per_device_train_batch_size=args.batch_size, per_device_eval_batch_size=64,
-                                 learning_rate=args.lr, warmup_steps=0.06,  # < 1: a fraction of the steps
-                                 seed=args.seed, report_to=[],
-                                 save_strategy="no", logging_steps=50)
-    trainer = Trainer(model=model, args=training, train_dataset=train, eval_dataset=dev,
-                      data_collator=DataCollatorWithPadding(tokenizer), processing_class=tokenizer,
-                      compute_metrics=lambda p: {metric_name: metric(metric_name, p.predictions, p.label_ids)})
+    train, dev = (
+        load_split(data_dir, args.task, s, n).map(tokenize, batched=True)
+        for s, n in (("train", args.max_train_samples), ("dev", args.max_eval_samples))
+    )
+    training = TrainingArguments(
+        output_dir=args.out,
+        num_train_epochs=args.epochs,
+        max_steps=args.max_steps,
+        per_device_train_batch_size=args.batch_size,
+        per_device_eval_batch_size=64,
+        learning_rate=args.lr,
+        warmup_steps=0.06,  # < 1: a fraction of the steps
+        seed=args.seed,
+        report_to=[],
+        save_strategy="no",
+        logging_steps=50,
+    )
+    trainer = Trainer(
+        model=model,
+        args=training,
+        train_dataset=train,
+        eval_dataset=dev,
+        data_collator=DataCollatorWithPadding(tokenizer),
+        processing_class=tokenizer,
+        compute_metrics=lambda p: {metric_name: metric(metric_name, p.predictions, p.label_ids)},
+    )
     result = trainer.train()
     scores = trainer.evaluate()
     final = Path(args.out) / "final"
     trainer.save_model(str(final))  # config, weights, the ticket's model code and the tokenizer
-    summary = {"task": args.task, "train_loss": result.training_loss, "steps": result.global_step,
-               metric_name: scores[f"eval_{metric_name}"], "model": str(final)}
+    summary = {
+        "task": args.task,
+        "train_loss": result.training_loss,
+        "steps": result.global_step,
+        metric_name: scores[f"eval_{metric_name}"],
+        "model": str(final),
+    }
     print(json.dumps(summary))
     (Path(args.out) / "finetune_summary.json").write_text(json.dumps(summary, indent=1))
     return 0

@@ -13,6 +13,7 @@ here, online) fills a git-ignored bundle folder that travels with the working tr
 
 Every step writes JSON into the output folder; `summary` gathers them with the GPU's name.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,19 +44,42 @@ def write_json(path: Path, obj: dict) -> None:
 
 # ------------------------------------------------------------------------------------------ the bundle
 
+
 def prepare(bundle: Path, data_root: Path | None) -> None:
     """Fill `bundle` (run on a machine with PyPI, the shared data and the MiniLM package)."""
-    from tickettune.trainables.tasks.data import data_root as find_data
     from tickettune.trainables.model.build import model_path
+    from tickettune.trainables.tasks.data import data_root as find_data
+
     root = find_data(data_root)
     tmp = bundle.with_name(bundle.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / "wheels").mkdir(parents=True)
     pins = {name: md.version(name) for name in WHEELS}  # the versions the test suite runs with here
-    subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:", "--no-deps",
-                    "--python-version", "3.12", "--implementation", "cp", "--platform", "manylinux2014_x86_64",
-                    "--platform", "manylinux_2_17_x86_64", "--platform", "manylinux_2_28_x86_64",
-                    "-d", str(tmp / "wheels"), *[f"{k}=={v}" for k, v in pins.items()]], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--only-binary=:all:",
+            "--no-deps",
+            "--python-version",
+            "3.12",
+            "--implementation",
+            "cp",
+            "--platform",
+            "manylinux2014_x86_64",
+            "--platform",
+            "manylinux_2_17_x86_64",
+            "--platform",
+            "manylinux_2_28_x86_64",
+            "-d",
+            str(tmp / "wheels"),
+            *[f"{k}=={v}" for k, v in pins.items()],
+        ],
+        check=True,
+    )
     tok = Path(model_path("minilm-l6"))
     (tmp / "tokenizer").mkdir()
     for name in TOKENIZER_FILES:
@@ -67,8 +91,17 @@ def prepare(bundle: Path, data_root: Path | None) -> None:
     total = sum(files.values())
     if total > BUNDLE_LIMIT:
         raise SystemExit(f"bundle is {total / 2**20:.1f} MiB, over the {BUNDLE_LIMIT / 2**20:.0f} MiB budget")
-    write_json(tmp / "MANIFEST.json", {"wheels": pins, "python": "3.12", "files": files, "bytes": total,
-                                       "data_root": str(root), "tokenizer_from": str(tok)})
+    write_json(
+        tmp / "MANIFEST.json",
+        {
+            "wheels": pins,
+            "python": "3.12",
+            "files": files,
+            "bytes": total,
+            "data_root": str(root),
+            "tokenizer_from": str(tok),
+        },
+    )
     shutil.rmtree(bundle, ignore_errors=True)
     os.replace(tmp, bundle)
     print(f"bundle {bundle}: {len(files)} files, {total / 2**20:.1f} MiB; wheels {pins}")
@@ -88,10 +121,12 @@ def _installed(dist: str) -> bool:
 
 def _datasets_work(site: Path) -> str | None:
     """None if `datasets` imports and reads a CSV in a fresh interpreter with `site` first; else the error."""
-    code = ("import sys, tempfile, os; sys.path.insert(0, sys.argv[1]); import datasets\n"
-            "d = tempfile.mkdtemp(); p = os.path.join(d, 'a.csv'); open(p, 'w').write('x\\n1\\n2\\n')\n"
-            "ds = datasets.load_dataset('csv', data_files=p, split='train', cache_dir=d)\n"
-            "assert ds['x'] == [1, 2], ds['x']; print(datasets.__version__)")
+    code = (
+        "import sys, tempfile, os; sys.path.insert(0, sys.argv[1]); import datasets\n"
+        "d = tempfile.mkdtemp(); p = os.path.join(d, 'a.csv'); open(p, 'w').write('x\\n1\\n2\\n')\n"
+        "ds = datasets.load_dataset('csv', data_files=p, split='train', cache_dir=d)\n"
+        "assert ds['x'] == [1, 2], ds['x']; print(datasets.__version__)"
+    )
     out = subprocess.run([sys.executable, "-c", code, str(site)], capture_output=True, text=True, timeout=300)
     return None if out.returncode == 0 else (out.stderr.strip().splitlines() or ["?"])[-1]
 
@@ -104,14 +139,30 @@ def install(bundle: Path, site: Path) -> dict:
         return {"present": ["datasets"], "installed": []}
     wheels = sorted((bundle / "wheels").glob("*.whl"))
     if not wheels:
-        raise SystemExit(f"`datasets` is missing and {bundle}/wheels holds no wheels: run "
-                         f"`python scripts/gpu_check.py prepare {bundle}` on a machine with PyPI first")
+        raise SystemExit(
+            f"`datasets` is missing and {bundle}/wheels holds no wheels: run "
+            f"`python scripts/gpu_check.py prepare {bundle}` on a machine with PyPI first"
+        )
     missing = [w for w in wheels if not _installed(_dist_of(w))]
     report = {"present": sorted(_dist_of(w) for w in wheels if w not in missing), "installed": []}
     for attempt in (missing, wheels):
         if attempt:
-            subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-index", "--no-deps",
-                            "--upgrade", "--target", str(site), *map(str, attempt)], check=True)
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--no-index",
+                    "--no-deps",
+                    "--upgrade",
+                    "--target",
+                    str(site),
+                    *map(str, attempt),
+                ],
+                check=True,
+            )
             report["installed"] = sorted(_dist_of(w) for w in attempt)
         error = _datasets_work(site)
         if error is None:
@@ -122,16 +173,27 @@ def install(bundle: Path, site: Path) -> dict:
 
 # ------------------------------------------------------------------------------------------ the device
 
+
 def cuda_info() -> dict:
     import torch
-    info = {"torch": torch.__version__, "cuda_build": torch.version.cuda, "python": platform.python_version(),
-            "cuda_available": torch.cuda.is_available()}
+
+    info = {
+        "torch": torch.__version__,
+        "cuda_build": torch.version.cuda,
+        "python": platform.python_version(),
+        "cuda_available": torch.cuda.is_available(),
+    }
     if info["cuda_available"]:
         props = torch.cuda.get_device_properties(0)
-        info.update(gpu=torch.cuda.get_device_name(0), gpus=torch.cuda.device_count(),
-                    memory_gib=round(props.total_memory / 2**30, 1), capability=f"{props.major}.{props.minor}",
-                    bf16=torch.cuda.is_bf16_supported(), nccl=torch.distributed.is_nccl_available(),
-                    cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"))
+        info.update(
+            gpu=torch.cuda.get_device_name(0),
+            gpus=torch.cuda.device_count(),
+            memory_gib=round(props.total_memory / 2**30, 1),
+            capability=f"{props.major}.{props.minor}",
+            bf16=torch.cuda.is_bf16_supported(),
+            nccl=torch.distributed.is_nccl_available(),
+            cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"),
+        )
     return info
 
 
@@ -139,38 +201,70 @@ def random_bert(out: Path, tokenizer: Path, size: dict) -> None:
     """A BERT with random weights at `size`, saved as a Hugging Face folder with the bundled vocabulary."""
     import torch
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
     tok = AutoTokenizer.from_pretrained(str(tokenizer))
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=tok.vocab_size, hidden_size=size["hidden"], num_hidden_layers=size["layers"],
-                        num_attention_heads=size["heads"], intermediate_size=size["ffn"], num_labels=2,
-                        pad_token_id=tok.pad_token_id)
+    config = BertConfig(
+        vocab_size=tok.vocab_size,
+        hidden_size=size["hidden"],
+        num_hidden_layers=size["layers"],
+        num_attention_heads=size["heads"],
+        intermediate_size=size["ffn"],
+        num_labels=2,
+        pad_token_id=tok.pad_token_id,
+    )
     BertForSequenceClassification(config).save_pretrained(out)
     tok.save_pretrained(out)
 
 
 # ------------------------------------------------------------------------------------------ flow and DDP
 
+
 def flow_config(args, **extra):
     from tickettune.trainables.config import FlowConfig
+
     steps = 20 if args.smoke else 150
-    return FlowConfig(model=str(args.model), task="sst2", data_root=str(args.data_root),
-                      max_train_samples=256 if args.smoke else 4000, max_eval_samples=64 if args.smoke else None,
-                      max_length=64, batch_size=8 if args.smoke else 32, lr=1e-4, ticket_lr=1e-4,
-                      search_max_steps=steps, ticket_steps=steps, mask_interval=5 if args.smoke else 10,
-                      window=4, eps=0.2, unconverged="ticket", precision=args.precision, **extra)
+    return FlowConfig(
+        model=str(args.model),
+        task="sst2",
+        data_root=str(args.data_root),
+        max_train_samples=256 if args.smoke else 4000,
+        max_eval_samples=64 if args.smoke else None,
+        max_length=64,
+        batch_size=8 if args.smoke else 32,
+        lr=1e-4,
+        ticket_lr=1e-4,
+        search_max_steps=steps,
+        ticket_steps=steps,
+        mask_interval=5 if args.smoke else 10,
+        window=4,
+        eps=0.2,
+        unconverged="ticket",
+        precision=args.precision,
+        **extra,
+    )
 
 
 def _result(res, seconds: float, device: str) -> dict:
-    return {"val_metric": res.val_metric, "metric": res.metric_name, "converged": res.converged,
-            "early_bird_step": res.early_bird_step, "search_steps": res.search_steps,
-            "ticket_steps": res.ticket_steps, "relative_cost": res.relative_cost, "seconds": res.seconds,
-            "wall_seconds": seconds, "device": device}
+    return {
+        "val_metric": res.val_metric,
+        "metric": res.metric_name,
+        "converged": res.converged,
+        "early_bird_step": res.early_bird_step,
+        "search_steps": res.search_steps,
+        "ticket_steps": res.ticket_steps,
+        "relative_cost": res.relative_cost,
+        "seconds": res.seconds,
+        "wall_seconds": seconds,
+        "device": device,
+    }
 
 
 def flow(args) -> dict:
     """One EarlyBERT trial (search -> early bird -> prune -> ticket -> eval -> save) on the device."""
-    from tickettune.trainables.reporter import LocalReporter
     from tickettune.trainables.flow import run_flow
+    from tickettune.trainables.reporter import LocalReporter
+
     reporter = LocalReporter(verbose=False, device=args.device)
     if args.device == "cuda" and reporter.device.type != "cuda":
         raise SystemExit(f"flow: asked for CUDA, got {reporter.placement.reason}")
@@ -193,6 +287,7 @@ class OneProcessDDP:
 
     def __init__(self, device):
         from tickettune.trainables.training.device import DeviceLoader
+
         self.device, self._loader = device, DeviceLoader
         self.reports = 0
 
@@ -202,12 +297,14 @@ class OneProcessDDP:
     def agree(self, flag: bool) -> bool:
         import torch
         import torch.distributed as dist
+
         t = torch.tensor([int(flag)], device=self.device)
         dist.broadcast(t, src=0)
         return bool(t.item())
 
     def prepare_model(self, model, find_unused: bool = False):
         from torch.nn.parallel import DistributedDataParallel as DDP
+
         model = model.to(self.device)
         ids = [self.device] if self.device.type == "cuda" else None
         return DDP(model, device_ids=ids, find_unused_parameters=find_unused)
@@ -224,8 +321,9 @@ def ddp(args) -> dict:
     import torch
     import torch.distributed as dist
 
-    from tickettune.trainables.training.device import place
     from tickettune.trainables.flow import run_flow
+    from tickettune.trainables.training.device import place
+
     placement = place(args.device == "cuda")
     backend = "nccl" if placement.device.type == "cuda" else "gloo"
     with socket.socket() as s:
@@ -249,6 +347,7 @@ def ddp(args) -> dict:
 
 # ------------------------------------------------------------------------------------------ summary
 
+
 def _load(path: Path) -> dict | None:
     try:
         return json.loads(path.read_text())
@@ -259,16 +358,26 @@ def _load(path: Path) -> dict | None:
 def _bench_figures(res: dict | None) -> dict | None:
     if res is None:
         return None
-    keys = ("step_time_ratio", "flop_ratio", "bf16_over_fp32", "ratio_median", "realized_layer_fraction",
-            "expected_flop_fraction", "headline_precision")
+    keys = (
+        "step_time_ratio",
+        "flop_ratio",
+        "bf16_over_fp32",
+        "ratio_median",
+        "realized_layer_fraction",
+        "expected_flop_fraction",
+        "headline_precision",
+    )
     out = {k: res[k] for k in keys if k in res}
     for prec, pr in (res.get("precisions") or {}).items():
         if "variants" not in pr:  # bench_pld_speed: per precision, its ratio and times per sample
             out[prec] = {k: pr[k] for k in ("ratio_median", "sec_per_sample") if k in pr}
             continue
         head = pr["variants"][next(iter(pr["variants"]))]  # bench_ticket_speed: per precision
-        out[prec] = {"dense_ms": head["dense"]["step_ms"], "ticket_ms": head["ticket"]["step_ms"],
-                     "step_time_ratio": pr["step_time_ratio"]}
+        out[prec] = {
+            "dense_ms": head["dense"]["step_ms"],
+            "ticket_ms": head["ticket"]["step_ms"],
+            "step_time_ratio": pr["step_time_ratio"],
+        }
     if "variants" in res and "precisions" not in res:
         head = res["variants"][next(iter(res["variants"]))]
         out["dense_ms"], out["ticket_ms"] = head["dense"]["step_ms"], head["ticket"]["step_ms"]
@@ -283,22 +392,33 @@ def _bench_figures(res: dict | None) -> dict | None:
 def summary(out: Path) -> int:
     steps = []
     tsv = out / "steps.tsv"
-    for line in (tsv.read_text().splitlines() if tsv.exists() else []):
+    for line in tsv.read_text().splitlines() if tsv.exists() else []:
         name, rc, seconds = line.split("\t")[:3]
         steps.append({"step": name, "rc": int(rc), "seconds": float(seconds)})
     device = _load(out / "device.json") or {}
-    result = {"gpu": device.get("gpu"), "device": device, "smoke": (out / "SMOKE").exists(),
-              "ok": bool(steps) and all(s["rc"] == 0 for s in steps), "steps": steps,
-              "ticket_speed": _bench_figures(_load(out / "ticket_speed.json")),
-              "pld_speed": _bench_figures(_load(out / "pld_speed.json")),
-              "fast_path": _load(out / "fast_path.json"),
-              "flow": _load(out / "flow.json"), "ddp": _load(out / "ddp.json"),
-              "install": _load(out / "install.json"), "tests": _load(out / "tests.json")}
+    result = {
+        "gpu": device.get("gpu"),
+        "device": device,
+        "smoke": (out / "SMOKE").exists(),
+        "ok": bool(steps) and all(s["rc"] == 0 for s in steps),
+        "steps": steps,
+        "ticket_speed": _bench_figures(_load(out / "ticket_speed.json")),
+        "pld_speed": _bench_figures(_load(out / "pld_speed.json")),
+        "fast_path": _load(out / "fast_path.json"),
+        "flow": _load(out / "flow.json"),
+        "ddp": _load(out / "ddp.json"),
+        "install": _load(out / "install.json"),
+        "tests": _load(out / "tests.json"),
+    }
     write_json(out / "summary.json", result)
-    lines = [f"GPU check on {result['gpu'] or 'NO GPU'} (torch {device.get('torch')}, CUDA {device.get('cuda_build')})"
-             + ("  [SMOKE RUN ON THE CPU: nothing here is a GPU measurement]" if result["smoke"] else "")]
-    lines += [f"  {s['step']:<14} {'ok' if s['rc'] == 0 else 'FAILED rc=%d' % s['rc']:<12} {s['seconds']:7.1f} s"
-              for s in steps]
+    lines = [
+        f"GPU check on {result['gpu'] or 'NO GPU'} (torch {device.get('torch')}, CUDA {device.get('cuda_build')})"
+        + ("  [SMOKE RUN ON THE CPU: nothing here is a GPU measurement]" if result["smoke"] else "")
+    ]
+    lines += [
+        f"  {s['step']:<14} {'ok' if s['rc'] == 0 else 'FAILED rc=%d' % s['rc']:<12} {s['seconds']:7.1f} s"
+        for s in steps
+    ]
     for key in ("ticket_speed", "pld_speed", "fast_path", "flow", "ddp", "tests"):
         if result[key]:
             lines.append(f"{key}: {json.dumps(result[key], default=str)}")
@@ -309,6 +429,7 @@ def summary(out: Path) -> int:
 
 
 # ------------------------------------------------------------------------------------------ CLI
+
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -346,11 +467,16 @@ def main(argv=None) -> int:
         info = cuda_info()
         write_json(args.json, info)
         if not info["cuda_available"]:
-            print(f"NO CUDA DEVICE: torch {info['torch']} (built with CUDA {info['cuda_build']}) sees no GPU; "
-                  f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')!r}", file=sys.stderr)
+            print(
+                f"NO CUDA DEVICE: torch {info['torch']} (built with CUDA {info['cuda_build']}) sees no GPU; "
+                f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')!r}",
+                file=sys.stderr,
+            )
             return 3
-        print(f"{info['gpu']} x{info['gpus']}, {info['memory_gib']} GiB, capability {info['capability']}, "
-              f"bf16 {info['bf16']}, nccl {info['nccl']}; torch {info['torch']}, CUDA {info['cuda_build']}")
+        print(
+            f"{info['gpu']} x{info['gpus']}, {info['memory_gib']} GiB, capability {info['capability']}, "
+            f"bf16 {info['bf16']}, nccl {info['nccl']}; torch {info['torch']}, CUDA {info['cuda_build']}"
+        )
     elif args.cmd == "bert":
         random_bert(args.out, args.tokenizer, TINY if args.smoke else BERT_BASE)
     elif args.cmd in ("flow", "ddp"):

@@ -13,6 +13,7 @@ Target (issue 17): ticket step <= 0.80 x dense at 32 x 128 bf16.
     python scripts/gpu_fast_path.py --model WORK/bert --json OUT/fast_path.json
     python scripts/gpu_fast_path.py --model WORK/bert --smoke --device cpu   # eager only, toy shapes
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,11 +25,12 @@ import time
 from pathlib import Path
 
 import torch
+
+from tickettune.trainables.earlybert.draw import make_ticket, snapshot
 from tickettune.trainables.earlybert.masks import MaskConfig, draw_masks
 from tickettune.trainables.model.build import load_model
-from tickettune.trainables.training.precision import Precision
-from tickettune.trainables.earlybert.draw import make_ticket, snapshot
 from tickettune.trainables.training.loop import TrainConfig, make_optimizer
+from tickettune.trainables.training.precision import Precision
 
 MODES = {"eager": None, "compile": "default", "cudagraphs": "reduce-overhead"}
 
@@ -65,9 +67,13 @@ def build(path: str, device: str):
     dense, _ = load_model(path, head="classification", num_labels=2)
     g = torch.Generator().manual_seed(0)
     from tickettune.trainables.model.encoder import encoder_of
+
     layers = encoder_of(dense).blocks
-    heads, ffn = draw_masks([torch.rand(l.num_heads, generator=g) for l in layers],
-                            [torch.rand(l.ffn_width, generator=g) for l in layers], MaskConfig(ffn_multiple=8))
+    heads, ffn = draw_masks(
+        [torch.rand(l.num_heads, generator=g) for l in layers],
+        [torch.rand(l.ffn_width, generator=g) for l in layers],
+        MaskConfig(ffn_multiple=8),
+    )
     ticket = make_ticket(snapshot(dense), dense, heads, ffn, rewind=True)
     return dense.to(device), ticket.to(device)
 
@@ -109,20 +115,31 @@ def time_mode(model0, mode: str, batch: dict, args) -> dict:
 
 def run(args) -> dict:
     dense, ticket = build(args.model, args.device)
-    res: dict = {"device": torch.cuda.get_device_name() if args.device == "cuda" else "cpu",
-                 "precision": args.precision, "smoke": args.smoke, "shapes": {}}
+    res: dict = {
+        "device": torch.cuda.get_device_name() if args.device == "cuda" else "cpu",
+        "precision": args.precision,
+        "smoke": args.smoke,
+        "shapes": {},
+    }
     for b, t in args.shapes:
         g = torch.Generator().manual_seed(0)
         ids = torch.randint(1000, 20000, (b, t), generator=g)
-        batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": torch.randint(0, 2, (b,), generator=g)}
+        batch = {
+            "input_ids": ids,
+            "attention_mask": torch.ones_like(ids),
+            "labels": torch.randint(0, 2, (b,), generator=g),
+        }
         batch = {k: v.to(args.device) for k, v in batch.items()}
         row = {}
         for mode in args.modes:
             d, k = time_mode(dense, mode, batch, args), time_mode(ticket, mode, batch, args)
             row[mode] = {"dense": d, "ticket": k, "ticket_over_dense": k["step_ms"] / d["step_ms"]}
-            print(f"{b}x{t} {mode:<11} dense {d['step_ms']:7.2f} ms  ticket {k['step_ms']:7.2f} ms  "
-                  f"ratio {row[mode]['ticket_over_dense']:.3f}  (warm-up incl. compile {d['warmup_s_incl_compile']:.1f}"
-                  f" / {k['warmup_s_incl_compile']:.1f} s)", flush=True)
+            print(
+                f"{b}x{t} {mode:<11} dense {d['step_ms']:7.2f} ms  ticket {k['step_ms']:7.2f} ms  "
+                f"ratio {row[mode]['ticket_over_dense']:.3f}  (warm-up incl. compile {d['warmup_s_incl_compile']:.1f}"
+                f" / {k['warmup_s_incl_compile']:.1f} s)",
+                flush=True,
+            )
         base = row[args.modes[0]]["dense"]["step_ms"]
         for mode in args.modes:
             row[mode]["dense_vs_first_mode_dense"] = row[mode]["dense"]["step_ms"] / base

@@ -1,4 +1,5 @@
 """The `tickettune` command."""
+
 from __future__ import annotations
 
 import argparse
@@ -9,9 +10,17 @@ import time
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16", "bf16-master")  # trainables.precision.PRECISIONS, without importing torch here
-PRECISION_HELP = ("autocast dtype: auto = bf16 where the CPU (AMX/AVX512-BF16) or GPU runs it fast, else fp32; "
-                  "bf16-master: bf16 block weights with fp32 master weights, no autocast")
+PRECISIONS = (
+    "auto",
+    "fp32",
+    "bf16",
+    "fp16",
+    "bf16-master",
+)  # trainables.precision.PRECISIONS, without importing torch here
+PRECISION_HELP = (
+    "autocast dtype: auto = bf16 where the CPU (AMX/AVX512-BF16) or GPU runs it fast, else fp32; "
+    "bf16-master: bf16 block weights with fp32 master weights, no autocast"
+)
 
 
 def _parse_value(text: str):
@@ -33,6 +42,7 @@ def _key_values(pairs: list[str]) -> dict:
 
 def torch_cuda() -> bool:
     import torch
+
     return torch.cuda.is_available()
 
 
@@ -50,8 +60,10 @@ def _own_data(args: argparse.Namespace) -> dict | None:
         given["regression"] = True
     if args.text_files:
         if given:
-            raise CliError("--text-files (MLM on your text) cannot be combined with --train-file/--validation-file/"
-                           "--text-columns/--label-column (classification or regression)")
+            raise CliError(
+                "--text-files (MLM on your text) cannot be combined with --train-file/--validation-file/"
+                "--text-columns/--label-column (classification or regression)"
+            )
         return {"text_files": args.text_files, "line_by_line": args.line_by_line}
     if not given:
         return None
@@ -78,37 +90,60 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     if problems:
         raise CliError("; ".join(problems))
     from tickettune.trainables.training.precision import resolve_precision
+
     resolve_precision(args.precision, "cuda" if torch_cuda() else "cpu")  # fp16 without CUDA: refused before loading
     if args.pad_to_multiple_of < 0:
         raise CliError(f"--pad-to-multiple-of {args.pad_to_multiple_of}: must be >= 0 (0: off)")
-    cfg = TrainConfig(lr=args.lr, epochs=args.epochs, max_steps=args.max_steps, seed=args.seed,
-                      precision=args.precision, embeddings=args.embeddings, dropout=args.dropout,
-                      compile=args.compile)
+    cfg = TrainConfig(
+        lr=args.lr,
+        epochs=args.epochs,
+        max_steps=args.max_steps,
+        seed=args.seed,
+        precision=args.precision,
+        embeddings=args.embeddings,
+        dropout=args.dropout,
+        compile=args.compile,
+    )
     max_length = args.max_length or task.default_max_length  # SQuAD: run_qa's 384, else 64
-    data = DataArgs(root=args.data_root, max_length=max_length, batch_size=args.batch_size,
-                    max_train_samples=args.max_train_samples, max_eval_samples=args.max_eval_samples, seed=args.seed,
-                    group_by_length=args.group_by_length,
-                    pad_to_multiple_of=args.pad_to_multiple_of or (8 if args.compile else None))
+    data = DataArgs(
+        root=args.data_root,
+        max_length=max_length,
+        batch_size=args.batch_size,
+        max_train_samples=args.max_train_samples,
+        max_eval_samples=args.max_eval_samples,
+        seed=args.seed,
+        group_by_length=args.group_by_length,
+        pad_to_multiple_of=args.pad_to_multiple_of or (8 if args.compile else None),
+    )
     task.check(data)  # every row read and checked before the model loads
     model, tokenizer = load_model(args.model, head=task.head, num_labels=task.num_labels)
     from tickettune.trainables.training.device import place
+
     model = model.to(place("auto").device)  # the GPU when torch sees one (batches follow the model)
     train_loader = task.train_loader(tokenizer, data)
     dev = task.eval_data(tokenizer, data)
     rows = task.size(train_loader)
-    print(f"fine-tuning {args.model} on {task.name}: {rows if rows >= 0 else 'streamed'} train rows, "
-          f"{task.size(dev)} dev rows", flush=True)
+    print(
+        f"fine-tuning {args.model} on {task.name}: {rows if rows >= 0 else 'streamed'} train rows, "
+        f"{task.size(dev)} dev rows",
+        flush=True,
+    )
     result = train(model, train_loader, cfg)
     start = time.perf_counter()
     metrics = task.evaluate(model, dev, args.precision)
-    print(f"trained {result.steps} steps in {result.seconds:.1f}s "
-          f"(loss {result.losses[0]:.4f} -> {sum(result.losses[-10:]) / len(result.losses[-10:]):.4f}); "
-          f"eval {time.perf_counter() - start:.1f}s")
+    print(
+        f"trained {result.steps} steps in {result.seconds:.1f}s "
+        f"(loss {result.losses[0]:.4f} -> {sum(result.losses[-10:]) / len(result.losses[-10:]):.4f}); "
+        f"eval {time.perf_counter() - start:.1f}s"
+    )
     print("dev " + "  ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"task": task.info(), "metrics": metrics, "steps": result.steps,
-                       "train_seconds": result.seconds}, f, indent=2)
+            json.dump(
+                {"task": task.info(), "metrics": metrics, "steps": result.steps, "train_seconds": result.seconds},
+                f,
+                indent=2,
+            )
     return 0
 
 
@@ -127,9 +162,11 @@ def cmd_earlybert(args: argparse.Namespace) -> int:
         settings["task"] = own
     cfg = FlowConfig.from_dict(settings)
     result = run_flow(cfg, ticket_dir=args.out)
-    print(f"{result.metric_name}={result.val_metric:.4f} converged={result.converged} "
-          f"early_bird_step={result.early_bird_step} relative_cost={result.relative_cost:.3f} "
-          f"seconds={ {k: round(v, 1) for k, v in result.seconds.items()} }")
+    print(
+        f"{result.metric_name}={result.val_metric:.4f} converged={result.converged} "
+        f"early_bird_step={result.early_bird_step} relative_cost={result.relative_cost:.3f} "
+        f"seconds={ {k: round(v, 1) for k, v in result.seconds.items()} }"
+    )
     if result.ticket_dir:
         print(f"ticket written to {result.ticket_dir}")
     return 0
@@ -138,6 +175,7 @@ def cmd_earlybert(args: argparse.Namespace) -> int:
 def _verbosity(args: argparse.Namespace) -> int:
     """search/resume: 1 (quiet: our lines and Tune's progress), 2 with -v (what the libraries log too)."""
     from tickettune.searcher import console
+
     level = console.VERBOSE if args.verbose else console.QUIET
     console.prepare_driver(level)  # before Ray is imported: some of its switches are read at import
     return level
@@ -145,8 +183,8 @@ def _verbosity(args: argparse.Namespace) -> int:
 
 def cmd_search(args: argparse.Namespace) -> int:
     verbose = _verbosity(args)
-    from tickettune.spaces import load_spec
     from tickettune.searcher.search import run_search
+    from tickettune.spaces import load_spec
 
     spec = load_spec(args.config)  # every problem in the config is reported before Ray starts
     if args.wandb_project:
@@ -174,9 +212,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     if args.onnx:
         from tickettune.trainables.ticket.onnx_export import require_onnx
+
         require_onnx()  # a missing extra is named before anything is copied
-    for entry in export_best(args.experiment_dir, args.out, metric=args.metric, pareto=args.pareto,
-                             trial=args.trial):
+    for entry in export_best(args.experiment_dir, args.out, metric=args.metric, pareto=args.pareto, trial=args.trial):
         print(f"{entry['trial_id']}: {entry['metrics']} -> {entry['path']}")
         if args.onnx:
             _print_onnx(entry["path"])
@@ -185,13 +223,17 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def _print_onnx(ticket_dir: str) -> None:
     from tickettune.trainables.ticket.onnx_export import export_ticket_onnx
+
     r = export_ticket_onnx(ticket_dir)
-    print(f"wrote {r['path']} (inputs {r['inputs']}, outputs {r['outputs']}; ONNX Runtime vs PyTorch max |diff| "
-          f"{r['max_abs_diff']:.2g})")
+    print(
+        f"wrote {r['path']} (inputs {r['inputs']}, outputs {r['outputs']}; ONNX Runtime vs PyTorch max |diff| "
+        f"{r['max_abs_diff']:.2g})"
+    )
 
 
 def cmd_export_onnx(args: argparse.Namespace) -> int:
     from tickettune.trainables.ticket.onnx_export import require_onnx
+
     require_onnx()
     for ticket_dir in args.ticket_dir:
         _print_onnx(ticket_dir)
@@ -201,9 +243,18 @@ def cmd_export_onnx(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from tickettune.searcher.predict import PredictArgs, predict_file
 
-    out = predict_file(PredictArgs(model=args.model, input=args.input, out=args.out, text_columns=args.text_columns,
-                                   batch_size=args.batch_size, max_length=args.max_length,
-                                   precision=args.precision, progress=not args.no_progress))
+    out = predict_file(
+        PredictArgs(
+            model=args.model,
+            input=args.input,
+            out=args.out,
+            text_columns=args.text_columns,
+            batch_size=args.batch_size,
+            max_length=args.max_length,
+            precision=args.precision,
+            progress=not args.no_progress,
+        )
+    )
     print(f"wrote {out['rows']} predictions to {out['path']}")
     return 0
 
@@ -224,11 +275,18 @@ def _own_data_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--label-column", default=None, help="default: label; strings/ints: classes, floats: regression")
     g.add_argument("--regression", action="store_true", help="treat the labels as scores even if integers")
     g.add_argument("--text-files", nargs="+", default=None, help="MLM on your text: .txt files or folders")
-    g.add_argument("--line-by-line", action="store_true", help="with --text-files: one sequence per line "
-                   "(default: lines grouped into max-length blocks)")
+    g.add_argument(
+        "--line-by-line",
+        action="store_true",
+        help="with --text-files: one sequence per line (default: lines grouped into max-length blocks)",
+    )
 
 
-EMBEDDINGS = ("train", "sparse", "freeze")  # trainables.training.word_embeddings.EMBEDDINGS, without importing torch here
+EMBEDDINGS = (
+    "train",
+    "sparse",
+    "freeze",
+)  # trainables.training.word_embeddings.EMBEDDINGS, without importing torch here
 
 
 def _dropout(text: str) -> float:
@@ -242,24 +300,36 @@ def _dropout(text: str) -> float:
 
 
 def _lever_args(p: argparse.ArgumentParser, embeddings_default: str | None) -> None:
-    p.add_argument("--embeddings", default=embeddings_default, choices=EMBEDDINGS,
-                   help="word embedding: train (dense), sparse (only the rows a batch uses get a gradient and an "
-                        "AdamW step), freeze (not trained)" + ("" if embeddings_default else " (default: train)"))
-    p.add_argument("--dropout", default=None, type=_dropout,
-                   help="every dropout of the model (hidden, attention probabilities, head); 0 removes them "
-                        "(default: the model's own config)")
+    p.add_argument(
+        "--embeddings",
+        default=embeddings_default,
+        choices=EMBEDDINGS,
+        help="word embedding: train (dense), sparse (only the rows a batch uses get a gradient and an "
+        "AdamW step), freeze (not trained)" + ("" if embeddings_default else " (default: train)"),
+    )
+    p.add_argument(
+        "--dropout",
+        default=None,
+        type=_dropout,
+        help="every dropout of the model (hidden, attention probabilities, head); 0 removes them "
+        "(default: the model's own config)",
+    )
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tickettune", description="EarlyBERT + PLD search on Ray")
-    p.add_argument("--debug", action="store_true", help="on an error, show the traceback too "
-                   "(also: TICKETTUNE_DEBUG=1)")
+    p.add_argument(
+        "--debug", action="store_true", help="on an error, show the traceback too (also: TICKETTUNE_DEBUG=1)"
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     f = sub.add_parser("finetune", help="fine-tune a model or ticket on a task or your own data, print dev metrics")
     f.add_argument("--model", default="minilm-l6", help="alias (minilm-l6), local dir, ticket dir or hub id")
-    f.add_argument("--task", default=None, help="a task name (default sst2): sst2 cola stsb mrpc qqp mnli qnli "
-                   "rte wnli squad squad_v2 wikitext")
+    f.add_argument(
+        "--task",
+        default=None,
+        help="a task name (default sst2): sst2 cola stsb mrpc qqp mnli qnli rte wnli squad squad_v2 wikitext",
+    )
     _own_data_args(f)
     f.add_argument("--max-train-samples", type=int, default=None)
     f.add_argument("--max-eval-samples", type=int, default=None)
@@ -267,24 +337,40 @@ def parser() -> argparse.ArgumentParser:
     f.add_argument("--max-steps", type=int, default=None)
     f.add_argument("--lr", type=float, default=1e-4)
     f.add_argument("--batch-size", type=int, default=32)
-    f.add_argument("--max-length", type=int, default=None,
-                   help="tokens per sequence (default: the task's: 384 for squad/squad_v2 as run_qa, else 64)")
+    f.add_argument(
+        "--max-length",
+        type=int,
+        default=None,
+        help="tokens per sequence (default: the task's: 384 for squad/squad_v2 as run_qa, else 64)",
+    )
     f.add_argument("--seed", type=int, default=0)
     f.add_argument("--data-root", default=None, help="defaults to $TICKETTUNE_DATA or ../shared/data")
     f.add_argument("--json", default=None, help="also write the metrics here")
     f.add_argument("--precision", default="auto", choices=PRECISIONS, help=PRECISION_HELP)
     _lever_args(f, "train")
-    f.add_argument("--group-by-length", action=argparse.BooleanOptionalAction, default=True,
-                   help="batch sentences of similar length together (less padding; Trainer's group_by_length)")
-    f.add_argument("--pad-to-multiple-of", type=int, default=0,
-                   help="pad train batches to a multiple of this many tokens: few shapes (default 0: off; "
-                        "8 with --compile)")
+    f.add_argument(
+        "--group-by-length",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="batch sentences of similar length together (less padding; Trainer's group_by_length)",
+    )
+    f.add_argument(
+        "--pad-to-multiple-of",
+        type=int,
+        default=0,
+        help="pad train batches to a multiple of this many tokens: few shapes (default 0: off; 8 with --compile)",
+    )
     f.add_argument("--compile", action="store_true", help="torch.compile the training step (slow to start on CPU)")
     f.set_defaults(run=cmd_finetune)
 
     e = sub.add_parser("earlybert", help="one EarlyBERT(+PLD) run without Ray: search, draw, prune, train")
-    e.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="a FlowConfig field, e.g. --set task=sst2 --set pld=true")
+    e.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a FlowConfig field, e.g. --set task=sst2 --set pld=true",
+    )
     e.add_argument("--out", default=None, help="write the ticket here")
     e.set_defaults(task=None)
     _own_data_args(e)
@@ -293,8 +379,11 @@ def parser() -> argparse.ArgumentParser:
     e.set_defaults(run=cmd_earlybert)
 
     address = {"default": None, "help": "join a running cluster (HOST:PORT); default: $RAY_ADDRESS or a local Ray"}
-    verbose = {"action": "store_true", "help": "also show what Ray, Tune, transformers and Optuna log (load "
-               "reports, checkpoint and snapshot messages, every trial result)"}
+    verbose = {
+        "action": "store_true",
+        "help": "also show what Ray, Tune, transformers and Optuna log (load "
+        "reports, checkpoint and snapshot messages, every trial result)",
+    }
     sr = sub.add_parser("search", help="run a search from a YAML config (see spaces/README.md)")
     sr.add_argument("config")
     sr.add_argument("--address", **address)
@@ -315,10 +404,17 @@ def parser() -> argparse.ArgumentParser:
     ex.add_argument("--out", required=True)
     ex.add_argument("--metric", default=None)
     ex.add_argument("--pareto", action="store_true", help="every ticket on the Pareto front")
-    ex.add_argument("--trial", default=None, metavar="ID", help="this trial's ticket (an ID `tickettune report` "
-                    "prints on the front)")
-    ex.add_argument("--onnx", action="store_true", help="also write model.onnx into each exported ticket "
-                    "(needs the extra: pip install 'tickettune[onnx]')")
+    ex.add_argument(
+        "--trial",
+        default=None,
+        metavar="ID",
+        help="this trial's ticket (an ID `tickettune report` prints on the front)",
+    )
+    ex.add_argument(
+        "--onnx",
+        action="store_true",
+        help="also write model.onnx into each exported ticket (needs the extra: pip install 'tickettune[onnx]')",
+    )
     ex.set_defaults(run=cmd_export)
 
     eo = sub.add_parser("export-onnx", help="write model.onnx (dynamic batch and sequence axes) into ticket folders")
@@ -329,11 +425,19 @@ def parser() -> argparse.ArgumentParser:
     pr.add_argument("model", help="ticket dir, fine-tuned model dir (with its head), alias or hub id")
     pr.add_argument("--input", required=True, help=".csv, .tsv, .jsonl or .parquet with a header")
     pr.add_argument("--out", required=True, help="predictions: .jsonl (or .json) or .csv")
-    pr.add_argument("--text-columns", default=None, help="one column, or two as a,b (a pair; QA: question,context); "
-                    "default: the ticket's task's columns, else text (QA: question,context)")
+    pr.add_argument(
+        "--text-columns",
+        default=None,
+        help="one column, or two as a,b (a pair; QA: question,context); "
+        "default: the ticket's task's columns, else text (QA: question,context)",
+    )
     pr.add_argument("--batch-size", type=int, default=32)
-    pr.add_argument("--max-length", type=int, default=None, help="tokens per sequence (QA: per window); "
-                    "default: the ticket's training length, else 128 (QA: 384)")
+    pr.add_argument(
+        "--max-length",
+        type=int,
+        default=None,
+        help="tokens per sequence (QA: per window); default: the ticket's training length, else 128 (QA: 384)",
+    )
     pr.add_argument("--precision", default="auto", choices=PRECISIONS, help=PRECISION_HELP)
     pr.add_argument("--no-progress", action="store_true", help="no progress bar")
     pr.set_defaults(run=cmd_predict)
@@ -360,8 +464,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # noqa: BLE001 - the whole point: one message, not a traceback
         if debug:
             raise
-        expected = isinstance(e, (CliError, ValueError, FileNotFoundError, FileExistsError, NotADirectoryError,
-                                  PermissionError))
+        expected = isinstance(
+            e, (CliError, ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, PermissionError)
+        )
         kind = "" if expected else f"{type(e).__name__}: "
         hint = "" if expected else " (run with --debug for the traceback)"
         print(f"tickettune {args.command}: error: {kind}{e}{hint}", file=sys.stderr)

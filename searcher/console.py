@@ -22,6 +22,7 @@ replaced by explicit CSV + JSON loggers (`tune_loggers`), with ``TUNE_DISABLE_AU
 while Tune runs: no TensorBoard logger, hence no "To visualize your results with TensorBoard" hint that
 pointed into Ray's temporary folder.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -65,6 +66,7 @@ def prepare_driver(verbose: int) -> None:
 def quiet_optuna(verbose: int) -> None:
     if quiet(verbose):
         import optuna
+
         optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
@@ -89,6 +91,7 @@ def tune_verbosity(verbose: int) -> int:
 def tune_loggers() -> list:
     """The result files Tune writes into every trial folder (``result.json`` is what `export` reads)."""
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+
     return [CSVLoggerCallback(), JsonLoggerCallback()]
 
 

@@ -8,6 +8,7 @@ directly. Tickets are found by the trial folder layout (``trial_<id>/ticket/tick
     export_best(experiment_dir, out_dir)                 # the best trial's ticket -> out_dir
     export_best(experiment_dir, out_dir, pareto=True)    # every Pareto-front ticket -> out_dir/<trial_id>/
 """
+
 from __future__ import annotations
 
 import json
@@ -32,10 +33,10 @@ EXPORT_JSON = "export.json"
 @dataclass
 class TrialRecord:
     trial_id: str
-    status: str                       # TERMINATED | ERROR | RUNNING | PENDING | PAUSED | UNKNOWN
+    status: str  # TERMINATED | ERROR | RUNNING | PENDING | PAUSED | UNKNOWN
     config: dict
     trial_dir: Path
-    history: list[dict] = field(default_factory=list)   # every report, in order
+    history: list[dict] = field(default_factory=list)  # every report, in order
     error: str | None = None
 
     @property
@@ -106,11 +107,14 @@ def load_trials(experiment_dir: str | os.PathLike) -> list[TrialRecord]:
     order: list[str] = []
     for trial_json, run_json in _read_state(exp) or []:
         t, r = json.loads(trial_json), json.loads(run_json)
-        meta[t["trial_id"]] = {"status": t.get("status", "UNKNOWN"), "config": t.get("config") or {},
-                               "error": r.get("error_filename")}
+        meta[t["trial_id"]] = {
+            "status": t.get("status", "UNKNOWN"),
+            "config": t.get("config") or {},
+            "error": r.get("error_filename"),
+        }
         order.append(t["trial_id"])
     for d in sorted(exp.glob(f"{TRIAL_PREFIX}*")):  # trials the state file has not caught up with
-        tid = d.name[len(TRIAL_PREFIX):]
+        tid = d.name[len(TRIAL_PREFIX) :]
         if d.is_dir() and tid not in meta:
             params = {}
             if (d / "params.json").is_file():
@@ -148,15 +152,20 @@ def objectives(experiment_dir: str | os.PathLike, metric: str | None = None) -> 
     modes = list(modes) if isinstance(modes, list) else [modes]
     if metric is not None and metric != metrics[0]:
         mode = "min" if metric == COST else (modes[metrics.index(metric)] if metric in metrics else modes[0])
-        metrics, modes = [metric] + [m for m in metrics if m != metric], [mode] + \
-            [md for m, md in zip(metrics, modes) if m != metric]
+        metrics, modes = (
+            [metric] + [m for m in metrics if m != metric],
+            [mode] + [md for m, md in zip(metrics, modes) if m != metric],
+        )
     return metrics, modes
 
 
 def candidates(trials: list[TrialRecord], metrics: list[str]) -> list[TrialRecord]:
     """Trials that finished with a ticket and finite values of every metric."""
-    return [t for t in trials if t.ticket_dir is not None and t.status != "ERROR"
-            and all(math.isfinite(t.metric(m)) for m in metrics)]
+    return [
+        t
+        for t in trials
+        if t.ticket_dir is not None and t.status != "ERROR" and all(math.isfinite(t.metric(m)) for m in metrics)
+    ]
 
 
 def pareto_front(trials: list[TrialRecord], metrics: list[str], modes: list[str]) -> list[TrialRecord]:
@@ -167,8 +176,9 @@ def pareto_front(trials: list[TrialRecord], metrics: list[str], modes: list[str]
 def best_trial(trials: list[TrialRecord], metric: str, mode: str) -> TrialRecord:
     sign = 1.0 if mode == "min" else -1.0
     # ties: the cheaper ticket, then the earlier trial
-    return min(trials, key=lambda t: (sign * t.metric(metric), t.metric(COST) if math.isfinite(t.metric(COST))
-                                      else math.inf))
+    return min(
+        trials, key=lambda t: (sign * t.metric(metric), t.metric(COST) if math.isfinite(t.metric(COST)) else math.inf)
+    )
 
 
 class _Staging:
@@ -188,27 +198,41 @@ class _Staging:
 
 def _entry(t: TrialRecord, metrics: list[str], path: Path) -> dict[str, Any]:
     shown = list(dict.fromkeys(metrics + [COST]))
-    return {"trial_id": t.trial_id, "metrics": {m: t.metric(m) for m in shown}, "path": str(path),
-            "source": str(t.ticket_dir), "config": t.config, "converged": t.last.get("converged"),
-            "early_bird_step": t.last.get("early_bird_step")}
+    return {
+        "trial_id": t.trial_id,
+        "metrics": {m: t.metric(m) for m in shown},
+        "path": str(path),
+        "source": str(t.ticket_dir),
+        "config": t.config,
+        "converged": t.last.get("converged"),
+        "early_bird_step": t.last.get("early_bird_step"),
+    }
 
 
 def _chosen(trials: list[TrialRecord], trial_id: str, exp: Path) -> TrialRecord:
     """The trial a user named (as `tickettune report` prints it, with or without the trial_ prefix)."""
-    want = trial_id[len(TRIAL_PREFIX):] if trial_id.startswith(TRIAL_PREFIX) else trial_id
+    want = trial_id[len(TRIAL_PREFIX) :] if trial_id.startswith(TRIAL_PREFIX) else trial_id
     found = [t for t in trials if t.trial_id == want]
     if not found:
         raise ValueError(f"--trial {trial_id!r}: no such trial in {exp} (trials: {[t.trial_id for t in trials]})")
     t = found[0]
     if t.ticket_dir is None:
-        why = "it is the dense baseline (no ticket)" if t.is_baseline else f"its status is {t.status}" + \
-            (f" ({t.error})" if t.error else "") + ", and it wrote no ticket"
+        why = (
+            "it is the dense baseline (no ticket)"
+            if t.is_baseline
+            else f"its status is {t.status}" + (f" ({t.error})" if t.error else "") + ", and it wrote no ticket"
+        )
         raise ValueError(f"--trial {trial_id!r}: nothing to export: {why}")
     return t
 
 
-def export_best(experiment_dir: str | os.PathLike, out_dir: str | os.PathLike, metric: str | None = None,
-                pareto: bool = False, trial: str | None = None) -> list[dict]:
+def export_best(
+    experiment_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    metric: str | None = None,
+    pareto: bool = False,
+    trial: str | None = None,
+) -> list[dict]:
     """Copy the best trial's ticket to `out_dir` (or, with `pareto`, every ticket on the Pareto front of
     the search's metrics — val_metric and relative_cost by default — to `out_dir/<trial_id>/`; or, with
     `trial`, that trial's ticket, e.g. one `tickettune report` printed on the front).
@@ -225,19 +249,27 @@ def export_best(experiment_dir: str | os.PathLike, out_dir: str | os.PathLike, m
     if pareto and COST not in metrics:
         metrics, modes = metrics[:1] + [COST], modes[:1] + ["min"]
     trials = load_trials(exp)
-    pool = [_chosen(trials, trial, exp)] if trial is not None else \
-        candidates(trials, metrics if pareto else metrics[:1])
+    pool = (
+        [_chosen(trials, trial, exp)] if trial is not None else candidates(trials, metrics if pareto else metrics[:1])
+    )
     if not pool:
         why = {t.trial_id: (t.status, "ticket" if t.ticket_dir else "no ticket", t.error) for t in trials}
-        raise LookupError(f"no trial of {exp} finished with a ticket and a finite {metrics if pareto else metrics[0]} "
-                          f"({len(trials)} trials: {why})")
+        raise LookupError(
+            f"no trial of {exp} finished with a ticket and a finite {metrics if pareto else metrics[0]} "
+            f"({len(trials)} trials: {why})"
+        )
     if not pareto:
         t = best_trial(pool, metrics[0], modes[0])
         entry = _entry(t, metrics[:1], out)
         with _Staging(out) as built:
             shutil.copytree(t.ticket_dir, built)
-            (built / EXPORT_JSON).write_text(json.dumps({"experiment": str(exp.absolute()), "metric": metrics[0],
-                                                         "mode": modes[0], **entry}, indent=1, default=str))
+            (built / EXPORT_JSON).write_text(
+                json.dumps(
+                    {"experiment": str(exp.absolute()), "metric": metrics[0], "mode": modes[0], **entry},
+                    indent=1,
+                    default=str,
+                )
+            )
             publish_dir(built, out, overwrite=True)
         return [entry]
     front = pareto_front(pool, metrics, modes)
@@ -246,7 +278,12 @@ def export_best(experiment_dir: str | os.PathLike, out_dir: str | os.PathLike, m
         built.mkdir()
         for t in front:
             shutil.copytree(t.ticket_dir, built / t.trial_id)
-        (built / EXPORT_JSON).write_text(json.dumps({"experiment": str(exp.absolute()), "metrics": metrics,
-                                                     "modes": modes, "front": entries}, indent=1, default=str))
+        (built / EXPORT_JSON).write_text(
+            json.dumps(
+                {"experiment": str(exp.absolute()), "metrics": metrics, "modes": modes, "front": entries},
+                indent=1,
+                default=str,
+            )
+        )
         publish_dir(built, out, overwrite=True)
     return entries

@@ -3,6 +3,7 @@
 One function for every place that needs it (the export of a search's front, `tickettune report`, the
 search-against-search benchmark), on plain values so that trials of any origin can be compared.
 """
+
 from __future__ import annotations
 
 import math

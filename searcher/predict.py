@@ -17,6 +17,7 @@ Everything that can be wrong with the request (file, format, columns, an empty f
 this input) is found before the model is loaded; the output is written to a temporary file beside it and
 renamed into place, so it is never half written.
 """
+
 from __future__ import annotations
 
 import os
@@ -27,14 +28,25 @@ from pathlib import Path
 
 import pandas as pd
 
-from tickettune.trainables.inference import (DEFAULT_MAX_LENGTH, SERVED_HEADS, ModelFacts, answer, classify,
-                                             label_scores, load_served, model_facts)
+from tickettune.trainables.inference import (
+    DEFAULT_MAX_LENGTH,
+    SERVED_HEADS,
+    ModelFacts,
+    answer,
+    classify,
+    label_scores,
+    load_served,
+    model_facts,
+)
 from tickettune.trainables.tasks.own_data import read_table
 
 OUT_FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv"}
 QA_COLUMNS = ("question", "context")
-PREDICTED = {"qa": ("answer", "answer_start", "answer_end", "answer_score"), "classification": ("label", "score"),
-             "regression": ("label", "score")}
+PREDICTED = {
+    "qa": ("answer", "answer_start", "answer_end", "answer_score"),
+    "classification": ("label", "score"),
+    "regression": ("label", "score"),
+}
 
 
 @dataclass(frozen=True)
@@ -62,28 +74,37 @@ def _columns(args: PredictArgs, facts: ModelFacts) -> tuple[str, ...]:
         cols = tuple(facts.task["text_columns"])
     else:
         from tickettune.trainables.tasks.glue import TASKS
+
         spec = TASKS.get(str(facts.task.get("name", "")))
         cols = spec.text_columns if spec else ("text",)
     if facts.head == "qa" and len(cols) != 2:
-        raise ValueError(f"{facts.source} answers questions: --text-columns needs question,context columns, "
-                         f"got {','.join(cols)}")
+        raise ValueError(
+            f"{facts.source} answers questions: --text-columns needs question,context columns, got {','.join(cols)}"
+        )
     return cols
 
 
 def _check_model(facts: ModelFacts) -> None:
     if facts.head in SERVED_HEADS:
         return
-    what = (f"a masked-LM head ({facts.architecture or 'mlm'})" if facts.head == "mlm" else
-            f"no task head (architectures: {facts.architecture or 'none recorded'})")
-    raise ValueError(f"{facts.source} has {what}: predict needs a classification, regression or question-"
-                     "answering model (fine-tune it first: tickettune finetune / earlybert)")
+    what = (
+        f"a masked-LM head ({facts.architecture or 'mlm'})"
+        if facts.head == "mlm"
+        else f"no task head (architectures: {facts.architecture or 'none recorded'})"
+    )
+    raise ValueError(
+        f"{facts.source} has {what}: predict needs a classification, regression or question-"
+        "answering model (fine-tune it first: tickettune finetune / earlybert)"
+    )
 
 
 def _texts(df: pd.DataFrame, path: Path, cols: tuple[str, ...]) -> list[list[str]]:
     missing = [c for c in cols if c not in df.columns]
     if missing:
-        raise ValueError(f"{path}: no column {', '.join(map(repr, missing))}; it has {[str(c) for c in df.columns]}"
-                         " (choose with --text-columns)")
+        raise ValueError(
+            f"{path}: no column {', '.join(map(repr, missing))}; it has {[str(c) for c in df.columns]}"
+            " (choose with --text-columns)"
+        )
     out = []
     for c in cols:
         s = df[c]
@@ -109,6 +130,7 @@ def _progress(enabled: bool, what: str):
     if not enabled:
         return lambda it, total: it
     from tqdm.auto import tqdm
+
     return lambda it, total: tqdm(it, total=total, desc=what, unit="batch", file=sys.stderr)
 
 
@@ -143,20 +165,36 @@ def predict_file(args: PredictArgs) -> dict:
     _check_model(facts)
     cols = _columns(args, facts)
     texts = _texts(df, path, cols)
-    limit = min(x for x in (args.max_length or facts.max_length or DEFAULT_MAX_LENGTH.get(facts.head, 128),
-                            facts.max_positions or 512, 512) if x)
+    limit = min(
+        x
+        for x in (
+            args.max_length or facts.max_length or DEFAULT_MAX_LENGTH.get(facts.head, 128),
+            facts.max_positions or 512,
+            512,
+        )
+        if x
+    )
     import torch
 
     from tickettune.trainables.training.precision import resolve_precision
+
     resolve_precision(args.precision, "cuda" if torch.cuda.is_available() else "cpu")  # fp16 without CUDA: refused now
 
     model, tokenizer = load_served(facts)
     progress = _progress(args.progress, f"predict {path.name}")
     result = df.rename(columns={c: f"input_{c}" for c in PREDICTED[facts.head] if c in df.columns})
     if facts.head == "qa":
-        spans = answer(model, tokenizer, texts[0], texts[1], args.batch_size, limit, args.precision,
-                       allow_empty=str(facts.task.get("name", "")).lower() in ("squad_v2", "squadv2"),
-                       progress=progress)
+        spans = answer(
+            model,
+            tokenizer,
+            texts[0],
+            texts[1],
+            args.batch_size,
+            limit,
+            args.precision,
+            allow_empty=str(facts.task.get("name", "")).lower() in ("squad_v2", "squadv2"),
+            progress=progress,
+        )
         result["answer"] = [ctx[lo:hi] for ctx, (lo, hi, _) in zip(texts[1], spans)]
         result["answer_start"] = [lo for lo, _, _ in spans]
         result["answer_end"] = [hi for _, hi, _ in spans]

@@ -12,6 +12,7 @@ this trial" and kills the trial's actor at once, which with the train executor l
 group to be cleaned up behind Tune's back (the 2.60 hang). They also add ``ticket_dir`` to the final
 report of a trial that saved a ticket.
 """
+
 from __future__ import annotations
 
 import math
@@ -60,8 +61,11 @@ class _RayReporter:
     def report(self, metrics: dict, checkpoint_dir: str | None = None) -> None:
         self._send(clean_metrics(metrics, self.ticket_dir if self.rank == 0 else None), checkpoint_dir)
         self.reports += 1
-        if checkpoint_dir is not None and os.path.isdir(checkpoint_dir) and \
-                os.path.basename(checkpoint_dir).startswith("tickettune-ckpt-"):
+        if (
+            checkpoint_dir is not None
+            and os.path.isdir(checkpoint_dir)
+            and os.path.basename(checkpoint_dir).startswith("tickettune-ckpt-")
+        ):
             shutil.rmtree(checkpoint_dir, ignore_errors=True)  # persisted by Ray: our temp copy can go
 
     def checkpoint(self) -> str | None:
@@ -82,6 +86,7 @@ class TrainReporter(_RayReporter):
         import ray.train
 
         from ..trainables.training.device import place
+
         ctx = ray.train.get_context()
         self.rank: int = ctx.get_world_rank()
         self.world_size: int = ctx.get_world_size()
@@ -92,6 +97,7 @@ class TrainReporter(_RayReporter):
 
     def _send(self, metrics: dict, checkpoint_dir: str | None) -> None:
         import ray.train
+
         checkpoint = None
         if checkpoint_dir is not None and self.rank == 0:
             checkpoint = ray.train.Checkpoint.from_directory(checkpoint_dir)
@@ -99,28 +105,36 @@ class TrainReporter(_RayReporter):
 
     def _latest(self):
         import ray.train
+
         return ray.train.get_checkpoint()
 
     def agree(self, flag: bool) -> bool:
         if self.world_size == 1:
             return bool(flag)
         from ray.train.collective import broadcast_from_rank_zero
+
         return bool(broadcast_from_rank_zero(bool(flag)))
 
     def prepare_model(self, model, find_unused: bool = False):
         if self.world_size == 1 and not self.use_gpu:
             return model
         import ray.train.torch
+
         # the device explicitly: given a GPU that torch cannot see, Ray would still move the model to "cuda"
-        return ray.train.torch.prepare_model(model, move_to_device=self.placement.device,
-                                             parallel_strategy_kwargs={"find_unused_parameters": find_unused})
+        return ray.train.torch.prepare_model(
+            model,
+            move_to_device=self.placement.device,
+            parallel_strategy_kwargs={"find_unused_parameters": find_unused},
+        )
 
     def prepare_loader(self, loader):
         if self.world_size == 1 and not self.use_gpu:
             return loader
         import ray.train.torch
-        return ray.train.torch.prepare_data_loader(loader, add_dist_sampler=self.world_size > 1,
-                                                   move_to_device=self.use_gpu)
+
+        return ray.train.torch.prepare_data_loader(
+            loader, add_dist_sampler=self.world_size > 1, move_to_device=self.use_gpu
+        )
 
 
 class TuneReporter(_RayReporter):
@@ -133,6 +147,7 @@ class TuneReporter(_RayReporter):
         import ray
 
         from ..trainables.training.device import OneDevice, place
+
         self.placement = place(use_gpu, ray.get_gpu_ids() if use_gpu else None)
         self._device = OneDevice(self.placement)
         self.device = self.placement.device
@@ -142,11 +157,13 @@ class TuneReporter(_RayReporter):
 
     def _send(self, metrics: dict, checkpoint_dir: str | None) -> None:
         from ray import tune
+
         checkpoint = tune.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir is not None else None
         tune.report(metrics, checkpoint=checkpoint)
 
     def _latest(self):
         from ray import tune
+
         return tune.get_checkpoint()
 
     def agree(self, flag: bool) -> bool:

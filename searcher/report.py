@@ -6,6 +6,7 @@
   wall-clock training time, the Pareto front joined; the dense baseline trial (``search.baseline``), when
   the search has one, is the star at cost 1.0: what a ticket gives up and saves.
 """
+
 from __future__ import annotations
 
 import csv
@@ -49,14 +50,20 @@ def trial_table(experiment_dir: str | os.PathLike) -> tuple[list[str], list[list
     metrics, _ = objectives(exp)
     keys = _searched_keys(exp, trials)
     shown = list(dict.fromkeys(metrics + [COST, TIME, "train_seconds"]))
-    header = ["trial_id", "kind", "status"] + keys + ["converged", "early_bird_step", "search_steps"] + shown + ["error"]
+    header = (
+        ["trial_id", "kind", "status"] + keys + ["converged", "early_bird_step", "search_steps"] + shown + ["error"]
+    )
     rows = []
     for t in trials:
         last = t.last
         ebs = last.get("early_bird_step")
-        rows.append([t.trial_id, "baseline" if t.is_baseline else "ticket", t.status] + [t.config.get(k) for k in keys]
-                    + [last.get("converged"), None if ebs in (None, -1) else ebs, last.get("search_steps")]
-                    + [t.metric(m) for m in shown] + [t.error])
+        rows.append(
+            [t.trial_id, "baseline" if t.is_baseline else "ticket", t.status]
+            + [t.config.get(k) for k in keys]
+            + [last.get("converged"), None if ebs in (None, -1) else ebs, last.get("search_steps")]
+            + [t.metric(m) for m in shown]
+            + [t.error]
+        )
     return header, rows
 
 
@@ -71,14 +78,20 @@ def format_table(header: list[str], rows: list[list]) -> str:
 
 def plot_mask_distance(trials, path: Path) -> Path:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots(figsize=(7, 4.5))
     eps_seen = set()
     for t in trials:
-        pts = [(r["step"], r["mask_distance"]) for r in t.history
-               if r.get("phase") == "search" and isinstance(r.get("mask_distance"), (int, float))
-               and isinstance(r.get("step"), (int, float))]
+        pts = [
+            (r["step"], r["mask_distance"])
+            for r in t.history
+            if r.get("phase") == "search"
+            and isinstance(r.get("mask_distance"), (int, float))
+            and isinstance(r.get("step"), (int, float))
+        ]
         if not pts:
             continue
         xs, ys = zip(*pts)
@@ -109,32 +122,53 @@ def time_axis(trials) -> tuple[str, dict[str, float]]:
     base = [t for t in trials if t.is_baseline and t.status != "ERROR" and math.isfinite(t.metric("train_seconds"))]
     if base and base[0].metric("train_seconds") > 0:
         ref = base[0].metric("train_seconds")
-        return ("training wall-clock / the dense baseline trial's",
-                {t.trial_id: t.metric("train_seconds") / ref for t in trials})
+        return (
+            "training wall-clock / the dense baseline trial's",
+            {t.trial_id: t.metric("train_seconds") / ref for t in trials},
+        )
     return "relative training time (wall-clock / dense run, estimated)", {t.trial_id: t.metric(TIME) for t in trials}
 
 
 def plot_pareto(trials, metric: str, mode: str, path: Path) -> Path:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     tickets = [t for t in trials if not t.is_baseline]
     baseline = [t for t in trials if t.is_baseline and math.isfinite(t.metric(metric))]
     time_label, times = time_axis(trials)
-    panels = [("relative training cost (FLOPs / dense run)", {t.trial_id: t.metric(COST) for t in trials},
-               "Accuracy vs. training cost"), (time_label, times, "Accuracy vs. wall-clock time")]
+    panels = [
+        (
+            "relative training cost (FLOPs / dense run)",
+            {t.trial_id: t.metric(COST) for t in trials},
+            "Accuracy vs. training cost",
+        ),
+        (time_label, times, "Accuracy vs. wall-clock time"),
+    ]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
     for ax, (label, xs, title) in zip(axes, panels):
         pool = [t for t in candidates(tickets, [metric]) if math.isfinite(xs.get(t.trial_id, math.nan))]
         if pool:
-            ax.scatter([xs[t.trial_id] for t in pool], [t.metric(metric) for t in pool], color="tab:blue",
-                       label="tickets")
+            ax.scatter(
+                [xs[t.trial_id] for t in pool], [t.metric(metric) for t in pool], color="tab:blue", label="tickets"
+            )
             front = _front(pool, xs, metric, mode)
-            ax.plot([xs[t.trial_id] for t in front], [t.metric(metric) for t in front], color="tab:red",
-                    marker="o", label="Pareto front")
+            ax.plot(
+                [xs[t.trial_id] for t in front],
+                [t.metric(metric) for t in front],
+                color="tab:red",
+                marker="o",
+                label="Pareto front",
+            )
             for t in front:
-                ax.annotate(t.trial_id.split("_")[-1], (xs[t.trial_id], t.metric(metric)), fontsize=7,
-                            textcoords="offset points", xytext=(4, 4))
+                ax.annotate(
+                    t.trial_id.split("_")[-1],
+                    (xs[t.trial_id], t.metric(metric)),
+                    fontsize=7,
+                    textcoords="offset points",
+                    xytext=(4, 4),
+                )
         for t in baseline:
             x = 1.0 if not math.isfinite(xs.get(t.trial_id, math.nan)) else xs[t.trial_id]
             ax.scatter([x], [t.metric(metric)], marker="*", s=180, color="black", zorder=3, label="dense baseline")
@@ -177,12 +211,15 @@ def front_table(experiment_dir: str | os.PathLike) -> str:
     header = ["trial_id"] + metrics + keys
     rows = [[t.trial_id] + [t.metric(m) for m in metrics] + [t.config.get(k) for k in keys] for t in front]
     rows += [[f"{t.trial_id} (dense baseline)"] + [t.metric(m) for m in metrics] + [None] * len(keys) for t in base]
-    return (f"{title}: {len(front)} of {len(pool)} tickets\n{format_table(header, rows)}\n"
-            f"export one: tickettune export {exp} --trial {front[0].trial_id} --out DIR")
+    return (
+        f"{title}: {len(front)} of {len(pool)} tickets\n{format_table(header, rows)}\n"
+        f"export one: tickettune export {exp} --trial {front[0].trial_id} --out DIR"
+    )
 
 
-def write_report(experiment_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None,
-                 print_table: bool = True) -> dict:
+def write_report(
+    experiment_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None, print_table: bool = True
+) -> dict:
     """Print the trial table and the Pareto front with each point's settings; write ``trials.csv``,
     ``mask_distance.png`` and ``pareto.png`` into `out_dir` (default ``<experiment>/report``).
     Returns {"table": text, "front": text, "csv": path, "plots": [paths]}."""
@@ -203,6 +240,8 @@ def write_report(experiment_dir: str | os.PathLike, out_dir: str | os.PathLike |
     trials = load_trials(exp)
     metrics, modes = objectives(exp)
     metric, mode = (metrics[0], modes[0]) if metrics[0] != COST else ("val_metric", "max")
-    plots = [plot_mask_distance(trials, out / "mask_distance.png"),
-             plot_pareto(trials, metric, mode, out / "pareto.png")]
+    plots = [
+        plot_mask_distance(trials, out / "mask_distance.png"),
+        plot_pareto(trials, metric, mode, out / "pareto.png"),
+    ]
     return {"table": text, "front": front, "csv": str(out / "trials.csv"), "plots": [str(p) for p in plots]}

@@ -19,6 +19,7 @@ GPUs: ``gpus_per_trial`` (search settings) is a share of one GPU for a one-worke
 trials on one GPU; Tune's fractional GPUs) or one whole GPU per worker (DDP over nccl). A trial process
 on a GPU sees its GPU(s) in ``CUDA_VISIBLE_DEVICES``; trainables/device.py picks the device from it.
 """
+
 from __future__ import annotations
 
 import math
@@ -34,13 +35,13 @@ class ResourceError(ValueError):
 
 @dataclass(frozen=True)
 class ResourcePlan:
-    executor: str                 # "train" | "inline" (resolved, never "auto")
-    num_workers: int              # Train workers per trial (1 for inline)
+    executor: str  # "train" | "inline" (resolved, never "auto")
+    num_workers: int  # Train workers per trial (1 for inline)
     cpus_per_worker: float
     gpus_per_worker: float
-    trial_cpus: float             # what Tune reserves for the trial process (driver or inline trial)
+    trial_cpus: float  # what Tune reserves for the trial process (driver or inline trial)
     max_concurrent_trials: int
-    torch_threads: int            # torch.set_num_threads in each worker
+    torch_threads: int  # torch.set_num_threads in each worker
     cluster_cpus: float
     cluster_gpus: float
 
@@ -76,13 +77,17 @@ class ResourcePlan:
 
     def describe(self) -> str:
         if self.executor == "train":
-            per = (f"driver {self.trial_cpus:g} CPU + {self.num_workers} Train worker(s) x "
-                   f"{self.worker_resources} ({self.backend})")
+            per = (
+                f"driver {self.trial_cpus:g} CPU + {self.num_workers} Train worker(s) x "
+                f"{self.worker_resources} ({self.backend})"
+            )
         else:
             per = f"1 in-process worker {self.trial_resources}"
-        return (f"cluster {self.cluster_cpus:g} CPU / {self.cluster_gpus:g} GPU; executor={self.executor}; "
-                f"per trial: {per}; up to {self.max_concurrent_trials} trial(s) at once; "
-                f"torch threads per worker: {self.torch_threads}")
+        return (
+            f"cluster {self.cluster_cpus:g} CPU / {self.cluster_gpus:g} GPU; executor={self.executor}; "
+            f"per trial: {per}; up to {self.max_concurrent_trials} trial(s) at once; "
+            f"torch threads per worker: {self.torch_threads}"
+        )
 
 
 def _floor(x: float) -> int:
@@ -109,17 +114,26 @@ def gpus_per_worker_of(gpus_per_trial: float | None, workers_per_trial: int, clu
     if g == 0:
         return 0.0
     if w == 1 and g > 1:
-        raise ResourceError(f"gpus_per_trial={gpus_per_trial!r} with workers_per_trial=1: a worker uses one GPU; "
-                            f"for {g:g} GPUs per trial set workers_per_trial: {g:g} (DDP, one GPU each)")
+        raise ResourceError(
+            f"gpus_per_trial={gpus_per_trial!r} with workers_per_trial=1: a worker uses one GPU; "
+            f"for {g:g} GPUs per trial set workers_per_trial: {g:g} (DDP, one GPU each)"
+        )
     if w > 1 and g != w:
-        raise ResourceError(f"gpus_per_trial={gpus_per_trial!r} with workers_per_trial={w}: each DDP worker needs a "
-                            f"whole GPU of its own (nccl); use gpus_per_trial: {w}, or 0 for CPUs")
+        raise ResourceError(
+            f"gpus_per_trial={gpus_per_trial!r} with workers_per_trial={w}: each DDP worker needs a "
+            f"whole GPU of its own (nccl); use gpus_per_trial: {w}, or 0 for CPUs"
+        )
     return g / w
 
 
-def plan_resources(cluster: dict | None = None, workers_per_trial: int = 1, cpus_per_worker: float | None = None,
-                   max_concurrent: int | None = None, executor: str = "auto",
-                   gpus_per_trial: float | None = None) -> ResourcePlan:
+def plan_resources(
+    cluster: dict | None = None,
+    workers_per_trial: int = 1,
+    cpus_per_worker: float | None = None,
+    max_concurrent: int | None = None,
+    executor: str = "auto",
+    gpus_per_trial: float | None = None,
+) -> ResourcePlan:
     """A plan that fits `cluster` (``ray.cluster_resources()`` when None; Ray must be initialised then).
 
     Defaults: one CPU per worker (or one GPU per worker when the cluster has GPUs), and as many trials
@@ -131,6 +145,7 @@ def plan_resources(cluster: dict | None = None, workers_per_trial: int = 1, cpus
     """
     if cluster is None:
         import ray
+
         cluster = ray.cluster_resources()
     if executor not in EXECUTORS:
         raise ResourceError(f"executor={executor!r}: expected one of {EXECUTORS}")
@@ -139,8 +154,9 @@ def plan_resources(cluster: dict | None = None, workers_per_trial: int = 1, cpus
     if executor == "auto":
         executor = "inline" if workers_per_trial == 1 else "train"
     if executor == "inline" and workers_per_trial != 1:
-        raise ResourceError(f"executor='inline' runs one worker per trial; workers_per_trial={workers_per_trial} "
-                            f"needs executor='train'")
+        raise ResourceError(
+            f"executor='inline' runs one worker per trial; workers_per_trial={workers_per_trial} needs executor='train'"
+        )
     if cpus_per_worker is not None and not cpus_per_worker > 0:
         raise ResourceError(f"cpus_per_worker={cpus_per_worker!r} must be > 0")
     if max_concurrent is not None and max_concurrent < 1:
@@ -153,8 +169,9 @@ def plan_resources(cluster: dict | None = None, workers_per_trial: int = 1, cpus
 
     gpus_per_worker = gpus_per_worker_of(gpus_per_trial, w, gpus)
     if gpus_per_worker > 0 and gpus < w * gpus_per_worker:
-        raise ResourceError(f"{w} worker(s) x {gpus_per_worker:g} GPU need {w * gpus_per_worker:g} GPUs; "
-                            f"the cluster has {gpus:g}")
+        raise ResourceError(
+            f"{w} worker(s) x {gpus_per_worker:g} GPU need {w * gpus_per_worker:g} GPUs; the cluster has {gpus:g}"
+        )
     gpu_fit = _floor(gpus / (w * gpus_per_worker)) if gpus_per_worker > 0 else None
 
     driver = DRIVER_CPU if executor == "train" else 0.0
@@ -178,12 +195,21 @@ def plan_resources(cluster: dict | None = None, workers_per_trial: int = 1, cpus
     if gpu_fit is not None:
         fit = min(fit, gpu_fit)
     if fit < 1:
-        raise ResourceError(f"one trial needs {trial_need:g} CPUs ({w} worker(s) x {cpus_per_worker:g}"
-                            f"{' + driver %g' % driver if driver else ''}); the cluster has {cpus:g}")
+        raise ResourceError(
+            f"one trial needs {trial_need:g} CPUs ({w} worker(s) x {cpus_per_worker:g}"
+            f"{' + driver %g' % driver if driver else ''}); the cluster has {cpus:g}"
+        )
     concurrent = fit if max_concurrent is None else min(fit, max_concurrent)
     trial_cpus = driver if executor == "train" else cpus_per_worker
     threads = max(1, _floor(cpus_per_worker + driver / w if executor == "train" else cpus_per_worker))
-    return ResourcePlan(executor=executor, num_workers=w, cpus_per_worker=round(cpus_per_worker, 6),
-                        gpus_per_worker=float(gpus_per_worker), trial_cpus=round(trial_cpus, 6),
-                        max_concurrent_trials=concurrent, torch_threads=threads, cluster_cpus=cpus,
-                        cluster_gpus=gpus)
+    return ResourcePlan(
+        executor=executor,
+        num_workers=w,
+        cpus_per_worker=round(cpus_per_worker, 6),
+        gpus_per_worker=float(gpus_per_worker),
+        trial_cpus=round(trial_cpus, 6),
+        max_concurrent_trials=concurrent,
+        torch_threads=threads,
+        cluster_cpus=cpus,
+        cluster_gpus=gpus,
+    )

@@ -6,6 +6,7 @@ trial.py), and new trials are sampled until ``num_samples``. A restarted Ray Tra
 last checkpoint: its Train run keeps its storage path and name. The search's settings (resource plan,
 data root) come from ``tickettune_search.json``, so the trials run as they were planned.
 """
+
 from __future__ import annotations
 
 import os
@@ -21,6 +22,7 @@ from .state import read_state
 
 def can_resume(experiment_dir: str | os.PathLike) -> bool:
     from ray.tune import Tuner
+
     return (Path(experiment_dir) / "tuner.pkl").is_file() and Tuner.can_restore(str(Path(experiment_dir).absolute()))
 
 
@@ -28,6 +30,7 @@ def set_aside_cut_state(experiment_dir: Path) -> list[Path]:
     """Tune's state files that do not parse (a kill while one was being copied to storage) are renamed
     ``*.cut`` so that Tune restores from the newest whole one; returns the renamed files."""
     import json
+
     moved = []
     for f in sorted(experiment_dir.glob("experiment_state-*.json")):
         try:
@@ -38,9 +41,15 @@ def set_aside_cut_state(experiment_dir: Path) -> list[Path]:
     return moved
 
 
-def resume_search(experiment_dir: str | os.PathLike, *, address: str | None = None, num_cpus: int | None = None,
-                  flow_fn: Callable | None = None, export: bool = True,
-                  verbose: int = 1) -> SearchResult:
+def resume_search(
+    experiment_dir: str | os.PathLike,
+    *,
+    address: str | None = None,
+    num_cpus: int | None = None,
+    flow_fn: Callable | None = None,
+    export: bool = True,
+    verbose: int = 1,
+) -> SearchResult:
     """Resume the search in `experiment_dir`; returns the same `SearchResult` as `run_search`.
 
     `flow_fn` must be given again if the search was started with one (it is recorded by name only).
@@ -57,23 +66,36 @@ def resume_search(experiment_dir: str | os.PathLike, *, address: str | None = No
         os.environ.setdefault(k, v)
     if spec.search.wandb_project:
         from .tracking import prepare_wandb_env
+
         prepare_wandb_env(exp)
-    started = connect(address, num_cpus=num_cpus, env=console.worker_env(verbose), verbose=verbose > 0,
-                      logging_level=console.ray_logging_level(verbose))
+    started = connect(
+        address,
+        num_cpus=num_cpus,
+        env=console.worker_env(verbose),
+        verbose=verbose > 0,
+        logging_level=console.ray_logging_level(verbose),
+    )
     try:
         from ray import tune
+
         cut = set_aside_cut_state(exp)
         if cut and verbose:
             print(f"[tickettune] set aside unreadable Tune state {[p.name for p in cut]}", flush=True)
         if not can_resume(exp):
             raise FileNotFoundError(f"{exp}: Tune cannot restore this experiment (no tuner.pkl / experiment state)")
         plan = ResourcePlan.from_dict(state["plan"])
-        settings = {"experiment_dir": str(exp), "plan": plan.to_dict(), "max_failures": spec.search.max_failures,
-                    "data_root": state.get("data_root"), "flow_fn": flow_fn}
+        settings = {
+            "experiment_dir": str(exp),
+            "plan": plan.to_dict(),
+            "max_failures": spec.search.max_failures,
+            "data_root": state.get("data_root"),
+            "flow_fn": flow_fn,
+        }
         if verbose:
             print(f"[tickettune] resuming {exp}; {plan.describe()}", flush=True)
-        tuner = tune.Tuner.restore(str(exp), trainable=trainable_for(settings, plan), resume_unfinished=True,
-                                   resume_errored=True)
+        tuner = tune.Tuner.restore(
+            str(exp), trainable=trainable_for(settings, plan), resume_unfinished=True, resume_errored=True
+        )
         # a search started since its run config holds the CSV + JSON loggers: Tune need not add its own
         explicit = set(state.get("tune_loggers") or ()) >= set(console.TUNE_LOGGERS)
         with console.scoped_env(console.NO_AUTO_LOGGERS if explicit else {}):

@@ -9,6 +9,7 @@ tuner.pkl, so that `resume.resume_search` continues it), one ``trial_<id>/`` per
 ``tickettune_search.json`` (the spec and the resource plan), ``wandb/`` (W&B offline runs, if any),
 and at the end ``best/`` (single objective) or ``pareto/<trial_id>/`` (several).
 """
+
 from __future__ import annotations
 
 import os
@@ -32,11 +33,11 @@ PARETO_DIR = "pareto"
 # start-up: controller actor ~5 s, worker actors
 # ~4.5 s, train context (torch process group) ~2.5 s.
 RAY_ENV_DEFAULTS = {
-    "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.5",     # fit() returns ~1 s after the loop ends, not 2-5 s
-    "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0",     # one actor (process) less per trial
-    "RAY_TRAIN_METRICS_ENABLED": "0",               # no Prometheus metrics callbacks per trial
+    "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.5",  # fit() returns ~1 s after the loop ends, not 2-5 s
+    "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0",  # one actor (process) less per trial
+    "RAY_TRAIN_METRICS_ENABLED": "0",  # no Prometheus metrics callbacks per trial
     "TOKENIZERS_PARALLELISM": "false",
-    "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",       # no progress bars from every worker in the driver's log
+    "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",  # no progress bars from every worker in the driver's log
 }
 DRIVER_ENV_DEFAULTS = {
     "TUNE_GLOBAL_CHECKPOINT_S": "5",  # experiment state saved every 5 s (default 10+): a kill loses less
@@ -52,15 +53,16 @@ class SearchResult:
     experiment_dir: str
     num_trials: int
     statuses: dict[str, int]
-    finished: bool                        # every sample ran to an end (TERMINATED or ERROR)
-    exported: str | None = None           # best/ or pareto/
+    finished: bool  # every sample ran to an end (TERMINATED or ERROR)
+    exported: str | None = None  # best/ or pareto/
     selection: list[dict] = field(default_factory=list)  # the exported trials (id, metrics, config)
     plan: dict | None = None
-    seconds: float = 0.0                  # the whole call
+    seconds: float = 0.0  # the whole call
     timings: dict[str, float] = field(default_factory=dict)  # connect / fit / export / shutdown
 
 
 # ------------------------------------------------------------------------------------------- Ray itself
+
 
 def _has_token() -> bool:
     return bool(os.environ.get("RAY_AUTH_TOKEN")) or (Path.home() / ".ray" / "auth_token").is_file()
@@ -69,15 +71,20 @@ def _has_token() -> bool:
 def _enable_token_auth() -> None:
     """RAY_AUTH_MODE=token for this process (and its children), also for a Ray already imported here."""
     try:  # sets the variable and refreshes Ray's cached config (plain os.environ is read only at start)
-        from ray._private.authentication.authentication_token_setup import \
-            maybe_enable_token_auth_if_token_available
+        from ray._private.authentication.authentication_token_setup import maybe_enable_token_auth_if_token_available
+
         maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
     except ImportError:  # another Ray version: the variable alone
         os.environ["RAY_AUTH_MODE"] = "token"
 
 
-def connect(address: str | None = None, num_cpus: int | None = None, env: dict | None = None,
-            verbose: bool = True, logging_level: int | str = "INFO") -> bool:
+def connect(
+    address: str | None = None,
+    num_cpus: int | None = None,
+    env: dict | None = None,
+    verbose: bool = True,
+    logging_level: int | str = "INFO",
+) -> bool:
     """Make sure Ray is up. Returns True if this call started it (the caller shuts it down).
 
     address None and no $RAY_ADDRESS: a new local instance (``address="local"``: never attaches to a
@@ -87,6 +94,7 @@ def connect(address: str | None = None, num_cpus: int | None = None, env: dict |
     logging_level: of Ray's loggers in this process (see console.py).
     """
     import ray
+
     if ray.is_initialized():
         return False
     address = address or os.environ.get("RAY_ADDRESS") or None
@@ -94,8 +102,14 @@ def connect(address: str | None = None, num_cpus: int | None = None, env: dict |
     if address in (None, "local"):
         for k, v in env_vars.items():
             os.environ.setdefault(k, v)  # the raylet and every worker inherit these
-        ray.init(address="local", num_cpus=num_cpus, include_dashboard=True,
-                 log_to_driver=verbose, configure_logging=True, logging_level=logging_level)
+        ray.init(
+            address="local",
+            num_cpus=num_cpus,
+            include_dashboard=True,
+            log_to_driver=verbose,
+            configure_logging=True,
+            logging_level=logging_level,
+        )
         return True
     if "RAY_AUTH_MODE" not in os.environ and _has_token():
         _enable_token_auth()
@@ -103,33 +117,38 @@ def connect(address: str | None = None, num_cpus: int | None = None, env: dict |
     for k in ("WANDB_MODE", "WANDB_API_KEY", "WANDB_DIR", "TICKETTUNE_DATA", "HF_HUB_OFFLINE"):
         if k in os.environ:
             env_vars.setdefault(k, os.environ[k])
-    ray.init(address=address, runtime_env={"env_vars": env_vars}, log_to_driver=verbose,
-             logging_level=logging_level)
+    ray.init(address=address, runtime_env={"env_vars": env_vars}, log_to_driver=verbose, logging_level=logging_level)
     return True
 
 
 def shutdown() -> None:
     import ray
+
     if ray.is_initialized():
         ray.shutdown()
 
 
 # ----------------------------------------------------------------------------------------- the pieces
 
+
 def load(spec_or_path: Any):
     from ..spaces.spec import SearchSpec, load_spec
+
     return spec_or_path if isinstance(spec_or_path, SearchSpec) else load_spec(spec_or_path)
 
 
 def experiment_dir_of(spec) -> Path:
     if "://" in spec.storage:
-        raise ValueError(f"storage={spec.storage!r}: tickets are written to the trial folders, so storage must "
-                         f"be a path every node sees (local disk on one machine, NFS on a cluster)")
+        raise ValueError(
+            f"storage={spec.storage!r}: tickets are written to the trial folders, so storage must "
+            f"be a path every node sees (local disk on one machine, NFS on a cluster)"
+        )
     return Path(spec.storage) / spec.name
 
 
 def _data_root(spec) -> str | None:
     from ..trainables.tasks.data import data_root
+
     try:
         return str(data_root(spec.fixed.get("data_root")))
     except FileNotFoundError:
@@ -146,9 +165,16 @@ def make_searcher(spec, space: Callable | None = None):
     """OptunaSearch over the spec's space (or `space`, a define-by-run function), seeded TPE sampler;
     one metric, or several (multi-objective TPE) for ``objective: multi``."""
     from ray.tune.search.optuna import OptunaSearch
+
     from ..spaces.optuna_space import make_sampler, space_fn
-    return OptunaSearch(space or space_fn(spec), metric=spec.search.metric, mode=spec.search.mode,
-                        sampler=make_sampler(spec), points_to_evaluate=points_to_evaluate(spec))
+
+    return OptunaSearch(
+        space or space_fn(spec),
+        metric=spec.search.metric,
+        mode=spec.search.mode,
+        sampler=make_sampler(spec),
+        points_to_evaluate=points_to_evaluate(spec),
+    )
 
 
 def points_to_evaluate(spec) -> list[dict] | None:
@@ -163,7 +189,9 @@ def points_to_evaluate(spec) -> list[dict] | None:
 def _most(spec, key: str) -> int | None:
     """The largest value a FlowConfig int key can take in this spec (space, else fixed, else default)."""
     from dataclasses import fields as dc_fields
+
     from ..trainables.config import FlowConfig
+
     if key in spec.space:
         return int(max(spec.space[key].corners()))
     defaults = {f.name: f.default for f in dc_fields(FlowConfig)}
@@ -178,9 +206,12 @@ def asha_rungs(spec) -> tuple[int, int]:
     after the same amount of ticket training, whenever its early bird came. The search phase is never
     judged by ASHA (its val_metric is NaN); the early-bird detector ends it."""
     from ..trainables.budget import LEGACY_TICKET_STEPS
+
     if _most(spec, "budget_steps") is None and (spec.fixed.get("budget_epochs") or "budget_epochs" in spec.space):
-        raise ValueError("scheduler: asha needs budget_steps (its max_t is fixed before the data is read); "
-                         "budget_epochs is only known per trial")
+        raise ValueError(
+            "scheduler: asha needs budget_steps (its max_t is fixed before the data is read); "
+            "budget_epochs is only known per trial"
+        )
     max_t = max(4, _most(spec, "budget_steps") or _most(spec, "ticket_steps") or LEGACY_TICKET_STEPS)
     return max_t, max(1, max_t // 4)
 
@@ -190,6 +221,7 @@ def with_rung_evaluations(spec):
     if spec.search.scheduler != "asha" or "eval_interval" in spec.fixed or "eval_interval" in spec.space:
         return spec
     from dataclasses import replace
+
     return replace(spec, fixed={**spec.fixed, "eval_interval": asha_rungs(spec)[1]})
 
 
@@ -197,9 +229,16 @@ def make_scheduler(spec):
     if spec.search.scheduler != "asha":
         return None
     from ray.tune.schedulers import ASHAScheduler
+
     max_t, grace = asha_rungs(spec)
-    return ASHAScheduler(time_attr="ticket_step", metric=spec.search.primary_metric, mode=spec.search.primary_mode,
-                         max_t=max_t, grace_period=grace, reduction_factor=2)
+    return ASHAScheduler(
+        time_attr="ticket_step",
+        metric=spec.search.primary_metric,
+        mode=spec.search.primary_mode,
+        max_t=max_t,
+        grace_period=grace,
+        reduction_factor=2,
+    )
 
 
 def make_callbacks(spec, experiment_dir: Path) -> list:
@@ -207,6 +246,7 @@ def make_callbacks(spec, experiment_dir: Path) -> list:
     if not project:
         return []
     from .tracking import wandb_callback
+
     return [wandb_callback(project, group=spec.name, experiment_dir=experiment_dir)]
 
 
@@ -214,16 +254,20 @@ def close_callbacks(callbacks: list) -> None:
     """End what the callbacks started (W&B's logging actors) while Ray is still up; see wandb_callback.py."""
     if any(type(cb).__module__.endswith(".wandb_callback") for cb in callbacks):
         from .wandb_callback import close_all
+
         close_all(callbacks)
 
 
 def trainable_for(settings: dict, plan: ResourcePlan):
     from ray import tune
+
     from .trial import driver
+
     return tune.with_resources(tune.with_parameters(driver, settings=settings), plan.trial_resources)
 
 
 # --------------------------------------------------------------------------------------------- search
+
 
 def _clear(exp_dir: Path, overwrite: bool) -> None:
     """Refuse to start in a folder that holds something (ExperimentExists), unless `overwrite` and it is
@@ -232,17 +276,30 @@ def _clear(exp_dir: Path, overwrite: bool) -> None:
         return
     ours = (exp_dir / STATE_FILE).exists() or {p.name for p in exp_dir.iterdir()} <= {"wandb"}
     if not overwrite:
-        raise ExperimentExists(f"{exp_dir} already holds a search: resume it (tickettune resume {exp_dir}), "
-                               f"pick another name, or overwrite it")
+        raise ExperimentExists(
+            f"{exp_dir} already holds a search: resume it (tickettune resume {exp_dir}), "
+            f"pick another name, or overwrite it"
+        )
     if not ours:
         raise ExperimentExists(f"{exp_dir} is not empty and is not a tickettune experiment: not deleting it")
     import shutil
+
     shutil.rmtree(exp_dir)
 
 
-def run_search(spec: Any, *, address: str | None = None, num_cpus: int | None = None, executor: str | None = None,
-               flow_fn: Callable | None = None, space: Callable | None = None, callbacks: list | None = None,
-               export: bool = True, verbose: int = 1, overwrite: bool = False) -> SearchResult:
+def run_search(
+    spec: Any,
+    *,
+    address: str | None = None,
+    num_cpus: int | None = None,
+    executor: str | None = None,
+    flow_fn: Callable | None = None,
+    space: Callable | None = None,
+    callbacks: list | None = None,
+    export: bool = True,
+    verbose: int = 1,
+    overwrite: bool = False,
+) -> SearchResult:
     """Run a search end to end; returns a `SearchResult`.
 
     spec: a `SearchSpec`, a YAML path or a dict (validated by `spaces.spec.load_spec` first).
@@ -266,26 +323,51 @@ def run_search(spec: Any, *, address: str | None = None, num_cpus: int | None = 
         os.environ.setdefault(k, v)
     if spec.search.wandb_project:
         from .tracking import prepare_wandb_env
+
         prepare_wandb_env(exp_dir)
     t0 = time.time()
-    started = connect(address, num_cpus=num_cpus, env=console.worker_env(verbose), verbose=verbose > 0,
-                      logging_level=console.ray_logging_level(verbose))
+    started = connect(
+        address,
+        num_cpus=num_cpus,
+        env=console.worker_env(verbose),
+        verbose=verbose > 0,
+        logging_level=console.ray_logging_level(verbose),
+    )
     console.quiet_optuna(verbose)
     timings = {"connect": time.time() - t0}
     tune_callbacks: list = []
     try:
         s = spec.search
-        plan = plan_resources(None, workers_per_trial=s.workers_per_trial, cpus_per_worker=s.cpus_per_worker,
-                              max_concurrent=s.max_concurrent, gpus_per_trial=s.gpus_per_trial,
-                              executor=executor or getattr(s, "executor", None) or "auto")
+        plan = plan_resources(
+            None,
+            workers_per_trial=s.workers_per_trial,
+            cpus_per_worker=s.cpus_per_worker,
+            max_concurrent=s.max_concurrent,
+            gpus_per_trial=s.gpus_per_trial,
+            executor=executor or getattr(s, "executor", None) or "auto",
+        )
         if verbose:
             extra = " (one the dense baseline)" if s.baseline else ""
             print(f"[tickettune] {spec.name}: {s.total_trials} trials{extra}; {plan.describe()}", flush=True)
-        settings = {"experiment_dir": str(exp_dir), "plan": plan.to_dict(), "max_failures": s.max_failures,
-                    "data_root": _data_root(spec), "flow_fn": flow_fn}
-        write_state(exp_dir, {"spec": spec.to_dict(), "plan": plan.to_dict(), "data_root": settings["data_root"],
-                              "flow_fn": _flow_fn_name(flow_fn), "created": time.time(), "source": spec.source,
-                              "tune_loggers": list(console.TUNE_LOGGERS)})
+        settings = {
+            "experiment_dir": str(exp_dir),
+            "plan": plan.to_dict(),
+            "max_failures": s.max_failures,
+            "data_root": _data_root(spec),
+            "flow_fn": flow_fn,
+        }
+        write_state(
+            exp_dir,
+            {
+                "spec": spec.to_dict(),
+                "plan": plan.to_dict(),
+                "data_root": settings["data_root"],
+                "flow_fn": _flow_fn_name(flow_fn),
+                "created": time.time(),
+                "source": spec.source,
+                "tune_loggers": list(console.TUNE_LOGGERS),
+            },
+        )
         tune_callbacks = console.tune_loggers() + make_callbacks(spec, exp_dir) + list(callbacks or [])
         tuner = _tuner(spec, plan, settings, exp_dir, tune_callbacks, verbose, space)
         t0 = time.time()
@@ -304,10 +386,19 @@ def run_search(spec: Any, *, address: str | None = None, num_cpus: int | None = 
     return res
 
 
-def _tuner(spec, plan: ResourcePlan, settings: dict, exp_dir: Path, callbacks: list, verbose: int,
-           space: Callable | None = None):
+def _tuner(
+    spec,
+    plan: ResourcePlan,
+    settings: dict,
+    exp_dir: Path,
+    callbacks: list,
+    verbose: int,
+    space: Callable | None = None,
+):
     from ray import tune
+
     from .trial import trial_dirname, trial_name
+
     tune_config = tune.TuneConfig(
         search_alg=make_searcher(spec, space),
         scheduler=make_scheduler(spec),
@@ -333,6 +424,7 @@ def _tuner(spec, plan: ResourcePlan, settings: dict, exp_dir: Path, callbacks: l
 def _finish(spec, exp_dir: Path, plan: ResourcePlan, export: bool, start: float, verbose: int) -> SearchResult:
     """Count the trials' outcomes; when every sample has ended, export the best ticket (or the front)."""
     from .export import export_best, load_trials
+
     trials = load_trials(exp_dir)
     statuses: dict[str, int] = {}
     for t in trials:
@@ -341,8 +433,12 @@ def _finish(spec, exp_dir: Path, plan: ResourcePlan, export: bool, start: float,
     finished = ended >= spec.search.total_trials
     res = SearchResult(str(exp_dir), len(trials), statuses, finished, plan=plan.to_dict())
     if not finished:
-        print(f"[tickettune] {spec.name}: interrupted after {ended} of {spec.search.total_trials} trials; "
-              f"continue with `tickettune resume {exp_dir}`", file=sys.stderr, flush=True)
+        print(
+            f"[tickettune] {spec.name}: interrupted after {ended} of {spec.search.total_trials} trials; "
+            f"continue with `tickettune resume {exp_dir}`",
+            file=sys.stderr,
+            flush=True,
+        )
         return res
     if not export:
         return res
@@ -357,10 +453,15 @@ def _finish(spec, exp_dir: Path, plan: ResourcePlan, export: bool, start: float,
     res.exported, res.selection = str(out), exported
     if spec.search.wandb_project:
         from .tracking import log_ticket_artifact
+
         log_ticket_artifact(spec.search.wandb_project, spec.name, out, exp_dir, exported)
     if verbose:
         for e in exported:
-            print(f"[tickettune] exported trial {e['trial_id']}: "
-                  + ", ".join(f"{k}={v:.4g}" for k, v in e["metrics"].items()) + f" -> {e['path']}", flush=True)
+            print(
+                f"[tickettune] exported trial {e['trial_id']}: "
+                + ", ".join(f"{k}={v:.4g}" for k, v in e["metrics"].items())
+                + f" -> {e['path']}",
+                flush=True,
+            )
     res.timings["export"] = time.time() - t0
     return res

@@ -1,5 +1,6 @@
 """The experiment folder's own state file: the spec and resource plan a search started with (resume and
 export read it back). Written atomically."""
+
 from __future__ import annotations
 
 import json

@@ -7,6 +7,7 @@ with "Distributed package doesn't have NCCL built in", and the trial with it. So
 formed, the workers are asked whether they see CUDA; if any does not, the group uses gloo and the
 driver's log says why. The driver cannot tell by itself: it holds no GPU.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -20,6 +21,7 @@ log = logging.getLogger("tickettune")
 
 def _sees_cuda() -> bool:
     import torch
+
     return torch.cuda.is_available()
 
 
@@ -28,9 +30,12 @@ class CudaOrGlooBackend(_TorchBackend):
         if backend_config.backend == "nccl":
             seen = worker_group.execute(_sees_cuda)
             if not all(seen):
-                log.warning("tickettune: %d of %d Train worker(s) given GPUs see no CUDA device: their process "
-                            "group uses gloo instead of nccl, and they train on the CPU",
-                            len(seen) - sum(map(bool, seen)), len(seen))
+                log.warning(
+                    "tickettune: %d of %d Train worker(s) given GPUs see no CUDA device: their process "
+                    "group uses gloo instead of nccl, and they train on the CPU",
+                    len(seen) - sum(map(bool, seen)),
+                    len(seen),
+                )
                 backend_config = dataclasses.replace(backend_config, backend="gloo")
         super().on_start(worker_group, backend_config)
 

@@ -7,6 +7,7 @@
   (W&B writes into ``<WANDB_DIR>/wandb``, so WANDB_DIR is the experiment folder unless already set);
   ``wandb sync`` uploads them later.
 """
+
 from __future__ import annotations
 
 import os
@@ -41,27 +42,38 @@ def _init_kwargs() -> dict:
 def wandb_callback(project: str, group: str, experiment_dir: str | os.PathLike):
     """The Tune callback: one W&B run per trial, grouped by experiment (`wandb_callback.WandbCallback`)."""
     from .wandb_callback import WandbCallback
+
     prepare_wandb_env(experiment_dir)
-    return WandbCallback(project=project, group=group, log_config=False,
-                               excludes=["ticket_dir"], **_init_kwargs())
+    return WandbCallback(project=project, group=group, log_config=False, excludes=["ticket_dir"], **_init_kwargs())
 
 
 def _artifact_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "ticket"
 
 
-def log_ticket_artifact(project: str, group: str, path: str | os.PathLike, experiment_dir: str | os.PathLike,
-                        exported: list[dict]) -> str:
+def log_ticket_artifact(
+    project: str, group: str, path: str | os.PathLike, experiment_dir: str | os.PathLike, exported: list[dict]
+) -> str:
     """Log the exported ticket folder (or Pareto folder) as a W&B model artifact; returns its name."""
     import wandb
+
     prepare_wandb_env(experiment_dir)
     name = _artifact_name(f"{group}-{Path(path).name}")
-    run = wandb.init(project=project, group=group, job_type="export", name=f"{group}-export",
-                     reinit="finish_previous", config={"experiment": str(experiment_dir)}, **_init_kwargs())
+    run = wandb.init(
+        project=project,
+        group=group,
+        job_type="export",
+        name=f"{group}-export",
+        reinit="finish_previous",
+        config={"experiment": str(experiment_dir)},
+        **_init_kwargs(),
+    )
     try:
-        art = wandb.Artifact(name, type="model",
-                             metadata={"trials": [{k: e[k] for k in ("trial_id", "metrics", "early_bird_step")}
-                                                  for e in exported]})
+        art = wandb.Artifact(
+            name,
+            type="model",
+            metadata={"trials": [{k: e[k] for k in ("trial_id", "metrics", "early_bird_step")} for e in exported]},
+        )
         art.add_dir(str(path))
         run.log_artifact(art)
         if exported:

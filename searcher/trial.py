@@ -17,6 +17,7 @@ Trial folder (``<experiment>/trial_<id>``, absolute, on storage every node sees)
 
 A trial whose loss diverges raises `TrialDiverged`: the trial ends in ERROR and the search goes on.
 """
+
 from __future__ import annotations
 
 import json
@@ -55,6 +56,7 @@ def train_run_name(trial_id: str) -> str:
 
 # ---------------------------------------------------------------------------------------------- markers
 
+
 def read_failure(trial_dir: str | os.PathLike) -> dict | None:
     path = Path(trial_dir) / FAILED
     try:
@@ -74,14 +76,17 @@ def write_failure(trial_dir: str | os.PathLike, error: BaseException) -> None:
 def _raise_if_failed(trial_dir: str | os.PathLike) -> None:
     failure = read_failure(trial_dir)
     if failure is not None:
-        raise TrialDiverged(f"{failure['error']}: {failure['message']} (recorded in {Path(trial_dir) / FAILED}; "
-                            f"not retried)")
+        raise TrialDiverged(
+            f"{failure['error']}: {failure['message']} (recorded in {Path(trial_dir) / FAILED}; not retried)"
+        )
 
 
 # ------------------------------------------------------------------------------------------ the flow run
 
+
 def default_flow_fn() -> Callable:
     from ..trainables.flow import run_flow
+
     return run_flow
 
 
@@ -90,10 +95,12 @@ def run_one(payload: dict, reporter) -> Any:
     import torch
 
     from .console import quiet_trial_logs
+
     quiet_trial_logs()
     torch.set_num_threads(int(payload["threads"]))
     _raise_if_failed(payload["trial_dir"])
     from ..trainables.config import FlowConfig
+
     cfg = FlowConfig.from_dict(payload["flow"])
     flow_fn = payload.get("flow_fn") or default_flow_fn()
     try:
@@ -106,6 +113,7 @@ def run_one(payload: dict, reporter) -> Any:
 def train_loop_per_worker(payload: dict) -> None:
     """What each Ray Train worker runs (train executor)."""
     from .ray_reporters import TrainReporter
+
     reporter = TrainReporter(ticket_dir=payload["ticket_dir"], use_gpu=payload["use_gpu"])
     try:
         run_one(payload, reporter)
@@ -122,8 +130,14 @@ def _payload(config: dict, settings: dict, trial_dir: Path, plan: ResourcePlan) 
         flow["data_root"] = settings["data_root"]  # trials run in their own working directories
     if flow.get("compile") and not flow.get("compile_cache_dir"):  # one inductor cache per experiment:
         flow["compile_cache_dir"] = str(Path(settings["experiment_dir"]) / "inductor_cache")  # compiled once
-    return {"flow": flow, "trial_dir": str(trial_dir), "ticket_dir": str(trial_dir / TICKET),
-            "threads": plan.torch_threads, "use_gpu": plan.use_gpu, "flow_fn": settings.get("flow_fn")}
+    return {
+        "flow": flow,
+        "trial_dir": str(trial_dir),
+        "ticket_dir": str(trial_dir / TICKET),
+        "threads": plan.torch_threads,
+        "use_gpu": plan.use_gpu,
+        "flow_fn": settings.get("flow_fn"),
+    }
 
 
 def driver(config: dict, settings: dict) -> None:
@@ -133,6 +147,7 @@ def driver(config: dict, settings: dict) -> None:
     flow_fn (None: `run_flow`).
     """
     from ray import tune
+
     trial_id = tune.get_context().get_trial_id()
     trial_dir = trial_dir_of(settings["experiment_dir"], trial_id)
     trial_dir.mkdir(parents=True, exist_ok=True)
@@ -141,6 +156,7 @@ def driver(config: dict, settings: dict) -> None:
     payload = _payload(config, settings, trial_dir, plan)
     if plan.executor == "inline":
         from .ray_reporters import TuneReporter
+
         run_one(payload, TuneReporter(ticket_dir=payload["ticket_dir"], use_gpu=plan.use_gpu))
         return
     _fit_trainer(payload, settings, plan, trial_id, trial_dir)
@@ -158,14 +174,16 @@ def _fit_trainer(payload: dict, settings: dict, plan: ResourcePlan, trial_id: st
         train_loop_per_worker,
         train_loop_config=payload,
         torch_config=TrialTorchConfig(backend=plan.backend),  # nccl, or gloo where CUDA is absent
-        scaling_config=ray.train.ScalingConfig(num_workers=plan.num_workers, use_gpu=plan.use_gpu,
-                                               resources_per_worker=plan.worker_resources),
+        scaling_config=ray.train.ScalingConfig(
+            num_workers=plan.num_workers, use_gpu=plan.use_gpu, resources_per_worker=plan.worker_resources
+        ),
         run_config=ray.train.RunConfig(
-            name=train_run_name(trial_id),      # deterministic: a restart finds the checkpoints
+            name=train_run_name(trial_id),  # deterministic: a restart finds the checkpoints
             storage_path=str(trial_dir),
             callbacks=[TuneReportCallback()],
-            failure_config=ray.train.FailureConfig(max_failures=int(settings.get("max_failures", 1)),
-                                                   controller_failure_limit=3),
+            failure_config=ray.train.FailureConfig(
+                max_failures=int(settings.get("max_failures", 1)), controller_failure_limit=3
+            ),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=1),
         ),
     )

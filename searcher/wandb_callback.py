@@ -13,6 +13,7 @@ Two tracebacks a first search printed with ``WANDB_MODE=offline``, both after it
   registered for an atexit teardown, which races the service process going away. `_LoggingActor` tears W&B
   down itself (``wandb.teardown()``, which also unregisters that hook) before returning.
 """
+
 from __future__ import annotations
 
 import ray

@@ -1,6 +1,7 @@
 """The checks that look across a config's sections: the search settings against the space, the metrics a
 trial reports, the corners of the space (every combination must build a valid FlowConfig), the model's
 shape against the pruning settings, and keys that have no effect."""
+
 from __future__ import annotations
 
 from dataclasses import fields
@@ -12,8 +13,19 @@ from ..trainables.earlybert.masks import SCOPES, n_prune
 from ..trainables.tasks import get_task
 from .enqueue import check_enqueue
 from .fit import _flow_problems
-from .schema import (KNOWN_SHAPES, METRICS, MODES, OBJECTIVES, PLD_KEYS, SCHEDULERS, _FLOW_FIELDS,
-                     _SEARCH_DEFAULTS, Domain, SearchSettings, same_value)
+from .schema import (
+    _FLOW_FIELDS,
+    _SEARCH_DEFAULTS,
+    KNOWN_SHAPES,
+    METRICS,
+    MODES,
+    OBJECTIVES,
+    PLD_KEYS,
+    SCHEDULERS,
+    Domain,
+    SearchSettings,
+    same_value,
+)
 
 
 class CrossChecks:
@@ -73,8 +85,10 @@ class CrossChecks:
         elif baseline:
             s.baseline = True
             if not any(k in fixed for k in ("budget_steps", "budget_epochs")):
-                self.add("search.baseline=true: the dense reference needs a fixed budget_steps or budget_epochs "
-                         "(the same budget every trial replaces)")
+                self.add(
+                    "search.baseline=true: the dense reference needs a fixed budget_steps or budget_epochs "
+                    "(the same budget every trial replaces)"
+                )
         s.enqueue, problems = check_enqueue(get("enqueue"), fixed, space, self.broken, s.num_samples)
         for p in problems:
             self.add(p)
@@ -92,22 +106,30 @@ class CrossChecks:
         if gpus is None:
             return
         if isinstance(gpus, bool) or not isinstance(gpus, (int, float)) or not gpus >= 0:
-            self.add(f"search.gpus_per_trial={gpus!r}: must be a number >= 0 or null (null: one GPU per worker "
-                     f"where the cluster has GPUs)")
+            self.add(
+                f"search.gpus_per_trial={gpus!r}: must be a number >= 0 or null (null: one GPU per worker "
+                f"where the cluster has GPUs)"
+            )
             return
         if gpus > 1 and "workers_per_trial" not in raw:
             if gpus != int(gpus):
-                self.add(f"search.gpus_per_trial={gpus!r}: more than one GPU per trial must be a whole number "
-                         f"(one GPU per worker)")
+                self.add(
+                    f"search.gpus_per_trial={gpus!r}: more than one GPU per trial must be a whole number "
+                    f"(one GPU per worker)"
+                )
                 return
             s.workers_per_trial = int(gpus)
         w = s.workers_per_trial
         if gpus and w == 1 and gpus > 1:
-            self.add(f"search.gpus_per_trial={gpus!r} with workers_per_trial=1: a worker uses one GPU; "
-                     f"set workers_per_trial: {gpus:g} (or leave it out)")
+            self.add(
+                f"search.gpus_per_trial={gpus!r} with workers_per_trial=1: a worker uses one GPU; "
+                f"set workers_per_trial: {gpus:g} (or leave it out)"
+            )
         elif gpus and w > 1 and gpus != w:
-            self.add(f"search.gpus_per_trial={gpus!r} with workers_per_trial={w}: each DDP worker needs a whole "
-                     f"GPU of its own (nccl); use gpus_per_trial: {w}, or 0 for CPUs")
+            self.add(
+                f"search.gpus_per_trial={gpus!r} with workers_per_trial={w}: each DDP worker needs a whole "
+                f"GPU of its own (nccl); use gpus_per_trial: {w}, or 0 for CPUs"
+            )
         s.gpus_per_trial = gpus
 
     def _metrics(self, s: SearchSettings, raw: dict, fixed: dict, space: dict[str, Domain]) -> None:
@@ -116,18 +138,22 @@ class CrossChecks:
         mode = raw.get("mode")
         if multi:
             if not isinstance(metric, list) or len(metric) < 2 or len(set(map(str, metric))) != len(metric):
-                self.add(f"search.metric={metric!r}: objective multi needs a list of at least two distinct "
-                         f"metrics from {list(METRICS)}")
+                self.add(
+                    f"search.metric={metric!r}: objective multi needs a list of at least two distinct "
+                    f"metrics from {list(METRICS)}"
+                )
                 return
         elif not isinstance(metric, str):
-            self.add(f"search.metric={metric!r}: objective single needs one metric name "
-                     f"(a list means objective: multi)")
+            self.add(
+                f"search.metric={metric!r}: objective single needs one metric name (a list means objective: multi)"
+            )
             return
         metrics = metric if multi else [metric]
         bad = [m for m in metrics if m not in METRICS]
         for m in bad:
-            self.add(f"search.metric: {m!r} is not a metric every trial report carries; expected one of "
-                     f"{list(METRICS)}")
+            self.add(
+                f"search.metric: {m!r} is not a metric every trial report carries; expected one of {list(METRICS)}"
+            )
         if bad:
             return
         if mode is None:
@@ -142,15 +168,18 @@ class CrossChecks:
                 except ValueError:
                     return  # an unknown task: reported where the task's value is checked
                 if len(found) > 1:
-                    self.add(f"search.mode: val_metric is maximised on some task choices {list(tasks)} "
-                             f"and minimised (perplexity) on others; give search.mode explicitly")
+                    self.add(
+                        f"search.mode: val_metric is maximised on some task choices {list(tasks)} "
+                        f"and minimised (perplexity) on others; give search.mode explicitly"
+                    )
                     return
                 modes.append(found.pop())
         else:
             modes = mode if isinstance(mode, list) else [mode]
             if multi != isinstance(mode, list) or len(modes) != len(metrics):
-                self.add(f"search.mode={mode!r}: give one mode per metric {metric!r} "
-                         f"({'a list' if multi else 'a string'})")
+                self.add(
+                    f"search.mode={mode!r}: give one mode per metric {metric!r} ({'a list' if multi else 'a string'})"
+                )
                 return
             wrong = [m for m in modes if m not in MODES]
             if wrong:
@@ -188,20 +217,25 @@ class CrossChecks:
 
     def _layers(self, fixed: dict, space: dict[str, Domain]) -> None:
         for kind, ratio_key, min_key, scope_key, what in (
-                ("heads", "head_ratio", "min_heads", "head_scope", "heads"),
-                ("ffn", "ffn_ratio", "min_ffn", "ffn_scope", "FFN neurons")):
+            ("heads", "head_ratio", "min_heads", "head_scope", "heads"),
+            ("ffn", "ffn_ratio", "min_ffn", "ffn_scope", "FFN neurons"),
+        ):
             mins = self._values(min_key, fixed, space)
             scopes = self._values(scope_key, fixed, space)
             for m in mins:
                 if isinstance(m, bool) or not isinstance(m, int) or m < 1:
-                    self.add(f"{_where(min_key, fixed, space)}: {min_key}={m!r} must be an int >= 1: "
-                             f"a layer could lose all its {what}")
+                    self.add(
+                        f"{_where(min_key, fixed, space)}: {min_key}={m!r} must be an int >= 1: "
+                        f"a layer could lose all its {what}"
+                    )
             for s in scopes:
                 if s not in SCOPES:
-                    self.add(f"{_where(scope_key, fixed, space)}: {scope_key}={s!r}: expected one of "
-                             f"{list(SCOPES)}")
-            ratios = [r for r in self._values(ratio_key, fixed, space)
-                      if isinstance(r, (int, float)) and not isinstance(r, bool) and 0 <= r < 1]
+                    self.add(f"{_where(scope_key, fixed, space)}: {scope_key}={s!r}: expected one of {list(SCOPES)}")
+            ratios = [
+                r
+                for r in self._values(ratio_key, fixed, space)
+                if isinstance(r, (int, float)) and not isinstance(r, bool) and 0 <= r < 1
+            ]
             mins = [m for m in mins if isinstance(m, int) and not isinstance(m, bool) and m >= 1]
             scopes = [s for s in scopes if s in SCOPES]
             for label, widths in self._shapes(fixed, space, kind):
@@ -230,6 +264,7 @@ class CrossChecks:
 
     def _scratch_shape(self, d: Any) -> dict | None:
         from ..trainables.model.build import scratch_from_dict
+
         if not isinstance(d, dict):
             return None
         try:
@@ -241,8 +276,10 @@ class CrossChecks:
 
     def _model_shape(self, model: Any) -> dict | None:
         import json
-        from ..trainables.model.families import UnsupportedModel, family_of
+
         from ..trainables.model.build import model_path
+        from ..trainables.model.families import UnsupportedModel, family_of
+
         if not isinstance(model, str):
             return None
         try:
@@ -276,15 +313,16 @@ class CrossChecks:
             return
         for key in PLD_KEYS:
             if key in space and not any(ck == "pld" for ck in space[key].when):  # `when` already reported
-                self.add(f"space.{key}: has no effect, pld is {fixed.get('pld', False)!r} "
-                         f"({'fixed' if 'pld' in fixed else 'default'}); set fixed.pld: true or search pld")
-
-
+                self.add(
+                    f"space.{key}: has no effect, pld is {fixed.get('pld', False)!r} "
+                    f"({'fixed' if 'pld' in fixed else 'default'}); set fixed.pld: true or search pld"
+                )
 
 
 def _hint(key: Any, known: Iterable[str]) -> str:
     """'; did you mean 'x'?' for a near miss, else the list of known keys."""
     import difflib
+
     close = difflib.get_close_matches(str(key), list(known), n=1, cutoff=0.75)
     return f"; did you mean {close[0]!r}?" if close else f"; expected one of {sorted(known)}"
 
@@ -293,21 +331,26 @@ def _where(key: str, fixed: dict, space: dict) -> str:
     return f"space.{key}" if key in space else f"fixed.{key}" if key in fixed else f"{key} (default)"
 
 
-def _prune_problem(widths: list[int], ratio: float, minimum: int, scope: str, ratio_key: str, min_key: str,
-                   what: str) -> str | None:
+def _prune_problem(
+    widths: list[int], ratio: float, minimum: int, scope: str, ratio_key: str, min_key: str, what: str
+) -> str | None:
     """Why masks.select with these settings would empty a layer or not honour the ratio (None: fine)."""
     mins = [min(minimum, n) for n in widths]
     if ratio > 0 and n_prune(ratio, max(widths)) > 0 and minimum >= max(widths):
-        return (f"{min_key}={minimum} is at least the layer width ({max(widths)} {what}): nothing can be "
-                f"pruned, {ratio_key}={ratio!r} has no effect")
+        return (
+            f"{min_key}={minimum} is at least the layer width ({max(widths)} {what}): nothing can be "
+            f"pruned, {ratio_key}={ratio!r} has no effect"
+        )
     if scope == "layer":
         for n, m in zip(widths, mins):
             kept = n - n_prune(ratio, n)
             if kept < 1:
                 return f"{ratio_key}={ratio!r} prunes all {n} {what} of a layer"
             if kept < m:
-                return (f"{ratio_key}={ratio!r} keeps {kept} of {n} {what} per layer, below {min_key}={minimum}: "
-                        f"the minimum would override the ratio")
+                return (
+                    f"{ratio_key}={ratio!r} keeps {kept} of {n} {what} per layer, below {min_key}={minimum}: "
+                    f"the minimum would override the ratio"
+                )
         return None
     total = sum(widths)
     asked = n_prune(ratio, total)
@@ -315,6 +358,8 @@ def _prune_problem(widths: list[int], ratio: float, minimum: int, scope: str, ra
     if asked >= total:
         return f"{ratio_key}={ratio!r} prunes all {total} {what}"
     if asked > allowed:
-        return (f"{ratio_key}={ratio!r} asks to prune {asked} of {total} {what}, but {min_key}={minimum} per layer "
-                f"allows only {allowed}: the minimum would override the ratio")
+        return (
+            f"{ratio_key}={ratio!r} asks to prune {asked} of {total} {what}, but {min_key}={minimum} per layer "
+            f"allows only {allowed}: the minimum would override the ratio"
+        )
     return None

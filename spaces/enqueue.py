@@ -11,6 +11,7 @@ chosen by the model at all; a known-good point (and a safe one) makes the few tr
 a mapping of *searched* keys to values inside their domains; keys left out are sampled as usual. The points
 reach `ray.tune.search.optuna.OptunaSearch(points_to_evaluate=...)`, which enqueues them in the study.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -19,8 +20,9 @@ from .fit import _coerce
 from .schema import _FLOW_FIELDS, _FLOW_HINTS, Domain, same_value
 
 
-def check_enqueue(raw: Any, fixed: dict, space: dict[str, Domain], broken: set[str],
-                  num_samples: int) -> tuple[list[dict] | None, list[str]]:
+def check_enqueue(
+    raw: Any, fixed: dict, space: dict[str, Domain], broken: set[str], num_samples: int
+) -> tuple[list[dict] | None, list[str]]:
     """(points, problems): the validated points (values coerced to their field's type), or None when
     `raw` is null; one problem string per bad point, key or value, each naming it."""
     if raw is None:
@@ -29,8 +31,10 @@ def check_enqueue(raw: Any, fixed: dict, space: dict[str, Domain], broken: set[s
         return None, [f"search.enqueue={raw!r}: must be a list of mappings (searched key -> value)"]
     problems: list[str] = []
     if len(raw) > num_samples:
-        problems.append(f"search.enqueue: {len(raw)} points for num_samples={num_samples}: the points beyond "
-                        f"the {num_samples}th would never run")
+        problems.append(
+            f"search.enqueue: {len(raw)} points for num_samples={num_samples}: the points beyond "
+            f"the {num_samples}th would never run"
+        )
     points = []
     for i, point in enumerate(raw):
         where = f"search.enqueue[{i}]"
@@ -42,8 +46,9 @@ def check_enqueue(raw: Any, fixed: dict, space: dict[str, Domain], broken: set[s
             if key in broken:
                 continue  # its domain is already reported
             if key in fixed:
-                problems.append(f"{where}.{key}: {key} is fixed ({fixed[key]!r}), not searched; only searched "
-                                f"keys can be enqueued")
+                problems.append(
+                    f"{where}.{key}: {key} is fixed ({fixed[key]!r}), not searched; only searched keys can be enqueued"
+                )
                 continue
             if key not in space:
                 known = "a FlowConfig key that is not searched" if key in _FLOW_FIELDS else "unknown key"
@@ -60,12 +65,14 @@ def check_enqueue(raw: Any, fixed: dict, space: dict[str, Domain], broken: set[s
             for ck, allowed in space[key].when.items():
                 have = out.get(ck, fixed.get(ck))
                 if ck in space and ck not in point:
-                    problems.append(f"{where}.{key}: sampled only when {ck} is in {list(allowed)}; give {ck} "
-                                    f"in the same point")
+                    problems.append(
+                        f"{where}.{key}: sampled only when {ck} is in {list(allowed)}; give {ck} in the same point"
+                    )
                 elif ck not in space and ck not in fixed:
                     continue  # a condition on a default value: spec validation reports it if it never holds
                 elif not any(same_value(have, v) for v in allowed):
-                    problems.append(f"{where}.{key}: sampled only when {ck} is in {list(allowed)}, and this "
-                                    f"point has {ck}={have!r}")
+                    problems.append(
+                        f"{where}.{key}: sampled only when {ck} is in {list(allowed)}, and this point has {ck}={have!r}"
+                    )
         points.append(out)
     return points, problems

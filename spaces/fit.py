@@ -1,4 +1,5 @@
 """How a YAML value is matched against a FlowConfig field's type hint, and made what the field expects."""
+
 from __future__ import annotations
 
 import os
@@ -49,6 +50,7 @@ def _numeric_kind(hint: Any) -> str | None:
 
 def _absolute_task_paths(task: dict) -> dict:
     """Own data's file paths made absolute (trials may run in another working directory)."""
+
     def absolute(p: Any) -> Any:
         return str(Path(os.path.expandvars(p)).expanduser().absolute()) if isinstance(p, str) else p
 
@@ -82,4 +84,3 @@ def _flow_problems(values: dict[str, Any]) -> list[str]:
         return _bare(FlowConfig, values).problems()
     except Exception as e:  # a value of a type problems() cannot compare: reported by the type checks
         return [f"FlowConfig.problems() failed on {values!r}: {type(e).__name__}: {e}"]
-

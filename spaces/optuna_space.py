@@ -8,6 +8,7 @@ FlowConfig default (e.g. theta_bar when pld is false).
 The function is an instance of a module-level class, not a closure: Tune pickles the searcher (and the
 function with it) into the experiment folder, and `Tuner.restore` unpickles it.
 """
+
 from __future__ import annotations
 
 import warnings

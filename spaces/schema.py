@@ -1,5 +1,6 @@
 """What a search config is once read: its sections' types (Domain, SearchSettings, SearchSpec), the
 names and limits they draw on, and SpecError, the one error that lists every problem."""
+
 from __future__ import annotations
 
 import copy
@@ -20,10 +21,10 @@ MODES = ("max", "min")
 # fails on any other key at some report, so only these can drive the searcher or the scheduler.
 METRICS = ("val_metric", "relative_cost", "relative_time")
 PLD_KEYS = ("theta_bar", "gamma", "pld_phase")  # no effect unless pld is true
-PATH_KEYS = ("data_root",)                       # FlowConfig keys that are paths: made absolute
+PATH_KEYS = ("data_root",)  # FlowConfig keys that are paths: made absolute
 TASK_PATH_KEYS = ("train_file", "validation_file", "text_files", "validation_files")  # own data's, likewise
 # A model whose layout is known without reading anything (checked against its config.json when present)
-KNOWN_SHAPES = {"minilm-l6": (6, 12, 1536)}      # layers, heads per layer, FFN width per layer
+KNOWN_SHAPES = {"minilm-l6": (6, 12, 1536)}  # layers, heads per layer, FFN width per layer
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 _FLOW_FIELDS = {f.name: f for f in fields(FlowConfig)}
@@ -38,8 +39,10 @@ class SpecError(ValueError):
         self.problems = list(problems)
         self.source = source
         where = f" {source}" if source else ""
-        super().__init__(f"invalid search config{where} ({len(self.problems)} problem"
-                         f"{'' if len(self.problems) == 1 else 's'}):\n  - " + "\n  - ".join(self.problems))
+        super().__init__(
+            f"invalid search config{where} ({len(self.problems)} problem"
+            f"{'' if len(self.problems) == 1 else 's'}):\n  - " + "\n  - ".join(self.problems)
+        )
 
 
 @dataclass
@@ -143,11 +146,11 @@ _SEARCH_DEFAULTS = {f.name: f.default for f in fields(SearchSettings)}
 @dataclass
 class SearchSpec:
     name: str
-    storage: str                                  # absolute path (or a URI such as s3://...)
+    storage: str  # absolute path (or a URI such as s3://...)
     search: SearchSettings
-    fixed: dict[str, Any]                         # FlowConfig key -> constant
-    space: dict[str, Domain]                      # in sampling order: a condition's keys come first
-    source: str | None = None                     # the YAML file it came from
+    fixed: dict[str, Any]  # FlowConfig key -> constant
+    space: dict[str, Domain]  # in sampling order: a condition's keys come first
+    source: str | None = None  # the YAML file it came from
 
     @property
     def conditional(self) -> bool:
@@ -161,9 +164,13 @@ class SearchSpec:
         """Plain data (YAML-safe) that `load_spec` reads back into an equal spec."""
         s = self.search
         search = {f.name: copy.deepcopy(getattr(s, f.name)) for f in fields(SearchSettings)}
-        return {"name": self.name, "storage": self.storage, "search": search,
-                "fixed": copy.deepcopy(self.fixed), "space": {k: d.to_dict() for k, d in self.space.items()}}
-
+        return {
+            "name": self.name,
+            "storage": self.storage,
+            "search": search,
+            "fixed": copy.deepcopy(self.fixed),
+            "space": {k: d.to_dict() for k, d in self.space.items()},
+        }
 
 
 def same_value(a: Any, b: Any) -> bool:
@@ -171,4 +178,3 @@ def same_value(a: Any, b: Any) -> bool:
     if isinstance(a, bool) or isinstance(b, bool):
         return isinstance(a, bool) and isinstance(b, bool) and a == b
     return a == b
-

@@ -16,6 +16,7 @@ A config has five top-level sections (all optional except that a search needs so
 `load_spec` checks everything before any trial starts and raises one `SpecError` (a ValueError) that
 lists every problem found, each naming the offending key and value. See spaces/README.md.
 """
+
 from __future__ import annotations
 
 import copy
@@ -42,8 +43,9 @@ class _Loader(yaml.SafeLoader):
             key = self.construct_object(key_node, deep=True)
             try:
                 if key in seen:
-                    self.duplicates.append(f"line {key_node.start_mark.line + 1}: key {key!r} appears twice "
-                                           f"in the same mapping")
+                    self.duplicates.append(
+                        f"line {key_node.start_mark.line + 1}: key {key!r} appears twice in the same mapping"
+                    )
                 seen.add(key)
             except TypeError:  # unhashable key: SafeLoader reports it itself
                 pass
@@ -87,12 +89,12 @@ def load_spec(source: str | os.PathLike | dict) -> SearchSpec:
     if problems and data is None:
         raise SpecError(problems, where)
     if not isinstance(data, dict):
-        raise SpecError(problems + [f"the config must be a mapping with sections {list(TOP_LEVEL)}, "
-                                    f"got {type(data).__name__}"], where)
+        raise SpecError(
+            problems + [f"the config must be a mapping with sections {list(TOP_LEVEL)}, got {type(data).__name__}"],
+            where,
+        )
     v = Validator(problems)
     spec = v.spec(data, default_name, where)
     if v.problems:
         raise SpecError(v.problems, where)
     return spec
-
-

@@ -1,5 +1,6 @@
 """The validator behind `load_spec`: each section's keys and values, each domain, and the `when`
 conditions between them; the cross-section checks come from checks.py."""
+
 from __future__ import annotations
 
 import math
@@ -9,8 +10,19 @@ from typing import Any
 
 from .checks import CrossChecks, _hint
 from .fit import _absolute_task_paths, _coerce, _fits, _numeric_kind, _type_name
-from .schema import (DOMAIN_KEYS, KNOWN_SHAPES, NAME_RE, PATH_KEYS, TOP_LEVEL, _FLOW_FIELDS, _FLOW_HINTS, _SCALAR,
-                     Domain, SearchSpec, same_value)
+from .schema import (
+    _FLOW_FIELDS,
+    _FLOW_HINTS,
+    _SCALAR,
+    DOMAIN_KEYS,
+    KNOWN_SHAPES,
+    NAME_RE,
+    PATH_KEYS,
+    TOP_LEVEL,
+    Domain,
+    SearchSpec,
+    same_value,
+)
 
 
 class Validator(CrossChecks):
@@ -29,8 +41,10 @@ class Validator(CrossChecks):
                 self.add(f"unknown top-level key {key!r}{_hint(key, TOP_LEVEL)}")
         name = data.get("name", default_name)
         if not isinstance(name, str) or not NAME_RE.match(name):
-            self.add(f"name={name!r}: must be a non-empty string of letters, digits, '.', '_', '-' "
-                     f"(it names the experiment folder)")
+            self.add(
+                f"name={name!r}: must be a non-empty string of letters, digits, '.', '_', '-' "
+                f"(it names the experiment folder)"
+            )
         storage = self._storage(data.get("storage", "runs"))
         raw_fixed = self._section(data, "fixed")
         fixed = self._fixed(raw_fixed)
@@ -41,8 +55,14 @@ class Validator(CrossChecks):
         self._corners(fixed, space)
         self._layers(fixed, space)
         self._dead(fixed, space)
-        return SearchSpec(name=name if isinstance(name, str) else str(name), storage=storage, search=search,
-                          fixed=fixed, space={k: space[k] for k in order}, source=where)
+        return SearchSpec(
+            name=name if isinstance(name, str) else str(name),
+            storage=storage,
+            search=search,
+            fixed=fixed,
+            space={k: space[k] for k in order},
+            source=where,
+        )
 
     def _section(self, data: dict, key: str) -> dict:
         value = data.get(key)
@@ -107,8 +127,11 @@ class Validator(CrossChecks):
     def _domain(self, key: str, raw: Any) -> Domain | None:
         where = f"space.{key}"
         if not isinstance(raw, dict):
-            hint = "a constant belongs under fixed" if not isinstance(raw, list) else \
-                "write {choices: [...]} for a categorical or {low: .., high: ..} for a range"
+            hint = (
+                "a constant belongs under fixed"
+                if not isinstance(raw, list)
+                else "write {choices: [...]} for a categorical or {low: .., high: ..} for a range"
+            )
             self.add(f"{where}={raw!r}: a domain must be a mapping ({hint})")
             return None
         ok = True
@@ -134,8 +157,10 @@ class Validator(CrossChecks):
             for c in choices:
                 c = _coerce(c, hint)
                 if not isinstance(c, _SCALAR):
-                    self.add(f"{where}.choices: {c!r} is a {type(c).__name__}; Optuna choices must be "
-                             f"None, bool, int, float or str")
+                    self.add(
+                        f"{where}.choices: {c!r} is a {type(c).__name__}; Optuna choices must be "
+                        f"None, bool, int, float or str"
+                    )
                     ok = False
                 elif not _fits(c, hint):
                     self.add(f"{where}.choices: {c!r} is a {type(c).__name__}, {key} takes {_type_name(hint)}")
@@ -147,8 +172,9 @@ class Validator(CrossChecks):
             if len(values) == 1 and ok:
                 self.add(f"{where}.choices={values!r}: a single choice is a constant; put it under fixed")
                 ok = False
-            return Domain(key, "categorical", choices=tuple(values), when=when or {}) if ok and when is not None \
-                else None
+            return (
+                Domain(key, "categorical", choices=tuple(values), when=when or {}) if ok and when is not None else None
+            )
         if "low" not in raw or "high" not in raw:
             missing = [k for k in ("low", "high") if k not in raw]
             self.add(f"{where}: a range needs both low and high (missing {missing}), or give choices")
@@ -235,8 +261,10 @@ class Validator(CrossChecks):
                 elif ck in space:
                     other = space[ck]
                     if other.kind != "categorical":
-                        self.add(f"{where}: {ck} is a {other.kind} range; conditions can only name keys "
-                                 f"searched with choices (or fixed keys)")
+                        self.add(
+                            f"{where}: {ck} is a {other.kind} range; conditions can only name keys "
+                            f"searched with choices (or fixed keys)"
+                        )
                         continue
                     for v in values:
                         if not other.contains(v):
@@ -245,8 +273,10 @@ class Validator(CrossChecks):
                     actual = fixed.get(ck, _FLOW_FIELDS[ck].default)
                     origin = "fixed to" if ck in fixed else "not searched, default"
                     if not any(same_value(actual, v) for v in values):
-                        self.add(f"{where}={list(values)!r}: never holds ({ck} is {origin} {actual!r}), "
-                                 f"so {key} would never be sampled")
+                        self.add(
+                            f"{where}={list(values)!r}: never holds ({ck} is {origin} {actual!r}), "
+                            f"so {key} would never be sampled"
+                        )
                 else:
                     self.add(f"{where}: unknown key {ck!r}: conditions must name trial keys")
 
@@ -271,4 +301,3 @@ class Validator(CrossChecks):
         for k in space:
             visit(k, [])
         return order
-

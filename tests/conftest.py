@@ -1,4 +1,5 @@
 """Shared fixtures: the shared data folder and the MiniLM tokenizer (both real, both offline)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,6 +11,7 @@ import pytest
 def shared_data() -> Path:
     """The shared data folder, found the way the package finds it ($TICKETTUNE_DATA, ../shared/data)."""
     from tickettune.trainables.tasks.data import data_root
+
     return data_root()
 
 
@@ -19,6 +21,7 @@ def minilm_tokenizer():
     from transformers import AutoTokenizer
 
     from tickettune.trainables.model.build import model_path
+
     return AutoTokenizer.from_pretrained(model_path("minilm-l6"))
 
 

@@ -7,6 +7,7 @@ It trains a tiny scratch BERT for a few steps on random tokens with the real tra
 fields: `lr >= 0.5` makes the loss NaN (the trial must fail cleanly); `seed == 13` crashes the worker
 process once (hard exit) after its first checkpoint, to exercise restarts from a checkpoint.
 """
+
 from __future__ import annotations
 
 import json
@@ -58,9 +59,18 @@ def stub_flow(cfg, reporter, ticket_dir: str | None = None):
         dist = math.exp(-rate * step)
         bird = reporter.agree(dist < cfg.eps)
         interim = cfg.head_ratio if os.environ.get("TICKETTUNE_STUB_INTERIM") == "1" else math.nan
-        metrics = {"phase": "search", "step": step, "loss": res.losses[-1], "mask_distance": dist,
-                   "head_distance": dist, "ffn_distance": dist, "early_bird": bird, "val_metric": interim,
-                   "relative_cost": step / (steps + cfg.ticket_steps), "done": False}
+        metrics = {
+            "phase": "search",
+            "step": step,
+            "loss": res.losses[-1],
+            "mask_distance": dist,
+            "head_distance": dist,
+            "ffn_distance": dist,
+            "early_bird": bird,
+            "val_metric": interim,
+            "relative_cost": step / (steps + cfg.ticket_steps),
+            "done": False,
+        }
         if interim == interim:  # an interim dev metric: give it a ticket_step, ASHA's clock (below its max_t)
             metrics["ticket_step"] = step // cfg.mask_interval
         ckpt_dir = None
@@ -70,26 +80,53 @@ def stub_flow(cfg, reporter, ticket_dir: str | None = None):
         reporter.report(metrics, checkpoint_dir=ckpt_dir)
         if cfg.seed == CRASH_SEED and resumed_from is None:
             time.sleep(3.0)  # more work (Ray Train registers the checkpoint meanwhile), then ...
-            os._exit(1)      # ... the worker dies: Ray must restart it from the checkpoint above
+            os._exit(1)  # ... the worker dies: Ray must restart it from the checkpoint above
         if bird:
             found_at = step
             break
     converged = found_at is not None
     if not converged and cfg.unconverged == "stop":
-        reporter.report({"phase": "done", "step": step, "converged": False, "early_bird": False,
-                         "early_bird_step": -1, "search_steps": step, "val_metric": math.nan,
-                         "relative_cost": step / (steps + cfg.ticket_steps), "done": True})
+        reporter.report(
+            {
+                "phase": "done",
+                "step": step,
+                "converged": False,
+                "early_bird": False,
+                "early_bird_step": -1,
+                "search_steps": step,
+                "val_metric": math.nan,
+                "relative_cost": step / (steps + cfg.ticket_steps),
+                "done": True,
+            }
+        )
         return None
     val = 0.5 + 0.4 * cfg.head_ratio - 0.2 * abs(math.log10(cfg.lr) + 3)  # a smooth made-up score
     cost = (step + cfg.ticket_steps * (1 - cfg.head_ratio)) / (steps + cfg.ticket_steps)
     if ticket_dir is not None and reporter.rank == 0:
         unwrapped = model.module if hasattr(model, "module") else model
-        save_ticket(unwrapped, tok, ticket_dir, {"val_metric": val, "relative_cost": cost, "early_bird_step": found_at,
-                                                  "stub": True}, overwrite=True)
-    reporter.report({"phase": "done", "step": step + cfg.ticket_steps, "converged": converged, "early_bird": converged,
-                     "early_bird_step": -1 if found_at is None else found_at, "search_steps": step,
-                     "val_metric": val, "relative_cost": cost, "resumed_from": resumed_from,
-                     "worker_pid": os.getpid(), "world_size": reporter.world_size, "done": True})
+        save_ticket(
+            unwrapped,
+            tok,
+            ticket_dir,
+            {"val_metric": val, "relative_cost": cost, "early_bird_step": found_at, "stub": True},
+            overwrite=True,
+        )
+    reporter.report(
+        {
+            "phase": "done",
+            "step": step + cfg.ticket_steps,
+            "converged": converged,
+            "early_bird": converged,
+            "early_bird_step": -1 if found_at is None else found_at,
+            "search_steps": step,
+            "val_metric": val,
+            "relative_cost": cost,
+            "resumed_from": resumed_from,
+            "worker_pid": os.getpid(),
+            "world_size": reporter.world_size,
+            "done": True,
+        }
+    )
     return val
 
 
@@ -118,16 +155,23 @@ class _CrashAfterCheckpoint:
 def real_flow_crashing_once(cfg, reporter, ticket_dir: str | None = None):
     """`trainables.flow.run_flow` whose worker dies once, right after the search-phase checkpoint."""
     from tickettune.trainables.flow import run_flow
+
     return run_flow(cfg, _CrashAfterCheckpoint(reporter), ticket_dir=ticket_dir)
 
 
 def space(trial) -> dict:
     """A hand-written define-by-run space for the stub (the YAML spaces are tested elsewhere)."""
-    return {"head_ratio": trial.suggest_float("head_ratio", 0.1, 0.5),
-            "eps": trial.suggest_float("eps", 0.05, 0.2),
-            "lr": trial.suggest_float("lr", 1e-4, 1e-2, log=True),
-            "search_max_steps": 40, "mask_interval": 5, "ticket_steps": 10, "unconverged": "ticket",
-            "scratch": {"layers": 2, "heads": 2, "hidden": 32, "ffn": 64}, "task": "sst2"}
+    return {
+        "head_ratio": trial.suggest_float("head_ratio", 0.1, 0.5),
+        "eps": trial.suggest_float("eps", 0.05, 0.2),
+        "lr": trial.suggest_float("lr", 1e-4, 1e-2, log=True),
+        "search_max_steps": 40,
+        "mask_interval": 5,
+        "ticket_steps": 10,
+        "unconverged": "ticket",
+        "scratch": {"layers": 2, "heads": 2, "hidden": 32, "ffn": 64},
+        "task": "sst2",
+    }
 
 
 def space_with_nan(trial) -> dict:
@@ -150,23 +194,30 @@ def space_with_crash(trial) -> dict:
 
 # ------------------------------------------------------------------------------------------ Ray helpers
 
+
 def by_value() -> None:
     """Ship this module to Ray workers by value (the tests folder is not on their path)."""
     import sys
+
     import ray.cloudpickle
+
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 
 def spec_dict(root, name: str, **search) -> dict:
-    return {"name": name, "storage": str(root),
-            "search": {"num_samples": 2, "seed": 0, "scheduler": "none", "max_failures": 1, **search},
-            # the budget the stub's `space` uses too (ASHA's max_t comes from the spec)
-            "fixed": {"task": "sst2", "search_max_steps": 40, "ticket_steps": 10},
-            "space": {"head_ratio": {"low": 0.1, "high": 0.5}}}
+    return {
+        "name": name,
+        "storage": str(root),
+        "search": {"num_samples": 2, "seed": 0, "scheduler": "none", "max_failures": 1, **search},
+        # the budget the stub's `space` uses too (ASHA's max_t comes from the spec)
+        "fixed": {"task": "sst2", "search_max_steps": 40, "ticket_steps": 10},
+        "space": {"head_ratio": {"low": 0.1, "high": 0.5}},
+    }
 
 
 def ray_is_down() -> bool:
     import ray
+
     return not ray.is_initialized()
 
 
@@ -193,10 +244,17 @@ try:
                 return
             if time.monotonic() - self.at > 1.5:
                 import signal
+
                 import ray
-                Path(self.session_file).write_text(json.dumps({
-                    "session": ray._private.worker._global_node.get_session_dir_path(),
-                    "completed": self.completed}))
+
+                Path(self.session_file).write_text(
+                    json.dumps(
+                        {
+                            "session": ray._private.worker._global_node.get_session_dir_path(),
+                            "completed": self.completed,
+                        }
+                    )
+                )
                 os.kill(os.getpid(), signal.SIGKILL)
 except ImportError:  # pragma: no cover
     pass
@@ -206,6 +264,7 @@ def kill_session_leftovers(session_dir: str, timeout: float = 20.0) -> list[int]
     """After a hard kill of the process that started a local Ray instance, its GCS and raylet die with
     it but a few agents linger: end the processes that still hold files of that session, by pid."""
     import signal
+
     deadline = time.time() + timeout
     killed: list[int] = []
     while time.time() < deadline:

@@ -9,6 +9,7 @@ the user site and the working directory, -S skips site-packages and so every ``.
 is then the only place outside the standard library that imports come from. The child asserts that
 tickettune (and ray, which the venv has but transformers does not need) cannot be imported.
 """
+
 from __future__ import annotations
 
 import json
@@ -71,11 +72,22 @@ def run_plain(code: str, args: list[str], tmp: Path, roots: tuple[str, ...] = RO
     site = plain_site(tmp / "plain-site", roots)
     out = tmp / "plain-result.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "HF_", "TRANSFORMERS_"))}
-    env.update(HF_HUB_OFFLINE="1", HF_HOME=str(tmp / "hf-home"), HF_MODULES_CACHE=str(tmp / "hf-modules"),
-               TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS="1")
-    proc = subprocess.run([sys.executable, "-I", "-S", "-B", "-c", PRELUDE.format(site=str(site)) + code, *args,
-                           str(out)], env=env, cwd=tmp, timeout=timeout, capture_output=True, text=True,
-                          stdin=subprocess.DEVNULL)  # transformers asks on a terminal before running model code
+    env.update(
+        HF_HUB_OFFLINE="1",
+        HF_HOME=str(tmp / "hf-home"),
+        HF_MODULES_CACHE=str(tmp / "hf-modules"),
+        TOKENIZERS_PARALLELISM="false",
+        OMP_NUM_THREADS="1",
+    )
+    proc = subprocess.run(
+        [sys.executable, "-I", "-S", "-B", "-c", PRELUDE.format(site=str(site)) + code, *args, str(out)],
+        env=env,
+        cwd=tmp,
+        timeout=timeout,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )  # transformers asks on a terminal before running model code
     if proc.returncode:
         raise AssertionError(f"the plain-transformers child failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
     return json.loads(out.read_text())

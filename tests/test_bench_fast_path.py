@@ -1,5 +1,6 @@
 """scripts/bench_fast_path.py --smoke runs (real SST-2 batches, MiniLM), and bench_time_to_accuracy takes every
 ratio against the faster Trainer arm and checks its --set overrides before running anything."""
+
 from __future__ import annotations
 
 import json
@@ -34,8 +35,9 @@ def test_smoke_writes_the_json_with_ratios_and_the_skipped_levers(tmp_path, shar
 
 
 def _runs(**seconds):
-    return {arm: [{"total_seconds": s, "train_seconds": s, "metric": 0.9, "search_steps": 0}] for arm, s in
-            seconds.items()}
+    return {
+        arm: [{"total_seconds": s, "train_seconds": s, "metric": 0.9, "search_steps": 0}] for arm, s in seconds.items()
+    }
 
 
 def test_ratios_are_against_the_faster_trainer_arm():

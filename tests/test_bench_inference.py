@@ -1,6 +1,7 @@
 """scripts/bench_inference.py --smoke: the whole benchmark at tiny counts on a tiny random BERT (eager and ONNX
 Runtime; torch.compile only in the full run): its JSON headline, its prediction checks, and the inference-speed
 section it writes into the ticket's model card."""
+
 import importlib.util
 import json
 import sys
@@ -17,13 +18,15 @@ def test_smoke_run(tmp_path, shared_data):
     bench = importlib.util.module_from_spec(spec)
     sys.path.insert(0, str(SCRIPT.parent))
     spec.loader.exec_module(bench)
-    res = bench.main(["--smoke", "--threads", "1", "--json", str(tmp_path / "speed.json"),
-                      "--save-ticket", str(tmp_path / "ticket")])
+    res = bench.main(
+        ["--smoke", "--threads", "1", "--json", str(tmp_path / "speed.json"), "--save-ticket", str(tmp_path / "ticket")]
+    )
     saved = json.loads((tmp_path / "speed.json").read_text())
     h = saved["headline"]
     assert set(h) >= {"flop_ratio", "torch_fp32_throughput_ratio", "ort_throughput_ratio", "batch1_latency_ratio"}
-    assert 0.3 < h["flop_ratio"] < 1 and all(h[k] > 0 for k in ("torch_fp32_throughput_ratio", "ort_throughput_ratio",
-                                                                 "batch1_latency_ratio"))
+    assert 0.3 < h["flop_ratio"] < 1 and all(
+        h[k] > 0 for k in ("torch_fp32_throughput_ratio", "ort_throughput_ratio", "batch1_latency_ratio")
+    )
     assert h["target_throughput_ratio"] == pytest.approx(1 / (1.10 * h["flop_ratio"]))
     pair = res["pairs"]["paper"]
     assert set(pair["runs"]) == {"eager_fp32", "ort_fp32"} and set(pair["runs"]["ort_fp32"]) == {"sst2", "fixed128"}

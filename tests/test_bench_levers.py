@@ -1,4 +1,5 @@
 """scripts/bench_levers.py --smoke on a tiny random BERT: every arm runs, the JSON has its ratios."""
+
 from __future__ import annotations
 
 import json
@@ -16,7 +17,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 @pytest.mark.usefixtures("one_thread")
 def test_smoke_runs_every_arm_and_writes_ratios(tmp_path):
     import bench_levers as bench
+
     from tickettune.trainables.testing.random_models import write_random_model
+
     model = write_random_model("bert", tmp_path / "bert")
     out = tmp_path / "levers.json"
     bench.main(["--smoke", "--model", str(model), "--json", str(out)])
@@ -29,6 +32,7 @@ def test_smoke_runs_every_arm_and_writes_ratios(tmp_path):
 
 def test_float_masks_keep_the_distribution():
     from bench_levers import FloatMaskDropout, use_float_masks
+
     x = torch.ones(200_000)
     drop = nn.Dropout(0.25)
     assert use_float_masks(nn.Sequential(drop)) == 1 and isinstance(drop, FloatMaskDropout)

@@ -1,5 +1,6 @@
 """The pre-training benchmark's clock (scripts/_budget_clock.py) and a tiny run of every arm of
 scripts/bench_pld_pretrain.py: PLD, EarlyBERT and both against the baseline's final held-out loss."""
+
 from __future__ import annotations
 
 import sys
@@ -14,8 +15,11 @@ from _budget_clock import BudgetSchedule, HeldOutCurve, time_to_loss  # noqa: E4
 
 
 def test_time_to_loss_interpolates_between_the_bracketing_scores():
-    pts = [{"train_seconds": 10.0, "loss": 8.0}, {"train_seconds": 20.0, "loss": 6.0},
-           {"train_seconds": 30.0, "loss": 5.0}]
+    pts = [
+        {"train_seconds": 10.0, "loss": 8.0},
+        {"train_seconds": 20.0, "loss": 6.0},
+        {"train_seconds": 30.0, "loss": 5.0},
+    ]
     assert time_to_loss(pts, 7.0) == pytest.approx(15.0)
     assert time_to_loss(pts, 5.0) == pytest.approx(30.0)
     assert time_to_loss(pts, 9.0) == pytest.approx(10.0)  # reached at the first score
@@ -38,10 +42,39 @@ def test_scoring_time_is_paused_out_of_the_budget():
 
 def test_every_arm_runs_on_its_budget_and_is_measured_against_the_baseline(tmp_path):
     import bench_pld_pretrain as bench
-    res = bench.main(["--seconds", "4", "--layers", "2", "--hidden", "64", "--heads", "4", "--seq-len", "32",
-                      "--batch-size", "8", "--eval-every", "1", "--eval-blocks", "16", "--threads", "1",
-                      "--search-fraction", "0.5", "--mask-interval", "2", "--window", "2",
-                      "--json", str(tmp_path / "p.json"), "--plot", str(tmp_path / "p.png")])
+
+    res = bench.main(
+        [
+            "--seconds",
+            "4",
+            "--layers",
+            "2",
+            "--hidden",
+            "64",
+            "--heads",
+            "4",
+            "--seq-len",
+            "32",
+            "--batch-size",
+            "8",
+            "--eval-every",
+            "1",
+            "--eval-blocks",
+            "16",
+            "--threads",
+            "1",
+            "--search-fraction",
+            "0.5",
+            "--mask-interval",
+            "2",
+            "--window",
+            "2",
+            "--json",
+            str(tmp_path / "p.json"),
+            "--plot",
+            str(tmp_path / "p.png"),
+        ]
+    )
     arms = res["arms"]
     assert list(arms) == list(bench.ARMS)
     for arm, r in arms.items():

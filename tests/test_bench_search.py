@@ -1,5 +1,6 @@
 """The search-against-search benchmark (scripts/bench_search_vs_search.py): its generated tickettune config
 passes the spec's validation, the scoring follows the issue's definitions, and (slow) the smoke run."""
+
 import json
 import math
 import sys
@@ -40,15 +41,28 @@ def _tt(trial_id, metric, seconds, baseline=False):
 
 
 def test_compare_follows_the_issue_definitions():
-    hf = {"seconds": 1000.0, "trials": [{"number": 0, "metric": 0.90, "train_seconds": 100.0},
-                                        {"number": 1, "metric": 0.88, "train_seconds": 80.0},
-                                        {"number": 2, "metric": math.nan, "train_seconds": 90.0}]}
-    tt = {"seconds": 700.0, "trials": [_tt("base", 0.91, 95.0, True), _tt("a", 0.897, 60.0),
-                                       _tt("b", 0.893, 50.0), _tt("c", 0.80, 30.0), _tt("d", 0.899, 70.0)]}
+    hf = {
+        "seconds": 1000.0,
+        "trials": [
+            {"number": 0, "metric": 0.90, "train_seconds": 100.0},
+            {"number": 1, "metric": 0.88, "train_seconds": 80.0},
+            {"number": 2, "metric": math.nan, "train_seconds": 90.0},
+        ],
+    }
+    tt = {
+        "seconds": 700.0,
+        "trials": [
+            _tt("base", 0.91, 95.0, True),
+            _tt("a", 0.897, 60.0),
+            _tt("b", 0.893, 50.0),
+            _tt("c", 0.80, 30.0),
+            _tt("d", 0.899, 70.0),
+        ],
+    }
     c = compare(hf, tt, tolerance_pt=0.5)
     assert c["wall_ratio"] == pytest.approx(0.7)
-    assert c["best_diff_pt"] == pytest.approx(-0.1)          # best ticket d, not the baseline
-    assert c["fast_trial"]["trial_id"] == "a"                # b is 0.7 pt under, c far under
+    assert c["best_diff_pt"] == pytest.approx(-0.1)  # best ticket d, not the baseline
+    assert c["fast_trial"]["trial_id"] == "a"  # b is 0.7 pt under, c far under
     assert c["fast_time_ratio"] == pytest.approx(60.0 / 90.0)  # mean of HF's finished trials
     assert c["fast_diff_pt"] == pytest.approx(-0.3)
     assert c["hf_front"] == ["0", "1"] and c["tickettune_front"] == ["base", "d", "a", "b", "c"]
@@ -59,17 +73,30 @@ def test_compare_follows_the_issue_definitions():
 
 
 def test_headline_is_one_entry_per_task():
-    c = {"wall_ratio": 0.7, "best_diff_pt": -0.1, "fast_time_ratio": 0.6, "fast_diff_pt": -0.3,
-         "fast_trial": {"trial_id": "a"}}
+    c = {
+        "wall_ratio": 0.7,
+        "best_diff_pt": -0.1,
+        "fast_time_ratio": 0.6,
+        "fast_diff_pt": -0.3,
+        "fast_trial": {"trial_id": "a"},
+    }
     h = bench.headline({"cola": {"runs": [{"comparison": c}, {"comparison": {**c, "wall_ratio": 0.9}}]}})
-    assert h == [{"task": "cola", "wall_ratio": pytest.approx(0.8), "best_diff_pt": -0.1, "fast_time_ratio": 0.6,
-                  "fast_diff_pt": -0.3, "seeds": 2, "fast_found": 2}]
+    assert h == [
+        {
+            "task": "cola",
+            "wall_ratio": pytest.approx(0.8),
+            "best_diff_pt": -0.1,
+            "fast_time_ratio": 0.6,
+            "fast_diff_pt": -0.3,
+            "seeds": 2,
+            "fast_found": 2,
+        }
+    ]
 
 
 @pytest.mark.slow
 def test_smoke_run_writes_json_and_png(tmp_path):
-    out = bench.main(["--smoke", "--tasks", "cola", "--json", str(tmp_path / "s.json"),
-                      "--plot-dir", str(tmp_path)])
+    out = bench.main(["--smoke", "--tasks", "cola", "--json", str(tmp_path / "s.json"), "--plot-dir", str(tmp_path)])
     saved = json.loads((tmp_path / "s.json").read_text())
     assert [h["task"] for h in saved["headline"]] == ["cola"]
     run = out["tasks"]["cola"]["runs"][0]

@@ -1,26 +1,44 @@
 """A trial's budget is the dense run it replaces: the arithmetic of both ticket modes, and what `continue`
 carries over from the search phase (weights, AdamW moments, the lr schedule's position)."""
+
 import math
 
 import pytest
 import torch
 
-from tickettune.trainables.earlybert import optimizer_carry as carry
-
-from tickettune.trainables.earlybert import slimming
 from tickettune.trainables.budget import TicketPlan, budget_steps, ticket_plan
 from tickettune.trainables.config import FlowConfig
-from tickettune.trainables.reporter import LocalReporter
-from tickettune.trainables.flow import run_flow
+from tickettune.trainables.earlybert import optimizer_carry as carry
+from tickettune.trainables.earlybert import slimming
 from tickettune.trainables.earlybert.masks import MaskConfig, draw_masks
+from tickettune.trainables.flow import run_flow
 from tickettune.trainables.model.build import ScratchConfig, scratch_model
+from tickettune.trainables.reporter import LocalReporter
 from tickettune.trainables.training.loop import TrainConfig, make_optimizer, train
 
 TINY = {"layers": 2, "heads": 4, "hidden": 32, "ffn": 64, "pre_ln": True}
-BASE = dict(scratch=TINY, task="sst2", max_train_samples=256, max_eval_samples=64, max_length=32,
-            batch_size=16, lr=1e-3, coef_lr=5e-2, lambda_head=1e-2, lambda_ffn=1e-2, head_ratio=0.25,
-            ffn_ratio=0.5, min_ffn=4, mask_interval=2, report_interval=2, window=3, eps=0.0, unconverged="ticket",
-            precision="fp32", warmup_ratio=0.2)
+BASE = dict(
+    scratch=TINY,
+    task="sst2",
+    max_train_samples=256,
+    max_eval_samples=64,
+    max_length=32,
+    batch_size=16,
+    lr=1e-3,
+    coef_lr=5e-2,
+    lambda_head=1e-2,
+    lambda_ffn=1e-2,
+    head_ratio=0.25,
+    ffn_ratio=0.5,
+    min_ffn=4,
+    mask_interval=2,
+    report_interval=2,
+    window=3,
+    eps=0.0,
+    unconverged="ticket",
+    precision="fp32",
+    warmup_ratio=0.2,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -29,8 +47,8 @@ def test_budget_arithmetic_of_both_modes():
     rewind = FlowConfig(**{**BASE, "budget_steps": 100, "search_max_steps": 40, "ticket_mode": "rewind"})
     cont = FlowConfig(**{**BASE, "budget_steps": 100, "search_max_steps": 40, "ticket_mode": "continue"})
     assert budget_steps(rewind, batches_per_epoch=16) == 100
-    assert ticket_plan(rewind, 100, 30) == TicketPlan(100, 0, 100)     # the whole budget again, from step 0
-    assert ticket_plan(cont, 100, 30) == TicketPlan(70, 30, 100)       # what the search left, from where it stopped
+    assert ticket_plan(rewind, 100, 30) == TicketPlan(100, 0, 100)  # the whole budget again, from step 0
+    assert ticket_plan(cont, 100, 30) == TicketPlan(70, 30, 100)  # what the search left, from where it stopped
     epochs = FlowConfig(**{**BASE, "budget_epochs": 1.5, "search_max_steps": 10, "ticket_mode": "continue"})
     assert budget_steps(epochs, batches_per_epoch=16) == 24
     legacy = FlowConfig(**{**BASE, "search_max_steps": 40, "ticket_steps": 12})
@@ -38,13 +56,16 @@ def test_budget_arithmetic_of_both_modes():
     assert ticket_plan(FlowConfig(**{**BASE, "search_max_steps": 40}), 340, 30).steps == 300  # legacy default
 
 
-@pytest.mark.parametrize("bad, named", [
-    ({"budget_steps": 10, "budget_epochs": 1.0}, "give one of them"),
-    ({"budget_steps": 100, "ticket_steps": 10}, "ticket_steps=10 with a budget"),
-    ({"baseline": True}, "baseline=true needs budget_steps"),
-    ({"budget_steps": 20, "search_max_steps": 20, "ticket_mode": "continue"}, "search_max_steps=20 must be <"),
-    ({"ticket_mode": "resume"}, "ticket_mode='resume'"),
-])
+@pytest.mark.parametrize(
+    "bad, named",
+    [
+        ({"budget_steps": 10, "budget_epochs": 1.0}, "give one of them"),
+        ({"budget_steps": 100, "ticket_steps": 10}, "ticket_steps=10 with a budget"),
+        ({"baseline": True}, "baseline=true needs budget_steps"),
+        ({"budget_steps": 20, "search_max_steps": 20, "ticket_mode": "continue"}, "search_max_steps=20 must be <"),
+        ({"ticket_mode": "resume"}, "ticket_mode='resume'"),
+    ],
+)
 def test_bad_budgets_are_named(bad, named):
     with pytest.raises(ValueError, match=named):
         FlowConfig(**{**BASE, **bad})
@@ -78,8 +99,14 @@ def test_continue_carries_adam_moments_through_pruning():
     torch.manual_seed(0)
     model, _ = scratch_model(ScratchConfig(layers=2, heads=4, hidden=32, ffn=64, dropout=0.0), head="classification")
     slimming.attach(model)
-    batches = [{"input_ids": torch.randint(5, 500, (4, 12)), "attention_mask": torch.ones(4, 12, dtype=torch.long),
-                "labels": torch.randint(0, 2, (4,))} for _ in range(3)]
+    batches = [
+        {
+            "input_ids": torch.randint(5, 500, (4, 12)),
+            "attention_mask": torch.ones(4, 12, dtype=torch.long),
+            "labels": torch.randint(0, 2, (4,)),
+        }
+        for _ in range(3)
+    ]
     res = train(model, batches, TrainConfig(lr=1e-3, max_steps=3, progress=False, precision="fp32", fused=False))
     state = carry.state_by_name(model, res.optimizer)
     heads, ffn = draw_masks(*slimming.coefficients(model), MaskConfig(head_ratio=0.5, ffn_ratio=0.5, min_ffn=4))
@@ -91,6 +118,7 @@ def test_continue_carries_adam_moments_through_pruning():
     assert torch.equal(pruned[o]["exp_avg_sq"], state[o]["exp_avg_sq"][:, ffn[1]])
     assert int(pruned[q]["step"]) == 3
     from tickettune.trainables.earlybert.draw import make_ticket
+
     ticket = make_ticket(None, model, heads, ffn, rewind=False)
     opt = make_optimizer(ticket, TrainConfig(lr=1e-3, fused=False))
     assert carry.load_state(opt, ticket, pruned) == len(pruned)

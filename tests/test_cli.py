@@ -1,4 +1,5 @@
 """The `tickettune` command: a real short fine-tune, and errors before any compute."""
+
 import json
 
 import pytest
@@ -10,9 +11,27 @@ from tickettune.searcher.cli import main
 def test_finetune_minilm_on_real_sst2_rows(tmp_path, capsys):
     torch.set_num_threads(1)
     out = tmp_path / "m.json"
-    rc = main(["finetune", "--model", "minilm-l6", "--task", "sst2", "--max-train-samples", "64",
-               "--max-eval-samples", "64", "--max-steps", "8", "--batch-size", "8", "--max-length", "32",
-               "--json", str(out)])
+    rc = main(
+        [
+            "finetune",
+            "--model",
+            "minilm-l6",
+            "--task",
+            "sst2",
+            "--max-train-samples",
+            "64",
+            "--max-eval-samples",
+            "64",
+            "--max-steps",
+            "8",
+            "--batch-size",
+            "8",
+            "--max-length",
+            "32",
+            "--json",
+            str(out),
+        ]
+    )
     assert rc == 0
     printed = capsys.readouterr().out
     assert "dev accuracy=" in printed

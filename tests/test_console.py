@@ -1,6 +1,7 @@
 """What a search prints (searcher/console.py): quiet by default, `-v` for everything, no traceback at exit,
 W&B runs one folder below the experiment. Fast: no Ray instance. The search itself, through the CLI:
 test_search_console.py."""
+
 import logging
 import os
 
@@ -29,6 +30,7 @@ def test_verbose_flag_is_accepted_and_defaults_off(command):
 
 def test_quiet_by_default_sets_the_libraries_switches(clean_env):
     from tickettune.searcher.cli import _verbosity
+
     assert _verbosity(parser().parse_args(["search", "x.yaml"])) == console.QUIET
     assert {k: os.environ[k] for k in SWITCHES} == {**console.QUIET_DRIVER_ENV, **console.QUIET_WORKER_ENV}
     assert os.environ["TRANSFORMERS_VERBOSITY"] == "error"
@@ -39,6 +41,7 @@ def test_quiet_by_default_sets_the_libraries_switches(clean_env):
 
 def test_verbose_leaves_the_libraries_alone(clean_env):
     from tickettune.searcher.cli import _verbosity
+
     assert _verbosity(parser().parse_args(["search", "x.yaml", "-v"])) == console.VERBOSE
     assert not any(k in os.environ for k in SWITCHES)
     assert console.worker_env(console.VERBOSE) == {}
@@ -58,6 +61,7 @@ def test_transformers_load_report_is_a_warning_that_error_verbosity_hides(clean_
     from transformers.utils import logging as hf_logging
 
     from tickettune.trainables.testing.random_models import write_random_model
+
     model = write_random_model("bert", tmp_path / "tiny-bert")
     before = hf_logging.get_verbosity()
     try:
@@ -94,6 +98,7 @@ def test_quiet_trial_logs_follow_the_env(clean_env):
 def test_tune_writes_csv_and_json_but_no_tensorboard():
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
     from ray.tune.utils.callback import _create_default_callbacks
+
     with console.scoped_env(console.NO_AUTO_LOGGERS):
         made = _create_default_callbacks(console.tune_loggers(), air_verbosity=1)
     kinds = {type(cb).__name__ for cb in made}
@@ -113,6 +118,7 @@ def test_scoped_env_restores(clean_env):
 
 def test_wandb_runs_land_one_level_below_the_experiment(tmp_path, monkeypatch):
     from tickettune.searcher.tracking import prepare_wandb_env, wandb_dir
+
     monkeypatch.delenv("WANDB_DIR", raising=False)
     exp = tmp_path / "exp"
     assert prepare_wandb_env(exp) == wandb_dir(exp) == exp / "wandb"
@@ -125,6 +131,7 @@ def test_wandb_callback_del_at_interpreter_exit(monkeypatch):
     import ray.air.integrations.wandb as ray_wandb
 
     from tickettune.searcher import wandb_callback
+
     ours, theirs = wandb_callback.WandbCallback(project="p"), ray_wandb.WandbLoggerCallback(project="p")
     monkeypatch.setattr(ray_wandb, "ray", None)
     with pytest.raises(AttributeError, match="is_initialized"):

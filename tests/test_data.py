@@ -1,5 +1,6 @@
 """trainables/data.py and tasks/glue.py on the real shared GLUE / WikiText-2 files, plus small malformed files in
 tmp_path."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -182,8 +183,9 @@ def test_hub_source_is_wired(monkeypatch):
 
     def fake_load_dataset(*args, **kwargs):
         calls.append((args, kwargs))
-        return Dataset.from_dict({"sentence": ["a", "b", "c"], "label": [0, 1, 1], "idx": [0, 1, 2],
-                                  "extra": [1, 2, 3]})
+        return Dataset.from_dict(
+            {"sentence": ["a", "b", "c"], "label": [0, 1, 1], "idx": [0, 1, 2], "extra": [1, 2, 3]}
+        )
 
     monkeypatch.setattr(G, "load_dataset", fake_load_dataset)
     ds = G.load_glue("sst2", "dev", source="hub", max_samples=2)
@@ -194,23 +196,38 @@ def test_hub_source_is_wired(monkeypatch):
 # ------------------------------------------------------------------------------------------ malformed files
 
 
-@pytest.mark.parametrize("folder,task,text,line,message", [
-    ("SST-2", "sst2", "sentence\tlabel\na \t0\nb \t1\nc \t1\textra\nd \t0\n", 4, "3 tab-separated columns, expected 2"),
-    ("SST-2", "sst2", "sentence\tlabel\na \t0\nno label at all\n", 3, "1 tab-separated columns"),
-    ("CoLA", "cola", "s\t1\t\tFine.\ns\t0\tToo few.\n", 2, "3 tab-separated columns, expected 4"),
-    ("SST-2", "sst2", "sentence\tlabel\na \t0\n\nb \t1\n", 3, "blank line"),
-    ("SST-2", "sst2", "sentence\tlabel\na \t0\nb\r \t1\n", 3, "carriage return"),
-    ("SST-2", "sst2", "index\tsentence\n0\ta \n", 1, "header"),
-    ("SST-2", "sst2", "sentence\tlabel\na \t0\nb \t2\n", 3, "label '2' is not a class index"),
-    ("SST-2", "sst2", "sentence\tlabel\na \t0\nb \t1\nc \tpositive\n", 4, "label 'positive'"),
-    ("CoLA", "cola", "s\t1\t\tFine.\ns\t1.0\t\tFloat label.\n", 2, "label '1.0'"),
-    ("CoLA", "cola", "s\t1\t\tFine.\ns\t-1\t\tNegative.\n", 2, "label '-1'"),
-    ("STS-B", "stsb", STSB_HEADER + stsb_row(0, "a", "b", "3.2") + stsb_row(1, "c", "d", "abc"), 3, "not a number"),
-    ("STS-B", "stsb", STSB_HEADER + stsb_row(0, "a", "b", "nan"), 2, "not a number"),
-    ("STS-B", "stsb", STSB_HEADER + stsb_row(0, "a", "b", "5") + stsb_row(1, "c", "d", "5.5"), 3, "outside [0.0, 5.0]"),
-    ("STS-B", "stsb", STSB_HEADER + stsb_row(0, "a", "b", "-0.1"), 2, "outside"),
-    ("STS-B", "stsb", STSB_HEADER + stsb_row(0, "a", "b", "").replace("\t\n", "\n"), 2, "9 tab-separated columns"),
-])
+@pytest.mark.parametrize(
+    "folder,task,text,line,message",
+    [
+        (
+            "SST-2",
+            "sst2",
+            "sentence\tlabel\na \t0\nb \t1\nc \t1\textra\nd \t0\n",
+            4,
+            "3 tab-separated columns, expected 2",
+        ),
+        ("SST-2", "sst2", "sentence\tlabel\na \t0\nno label at all\n", 3, "1 tab-separated columns"),
+        ("CoLA", "cola", "s\t1\t\tFine.\ns\t0\tToo few.\n", 2, "3 tab-separated columns, expected 4"),
+        ("SST-2", "sst2", "sentence\tlabel\na \t0\n\nb \t1\n", 3, "blank line"),
+        ("SST-2", "sst2", "sentence\tlabel\na \t0\nb\r \t1\n", 3, "carriage return"),
+        ("SST-2", "sst2", "index\tsentence\n0\ta \n", 1, "header"),
+        ("SST-2", "sst2", "sentence\tlabel\na \t0\nb \t2\n", 3, "label '2' is not a class index"),
+        ("SST-2", "sst2", "sentence\tlabel\na \t0\nb \t1\nc \tpositive\n", 4, "label 'positive'"),
+        ("CoLA", "cola", "s\t1\t\tFine.\ns\t1.0\t\tFloat label.\n", 2, "label '1.0'"),
+        ("CoLA", "cola", "s\t1\t\tFine.\ns\t-1\t\tNegative.\n", 2, "label '-1'"),
+        ("STS-B", "stsb", STSB_HEADER + stsb_row(0, "a", "b", "3.2") + stsb_row(1, "c", "d", "abc"), 3, "not a number"),
+        ("STS-B", "stsb", STSB_HEADER + stsb_row(0, "a", "b", "nan"), 2, "not a number"),
+        (
+            "STS-B",
+            "stsb",
+            STSB_HEADER + stsb_row(0, "a", "b", "5") + stsb_row(1, "c", "d", "5.5"),
+            3,
+            "outside [0.0, 5.0]",
+        ),
+        ("STS-B", "stsb", STSB_HEADER + stsb_row(0, "a", "b", "-0.1"), 2, "outside"),
+        ("STS-B", "stsb", STSB_HEADER + stsb_row(0, "a", "b", "").replace("\t\n", "\n"), 2, "9 tab-separated columns"),
+    ],
+)
 def test_malformed_rows_name_file_and_line(tmp_path, folder, task, text, line, message):
     path = write_tsv(tmp_path, folder, "train", text)
     with pytest.raises(ValueError) as err:
@@ -237,8 +254,10 @@ def test_empty_files(tmp_path):
 
 
 def test_quotes_crlf_and_trailing_blank_lines_are_tolerated(tmp_path):
-    text = ('sentence\tlabel\r\n"an opening quote \t1\r\nsays " hi " twice \t0\r\n'
-            'NA \t1\r\nnull \t0\r\n"fully quoted" \t1\r\n\r\n\n')
+    text = (
+        'sentence\tlabel\r\n"an opening quote \t1\r\nsays " hi " twice \t0\r\n'
+        'NA \t1\r\nnull \t0\r\n"fully quoted" \t1\r\n\r\n\n'
+    )
     write_tsv(tmp_path, "SST-2", "train", text)
     ds = G.load_glue("sst2", "train", root=tmp_path)
     assert ds["sentence"] == ['"an opening quote ', 'says " hi " twice ', "NA ", "null ", '"fully quoted" ']
@@ -263,8 +282,10 @@ def test_tokenize_glue_single_and_pair(shared_data, minilm_tokenizer):
     assert max(len(ids) for ids in stsb["input_ids"]) <= 16
     assert all(1 in tt for tt in stsb["token_type_ids"])  # sentence2 is segment B
     assert stsb.features["labels"].dtype == "float32"
-    assert stsb[0]["input_ids"] == tok(raw[0]["sentence1"], raw[0]["sentence2"], truncation=True,
-                                       max_length=16)["input_ids"]
+    assert (
+        stsb[0]["input_ids"]
+        == tok(raw[0]["sentence1"], raw[0]["sentence2"], truncation=True, max_length=16)["input_ids"]
+    )
     assert stsb["labels"] == raw["label"]
     with pytest.raises(ValueError, match="lacks column"):
         G.tokenize_glue(Dataset.from_dict({"text": ["a"], "label": [0]}), tok, "sst2")
@@ -350,14 +371,15 @@ def test_tokenize_text_blocks(minilm_tokenizer):
     assert len(blocks) == len(ids) // body
     assert set(blocks.column_names) == {"input_ids", "attention_mask", "special_tokens_mask"}
     for k, row in enumerate(blocks):
-        assert row["input_ids"] == [tok.cls_token_id, *ids[k * body:(k + 1) * body], tok.sep_token_id]
+        assert row["input_ids"] == [tok.cls_token_id, *ids[k * body : (k + 1) * body], tok.sep_token_id]
         assert row["special_tokens_mask"] == [1, 0, 0, 0, 0, 0, 0, 1] and row["attention_mask"] == [1] * 8
 
 
 def test_mlm_loader_masks_fifteen_percent(shared_data, minilm_tokenizer):
     tok = minilm_tokenizer
-    loader = D.mlm_loader(tok, "valid", batch_size=32, max_length=128, max_samples=256, root=shared_data,
-                          shuffle=False, seed=0)
+    loader = D.mlm_loader(
+        tok, "valid", batch_size=32, max_length=128, max_samples=256, root=shared_data, shuffle=False, seed=0
+    )
     blocks = loader.dataset
     assert len(blocks) == 256
     original = torch.tensor(blocks["input_ids"])
@@ -378,8 +400,9 @@ def test_mlm_loader_masks_fifteen_percent(shared_data, minilm_tokenizer):
 
 def test_mlm_loader_is_seeded(shared_data, minilm_tokenizer):
     def first(seed):
-        return next(iter(D.mlm_loader(minilm_tokenizer, "test", batch_size=8, max_length=64, seed=seed,
-                                      root=shared_data)))
+        return next(
+            iter(D.mlm_loader(minilm_tokenizer, "test", batch_size=8, max_length=64, seed=seed, root=shared_data))
+        )
 
     a, b, c = first(0), first(0), first(1)
     assert torch.equal(a["input_ids"], b["input_ids"]) and torch.equal(a["labels"], b["labels"])

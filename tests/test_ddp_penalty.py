@@ -1,6 +1,7 @@
 """The L1 penalty under DDP with PLD in the search phase (the multi-GPU trial's code path, here over gloo):
 a dropped layer's coefficients are outside the forward graph but inside the penalty. Training must run
 and match the same training without DDP."""
+
 import socket
 
 import pytest
@@ -18,23 +19,27 @@ START = 20_000  # θ has settled at θ̄: layers drop
 
 def model_with_pld():
     torch.manual_seed(0)
-    model, _ = scratch_model(ScratchConfig(layers=4, heads=2, hidden=32, ffn=64, dropout=0.0, max_positions=64),
-                             head="classification")
+    model, _ = scratch_model(
+        ScratchConfig(layers=4, heads=2, hidden=32, ffn=64, dropout=0.0, max_positions=64), head="classification"
+    )
     slimming.attach(model)
     return model, pld_mod.attach(model, pld_mod.PLDConfig(theta_bar=0.5, seed=0))
 
 
 def batches():
     g = torch.Generator().manual_seed(1)
-    return [{"input_ids": torch.randint(1000, 5000, (4, 12), generator=g),
-             "labels": torch.randint(0, 2, (4,), generator=g)} for _ in range(3)]
+    return [
+        {"input_ids": torch.randint(1000, 5000, (4, 12), generator=g), "labels": torch.randint(0, 2, (4,), generator=g)}
+        for _ in range(3)
+    ]
 
 
 def run(wrap) -> tuple[torch.Tensor, float]:
     model, pld = model_with_pld()
     callbacks = [slimming.SlimmingCallback(1e-2, 1e-2), pld_mod.PLDCallback(pld, offset=START)]
-    cfg = TrainConfig(lr=1e-3, max_steps=6, grad_accum=2, warmup_ratio=0.0, progress=False, precision="fp32",
-                      fused=False)
+    cfg = TrainConfig(
+        lr=1e-3, max_steps=6, grad_accum=2, warmup_ratio=0.0, progress=False, precision="fp32", fused=False
+    )
     train(wrap(model), batches(), cfg, callbacks)
     return torch.cat([p.detach().flatten() for p in model.parameters()]), pld.realized_fraction()
 

@@ -1,6 +1,7 @@
 """Where a worker computes (trainables/device.py), without a GPU: the CUDA index a worker takes from Ray's
 ids and CUDA_VISIBLE_DEVICES, the loud CPU fallback of a worker given a GPU torch cannot see, batches
 moved whole, and the loaders pinning memory only where CUDA is."""
+
 import logging
 
 import pytest
@@ -12,14 +13,18 @@ from tickettune.trainables.training.device import DeviceLoader, OneDevice, cuda_
 no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="tests the behaviour without CUDA")
 
 
-@pytest.mark.parametrize("ids,visible,index", [
-    ([0], "0", 0),           # a Tune trial: Ray shows it its one GPU
-    ([5], "3,5", 1),         # Ray Train workers share the node's GPUs: the second visible one is ours
-    (["5"], " 3 , 5 ", 1),
-    ([2], None, 2),          # nothing hidden: the raw id
-    ([], "0,1", 0), (None, None, 0),
-    ([7], "0,1", 0),         # an id that is not listed (set by hand): the first visible one
-])
+@pytest.mark.parametrize(
+    "ids,visible,index",
+    [
+        ([0], "0", 0),  # a Tune trial: Ray shows it its one GPU
+        ([5], "3,5", 1),  # Ray Train workers share the node's GPUs: the second visible one is ours
+        (["5"], " 3 , 5 ", 1),
+        ([2], None, 2),  # nothing hidden: the raw id
+        ([], "0,1", 0),
+        (None, None, 0),
+        ([7], "0,1", 0),  # an id that is not listed (set by hand): the first visible one
+    ],
+)
 def test_cuda_index_from_ray_ids_and_visible_devices(ids, visible, index):
     assert cuda_index(ids, visible) == index
 
@@ -82,6 +87,7 @@ def test_one_device_on_the_cpu_leaves_model_and_loader_alone():
 @no_cuda
 def test_local_reporter_device_choice(caplog):
     from tickettune.trainables.reporter import LocalReporter
+
     assert LocalReporter(verbose=False).device.type == "cpu"
     with caplog.at_level(logging.WARNING, logger="tickettune"):
         forced = LocalReporter(verbose=False, device="cuda")
@@ -93,5 +99,6 @@ def test_local_reporter_device_choice(caplog):
 @no_cuda
 def test_loaders_pin_memory_only_with_cuda(minilm_tokenizer, shared_data):
     from tickettune.trainables.tasks.glue import glue_loader
+
     loader = glue_loader("sst2", "dev", minilm_tokenizer, batch_size=4, max_samples=8, root=shared_data)
     assert loader.pin_memory is False  # nothing to copy to: pinning would only cost

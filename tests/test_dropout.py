@@ -1,5 +1,6 @@
 """dropout: one p for every dropout of the model, 0 allowed and then free (no mask drawn, SDPA's no-dropout
 kernel), a searchable FlowConfig field; pruned = masked dense in the (deterministic) training forward."""
+
 from __future__ import annotations
 
 import pytest
@@ -9,11 +10,11 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.profiler import profile
 
 from tickettune.trainables.earlybert import slimming
-from tickettune.trainables.model.dropout import dropout_ps, set_dropout
-from tickettune.trainables.model.encoder import encoder_of
+from tickettune.trainables.earlybert.draw import make_ticket
 from tickettune.trainables.flow import FlowConfig
 from tickettune.trainables.model.build import ScratchConfig, load_model, scratch_model
-from tickettune.trainables.earlybert.draw import make_ticket
+from tickettune.trainables.model.dropout import dropout_ps, set_dropout
+from tickettune.trainables.model.encoder import encoder_of
 from tickettune.trainables.training.loop import TrainConfig, train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -21,7 +22,9 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 def tiny(dropout: float = 0.1) -> nn.Module:
     torch.manual_seed(0)
-    model, _ = scratch_model(ScratchConfig(layers=2, heads=4, hidden=32, ffn=64, dropout=dropout), head="classification")
+    model, _ = scratch_model(
+        ScratchConfig(layers=2, heads=4, hidden=32, ffn=64, dropout=dropout), head="classification"
+    )
     return model
 
 
@@ -29,8 +32,11 @@ def batch(seed: int = 0) -> dict:
     g = torch.Generator().manual_seed(seed)
     mask = torch.ones(4, 16, dtype=torch.long)
     mask[0, 10:] = 0  # padding: the attention mask is not trivial
-    return {"input_ids": torch.randint(5, 500, (4, 16), generator=g), "attention_mask": mask,
-            "labels": torch.randint(0, 2, (4,), generator=g)}
+    return {
+        "input_ids": torch.randint(5, 500, (4, 16), generator=g),
+        "attention_mask": mask,
+        "labels": torch.randint(0, 2, (4,), generator=g),
+    }
 
 
 def op_names(model: nn.Module) -> set[str]:
@@ -66,6 +72,7 @@ def test_zero_makes_the_training_forward_deterministic_and_none_keeps_the_model(
 @pytest.mark.parametrize("family", ["modernbert", "distilbert"])
 def test_every_family_gets_the_same_p(tmp_path, family):
     from tickettune.trainables.testing.random_models import write_random_model
+
     model, _ = load_model(str(write_random_model(family, tmp_path / family)), head="classification", num_labels=2)
     set_dropout(model, 0.2)
     assert dropout_ps(model) == {0.2}
@@ -103,9 +110,21 @@ def test_bad_values_are_named_and_a_space_can_range_over_it():
     assert FlowConfig(dropout=0).dropout == 0
     from tickettune.spaces import load_spec
     from tickettune.spaces.schema import SpecError
-    spec = load_spec({"name": "levers", "storage": "/tmp/x", "fixed": {"embeddings": "sparse"},
-                      "space": {"dropout": {"low": 0.0, "high": 0.2}, "precision": {"choices": ["fp32", "bf16-master"]}}})
+
+    spec = load_spec(
+        {
+            "name": "levers",
+            "storage": "/tmp/x",
+            "fixed": {"embeddings": "sparse"},
+            "space": {"dropout": {"low": 0.0, "high": 0.2}, "precision": {"choices": ["fp32", "bf16-master"]}},
+        }
+    )
     assert spec.space["dropout"].kind == "float" and spec.flow_config({"dropout": 0.0}).dropout == 0.0
     with pytest.raises(SpecError, match="embeddings='dense'"):
-        load_spec({"name": "levers", "storage": "/tmp/x", "space": {"embeddings": {"choices": ["train", "dense"]},
-                                                                   "dropout": {"low": 0.0, "high": 1.0}}})
+        load_spec(
+            {
+                "name": "levers",
+                "storage": "/tmp/x",
+                "space": {"embeddings": {"choices": ["train", "dense"]}, "dropout": {"low": 0.0, "high": 1.0}},
+            }
+        )

@@ -1,12 +1,13 @@
 """Hamming distance, the early-bird detector, and its training-loop callback."""
+
 import pytest
 import torch
 
 from tickettune.trainables.earlybert.earlybird import EarlyBirdCallback, EarlyBirdDetector, hamming
-from tickettune.trainables.model.encoder import encoder_of
 from tickettune.trainables.earlybert.masks import MaskConfig, draw_masks
-from tickettune.trainables.model.build import ScratchConfig, scratch_model
 from tickettune.trainables.earlybert.slimming import SlimmingCallback, attach
+from tickettune.trainables.model.build import ScratchConfig, scratch_model
+from tickettune.trainables.model.encoder import encoder_of
 from tickettune.trainables.training.loop import TrainConfig, train
 
 
@@ -15,6 +16,7 @@ def b(*bits):
 
 
 # ---------------------------------------------------------------- Hamming
+
 
 def test_hamming_values():
     a = b(1, 1, 0, 0)
@@ -40,6 +42,7 @@ def test_hamming_rejects_mismatched_masks():
 
 # ---------------------------------------------------------------- detector
 
+
 @pytest.mark.parametrize("kwargs", [{"window": 1}, {"window": 0}, {"window": 2.5}, {"eps": -0.01}, {"eps": 1.5}])
 def test_detector_validation(kwargs):
     with pytest.raises(ValueError, match=next(iter(kwargs))):
@@ -60,16 +63,16 @@ def test_detector_needs_a_full_fifo():
 
 def test_detector_eps_is_inclusive_and_checks_every_older_mask():
     heads = [b(1, 1)]
-    base = b(1, 1, 1, 1, 1, 0, 0, 0)                   # 2 + 8 = 10 entries in all
-    one = b(1, 1, 1, 1, 0, 1, 0, 0)                    # 2 flips from base
+    base = b(1, 1, 1, 1, 1, 0, 0, 0)  # 2 + 8 = 10 entries in all
+    one = b(1, 1, 1, 1, 0, 1, 0, 0)  # 2 flips from base
     det = EarlyBirdDetector(window=2, eps=0.1)
     det.update(heads, [base])
     d = det.update(heads, [one])
-    assert d.distances == [pytest.approx(0.2)] and not d.found   # 0.2 > 0.1
-    d = det.update(heads, [b(1, 1, 1, 1, 0, 1, 1, 0)])           # 1 flip from `one`: exactly eps
+    assert d.distances == [pytest.approx(0.2)] and not d.found  # 0.2 > 0.1
+    d = det.update(heads, [b(1, 1, 1, 1, 0, 1, 1, 0)])  # 1 flip from `one`: exactly eps
     assert d.distance == pytest.approx(0.1) and d.found
     det = EarlyBirdDetector(window=3, eps=0.1)
-    for m in (base, one, b(1, 1, 1, 1, 0, 1, 1, 0)):    # newest is within eps of `one` but not of `base`
+    for m in (base, one, b(1, 1, 1, 1, 0, 1, 1, 0)):  # newest is within eps of `one` but not of `base`
         d = det.update(heads, [m])
     assert d.distances == [pytest.approx(0.3), pytest.approx(0.1)] and not d.found
 
@@ -79,7 +82,7 @@ def test_detector_reports_heads_and_ffn_separately():
     det.update([b(1, 0, 1, 0)], [b(1) for _ in range(12)])
     d = det.update([b(0, 1, 0, 1)], [b(1) for _ in range(12)])
     assert d.head_distance == 1.0 and d.ffn_distance == 0.0
-    assert d.distance == pytest.approx(4 / 16) and d.found   # combined over all 16 units decides
+    assert d.distance == pytest.approx(4 / 16) and d.found  # combined over all 16 units decides
 
 
 def test_found_at_step_is_the_first():
@@ -121,8 +124,10 @@ def trajectory(updates, converge_at, seed=0):
     heads_t, ffn_t = _target(g)
     for t in range(1, updates + 1):
         if converge_at is None or t < converge_at:
-            yield ([torch.empty(HEADS).uniform_(-1, 1, generator=g) for _ in range(LAYERS)],
-                   [torch.empty(FFN).uniform_(-1, 1, generator=g) for _ in range(LAYERS)])
+            yield (
+                [torch.empty(HEADS).uniform_(-1, 1, generator=g) for _ in range(LAYERS)],
+                [torch.empty(FFN).uniform_(-1, 1, generator=g) for _ in range(LAYERS)],
+            )
         else:
             amp = 0.15 * 0.8 ** (t - converge_at)
             noise = lambda n: torch.empty(n).uniform_(-amp, amp, generator=g)  # noqa: E731
@@ -138,7 +143,7 @@ def test_converging_trajectory_found_at_expected_update(window, converge_at):
         found.append(d.found)
     expected = converge_at + window - 1  # the window-th mask drawn after convergence
     assert det.found_at_step == expected
-    assert not any(found[: expected - 1]) and all(found[expected - 1:])
+    assert not any(found[: expected - 1]) and all(found[expected - 1 :])
 
 
 def test_random_coefficients_never_found():
@@ -151,6 +156,7 @@ def test_random_coefficients_never_found():
 
 
 # ---------------------------------------------------------------- callback
+
 
 def tiny():
     torch.manual_seed(0)
@@ -188,7 +194,7 @@ def test_callback_stops_at_the_early_bird_step():
     cb = EarlyBirdCallback(CFG, EarlyBirdDetector(window=5, eps=0.1), interval=10, agree=agree, model=model)
     stopped = drive(cb, model, converge_at=4, steps_per_mask=10)
     assert stopped == 80 == cb.found_at_step == cb.stopped_at_step  # 4th mask converged, 8th fills the FIFO
-    assert calls == [False] * 7 + [True]                            # once per mask step, on every rank
+    assert calls == [False] * 7 + [True]  # once per mask step, on every rank
     assert [h["step"] for h in cb.history] == list(range(10, 81, 10))
     assert cb.history[0]["distance"] == 1.0 and cb.history[-1]["distance"] == 0.0
     assert cb.report()["found_at_step"] == 80
@@ -232,10 +238,13 @@ def test_callback_in_the_training_loop():
     """train.train hands the model to extra_loss every step; the callback draws from it and stops the loop."""
     model = tiny()
     g = torch.Generator().manual_seed(0)
-    batches = [{"input_ids": torch.randint(1000, 3000, (4, 12), generator=g), "labels": torch.tensor([0, 1, 0, 1])}
-               for _ in range(3)]
+    batches = [
+        {"input_ids": torch.randint(1000, 3000, (4, 12), generator=g), "labels": torch.tensor([0, 1, 0, 1])}
+        for _ in range(3)
+    ]
     bird = EarlyBirdCallback(CFG, EarlyBirdDetector(window=2, eps=1.0), interval=2)  # eps=1: found when full
-    result = train(model, batches, TrainConfig(max_steps=20, progress=False, lr=1e-4),
-                   [SlimmingCallback(1e-4, 1e-4), bird])
+    result = train(
+        model, batches, TrainConfig(max_steps=20, progress=False, lr=1e-4), [SlimmingCallback(1e-4, 1e-4), bird]
+    )
     assert result.steps == 4 and result.stopped_early
     assert bird.found_at_step == 4 and [h["step"] for h in bird.history] == [2, 4]

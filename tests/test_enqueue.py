@@ -1,4 +1,5 @@
 """`search.enqueue`: validated like every other field, and handed to Optuna after the baseline trial."""
+
 import copy
 
 import pytest
@@ -8,14 +9,23 @@ from tickettune.spaces import load_spec
 from tickettune.spaces.schema import SpecError
 
 BASE = {
-    "name": "enq", "storage": "/tmp/tickettune-enqueue-test",
-    "search": {"num_samples": 3, "objective": "multi", "metric": ["val_metric", "relative_time"],
-               "scheduler": "none", "baseline": True, "seed": 0},
+    "name": "enq",
+    "storage": "/tmp/tickettune-enqueue-test",
+    "search": {
+        "num_samples": 3,
+        "objective": "multi",
+        "metric": ["val_metric", "relative_time"],
+        "scheduler": "none",
+        "baseline": True,
+        "seed": 0,
+    },
     "fixed": {"model": "minilm-l6", "task": "sst2", "budget_steps": 200, "search_max_steps": 50},
-    "space": {"lr": {"low": 2.0e-5, "high": 2.0e-4, "log": True},
-              "ticket_mode": {"choices": ["rewind", "continue"]},
-              "ticket_lr": {"low": 2.0e-5, "high": 2.0e-4, "log": True, "when": {"ticket_mode": "rewind"}},
-              "head_ratio": {"low": 0.25, "high": 0.6}},
+    "space": {
+        "lr": {"low": 2.0e-5, "high": 2.0e-4, "log": True},
+        "ticket_mode": {"choices": ["rewind", "continue"]},
+        "ticket_lr": {"low": 2.0e-5, "high": 2.0e-4, "log": True, "when": {"ticket_mode": "rewind"}},
+        "head_ratio": {"low": 0.25, "high": 0.6},
+    },
 }
 
 
@@ -32,16 +42,24 @@ def problems(enqueue) -> list[str]:
 
 
 def test_valid_points_load_and_round_trip():
-    spec = load_spec(spec_with([{"lr": "1e-4", "ticket_mode": "rewind", "ticket_lr": 1.0e-4},
-                                {"head_ratio": 0.25}]))
+    spec = load_spec(spec_with([{"lr": "1e-4", "ticket_mode": "rewind", "ticket_lr": 1.0e-4}, {"head_ratio": 0.25}]))
     assert spec.search.enqueue == [{"lr": 1e-4, "ticket_mode": "rewind", "ticket_lr": 1e-4}, {"head_ratio": 0.25}]
     assert load_spec(spec.to_dict()).search.enqueue == spec.search.enqueue
     assert load_spec(BASE).search.enqueue is None
 
 
 def test_each_bad_point_is_named():
-    p = problems([{"lr": 1.0e-3}, {"budget_steps": 10}, {"head_ration": 0.3}, {"ticket_mode": "both"}, [],
-                  {"ticket_lr": 1.0e-4}, {"ticket_mode": "continue", "ticket_lr": 1.0e-4}])
+    p = problems(
+        [
+            {"lr": 1.0e-3},
+            {"budget_steps": 10},
+            {"head_ration": 0.3},
+            {"ticket_mode": "both"},
+            [],
+            {"ticket_lr": 1.0e-4},
+            {"ticket_mode": "continue", "ticket_lr": 1.0e-4},
+        ]
+    )
     text = "\n".join(p)
     assert "search.enqueue[0].lr=0.001: outside its domain" in text
     assert "search.enqueue[1].budget_steps: budget_steps is fixed (200)" in text
@@ -49,8 +67,10 @@ def test_each_bad_point_is_named():
     assert "search.enqueue[3].ticket_mode='both': outside its domain (must be one of ['rewind', 'continue'])" in text
     assert "search.enqueue[4]=[]: must be a non-empty mapping" in text
     assert "search.enqueue[5].ticket_lr: sampled only when ticket_mode is in ['rewind']; give ticket_mode" in text
-    assert "search.enqueue[6].ticket_lr: sampled only when ticket_mode is in ['rewind'], and this point has " \
-           "ticket_mode='continue'" in text
+    assert (
+        "search.enqueue[6].ticket_lr: sampled only when ticket_mode is in ['rewind'], and this point has "
+        "ticket_mode='continue'" in text
+    )
     assert "7 points for num_samples=3" in text
 
 
@@ -60,10 +80,8 @@ def test_not_a_list():
 
 
 def test_the_baseline_keeps_trial_0_and_the_points_come_next():
-    spec = load_spec(spec_with([{"lr": 1.0e-4, "ticket_mode": "continue", "head_ratio": 0.3},
-                                {"lr": 3.0e-5}]))
-    assert points_to_evaluate(spec) == [{}, {"lr": 1e-4, "ticket_mode": "continue", "head_ratio": 0.3},
-                                        {"lr": 3e-5}]
+    spec = load_spec(spec_with([{"lr": 1.0e-4, "ticket_mode": "continue", "head_ratio": 0.3}, {"lr": 3.0e-5}]))
+    assert points_to_evaluate(spec) == [{}, {"lr": 1e-4, "ticket_mode": "continue", "head_ratio": 0.3}, {"lr": 3e-5}]
     searcher = make_searcher(spec)
     configs = []
     for i in range(4):

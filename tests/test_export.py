@@ -1,12 +1,13 @@
 """Exporting tickets from an experiment folder (no Ray): best, Pareto front, atomic replace, reload."""
+
 import json
 import math
 import subprocess
 import sys
 
 import pytest
-
 from search_fakes import FOUR, make_experiment
+
 from tickettune.searcher.export import dominates, export_best, load_trials
 
 
@@ -71,10 +72,12 @@ def test_nothing_to_export(tmp_path):
 def test_exported_ticket_reloads_in_a_fresh_process(experiment, tmp_path):
     out = tmp_path / "best"
     export_best(experiment, out)
-    code = ("import sys, torch; from tickettune.trainables.ticket.format import load_ticket; "
-            "m, tok, info = load_ticket(sys.argv[1]); "
-            "ids = tok('a fine film', return_tensors='pt'); "
-            "print(info['val_metric'], tuple(m(**ids).logits.shape))")
+    code = (
+        "import sys, torch; from tickettune.trainables.ticket.format import load_ticket; "
+        "m, tok, info = load_ticket(sys.argv[1]); "
+        "ids = tok('a fine film', return_tensors='pt'); "
+        "print(info['val_metric'], tuple(m(**ids).logits.shape))"
+    )
     r = subprocess.run([sys.executable, "-c", code, str(out)], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split()[0] == "0.85" and "(1, 2)" in r.stdout
@@ -96,6 +99,7 @@ def test_export_one_chosen_trial(experiment, tmp_path):
 
 def test_cli_export_trial(experiment, tmp_path):
     from tickettune.searcher.cli import main
+
     assert main(["export", str(experiment), "--trial", "a", "--out", str(tmp_path / "a")]) == 0
     assert json.loads((tmp_path / "a" / "export.json").read_text())["trial_id"] == "a"
     assert main(["export", str(experiment), "--trial", "nope", "--out", str(tmp_path / "n")]) == 2

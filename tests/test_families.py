@@ -1,5 +1,6 @@
 """Every supported family (tiny random models saved to disk, loaded through `load_model(dir)`): the
 TicketEncoder computes what HF computes; slimming, masks, early bird, pruning, PLD and tickets work."""
+
 from __future__ import annotations
 
 import copy
@@ -13,15 +14,15 @@ import pytest
 import torch
 
 from tickettune.trainables import pld as pld_mod
+from tickettune.trainables.earlybert.draw import make_ticket
 from tickettune.trainables.earlybert.earlybird import EarlyBirdCallback, EarlyBirdDetector
+from tickettune.trainables.earlybert.masks import MaskConfig, masks_from_model
+from tickettune.trainables.earlybert.slimming import SlimmingCallback, attach, coefficients
+from tickettune.trainables.model.build import count_parameters, head_of, layout, load_model
 from tickettune.trainables.model.encoder import encoder_of
 from tickettune.trainables.model.families import FAMILIES, UnsupportedModel, family_of
-from tickettune.trainables.earlybert.masks import MaskConfig, masks_from_model
-from tickettune.trainables.model.build import count_parameters, head_of, layout, load_model
 from tickettune.trainables.testing.random_models import write_random_model
-from tickettune.trainables.earlybert.slimming import SlimmingCallback, attach, coefficients
 from tickettune.trainables.ticket.format import read_info, save_ticket, ticket_info
-from tickettune.trainables.earlybert.draw import make_ticket
 from tickettune.trainables.training.loop import TrainConfig, train
 
 MODEL_TYPES = sorted(FAMILIES)  # bert, camembert, distilbert, electra, modernbert, roberta, xlm-roberta
@@ -111,17 +112,24 @@ def test_slimming_early_bird_and_pld_train(dirs, model_type):
     model, tok = load(dirs, model_type)
     model.train()
     attach(model)
-    dropper = pld_mod.attach(model, pld_mod.PLDConfig(theta_bar=0.3, gamma=10.0, seed=3)) \
-        if encoder_of(model).pre_ln else None
+    dropper = (
+        pld_mod.attach(model, pld_mod.PLDConfig(theta_bar=0.3, gamma=10.0, seed=3))
+        if encoder_of(model).pre_ln
+        else None
+    )
     if dropper is None:  # post-LN families: PLD warns but runs
         with pytest.warns(UserWarning, match="post-LN"):
             dropper = pld_mod.attach(model, pld_mod.PLDConfig(theta_bar=0.3, gamma=10.0, seed=3))
     before = [c.detach().clone() for c in coefficients(model)[0]]
-    eb = EarlyBirdCallback(MaskConfig(head_ratio=0.5, ffn_ratio=0.4, min_ffn=4), EarlyBirdDetector(window=2, eps=0.5),
-                           interval=1)
-    result = train(model, loader(tok), TrainConfig(max_steps=3, lr=1e-3, progress=False, precision="fp32",
-                                                   warmup_ratio=0.0),
-                   callbacks=[SlimmingCallback(1e-3, 1e-3), eb, pld_mod.PLDCallback(dropper)])
+    eb = EarlyBirdCallback(
+        MaskConfig(head_ratio=0.5, ffn_ratio=0.4, min_ffn=4), EarlyBirdDetector(window=2, eps=0.5), interval=1
+    )
+    result = train(
+        model,
+        loader(tok),
+        TrainConfig(max_steps=3, lr=1e-3, progress=False, precision="fp32", warmup_ratio=0.0),
+        callbacks=[SlimmingCallback(1e-3, 1e-3), eb, pld_mod.PLDCallback(dropper)],
+    )
     assert result.steps >= 2
     assert any(not torch.equal(a, b) for a, b in zip(before, coefficients(model)[0]))  # coefficients trained
     assert len(eb.history) >= 2 and eb.masks is not None
@@ -155,6 +163,7 @@ def test_modernbert_is_pre_ln_only(dirs):
 
 def test_unsupported_family_lists_the_supported(tmp_path):
     from transformers import GPT2Config, GPT2Model
+
     GPT2Model(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=50)).save_pretrained(tmp_path)
     with pytest.raises(UnsupportedModel, match="'gpt2' is not supported.*RoBERTa.*ModernBERT"):
         load_model(str(tmp_path))
@@ -181,8 +190,12 @@ CHILD = textwrap.dedent("""
 def test_ticket_reloads_in_a_fresh_process(dirs, tmp_path):
     saved = {}
     for model_type in MODEL_TYPES:  # RoBERTa turned pre-LN (a final norm of ours); ModernBERT with its MLM head
-        dense, tok = load(dirs, model_type, head="mlm" if model_type == "modernbert" else "classification",
-                          pre_ln=True if model_type == "roberta" else None)
+        dense, tok = load(
+            dirs,
+            model_type,
+            head="mlm" if model_type == "modernbert" else "classification",
+            pre_ln=True if model_type == "roberta" else None,
+        )
         attach(dense)
         set_random_coefficients(dense)
         heads, ffn = masks_from_model(dense, MaskConfig(head_ratio=0.5, ffn_ratio=0.4, min_ffn=4))
@@ -194,8 +207,13 @@ def test_ticket_reloads_in_a_fresh_process(dirs, tmp_path):
         # every family's ticket carries plain-transformers model code (format 2)
         assert (tmp_path / model_type / "modeling_tickettune.py").is_file() and read_info(path)["version"] == 2
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    subprocess.run([sys.executable, "-c", CHILD, json.dumps(list(saved)), str(tmp_path / "res.json")],
-                   check=True, env=env, cwd=tmp_path, timeout=600)
+    subprocess.run(
+        [sys.executable, "-c", CHILD, json.dumps(list(saved)), str(tmp_path / "res.json")],
+        check=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=600,
+    )
     results = json.loads((tmp_path / "res.json").read_text())
     for path, (logits, lay, name) in saved.items():
         got = results[path]
@@ -210,8 +228,11 @@ def test_search_config_reads_every_family_layout_and_refuses_others(dirs, tmp_pa
     from tickettune.spaces.spec import SpecError, load_spec
 
     def spec(model, **fixed):
-        return {"name": "t", "fixed": {"model": model, "task": "sst2", **fixed},
-                "space": {"head_ratio": {"low": 0.2, "high": 0.5}}}
+        return {
+            "name": "t",
+            "fixed": {"model": model, "task": "sst2", **fixed},
+            "space": {"head_ratio": {"low": 0.2, "high": 0.5}},
+        }
 
     for model_type in ("distilbert", "modernbert", "roberta"):
         load_spec(spec(dirs[model_type], min_ffn=8))  # layouts read (DistilBERT names its widths differently)
@@ -226,6 +247,7 @@ def test_search_config_reads_every_family_layout_and_refuses_others(dirs, tmp_pa
 def test_mlm_decodes_masked_positions_only_with_the_stock_loss(dirs, model_type):
     import transformers
     from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_NAMES as NAMES
+
     model, tok = load(dirs, model_type, head="mlm")
     stock_cls = getattr(transformers, NAMES[model_type])
     assert isinstance(model, stock_cls)
@@ -248,17 +270,27 @@ def test_mlm_decodes_masked_positions_only_with_the_stock_loss(dirs, model_type)
 def test_bf16_autocast_step(dirs, model_type):
     model, tok = load(dirs, model_type)
     attach(model)
-    result = train(model.train(), loader(tok, 2), TrainConfig(max_steps=1, progress=False, precision="bf16",
-                                                              warmup_ratio=0.0, fused=False))
+    result = train(
+        model.train(),
+        loader(tok, 2),
+        TrainConfig(max_steps=1, progress=False, precision="bf16", warmup_ratio=0.0, fused=False),
+    )
     assert result.steps == 1 and all(torch.isfinite(c).all() for c in coefficients(model)[0])
     assert all(c.dtype == torch.float32 for c in coefficients(model)[1])  # coefficients stay fp32
 
 
-@pytest.mark.parametrize("model_type,head,auto", [
-    ("roberta", "mlm", "AutoModelForMaskedLM"), ("xlm-roberta", "classification", "AutoModelForSequenceClassification"),
-    ("camembert", "qa", "AutoModelForQuestionAnswering"), ("electra", "classification", "AutoModelForSequenceClassification")])
+@pytest.mark.parametrize(
+    "model_type,head,auto",
+    [
+        ("roberta", "mlm", "AutoModelForMaskedLM"),
+        ("xlm-roberta", "classification", "AutoModelForSequenceClassification"),
+        ("camembert", "qa", "AutoModelForQuestionAnswering"),
+        ("electra", "classification", "AutoModelForSequenceClassification"),
+    ],
+)
 def test_plain_transformers_loads_bert_block_tickets(dirs, tmp_path, model_type, head, auto):
     import transformers
+
     dense, tok = load(dirs, model_type, head=head, pre_ln=head == "mlm")  # the MLM one pre-LN (a final norm)
     attach(dense)
     set_random_coefficients(dense)

@@ -1,20 +1,21 @@
 """The fast path's step side: bounded shapes, losses read back in batches, torch.compile's counted graphs."""
+
 import math
 
 import pytest
 import torch
-from tickettune.trainables.training.callbacks import Callback
+
 from tickettune.trainables.flow import FlowConfig
 from tickettune.trainables.model.build import ScratchConfig, scratch_model
-from tickettune.trainables.training.step_losses import LossLog, StepLogs
 from tickettune.trainables.tasks import DataArgs, get_task
+from tickettune.trainables.training.callbacks import Callback
 from tickettune.trainables.training.loop import TrainConfig, train
+from tickettune.trainables.training.step_losses import LossLog, StepLogs
 
 
 def tiny(seed=0):
     torch.manual_seed(seed)
-    model, _ = scratch_model(ScratchConfig(layers=2, heads=2, hidden=32, ffn=64, dropout=0.0),
-                             head="classification")
+    model, _ = scratch_model(ScratchConfig(layers=2, heads=2, hidden=32, ffn=64, dropout=0.0), head="classification")
     return model
 
 
@@ -111,6 +112,7 @@ def test_a_search_gives_its_compiling_trials_one_inductor_cache(tmp_path):
     from types import SimpleNamespace
 
     from tickettune.searcher.trial import _payload
+
     plan = SimpleNamespace(torch_threads=1, use_gpu=False)
     settings = {"experiment_dir": str(tmp_path), "data_root": None}
     on = _payload({"compile": True}, settings, tmp_path / "t1", plan)["flow"]
@@ -123,6 +125,7 @@ def test_a_search_gives_its_compiling_trials_one_inductor_cache(tmp_path):
 
 def test_malloc_tuning_can_be_turned_off_by_environment(monkeypatch):
     from tickettune.trainables.training import allocator
+
     allocator.tune_malloc.cache_clear()
     monkeypatch.setenv(allocator.OFF_ENV, "1")
     try:

@@ -4,6 +4,7 @@ The shape is small enough to count every multiply-add on paper: hidden 4, head_d
 2 and 1 heads and FFN widths 8 and 3, sequence length 5, 3 labels. A matmul (m x k) @ (k x n) is m*k*n
 multiply-adds = 2*m*k*n FLOPs; a training step is forward + backward = 3 forwards.
 """
+
 import copy
 
 import pytest
@@ -32,8 +33,10 @@ def test_hand_count_of_a_two_layer_ticket():
     assert train_flops_per_sequence(SHAPE, SEQ) == 3 * (LAYER0 + LAYER1 + CLS_HEAD) == 7488
 
 
-@pytest.mark.parametrize("kept,layers", [([True, True], LAYER0 + LAYER1), ([True, False], LAYER0),
-                                         ([False, True], LAYER1), ([False, False], 0)])
+@pytest.mark.parametrize(
+    "kept,layers",
+    [([True, True], LAYER0 + LAYER1), ([True, False], LAYER0), ([False, True], LAYER1), ([False, False], 0)],
+)
 def test_layers_pld_skipped_cost_nothing_the_head_always_runs(kept, layers):
     assert train_flops_per_sequence(SHAPE, SEQ, kept_layers=kept) == 3 * (layers + CLS_HEAD)
 
@@ -57,7 +60,7 @@ def test_attention_scores_grow_with_the_square_of_the_length():
     one_layer = Shape(hidden=4, head_dim=2, heads_per_layer=(2,), ffn_per_layer=(8,), num_labels=3)
     fwd = {s: train_flops_per_sequence(one_layer, s) / 3 - CLS_HEAD for s in (5, 10)}
     linear_part = 2 * (240 + 80 + 160 + 160)  # projections and FFN at length 5: double at length 10
-    quadratic_part = 2 * (100 + 100)          # scores and context at length 5: x4 at length 10
+    quadratic_part = 2 * (100 + 100)  # scores and context at length 5: x4 at length 10
     assert fwd[5] == linear_part + quadratic_part
     assert fwd[10] == 2 * linear_part + 4 * quadratic_part
 
@@ -68,17 +71,22 @@ def test_shape_of_reads_a_pruned_model_layer_by_layer():
     from tickettune.trainables.model.encoder import encoder_of
     from tickettune.trainables.model.prune import prune_model
 
-    dense, _ = scratch_model(ScratchConfig(layers=2, heads=2, hidden=4, ffn=8, dropout=0.0),
-                             head="classification", num_labels=3)
+    dense, _ = scratch_model(
+        ScratchConfig(layers=2, heads=2, hidden=4, ffn=8, dropout=0.0), head="classification", num_labels=3
+    )
     shape = shape_of(dense)
-    assert (shape.hidden, shape.head_dim, shape.heads_per_layer, shape.ffn_per_layer, shape.num_labels) == \
-        (4, 2, (2, 2), (8, 8), 3)
+    assert (shape.hidden, shape.head_dim, shape.heads_per_layer, shape.ffn_per_layer, shape.num_labels) == (
+        4,
+        2,
+        (2, 2),
+        (8, 8),
+        3,
+    )
     assert not shape.mlm and not shape.gated_ffn
     layers = encoder_of(dense).layer
     heads = [torch.tensor([True, True]), torch.tensor([False, True])]
     ffn = [torch.ones(8, dtype=torch.bool), torch.arange(8) < 3]
     assert len(layers) == 2
     pruned = prune_model(copy.deepcopy(dense), heads, ffn)
-    assert shape_of(pruned) == SHAPE.__class__(**{**shape.__dict__, "heads_per_layer": (2, 1),
-                                                    "ffn_per_layer": (8, 3)})
+    assert shape_of(pruned) == SHAPE.__class__(**{**shape.__dict__, "heads_per_layer": (2, 1), "ffn_per_layer": (8, 3)})
     assert train_flops_per_sequence(shape_of(pruned), SEQ) == 3 * (LAYER0 + LAYER1 + CLS_HEAD)

@@ -1,20 +1,37 @@
 """One trial end to end, without Ray: search phase -> early bird -> prune -> ticket -> eval."""
+
 import json
 
 import pytest
 import torch
 
 from tickettune.trainables.config import FlowConfig
-
-from tickettune.trainables.reporter import LocalReporter
-
 from tickettune.trainables.flow import run_flow
 from tickettune.trainables.model.build import load_model
+from tickettune.trainables.reporter import LocalReporter
 
 TINY = {"layers": 2, "heads": 4, "hidden": 32, "ffn": 64, "pre_ln": True}
-BASE = dict(scratch=TINY, task="sst2", max_train_samples=256, max_eval_samples=128, max_length=32,
-            batch_size=16, lr=1e-3, coef_lr=5e-2, lambda_head=1e-2, lambda_ffn=1e-2, head_ratio=0.25,
-            ffn_ratio=0.5, min_ffn=4, mask_interval=2, report_interval=2, window=3, eps=0.1, search_max_steps=60, ticket_steps=6)
+BASE = dict(
+    scratch=TINY,
+    task="sst2",
+    max_train_samples=256,
+    max_eval_samples=128,
+    max_length=32,
+    batch_size=16,
+    lr=1e-3,
+    coef_lr=5e-2,
+    lambda_head=1e-2,
+    lambda_ffn=1e-2,
+    head_ratio=0.25,
+    ffn_ratio=0.5,
+    min_ffn=4,
+    mask_interval=2,
+    report_interval=2,
+    window=3,
+    eps=0.1,
+    search_max_steps=60,
+    ticket_steps=6,
+)
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -56,14 +73,21 @@ def test_unconverged_trial_stops_and_is_marked():
 def test_pld_in_both_phases_reports_fewer_flops():
     common = {**BASE, "search_max_steps": 8, "eps": 0.0, "unconverged": "ticket", "ticket_steps": 8}
     plain = run_flow(FlowConfig(**common), LocalReporter(verbose=False))
-    dropped = run_flow(FlowConfig(**common, pld=True, pld_phase="both", theta_bar=0.5, gamma=1.0),
-                       LocalReporter(verbose=False))
+    dropped = run_flow(
+        FlowConfig(**common, pld=True, pld_phase="both", theta_bar=0.5, gamma=1.0), LocalReporter(verbose=False)
+    )
     assert dropped.relative_cost < plain.relative_cost
 
 
-@pytest.mark.parametrize("bad, name", [({"head_ratio": 1.0}, "head_ratio=1.0"), ({"lambda_ffn": -1}, "lambda_ffn=-1"),
-                                       ({"task": "boolq"}, "task='boolq': unknown task"),
-                                       ({"pld_phase": "x"}, "pld_phase='x'")])
+@pytest.mark.parametrize(
+    "bad, name",
+    [
+        ({"head_ratio": 1.0}, "head_ratio=1.0"),
+        ({"lambda_ffn": -1}, "lambda_ffn=-1"),
+        ({"task": "boolq"}, "task='boolq': unknown task"),
+        ({"pld_phase": "x"}, "pld_phase='x'"),
+    ],
+)
 def test_bad_flow_config_is_named(bad, name):
     with pytest.raises(ValueError, match=name.replace("(", r"\(")):
         FlowConfig(**{**BASE, **bad})
@@ -129,8 +153,10 @@ def test_worker_restarted_after_the_search_phase_skips_it_and_ends_the_same(tmp_
     b, _ = load_model(str(tmp_path / "b"))
     for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
         assert torch.equal(x, y), name
-    assert json.loads((tmp_path / "b" / "ticket.json").read_text())["masks"] == \
-        json.loads((tmp_path / "a" / "ticket.json").read_text())["masks"]
+    assert (
+        json.loads((tmp_path / "b" / "ticket.json").read_text())["masks"]
+        == json.loads((tmp_path / "a" / "ticket.json").read_text())["masks"]
+    )
 
 
 def test_ticket_phase_reports_the_dev_metric_every_eval_interval():

@@ -1,5 +1,6 @@
 """The Pareto front on plain values (searcher/front.py): the one extraction export, report and the
 search-against-search benchmark share."""
+
 import math
 
 import pytest

@@ -3,6 +3,7 @@
 Models are built from BertConfig directly (no tokenizer, no packaged MiniLM): the GPU machine has
 neither Ray nor the MiniLM package, and these tests must run there.
 """
+
 import contextlib
 import copy
 import os
@@ -11,8 +12,7 @@ import socket
 import pytest
 import torch
 
-pytestmark = [pytest.mark.gpu,
-              pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")]
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")]
 
 CUDA = torch.device("cuda", 0)
 
@@ -20,12 +20,21 @@ CUDA = torch.device("cuda", 0)
 def bert(head="classification", layers=2, heads=4, hidden=64, ffn=128, pre_ln=True, dropout=0.0, seed=0):
     from transformers import BertConfig
 
-    from tickettune.trainables.model.families import install
     from tickettune.trainables.model.build import _head_kwargs, head_class
+    from tickettune.trainables.model.families import install
+
     torch.manual_seed(seed)
-    config = BertConfig(vocab_size=1000, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
-                        intermediate_size=ffn, max_position_embeddings=64, hidden_dropout_prob=dropout,
-                        attention_probs_dropout_prob=dropout, **_head_kwargs(head, 2))
+    config = BertConfig(
+        vocab_size=1000,
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=ffn,
+        max_position_embeddings=64,
+        hidden_dropout_prob=dropout,
+        attention_probs_dropout_prob=dropout,
+        **_head_kwargs(head, 2),
+    )
     config._attn_implementation = "sdpa"
     model = head_class(head)(config)
     install(model, pre_ln=pre_ln)
@@ -38,7 +47,7 @@ def batches(n=4, size=8, seq=16, seed=0, mlm=False):
     for _ in range(n):
         ids = torch.randint(5, 1000, (size, seq), generator=g)
         mask = torch.ones_like(ids)
-        mask[0, seq // 2:] = 0
+        mask[0, seq // 2 :] = 0
         if mlm:
             labels = torch.where(torch.rand(size, seq, generator=g) < 0.3, ids, torch.full_like(ids, -100))
             labels[:, 1] = ids[:, 1]
@@ -61,6 +70,7 @@ def no_tf32():
 
 def test_placement_puts_the_model_and_batches_on_the_gpu_with_tf32():
     from tickettune.trainables.training.device import OneDevice, place
+
     torch.backends.cuda.matmul.allow_tf32 = False
     p = place(True, gpu_ids=[os.environ.get("CUDA_VISIBLE_DEVICES", "0").split(",")[0]])
     assert p.device.type == CUDA.type and not p.fallback and torch.backends.cuda.matmul.allow_tf32
@@ -74,8 +84,9 @@ def test_placement_puts_the_model_and_batches_on_the_gpu_with_tf32():
 @pytest.mark.parametrize("precision", ["bf16", "fp16", "fp32"])
 def test_train_steps_on_cuda_keep_fp32_weights_and_coefficients(precision, monkeypatch):
     from tickettune.trainables.earlybert import slimming
-    from tickettune.trainables.training.precision import Precision
     from tickettune.trainables.training.loop import TrainConfig, train
+    from tickettune.trainables.training.precision import Precision
+
     if precision == "bf16" and not torch.cuda.is_bf16_supported():
         pytest.skip("this GPU has no bf16")
     scalers = []
@@ -83,8 +94,12 @@ def test_train_steps_on_cuda_keep_fp32_weights_and_coefficients(precision, monke
     monkeypatch.setattr(Precision, "scaler", lambda self: scalers.append(original(self)) or scalers[-1])
     model = slimming.attach(bert()).to(CUDA)
     before = copy.deepcopy(model.state_dict())
-    res = train(model, batches(), TrainConfig(lr=1e-3, max_steps=6, warmup_ratio=0.0, progress=False,
-                                              precision=precision), [slimming.SlimmingCallback(1e-3, 1e-3)])
+    res = train(
+        model,
+        batches(),
+        TrainConfig(lr=1e-3, max_steps=6, warmup_ratio=0.0, progress=False, precision=precision),
+        [slimming.SlimmingCallback(1e-3, 1e-3)],
+    )
     assert res.steps == 6 and all(torch.isfinite(torch.tensor(res.losses)))
     assert all(p.dtype == torch.float32 and p.device.type == CUDA.type for p in model.parameters())
     head_coefs, _ = slimming.coefficients(model)
@@ -94,7 +109,7 @@ def test_train_steps_on_cuda_keep_fp32_weights_and_coefficients(precision, monke
     if precision == "fp16":  # the scaled-loss path: a GradScaler scaled, unscaled, stepped and updated
         [scaler] = scalers
         state = scaler.state_dict()  # update() ran: the scale grew or shrank, or the growth tracker counted
-        assert scaler.is_enabled() and (state["scale"], state["_growth_tracker"]) != (2.0 ** 16, 0)
+        assert scaler.is_enabled() and (state["scale"], state["_growth_tracker"]) != (2.0**16, 0)
     else:
         assert scalers == [None]  # bf16 has fp32's range: no scaling
 
@@ -102,8 +117,8 @@ def test_train_steps_on_cuda_keep_fp32_weights_and_coefficients(precision, monke
 def test_fp16_step_whose_gradients_overflow_is_skipped(monkeypatch):
     """train()'s fp16 path: inf gradients (here from a huge penalty) leave every weight as it was and
     halve the loss scale, as GradScaler promises; the next step trains."""
-    from tickettune.trainables.training.precision import Precision
     from tickettune.trainables.training.loop import Callback, TrainConfig, train
+    from tickettune.trainables.training.precision import Precision
 
     class HugePenaltyFirstStep(Callback):
         step = 0
@@ -119,19 +134,24 @@ def test_fp16_step_whose_gradients_overflow_is_skipped(monkeypatch):
     monkeypatch.setattr(Precision, "scaler", lambda self: scalers.append(original(self)) or scalers[-1])
     model = bert().to(CUDA)
     w0 = copy.deepcopy(model.state_dict())
-    train(model, batches(), TrainConfig(lr=1e-3, max_steps=1, warmup_ratio=0.0, progress=False, precision="fp16"),
-          [HugePenaltyFirstStep()])
+    train(
+        model,
+        batches(),
+        TrainConfig(lr=1e-3, max_steps=1, warmup_ratio=0.0, progress=False, precision="fp16"),
+        [HugePenaltyFirstStep()],
+    )
     assert all(torch.equal(v, w0[k]) for k, v in model.state_dict().items())  # the step was skipped
-    assert scalers[0].get_scale() == 2.0 ** 15
+    assert scalers[0].get_scale() == 2.0**15
     train(model, batches(), TrainConfig(lr=1e-3, max_steps=2, warmup_ratio=0.0, progress=False, precision="fp16"))
     assert not all(torch.equal(v, w0[k]) for k, v in model.state_dict().items())
 
 
 def test_pruned_equals_masked_dense_on_cuda():
-    from tickettune.trainables.model.encoder import encoder_of
+    from tickettune.trainables.earlybert.draw import make_ticket
     from tickettune.trainables.earlybert.masks import MaskConfig, masks_from_model
     from tickettune.trainables.earlybert.slimming import attach
-    from tickettune.trainables.earlybert.draw import make_ticket
+    from tickettune.trainables.model.encoder import encoder_of
+
     dense = attach(bert(layers=3, heads=6, hidden=48, ffn=96, pre_ln=False)).to(CUDA).eval()
     g = torch.Generator().manual_seed(1)
     with torch.no_grad():
@@ -154,6 +174,7 @@ def test_pld_step_on_cuda_skips_dropped_layers():
     from tickettune.trainables import pld as pld_mod
     from tickettune.trainables.model.encoder import encoder_of
     from tickettune.trainables.training.precision import Precision
+
     model = bert(head="mlm", layers=6).to(CUDA).train()
     pld = pld_mod.attach(model, pld_mod.PLDConfig(theta_bar=0.5, gamma=0.001, seed=0))
     amp = Precision.of("auto", CUDA)
@@ -182,17 +203,18 @@ def test_one_process_nccl_group_and_ddp_train_step():
     from torch.nn.parallel import DistributedDataParallel as DDP
 
     from tickettune.trainables.training.loop import TrainConfig, train
+
     if not dist.is_nccl_available():
         pytest.fail("this torch build has CUDA but no NCCL")
-    dist.init_process_group("nccl", init_method=f"tcp://127.0.0.1:{_free_port()}", rank=0, world_size=1,
-                            device_id=CUDA)
+    dist.init_process_group("nccl", init_method=f"tcp://127.0.0.1:{_free_port()}", rank=0, world_size=1, device_id=CUDA)
     try:
         t = torch.ones(3, device=CUDA)
         dist.all_reduce(t)
         assert t.tolist() == [1.0, 1.0, 1.0] and dist.get_backend() == "nccl"
         model = DDP(bert().to(CUDA), device_ids=[CUDA])
-        res = train(model, batches(), TrainConfig(lr=1e-3, max_steps=3, warmup_ratio=0.0, progress=False,
-                                                  precision="auto"))
+        res = train(
+            model, batches(), TrainConfig(lr=1e-3, max_steps=3, warmup_ratio=0.0, progress=False, precision="auto")
+        )
         assert res.steps == 3 and all(torch.isfinite(torch.tensor(res.losses)))
     finally:
         dist.destroy_process_group()

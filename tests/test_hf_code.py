@@ -1,6 +1,7 @@
 """Tickets as ordinary Hugging Face models: loaded by plain transformers (trust_remote_code) in a
 process that cannot import tickettune, with the same outputs; re-saved; refused when incomplete.
 BERT (MiniLM and scratch models) in depth; DistilBERT and ModernBERT (tiny random models) for every head."""
+
 import ast
 import importlib.util
 import json
@@ -10,21 +11,24 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from plain_env import run_plain
 from search_fakes import make_experiment
+
 from tickettune.searcher.export import export_best
-from tickettune.trainables.ticket import hf_code
-from tickettune.trainables.model.layout import split_config
-from tickettune.trainables.ticket import format as T
-from tickettune.trainables.model.families import HEADS
 from tickettune.trainables.model.build import ScratchConfig, layout, load_model, scratch_model
+from tickettune.trainables.model.families import HEADS
+from tickettune.trainables.model.layout import split_config
 from tickettune.trainables.model.prune import prune_model
 from tickettune.trainables.testing.random_models import write_random_model
+from tickettune.trainables.ticket import format as T
+from tickettune.trainables.ticket import hf_code
 
 IDS = [[101, 2023, 3185, 2001, 2307, 999, 102, 0, 0], [101, 1037, 6659, 2143, 1010, 2145, 2919, 1012, 102]]
-AUTO = {"classification": "AutoModelForSequenceClassification", "regression": "AutoModelForSequenceClassification",
-        "mlm": "AutoModelForMaskedLM"}
+AUTO = {
+    "classification": "AutoModelForSequenceClassification",
+    "regression": "AutoModelForSequenceClassification",
+    "mlm": "AutoModelForMaskedLM",
+}
 
 
 def batch() -> dict:
@@ -40,13 +44,15 @@ def random_masks(heads: list[int], ffn: list[int], n_heads: int, n_ffn: int, see
         m = torch.zeros(size, dtype=torch.bool)
         m[torch.randperm(size, generator=g)[:keep]] = True
         return m
+
     return [mask(h, n_heads) for h in heads], [mask(f, n_ffn) for f in ffn]
 
 
 def scratch_ticket(head: str, num_labels: int, pre_ln: bool, seed: int):
     torch.manual_seed(seed)
-    model, tok = scratch_model(ScratchConfig(layers=3, heads=4, hidden=32, ffn=64, pre_ln=pre_ln),
-                               head=head, num_labels=num_labels)
+    model, tok = scratch_model(
+        ScratchConfig(layers=3, heads=4, hidden=32, ffn=64, pre_ln=pre_ln), head=head, num_labels=num_labels
+    )
     with torch.no_grad():  # LayerNorms away from (1, 0) so that a mix-up of their names would show
         for name, p in model.named_parameters():
             if "LayerNorm" in name or "final_layer_norm" in name:
@@ -106,15 +112,21 @@ BROKEN = ("model.safetensors", "modeling_tickettune.py", "configuration_tickettu
 def plain(tmp_path_factory):
     """Tickets saved (and one exported) here; one plain-transformers process loads them all."""
     tmp = tmp_path_factory.mktemp("plain")
-    made = {"clf_minilm": minilm_ticket() + ("classification",),
-            "clf_preln": scratch_ticket("classification", 3, True, 1) + ("classification",),
-            "reg": scratch_ticket("regression", 1, False, 2) + ("regression",),
-            "mlm_preln": scratch_ticket("mlm", 2, True, 3) + ("mlm",),
-            "mlm": scratch_ticket("mlm", 2, False, 4) + ("mlm",)}
+    made = {
+        "clf_minilm": minilm_ticket() + ("classification",),
+        "clf_preln": scratch_ticket("classification", 3, True, 1) + ("classification",),
+        "reg": scratch_ticket("regression", 1, False, 2) + ("regression",),
+        "mlm_preln": scratch_ticket("mlm", 2, True, 3) + ("mlm",),
+        "mlm": scratch_ticket("mlm", 2, False, 4) + ("mlm",),
+    }
     paths = {}
     for name, (model, tok, (heads, ffn), head) in made.items():
-        info = T.ticket_info(heads, ffn, metrics={"accuracy": 0.75},
-                             flow={"task": "sst2", "model": "minilm-l6", "max_length": 64, "lambda_head": 1e-4})
+        info = T.ticket_info(
+            heads,
+            ffn,
+            metrics={"accuracy": 0.75},
+            flow={"task": "sst2", "model": "minilm-l6", "max_length": 64, "lambda_head": 1e-4},
+        )
         paths[name] = T.save_ticket(model, tok, tmp / name, info)
     # the classification ticket goes through `tickettune export`, as a user gets it
     exp = make_experiment(tmp / "exp", [{"id": "a", "config": {"eps": 0.1}, "val": 0.9, "cost": 0.5, "bird": 10}])
@@ -145,8 +157,9 @@ def test_plain_transformers_gives_tickettunes_outputs(plain, name):
     with torch.no_grad():
         expected = model(**batch()).logits
     torch.testing.assert_close(torch.tensor(r["out"]["logits"]), expected, rtol=0, atol=1e-5)
-    assert not r["training"] and r["class"] == "Tickettune" + ("BertForMaskedLM" if head == "mlm"
-                                                              else "BertForSequenceClassification")
+    assert not r["training"] and r["class"] == "Tickettune" + (
+        "BertForMaskedLM" if head == "mlm" else "BertForSequenceClassification"
+    )
     assert r["config"] == {"model_type": "tickettune_bert", **layout(model)}
     assert r["tokens"] == tok("a great movie")["input_ids"]
     # save_pretrained of the loaded model: loads again the same way, and natively in tickettune
@@ -188,8 +201,17 @@ def test_plain_transformers_names_the_missing_file(plain):
         assert err is not None and f in err, (f, err)
 
 
-@pytest.mark.parametrize("missing", ["config.json", "model.safetensors", "ticket.json", "tokenizer_config.json",
-                                     "modeling_tickettune.py", "configuration_tickettune.py"])
+@pytest.mark.parametrize(
+    "missing",
+    [
+        "config.json",
+        "model.safetensors",
+        "ticket.json",
+        "tokenizer_config.json",
+        "modeling_tickettune.py",
+        "configuration_tickettune.py",
+    ],
+)
 def test_tickettune_refuses_an_incomplete_ticket(plain, tmp_path, missing):
     _, _, paths, _ = plain
     d = tmp_path / "t"
@@ -214,10 +236,14 @@ def assert_small_versioned_torch_and_transformers_only(d: Path) -> None:
     for f in hf_code.CODE_FILES:
         src = (d / f).read_text()
         assert f"ticket format {T.VERSION}" in src and len(src.splitlines()) < 200
-        imported = {(n.module or "").split(".")[0] if isinstance(n, ast.ImportFrom) and not n.level else None
-                    for n in ast.walk(ast.parse(src)) if isinstance(n, ast.ImportFrom)}
-        imported |= {a.name.split(".")[0] for n in ast.walk(ast.parse(src)) if isinstance(n, ast.Import)
-                     for a in n.names}
+        imported = {
+            (n.module or "").split(".")[0] if isinstance(n, ast.ImportFrom) and not n.level else None
+            for n in ast.walk(ast.parse(src))
+            if isinstance(n, ast.ImportFrom)
+        }
+        imported |= {
+            a.name.split(".")[0] for n in ast.walk(ast.parse(src)) if isinstance(n, ast.Import) for a in n.names
+        }
         assert imported <= {"torch", "transformers", None}, imported
 
 
@@ -226,14 +252,16 @@ def test_generated_code_is_small_versioned_and_needs_only_torch_and_transformers
     d = paths["clf_preln"]
     assert_small_versioned_torch_and_transformers_only(d)
     config = json.loads((d / "config.json").read_text())
-    assert config["ticket_format"] == T.VERSION and config["architectures"] == ["TickettuneBertForSequenceClassification"]
+    assert config["ticket_format"] == T.VERSION and config["architectures"] == [
+        "TickettuneBertForSequenceClassification"
+    ]
     assert config["auto_map"]["AutoModelForMaskedLM"] == "modeling_tickettune.TickettuneBertForMaskedLM"
 
 
 def test_model_card(plain):
     _, made, paths, _ = plain
     card = (paths["clf_minilm"] / "README.md").read_text()
-    assert "AutoModelForSequenceClassification.from_pretrained(\"path/to/ticket\", trust_remote_code=True)" in card
+    assert 'AutoModelForSequenceClassification.from_pretrained("path/to/ticket", trust_remote_code=True)' in card
     assert "| 1 | 9 / 12 | 700 / 1536 |" in card and "| 5 | 1 / 12 | 300 / 1536 |" in card
     params = sum(p.numel() for p in made["clf_minilm"][0].parameters())
     assert f"| parameters | {params:,} | 22,713,986 |" in card  # MiniLM-L6 with a 2-label head
@@ -256,25 +284,58 @@ def test_the_hf_code_families_are_read_from_the_family_adapters():
     for model_type, fam in hf_code.FAMILIES.items():
         adapter = FAMILIES[model_type]
         assert templates.joinpath(fam.layers_template).is_file(), fam.layers_template
-        assert (fam.backbone, fam.pre_ln, fam.ffn_key) == (adapter.backbone_attr, adapter.native_pre_ln,
-                                                           adapter.width_keys[2])
+        assert (fam.backbone, fam.pre_ln, fam.ffn_key) == (
+            adapter.backbone_attr,
+            adapter.native_pre_ln,
+            adapter.width_keys[2],
+        )
+
     def heads(p: str) -> dict[str, str]:
-        return {"AutoModelForSequenceClassification": f"{p}ForSequenceClassification",
-                "AutoModelForMaskedLM": f"{p}ForMaskedLM", "AutoModelForQuestionAnswering": f"{p}ForQuestionAnswering"}
+        return {
+            "AutoModelForSequenceClassification": f"{p}ForSequenceClassification",
+            "AutoModelForMaskedLM": f"{p}ForMaskedLM",
+            "AutoModelForQuestionAnswering": f"{p}ForQuestionAnswering",
+        }
 
     no_pooler = {"base_params": "", "base_args": "", "head_base_args": ""}
     assert hf_code.FAMILIES["xlm-roberta"] == hf_code.HFFamily(
-        "xlm-roberta", "XLMRobertaConfig", "XLMRobertaModel", heads("XLMRoberta"), backbone="roberta",
-        encoder="encoder", layers_template="bert_layers.py", no_split=("XLMRobertaEmbeddings",),
-        ffn_key="intermediate_size", pre_ln=False)
+        "xlm-roberta",
+        "XLMRobertaConfig",
+        "XLMRobertaModel",
+        heads("XLMRoberta"),
+        backbone="roberta",
+        encoder="encoder",
+        layers_template="bert_layers.py",
+        no_split=("XLMRobertaEmbeddings",),
+        ffn_key="intermediate_size",
+        pre_ln=False,
+    )
     assert hf_code.FAMILIES["distilbert"] == hf_code.HFFamily(
-        "distilbert", "DistilBertConfig", "DistilBertModel", heads("DistilBert"), backbone="distilbert",
-        encoder="transformer", layers_template="distilbert_layers.py", no_split=(), ffn_key="hidden_dim",
-        pre_ln=False, **no_pooler)
+        "distilbert",
+        "DistilBertConfig",
+        "DistilBertModel",
+        heads("DistilBert"),
+        backbone="distilbert",
+        encoder="transformer",
+        layers_template="distilbert_layers.py",
+        no_split=(),
+        ffn_key="hidden_dim",
+        pre_ln=False,
+        **no_pooler,
+    )
     assert hf_code.FAMILIES["modernbert"] == hf_code.HFFamily(
-        "modernbert", "ModernBertConfig", "ModernBertModel", heads("ModernBert"), backbone="model",
-        encoder="layers", layers_template="modernbert_layers.py", no_split=("ModernBertEmbeddings",),
-        ffn_key="intermediate_size", pre_ln=True, **no_pooler)
+        "modernbert",
+        "ModernBertConfig",
+        "ModernBertModel",
+        heads("ModernBert"),
+        backbone="model",
+        encoder="layers",
+        layers_template="modernbert_layers.py",
+        no_split=("ModernBertEmbeddings",),
+        ffn_key="intermediate_size",
+        pre_ln=True,
+        **no_pooler,
+    )
 
     class NoTemplate(Bert):
         name, hf_template = "NoTemplate", ""
@@ -356,6 +417,7 @@ def biased_modernbert(source: Path, out: Path) -> Path:
     """The random ModernBERT `source` with a bias in every projection and norm (ModernBERT has none by
     default) and mean pooling in its classifier, saved to `out`."""
     from transformers import AutoConfig, AutoModel, AutoTokenizer
+
     config = AutoConfig.from_pretrained(source)
     config.update({"attention_bias": True, "mlp_bias": True, "norm_bias": True, "classifier_pooling": "mean"})
     torch.manual_seed(0)
@@ -476,12 +538,18 @@ TRAINER_CHILD = textwrap.dedent("""
 """)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("accelerate") is None,
-                    reason="transformers.Trainer needs accelerate, which this environment lacks")
+@pytest.mark.skipif(
+    importlib.util.find_spec("accelerate") is None,
+    reason="transformers.Trainer needs accelerate, which this environment lacks",
+)
 def test_trains_with_transformers_trainer(plain):
     res, _, paths, tmp = plain
-    out = run_plain(TRAINER_CHILD, [str(paths["clf_preln"]), str(tmp / "trainer-out")], tmp / "trainer-site-run",
-                    roots=("torch", "transformers", "accelerate"))
+    out = run_plain(
+        TRAINER_CHILD,
+        [str(paths["clf_preln"]), str(tmp / "trainer-out")],
+        tmp / "trainer-site-run",
+        roots=("torch", "transformers", "accelerate"),
+    )
     assert out["steps"] == 6 and out["loss"] == out["loss"] and out["same"]
     assert any(".encoder.layer.2.intermediate.dense.weight" in k for k in out["changed"])
     assert any(k.startswith("classifier.") for k in out["changed"])
@@ -500,17 +568,38 @@ SCRIPT_CHILD = textwrap.dedent("""
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(importlib.util.find_spec("accelerate") is None,
-                    reason="transformers.Trainer needs accelerate, which this environment lacks")
+@pytest.mark.skipif(
+    importlib.util.find_spec("accelerate") is None,
+    reason="transformers.Trainer needs accelerate, which this environment lacks",
+)
 def test_finetune_script_runs_without_tickettune(plain, shared_data):
     """scripts/finetune_ticket_with_trainer.py on an MLM ticket (new classifier head), SST-2, a few steps."""
     _, made, paths, tmp = plain
     script = Path(__file__).resolve().parents[1] / "scripts" / "finetune_ticket_with_trainer.py"
     out = tmp / "ft"
-    res = run_plain(SCRIPT_CHILD, [str(script), str(paths["mlm"]), "--task", "sst2", "--data-dir",
-                                   str(shared_data / "glue"), "--out", str(out), "--max-steps", "3",
-                                   "--max-train-samples", "48", "--max-eval-samples", "32", "--batch-size", "16"],
-                    tmp / "ft-run", roots=("torch", "transformers", "accelerate", "datasets"))
+    res = run_plain(
+        SCRIPT_CHILD,
+        [
+            str(script),
+            str(paths["mlm"]),
+            "--task",
+            "sst2",
+            "--data-dir",
+            str(shared_data / "glue"),
+            "--out",
+            str(out),
+            "--max-steps",
+            "3",
+            "--max-train-samples",
+            "48",
+            "--max-eval-samples",
+            "32",
+            "--batch-size",
+            "16",
+        ],
+        tmp / "ft-run",
+        roots=("torch", "transformers", "accelerate", "datasets"),
+    )
     assert res["exit"] == 0
     summary = json.loads((out / "finetune_summary.json").read_text())
     assert summary["steps"] == 3 and 0.0 <= summary["accuracy"] <= 1.0

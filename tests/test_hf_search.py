@@ -1,5 +1,6 @@
 """The HF arm of the search-against-search benchmark (scripts/_hf_search.py): a real 2-trial
 `Trainer.hyperparameter_search(backend="optuna")` on a tiny random BERT and the CoLA fixture rows."""
+
 import math
 import sys
 from pathlib import Path
@@ -15,13 +16,22 @@ FIXTURES = Path(__file__).parent / "fixtures"
 @pytest.fixture(scope="module")
 def tiny_bert(tmp_path_factory):
     from tickettune.trainables.testing.random_models import write_random_model
+
     return str(write_random_model("bert", tmp_path_factory.mktemp("m") / "bert", "tiny"))
 
 
 def test_two_trials_enqueued_point_first_then_seeded_tpe(tiny_bert):
-    recipe = HFRecipe(model=tiny_bert, task="cola", epochs=1.0, data_root=str(FIXTURES), batch_size=4,
-                      max_length=32, threads=1, precision="fp32", sampler={"seed": 3, "multivariate": True,
-                                                                              "constant_liar": True})
+    recipe = HFRecipe(
+        model=tiny_bert,
+        task="cola",
+        epochs=1.0,
+        data_root=str(FIXTURES),
+        batch_size=4,
+        max_length=32,
+        threads=1,
+        precision="fp32",
+        sampler={"seed": 3, "multivariate": True, "constant_liar": True},
+    )
     res = hf_search(recipe, n_trials=2, enqueue=[{"learning_rate": 1e-4, "warmup_ratio": 0.1}])
     trials = res["trials"]
     assert [t["number"] for t in trials] == [0, 1] and all(t["state"] == "COMPLETE" for t in trials)

@@ -1,5 +1,6 @@
 """The package's layering, read from the source: no import cycles (imports inside functions count), the
 rules the README's map states, and no private names borrowed across packages."""
+
 from __future__ import annotations
 
 import ast
@@ -62,7 +63,7 @@ def test_no_import_cycles():
         state[node] = "open"
         for nxt in sorted(graph[node]):
             if state.get(nxt) == "open":
-                cycles.append(stack[stack.index(nxt):] + [nxt] if nxt in stack else [node, nxt])
+                cycles.append(stack[stack.index(nxt) :] + [nxt] if nxt in stack else [node, nxt])
             elif nxt not in state:
                 visit(nxt, stack + [nxt])
         state[node] = "done"
@@ -78,18 +79,21 @@ def _imports_under(prefix: str) -> set[tuple[str, str]]:
     return {(m, t) for m, ts in graph.items() if m == prefix or m.startswith(prefix + ".") for t in ts}
 
 
-@pytest.mark.parametrize("low, high", [
-    ("trainables.model", "trainables.ticket"),      # a model is built without knowing the ticket format
-    ("trainables.model", "trainables.earlybert"),
-    ("trainables.model", "trainables.training"),
-    ("trainables.training", "trainables.earlybert"),
-    ("trainables.tasks", "trainables.earlybert"),
-    ("trainables.ticket", "trainables.earlybert"),
-    ("trainables", "searcher"),                      # a trial knows nothing of Ray Tune
-    ("trainables", "spaces"),
-    ("spaces", "searcher"),
-    ("spaces", "trainables.flow"),                   # checking a YAML file does not load the training stack
-])
+@pytest.mark.parametrize(
+    "low, high",
+    [
+        ("trainables.model", "trainables.ticket"),  # a model is built without knowing the ticket format
+        ("trainables.model", "trainables.earlybert"),
+        ("trainables.model", "trainables.training"),
+        ("trainables.training", "trainables.earlybert"),
+        ("trainables.tasks", "trainables.earlybert"),
+        ("trainables.ticket", "trainables.earlybert"),
+        ("trainables", "searcher"),  # a trial knows nothing of Ray Tune
+        ("trainables", "spaces"),
+        ("spaces", "searcher"),
+        ("spaces", "trainables.flow"),  # checking a YAML file does not load the training stack
+    ],
+)
 def test_layers_import_downward_only(low, high):
     bad = sorted((m, t) for m, t in _imports_under(low) if t == high or t.startswith(high + "."))
     assert not bad, f"{low} must not import {high}: {bad}"

@@ -1,4 +1,5 @@
 """Mask rules: |c|, ratios, scopes, ties, minimums, multiple-of-8 rounding, validation."""
+
 import pytest
 import torch
 
@@ -59,7 +60,7 @@ def test_global_vs_layer_scope():
     assert kept_counts(per_layer) == [6, 6]
     glob = select([big, small], ratio=0.4, scope="global", minimum=1)
     assert kept_counts(glob) == [10, 2]  # all 8 pruned from the small layer
-    assert kept(glob[1]) == [8, 9]       # its largest survive
+    assert kept(glob[1]) == [8, 9]  # its largest survive
 
 
 def test_per_layer_ratio_counts():
@@ -88,8 +89,11 @@ def test_global_minimum_enforced_and_wins():
 
 
 def test_never_prunes_a_whole_layer():
-    heads, ffn = draw_masks([torch.zeros(2), torch.ones(2)], [torch.zeros(16), torch.ones(16)],
-                            MaskConfig(head_ratio=0.99, ffn_ratio=0.99, head_scope="global", min_heads=1, min_ffn=1))
+    heads, ffn = draw_masks(
+        [torch.zeros(2), torch.ones(2)],
+        [torch.zeros(16), torch.ones(16)],
+        MaskConfig(head_ratio=0.99, ffn_ratio=0.99, head_scope="global", min_heads=1, min_ffn=1),
+    )
     assert all(m.any() for m in heads + ffn)
 
 
@@ -101,22 +105,26 @@ def test_minimum_wins_per_layer_and_is_capped_at_width():
 
 
 def test_zero_ratio_keeps_everything():
-    heads, ffn = draw_masks([torch.randn(4)] * 2, [torch.randn(12)] * 2,
-                            MaskConfig(head_ratio=0.0, ffn_ratio=0.0, ffn_multiple=8))
+    heads, ffn = draw_masks(
+        [torch.randn(4)] * 2, [torch.randn(12)] * 2, MaskConfig(head_ratio=0.0, ffn_ratio=0.0, ffn_multiple=8)
+    )
     assert all(m.all() for m in heads + ffn)
 
 
-@pytest.mark.parametrize("width,ratio,minimum,expected", [
-    (64, 27 / 64, 8, 40),   # keeps 37 -> nearest multiple 40
-    (64, 28 / 64, 8, 40),   # keeps 36: 32 and 40 equally near -> the larger
-    (64, 29 / 64, 8, 32),   # keeps 35 -> 32
-    (64, 0.9, 8, 8),        # keeps the minimum 8
-    (64, 0.5, 9, 32),       # keeps 32, already a multiple
-    (64, 0.85, 9, 16),      # keeps max(10, 9) = 10: nearest 8 is below the minimum -> 16
-    (60, 0.02, 8, 56),      # keeps 59: 64 is above the width -> 56
-    (12, 0.25, 10, 10),     # keeps max(9, 10) = 10; no multiple of 8 in [10, 12] -> unrounded
-    (5, 0.4, 1, 3),         # width below 8: no multiple fits, unrounded
-])
+@pytest.mark.parametrize(
+    "width,ratio,minimum,expected",
+    [
+        (64, 27 / 64, 8, 40),  # keeps 37 -> nearest multiple 40
+        (64, 28 / 64, 8, 40),  # keeps 36: 32 and 40 equally near -> the larger
+        (64, 29 / 64, 8, 32),  # keeps 35 -> 32
+        (64, 0.9, 8, 8),  # keeps the minimum 8
+        (64, 0.5, 9, 32),  # keeps 32, already a multiple
+        (64, 0.85, 9, 16),  # keeps max(10, 9) = 10: nearest 8 is below the minimum -> 16
+        (60, 0.02, 8, 56),  # keeps 59: 64 is above the width -> 56
+        (12, 0.25, 10, 10),  # keeps max(9, 10) = 10; no multiple of 8 in [10, 12] -> unrounded
+        (5, 0.4, 1, 3),  # width below 8: no multiple fits, unrounded
+    ],
+)
 def test_ffn_multiple_rounding(width, ratio, minimum, expected):
     [m] = select([torch.rand(width)], ratio=ratio, scope="layer", minimum=minimum, multiple=8)
     assert int(m.sum()) == expected
@@ -132,16 +140,34 @@ def test_ffn_multiple_global_widths_are_multiples():
     assert counts == sorted(counts)  # larger coefficients in later layers: wider layers
 
 
-@pytest.mark.parametrize("field,value", [("head_ratio", -0.1), ("head_ratio", 1.0), ("ffn_ratio", 1.5),
-                                         ("ffn_ratio", float("nan")), ("head_ratio", True), ("ffn_ratio", "0.4")])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("head_ratio", -0.1),
+        ("head_ratio", 1.0),
+        ("ffn_ratio", 1.5),
+        ("ffn_ratio", float("nan")),
+        ("head_ratio", True),
+        ("ffn_ratio", "0.4"),
+    ],
+)
 def test_bad_ratio_rejected_with_its_value(field, value):
     with pytest.raises(ValueError, match=field) as err:
         MaskConfig(**{field: value})
     assert repr(value) in str(err.value)
 
 
-@pytest.mark.parametrize("kwargs", [{"head_scope": "model"}, {"ffn_scope": None}, {"min_heads": 0},
-                                    {"min_ffn": 2.5}, {"ffn_multiple": 0}, {"ffn_multiple": True}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"head_scope": "model"},
+        {"ffn_scope": None},
+        {"min_heads": 0},
+        {"min_ffn": 2.5},
+        {"ffn_multiple": 0},
+        {"ffn_multiple": True},
+    ],
+)
 def test_bad_config_rejected(kwargs):
     with pytest.raises(ValueError, match=next(iter(kwargs))):
         MaskConfig(**kwargs)
@@ -157,8 +183,9 @@ def test_select_validation():
 
 
 def test_masks_from_model():
-    from tickettune.trainables.model.build import ScratchConfig, scratch_model
     from tickettune.trainables.earlybert.slimming import attach
+    from tickettune.trainables.model.build import ScratchConfig, scratch_model
+
     model, _ = scratch_model(ScratchConfig(layers=2, heads=4, hidden=32, ffn=40), head="classification")
     with pytest.raises(ValueError, match="attach"):
         masks_from_model(model)

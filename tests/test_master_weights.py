@@ -1,5 +1,6 @@
 """precision: bf16-master — bf16 working weights in the blocks, fp32 masters and moments in the optimizer;
 the model leaves training in fp32 holding its masters, and a `continue` ticket prunes them consistently."""
+
 from __future__ import annotations
 
 import copy
@@ -9,15 +10,14 @@ import torch
 from torch import nn
 
 from tickettune.trainables.earlybert import optimizer_carry as carry
-
 from tickettune.trainables.earlybert import slimming
-from tickettune.trainables.training.callbacks import Callback
-from tickettune.trainables.model.encoder import encoder_of
+from tickettune.trainables.earlybert.draw import make_ticket
 from tickettune.trainables.flow import FlowConfig, LocalReporter, run_flow
 from tickettune.trainables.model.build import ScratchConfig, scratch_model
-from tickettune.trainables.training.optimizer import TrainOptimizer, working_params
-from tickettune.trainables.earlybert.draw import make_ticket
+from tickettune.trainables.model.encoder import encoder_of
+from tickettune.trainables.training.callbacks import Callback
 from tickettune.trainables.training.loop import TrainConfig, make_optimizer, train
+from tickettune.trainables.training.optimizer import TrainOptimizer, working_params
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 MASTER = dict(precision="bf16-master", dropout=0.0)
@@ -25,8 +25,14 @@ MASTER = dict(precision="bf16-master", dropout=0.0)
 
 def batches(n: int, seed: int = 0, vocab: tuple[int, int] = (5, 500)) -> list[dict]:
     g = torch.Generator().manual_seed(seed)
-    return [{"input_ids": torch.randint(*vocab, (8, 16), generator=g), "attention_mask": torch.ones(8, 16, dtype=torch.long),
-             "labels": torch.randint(0, 2, (8,), generator=g)} for _ in range(n)]
+    return [
+        {
+            "input_ids": torch.randint(*vocab, (8, 16), generator=g),
+            "attention_mask": torch.ones(8, 16, dtype=torch.long),
+            "labels": torch.randint(0, 2, (8,), generator=g),
+        }
+        for _ in range(n)
+    ]
 
 
 def tiny(pre_ln: bool = False, seed: int = 0) -> nn.Module:
@@ -81,7 +87,9 @@ def test_bf16_master_follows_fp32_training_closely():
     results = {}
     for precision in ("fp32", "bf16-master"):
         model = tiny(pre_ln=True)
-        res = train(model, batches(8), TrainConfig(lr=1e-3, max_steps=8, progress=False, precision=precision, dropout=0.0))
+        res = train(
+            model, batches(8), TrainConfig(lr=1e-3, max_steps=8, progress=False, precision=precision, dropout=0.0)
+        )
         results[precision] = (res.losses, {n: p.detach().clone() for n, p in model.named_parameters()})
     (l32, w32), (l16, w16) = results["fp32"], results["bf16-master"]
     assert max(abs(a - b) for a, b in zip(l32, l16)) < 0.02
@@ -126,8 +134,9 @@ def test_continue_ticket_prunes_masters_and_moments_like_the_weights():
     slimming.attach(model)
     cfg = TrainConfig(lr=1e-3, max_steps=3, progress=False, **MASTER)
     search = train(model, batches(3), cfg, [slimming.SlimmingCallback(1e-2, 1e-2)])
-    masters = {n: search.optimizer.masters()[id(p)] for n, p in model.named_parameters()
-               if id(p) in search.optimizer.masters()}
+    masters = {
+        n: search.optimizer.masters()[id(p)] for n, p in model.named_parameters() if id(p) in search.optimizer.masters()
+    }
     heads, ffn = masks_of(model)
     moments = carry.prune_state(model, carry.state_by_name(model, search.optimizer), heads, ffn)
     ticket = make_ticket(None, model, heads, ffn, rewind=False)
@@ -175,6 +184,7 @@ def test_ticket_equals_the_masked_dense_model_under_bf16_master():
 def test_bf16_master_trains_other_families(tmp_path, family):
     from tickettune.trainables.model.build import load_model
     from tickettune.trainables.testing.random_models import write_random_model
+
     model, _ = load_model(str(write_random_model(family, tmp_path / family)), head="classification", num_labels=2)
     batch = [{k: v for k, v in b.items() if k != "token_type_ids"} for b in batches(3)]
     ref = copy.deepcopy(model)
@@ -185,10 +195,27 @@ def test_bf16_master_trains_other_families(tmp_path, family):
 
 
 def test_earlybert_continue_runs_end_to_end_with_every_lever():
-    cfg = FlowConfig(scratch={"layers": 2, "heads": 4, "hidden": 32, "ffn": 64}, task="sst2", max_train_samples=128,
-                     max_eval_samples=32, max_length=32, batch_size=16, lr=1e-3, search_max_steps=4, detect=False,
-                     unconverged="ticket", ticket_steps=3, mask_interval=2, head_ratio=0.25, ffn_ratio=0.5, min_ffn=4,
-                     ticket_mode="continue", precision="bf16-master", embeddings="sparse", dropout=0.0)
+    cfg = FlowConfig(
+        scratch={"layers": 2, "heads": 4, "hidden": 32, "ffn": 64},
+        task="sst2",
+        max_train_samples=128,
+        max_eval_samples=32,
+        max_length=32,
+        batch_size=16,
+        lr=1e-3,
+        search_max_steps=4,
+        detect=False,
+        unconverged="ticket",
+        ticket_steps=3,
+        mask_interval=2,
+        head_ratio=0.25,
+        ffn_ratio=0.5,
+        min_ffn=4,
+        ticket_mode="continue",
+        precision="bf16-master",
+        embeddings="sparse",
+        dropout=0.0,
+    )
     result = run_flow(cfg, LocalReporter(verbose=False))
     assert result.ticket_steps == 3 and 0.0 <= result.val_metric <= 1.0
 
@@ -196,8 +223,12 @@ def test_earlybert_continue_runs_end_to_end_with_every_lever():
 def test_refused_without_its_optimizer():
     model = tiny()
     with pytest.raises(ValueError, match="bf16-master' needs the optimizer"):
-        train(model, batches(1), TrainConfig(max_steps=1, progress=False, precision="bf16-master"),
-              optimizer=torch.optim.AdamW(model.parameters()))
+        train(
+            model,
+            batches(1),
+            TrainConfig(max_steps=1, progress=False, precision="bf16-master"),
+            optimizer=torch.optim.AdamW(model.parameters()),
+        )
     with pytest.raises(ValueError, match="precision='bf16-mixed'"):
         FlowConfig(precision="bf16-mixed")
     assert FlowConfig(precision="bf16-master").levers()["precision"] == "bf16-master"

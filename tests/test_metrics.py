@@ -1,4 +1,5 @@
 """trainables/metrics.py (through tasks/glue.glue_metrics) against values worked out by hand."""
+
 from __future__ import annotations
 
 import math
@@ -48,8 +49,9 @@ def test_main_metric_is_returned_for_every_task():
 
 
 def test_accepts_tensors_class_ids_and_bf16():
-    assert glue_metrics("sst2", torch.tensor(LOGITS, dtype=torch.bfloat16, requires_grad=True),
-                        torch.tensor(LABELS)) == {"accuracy": 0.75}
+    assert glue_metrics(
+        "sst2", torch.tensor(LOGITS, dtype=torch.bfloat16, requires_grad=True), torch.tensor(LABELS)
+    ) == {"accuracy": 0.75}
     assert glue_metrics("sst2", np.array([0, 1, 0, 1]), LABELS.tolist()) == {"accuracy": 0.75}
     assert glue_metrics("SST-2", LOGITS.tolist(), LABELS.reshape(-1, 1)) == {"accuracy": 0.75}
 

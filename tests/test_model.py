@@ -1,11 +1,12 @@
 """Model building: the TicketEncoder must compute exactly what HF's BERT computes."""
+
 import pytest
 import torch
 from transformers import BertConfig, BertForSequenceClassification
 
+from tickettune.trainables.model.build import ScratchConfig, layout, load_model, model_path, scratch_model
 from tickettune.trainables.model.encoder import TicketEncoder, encoder_of
 from tickettune.trainables.model.mlm_head import SparseBertForMaskedLM
-from tickettune.trainables.model.build import ScratchConfig, layout, load_model, model_path, scratch_model
 
 
 @pytest.fixture(scope="module")
@@ -23,8 +24,9 @@ def test_minilm_alias_is_the_packaged_checkpoint(minilm):
 
 def test_ticket_encoder_matches_hf_bert(minilm):
     model, tok = minilm
-    ref = BertForSequenceClassification.from_pretrained(model_path("minilm-l6"), num_labels=2,
-                                                        attn_implementation="eager").eval()
+    ref = BertForSequenceClassification.from_pretrained(
+        model_path("minilm-l6"), num_labels=2, attn_implementation="eager"
+    ).eval()
     ref.load_state_dict(model.state_dict())  # same parameter names: loads strictly
     batch = tok(["a gripping, funny film", "dull"], padding=True, return_tensors="pt")
     with torch.no_grad():
@@ -63,10 +65,13 @@ def test_regression_head():
     assert model.config.num_labels == 1 and model.config.problem_type == "regression"
 
 
-@pytest.mark.parametrize("bad, err", [
-    ("/no/such/model/dir", FileNotFoundError),
-    ("./missing", FileNotFoundError),
-])
+@pytest.mark.parametrize(
+    "bad, err",
+    [
+        ("/no/such/model/dir", FileNotFoundError),
+        ("./missing", FileNotFoundError),
+    ],
+)
 def test_bad_model_path_is_named(bad, err):
     with pytest.raises(err, match="missing|no/such"):
         load_model(bad)
@@ -86,7 +91,7 @@ def test_bad_head_and_scratch_config():
 
 def test_non_bert_config_rejected(tmp_path):
     BertConfig().save_pretrained(tmp_path)
-    cfg = (tmp_path / "config.json")
+    cfg = tmp_path / "config.json"
     cfg.write_text(cfg.read_text().replace('"model_type": "bert"', '"model_type": "gpt2"'))
     with pytest.raises(ValueError):
         load_model(str(tmp_path))

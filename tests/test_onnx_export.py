@@ -1,6 +1,7 @@
 """ONNX export of tickets: every family's ticket (tiny random models, uneven widths) exports with dynamic batch
 and sequence axes, and ONNX Runtime's outputs equal tickettune's (fp32, within 1e-4) at shapes the trace never
 saw; the CLI writes model.onnx beside a ticket, and without onnx/onnxruntime says which extra to install."""
+
 import importlib.util
 import json
 
@@ -11,23 +12,32 @@ import torch
 onnx = pytest.importorskip("onnx", reason="the optional extra 'onnx' (pip install 'tickettune[onnx]')")
 pytest.importorskip("onnxruntime", reason="the optional extra 'onnx' (pip install 'tickettune[onnx]')")
 
-from tickettune.searcher import cli
-from tickettune.trainables.ticket import onnx_export as OX
-from tickettune.trainables.model.families import FAMILIES, HEADS
-from tickettune.trainables.model.build import load_model
-from tickettune.trainables.model.prune import prune_model
-from tickettune.trainables.testing.random_models import write_random_model
-from tickettune.trainables.ticket.format import load_ticket, save_ticket, ticket_info
+from tickettune.searcher import cli  # noqa: E402 (after the extra's importorskip)
+from tickettune.trainables.model.build import load_model  # noqa: E402 (after the extra's importorskip)
+from tickettune.trainables.model.families import FAMILIES, HEADS  # noqa: E402 (after the extra's importorskip)
+from tickettune.trainables.model.prune import prune_model  # noqa: E402 (after the extra's importorskip)
+from tickettune.trainables.testing.random_models import write_random_model  # noqa: E402 (after the extra's importorskip)
+from tickettune.trainables.ticket import onnx_export as OX  # noqa: E402 (after the extra's importorskip)
+from tickettune.trainables.ticket.format import load_ticket, save_ticket, ticket_info  # noqa: E402 (after the extra's importorskip)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 # every model_type once, each with a head in turn; BERT with every head; ModernBERT's QA (its sliding-window
 # layers: the dynamo exporter drifted to 1e-3 there) and DistilBERT's classifier
-CASES = [(t, HEADS[i % len(HEADS)]) for i, t in enumerate(sorted(FAMILIES))] + [("bert", h) for h in HEADS] + \
-    [("modernbert", "qa"), ("distilbert", "classification")]
+CASES = (
+    [(t, HEADS[i % len(HEADS)]) for i, t in enumerate(sorted(FAMILIES))]
+    + [("bert", h) for h in HEADS]
+    + [("modernbert", "qa"), ("distilbert", "classification")]
+)
 CASES = list(dict.fromkeys(CASES))
-TEXTS = ["short", "a sentence of a length the trace never saw, with padding in the other rows of its batch",
-         "and a third row", ("the sliding window of modernbert's local layers is eight tokens wide here, so "
-                             "this row reaches well past it and the global layers see it whole")]
+TEXTS = [
+    "short",
+    "a sentence of a length the trace never saw, with padding in the other rows of its batch",
+    "and a third row",
+    (
+        "the sliding window of modernbert's local layers is eight tokens wide here, so "
+        "this row reaches well past it and the global layers see it whole"
+    ),
+]
 
 
 @pytest.fixture(scope="module")
@@ -84,8 +94,10 @@ def test_missing_extra_is_named(sources, tmp_path, monkeypatch, capsys):
     capsys.readouterr()
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnxruntime" else real(name, *a))
-    for argv in (["export-onnx", str(path)], ["export", str(tmp_path / "experiment"), "--out", str(tmp_path / "x"),
-                                              "--onnx"]):
+    for argv in (
+        ["export-onnx", str(path)],
+        ["export", str(tmp_path / "experiment"), "--out", str(tmp_path / "x"), "--onnx"],
+    ):
         assert cli.main(argv) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "tickettune[onnx]" in err and "onnxruntime" in err, err
@@ -94,8 +106,14 @@ def test_missing_extra_is_named(sources, tmp_path, monkeypatch, capsys):
 
 def test_export_with_onnx_writes_it_into_the_exported_ticket(tmp_path, capsys):
     from search_fakes import make_experiment
-    exp = make_experiment(tmp_path, [{"id": "a", "config": {"eps": 0.1}, "val": 0.8, "cost": 0.6},
-                                     {"id": "b", "config": {"eps": 0.2}, "val": 0.7, "cost": 0.5}])
+
+    exp = make_experiment(
+        tmp_path,
+        [
+            {"id": "a", "config": {"eps": 0.1}, "val": 0.8, "cost": 0.6},
+            {"id": "b", "config": {"eps": 0.2}, "val": 0.7, "cost": 0.5},
+        ],
+    )
     assert cli.main(["export", str(exp), "--out", str(tmp_path / "best"), "--onnx"]) == 0
     assert (tmp_path / "best" / OX.ONNX_FILE).is_file() and "model.onnx" in capsys.readouterr().out
     meta = json.loads((tmp_path / "best" / "export.json").read_text())

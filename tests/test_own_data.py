@@ -1,5 +1,6 @@
 """The user's own data: labelled tables (CSV, TSV, JSON lines, parquet) and MLM text, through the task
 registry, the flow, the CLI and a search config."""
+
 from __future__ import annotations
 
 import json
@@ -12,22 +13,39 @@ import pytest
 from tickettune.searcher.cli import main
 from tickettune.spaces import load_spec
 from tickettune.trainables.config import FlowConfig
-from tickettune.trainables.reporter import LocalReporter
 from tickettune.trainables.flow import run_flow
 from tickettune.trainables.model.build import ScratchConfig, scratch_model
+from tickettune.trainables.reporter import LocalReporter
 from tickettune.trainables.tasks import DataArgs, get_task
 
 TINY = {"layers": 2, "heads": 2, "hidden": 32, "ffn": 64, "pre_ln": True}
-FLOW = dict(scratch=TINY, max_length=32, batch_size=4, lr=1e-3, coef_lr=5e-2, search_max_steps=4, ticket_steps=2,
-            mask_interval=2, window=2, eps=1.0, min_ffn=4, precision="fp32", unconverged="ticket")
+FLOW = dict(
+    scratch=TINY,
+    max_length=32,
+    batch_size=4,
+    lr=1e-3,
+    coef_lr=5e-2,
+    search_max_steps=4,
+    ticket_steps=2,
+    mask_interval=2,
+    window=2,
+    eps=1.0,
+    min_ffn=4,
+    precision="fp32",
+    unconverged="ticket",
+)
 SPACE = {"ticket_lr": {"low": 1e-4, "high": 1e-3}}
 WORDS = ["good film", "bad film", "great plot", "awful plot", "fine acting", "poor acting"]
 
 
 def table(n: int, labels: list) -> pd.DataFrame:
-    return pd.DataFrame({"review": [f"{WORDS[i % 6]} number {i}" for i in range(n)],
-                         "title": [f'title "{i}"' for i in range(n)],
-                         "stars": [labels[i % len(labels)] for i in range(n)]})
+    return pd.DataFrame(
+        {
+            "review": [f"{WORDS[i % 6]} number {i}" for i in range(n)],
+            "title": [f'title "{i}"' for i in range(n)],
+            "stars": [labels[i % len(labels)] for i in range(n)],
+        }
+    )
 
 
 def write(df: pd.DataFrame, path: Path) -> str:
@@ -43,9 +61,13 @@ def write(df: pd.DataFrame, path: Path) -> str:
 
 
 def own(tmp_path: Path, labels: list, ext: str = ".csv", dev_labels: list | None = None, **kw) -> dict:
-    return {"train_file": write(table(12, labels), tmp_path / f"train{ext}"),
-            "validation_file": write(table(6, dev_labels or labels), tmp_path / f"dev{ext}"),
-            "text_columns": ["review", "title"], "label_column": "stars", **kw}
+    return {
+        "train_file": write(table(12, labels), tmp_path / f"train{ext}"),
+        "validation_file": write(table(6, dev_labels or labels), tmp_path / f"dev{ext}"),
+        "text_columns": ["review", "title"],
+        "label_column": "stars",
+        **kw,
+    }
 
 
 @pytest.mark.parametrize("ext", [".csv", ".tsv", ".jsonl", ".parquet"])
@@ -70,20 +92,31 @@ def test_int_float_and_forced_regression(tmp_path):
     assert forced.head == "regression"
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda d, p: {**d, "train_file": str(p / "nope.csv")}, "train file '{p}/nope.csv' not found"),
-    (lambda d, p: {**d, "label_column": "score"},
-     "{p}/train.csv: no label column 'score'; it has ['review', 'title', 'stars']"),
-    (lambda d, p: {**d, "text_columns": ["review", "body"]}, "{p}/train.csv: no text column 'body'"),
-    (lambda d, p: {**d, "validation_file": write(table(6, ["pos", "neg", "meh"]), p / "bad.csv")},
-     "{p}/bad.csv, line 4: label 'meh' in column 'stars' is not one of train's labels ['neg', 'pos']"),
-    (lambda d, p: {**d, "train_file": str(p / "empty.csv")}, "{p}/empty.csv: file is empty"),
-    (lambda d, p: {**d, "train_file": write(table(3, ["pos", "", "neg"]), p / "blank.csv")},
-     "{p}/blank.csv, line 3: column 'stars' has no label"),
-    (lambda d, p: {**d, "train_file": write(table(3, ["pos", None, "neg"]), p / "blank.jsonl")},
-     "{p}/blank.jsonl, line 2: column 'stars' has no label"),
-    (lambda d, p: {**d, "train_file": write(table(3, ["pos"]), p / "one.csv")}, "a single label ['pos']"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda d, p: {**d, "train_file": str(p / "nope.csv")}, "train file '{p}/nope.csv' not found"),
+        (
+            lambda d, p: {**d, "label_column": "score"},
+            "{p}/train.csv: no label column 'score'; it has ['review', 'title', 'stars']",
+        ),
+        (lambda d, p: {**d, "text_columns": ["review", "body"]}, "{p}/train.csv: no text column 'body'"),
+        (
+            lambda d, p: {**d, "validation_file": write(table(6, ["pos", "neg", "meh"]), p / "bad.csv")},
+            "{p}/bad.csv, line 4: label 'meh' in column 'stars' is not one of train's labels ['neg', 'pos']",
+        ),
+        (lambda d, p: {**d, "train_file": str(p / "empty.csv")}, "{p}/empty.csv: file is empty"),
+        (
+            lambda d, p: {**d, "train_file": write(table(3, ["pos", "", "neg"]), p / "blank.csv")},
+            "{p}/blank.csv, line 3: column 'stars' has no label",
+        ),
+        (
+            lambda d, p: {**d, "train_file": write(table(3, ["pos", None, "neg"]), p / "blank.jsonl")},
+            "{p}/blank.jsonl, line 2: column 'stars' has no label",
+        ),
+        (lambda d, p: {**d, "train_file": write(table(3, ["pos"]), p / "one.csv")}, "a single label ['pos']"),
+    ],
+)
 def test_errors_name_file_column_and_line(tmp_path, change, message):
     (tmp_path / "empty.csv").write_text("")
     d = change(own(tmp_path, ["pos", "neg"]), tmp_path)
@@ -94,8 +127,13 @@ def test_errors_name_file_column_and_line(tmp_path, change, message):
 
 def test_flow_config_reports_missing_files_and_bad_keys_without_reading(tmp_path):
     with pytest.raises(ValueError, match="validation_file='.*missing.csv' not found"):
-        FlowConfig(task={"train_file": write(table(4, [0, 1]), tmp_path / "t.csv"),
-                         "validation_file": str(tmp_path / "missing.csv"), "text_columns": ["review"]})
+        FlowConfig(
+            task={
+                "train_file": write(table(4, [0, 1]), tmp_path / "t.csv"),
+                "validation_file": str(tmp_path / "missing.csv"),
+                "text_columns": ["review"],
+            }
+        )
     with pytest.raises(ValueError, match=r"unknown own-data task keys \['labels'\]"):
         FlowConfig(task={"train_file": "a.csv", "validation_file": "b.csv", "labels": "x"})
 
@@ -142,8 +180,9 @@ def test_mlm_on_a_hub_dataset_text_column(monkeypatch, minilm_tokenizer):
 
     def fake_load_dataset(*args, **kwargs):
         calls.append((args, kwargs))
-        return Dataset.from_dict({"body": [f"line {i} of the corpus, long enough to cut." for i in range(40)] + [""],
-                                  "id": list(range(41))})
+        return Dataset.from_dict(
+            {"body": [f"line {i} of the corpus, long enough to cut." for i in range(40)] + [""], "id": list(range(41))}
+        )
 
     monkeypatch.setattr(mlm, "load_dataset", fake_load_dataset)
     task = get_task({"hub": "someone/corpus", "text_column": "body", "line_by_line": True})
@@ -170,8 +209,14 @@ def test_streamed_text_is_cut_as_read_and_needs_held_out_text(tmp_path, minilm_t
     folder = text_folder(tmp_path)
     with pytest.raises(ValueError, match="streaming needs held-out text"):
         FlowConfig(task={"text_files": [str(folder)], "streaming": True})
-    task = get_task({"text_files": [str(folder / "part0.txt")], "validation_files": [str(folder / "sub")],
-                     "streaming": True, "line_by_line": True})
+    task = get_task(
+        {
+            "text_files": [str(folder / "part0.txt")],
+            "validation_files": [str(folder / "sub")],
+            "streaming": True,
+            "line_by_line": True,
+        }
+    )
     loader = task.train_loader(minilm_tokenizer, DataArgs(max_length=16, batch_size=8, max_train_samples=30))
     batches = list(loader)
     assert sum(len(b["input_ids"]) for b in batches) == 30 and task.size(loader) == -1
@@ -180,6 +225,7 @@ def test_streamed_text_is_cut_as_read_and_needs_held_out_text(tmp_path, minilm_t
     again = next(iter(task.train_loader(minilm_tokenizer, DataArgs(max_length=16, batch_size=8))))
     assert again["input_ids"][0].tolist() == first[0]  # seeded shuffle buffer
     from tickettune.trainables.training.loop import TrainConfig, train
+
     with pytest.raises(ValueError, match="set max_steps instead of epochs"):
         train(None, loader, TrainConfig(epochs=1, progress=False))
 
@@ -203,8 +249,12 @@ def test_search_config_with_own_data(tmp_path):
 def test_search_config_makes_own_data_paths_absolute(tmp_path, monkeypatch):
     own(tmp_path, ["pos", "neg"])
     monkeypatch.chdir(tmp_path)
-    task = {"train_file": "train.csv", "validation_file": "dev.csv", "text_columns": ["review"],
-            "label_column": "stars"}
+    task = {
+        "train_file": "train.csv",
+        "validation_file": "dev.csv",
+        "text_columns": ["review"],
+        "label_column": "stars",
+    }
     spec = load_spec({"name": "own", "fixed": {**FLOW, "task": task}, "space": SPACE, "search": {"num_samples": 1}})
     assert spec.fixed["task"]["train_file"] == str(tmp_path / "train.csv")
     bad = {**task, "validation_file": "missing.csv"}
@@ -227,9 +277,31 @@ def tiny_model(tmp_path_factory) -> str:
 def test_cli_finetune_on_own_csv(tmp_path, tiny_model, capsys):
     d = own(tmp_path, ["pos", "neg"])
     out = tmp_path / "m.json"
-    rc = main(["finetune", "--model", tiny_model, "--train-file", d["train_file"], "--validation-file",
-               d["validation_file"], "--text-columns", "review,title", "--label-column", "stars", "--max-steps", "2",
-               "--batch-size", "4", "--max-length", "16", "--precision", "fp32", "--json", str(out)])
+    rc = main(
+        [
+            "finetune",
+            "--model",
+            tiny_model,
+            "--train-file",
+            d["train_file"],
+            "--validation-file",
+            d["validation_file"],
+            "--text-columns",
+            "review,title",
+            "--label-column",
+            "stars",
+            "--max-steps",
+            "2",
+            "--batch-size",
+            "4",
+            "--max-length",
+            "16",
+            "--precision",
+            "fp32",
+            "--json",
+            str(out),
+        ]
+    )
     assert rc == 0 and "dev accuracy=" in capsys.readouterr().out
     assert json.loads(out.read_text())["task"]["labels"] == ["neg", "pos"]
 
@@ -239,22 +311,58 @@ def test_cli_finetune_glue_fixture_task(tmp_path, capsys):
     model, tok = scratch_model(ScratchConfig(**TINY), head="classification", num_labels=3)
     model.save_pretrained(tmp_path / "m3")
     tok.save_pretrained(tmp_path / "m3")
-    rc = main(["finetune", "--model", str(tmp_path / "m3"), "--task", "mnli", "--data-root", fixtures,
-               "--max-steps", "2", "--batch-size", "4", "--max-length", "16", "--precision", "fp32"])
+    rc = main(
+        [
+            "finetune",
+            "--model",
+            str(tmp_path / "m3"),
+            "--task",
+            "mnli",
+            "--data-root",
+            fixtures,
+            "--max-steps",
+            "2",
+            "--batch-size",
+            "4",
+            "--max-length",
+            "16",
+            "--precision",
+            "fp32",
+        ]
+    )
     assert rc == 0 and "dev accuracy_matched=" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["finetune", "--train-file", "{p}/nope.csv", "--validation-file", "{p}/nope.csv"],
-     "task 'own': train_file='{p}/nope.csv' not found"),
-    (["finetune", "--train-file", "{p}/train.csv"], "own data needs --validation-file too"),
-    (["finetune", "--train-file", "{p}/train.csv", "--validation-file", "{p}/dev.csv", "--text-columns", "review",
-      "--label-column", "x"],
-     "{p}/train.csv: no label column 'x'"),
-    (["earlybert", "--set", "task=mrpc", "--set", "data_root={p}"], "mrpc train: no file at {p}/glue/MRPC/train.tsv"),
-    (["earlybert", "--set", 'task={{"train_file": "{p}/train.csv"}}'], "own-data task needs ['validation_file']"),
-    (["earlybert", "--set", "task=rte", "--text-files", "{p}"], "--set task=... and your own data"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (
+            ["finetune", "--train-file", "{p}/nope.csv", "--validation-file", "{p}/nope.csv"],
+            "task 'own': train_file='{p}/nope.csv' not found",
+        ),
+        (["finetune", "--train-file", "{p}/train.csv"], "own data needs --validation-file too"),
+        (
+            [
+                "finetune",
+                "--train-file",
+                "{p}/train.csv",
+                "--validation-file",
+                "{p}/dev.csv",
+                "--text-columns",
+                "review",
+                "--label-column",
+                "x",
+            ],
+            "{p}/train.csv: no label column 'x'",
+        ),
+        (
+            ["earlybert", "--set", "task=mrpc", "--set", "data_root={p}"],
+            "mrpc train: no file at {p}/glue/MRPC/train.tsv",
+        ),
+        (["earlybert", "--set", 'task={{"train_file": "{p}/train.csv"}}'], "own-data task needs ['validation_file']"),
+        (["earlybert", "--set", "task=rte", "--text-files", "{p}"], "--set task=... and your own data"),
+    ],
+)
 def test_cli_errors_are_one_line_and_exit_2(tmp_path, argv, message, capsys):
     own(tmp_path, ["pos", "neg"])
     rc = main([a.format(p=tmp_path) for a in argv])
@@ -265,11 +373,23 @@ def test_cli_errors_are_one_line_and_exit_2(tmp_path, argv, message, capsys):
 
 def test_cli_reports_a_truncated_weights_file_with_its_path(tmp_path, tiny_model, capsys):
     import shutil
+
     broken = tmp_path / "broken"
     shutil.copytree(tiny_model, broken)
     weights = broken / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:1000])
-    rc = main(["finetune", "--model", str(broken), "--task", "rte",
-               "--data-root", str(Path(__file__).parent / "fixtures"), "--max-steps", "1"])
+    rc = main(
+        [
+            "finetune",
+            "--model",
+            str(broken),
+            "--task",
+            "rte",
+            "--data-root",
+            str(Path(__file__).parent / "fixtures"),
+            "--max-steps",
+            "1",
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 2 and f"{weights} is corrupt: a truncated or unreadable weights file" in err and "Traceback" not in err

@@ -1,4 +1,5 @@
 """Progressive Layer Dropping: schedule, gates, unbiased scaling, skipped compute, eval, EarlyBERT coefficients."""
+
 import math
 import warnings
 
@@ -6,10 +7,20 @@ import pytest
 import torch
 from torch import nn
 
-from tickettune.trainables.model.encoder import encoder_of
 from tickettune.trainables.model.build import ScratchConfig, scratch_model
-from tickettune.trainables.pld import (PLDCallback, PLDConfig, ProgressiveLayerDrop, attach, detach, dropper_of,
-                                       expected_layer_fraction, gamma_for_steps, keep_probs, theta)
+from tickettune.trainables.model.encoder import encoder_of
+from tickettune.trainables.pld import (
+    PLDCallback,
+    PLDConfig,
+    ProgressiveLayerDrop,
+    attach,
+    detach,
+    dropper_of,
+    expected_layer_fraction,
+    gamma_for_steps,
+    keep_probs,
+    theta,
+)
 
 SETTLED = 20_000  # γ = 0.001: θ is within 1e-8 of θ̄
 
@@ -19,8 +30,9 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 def tiny(layers=4, dropout=0.0, pre_ln=True):
     torch.manual_seed(0)
-    model, _ = scratch_model(ScratchConfig(layers=layers, heads=2, hidden=32, ffn=64, dropout=dropout,
-                                           pre_ln=pre_ln, max_positions=64))
+    model, _ = scratch_model(
+        ScratchConfig(layers=layers, heads=2, hidden=32, ffn=64, dropout=dropout, pre_ln=pre_ln, max_positions=64)
+    )
     return model
 
 
@@ -44,6 +56,7 @@ def step_with(pld, num_layers, want_dropped=1, start=SETTLED):
 
 
 # ---------------------------------------------------------------- schedule
+
 
 def test_theta_at_known_steps():
     cfg = PLDConfig(theta_bar=0.5, gamma=0.001)
@@ -79,11 +92,19 @@ def test_gamma_heuristic():
         gamma_for_steps(0)
 
 
-@pytest.mark.parametrize("kwargs, shown", [
-    ({"theta_bar": 0.0}, "0.0"), ({"theta_bar": -0.2}, "-0.2"), ({"theta_bar": 1.5}, "1.5"),
-    ({"theta_bar": float("nan")}, "nan"), ({"gamma": -0.001}, "-0.001"), ({"gamma": float("inf")}, "inf"),
-    ({"gamma": float("nan")}, "nan"), ({"seed": 1.5}, "1.5"),
-])
+@pytest.mark.parametrize(
+    "kwargs, shown",
+    [
+        ({"theta_bar": 0.0}, "0.0"),
+        ({"theta_bar": -0.2}, "-0.2"),
+        ({"theta_bar": 1.5}, "1.5"),
+        ({"theta_bar": float("nan")}, "nan"),
+        ({"gamma": -0.001}, "-0.001"),
+        ({"gamma": float("inf")}, "inf"),
+        ({"gamma": float("nan")}, "nan"),
+        ({"seed": 1.5}, "1.5"),
+    ],
+)
 def test_bad_configs_rejected(kwargs, shown):
     with pytest.raises(ValueError, match=f"{next(iter(kwargs))}.*{shown}"):
         PLDConfig(**kwargs)
@@ -95,6 +116,7 @@ def test_negative_step_rejected():
 
 
 # ---------------------------------------------------------------- gates
+
 
 def test_same_gates_for_same_seed_step_micro_whatever_the_global_rng():
     a, b = ProgressiveLayerDrop(PLDConfig(seed=3)), ProgressiveLayerDrop(PLDConfig(seed=3))
@@ -145,6 +167,7 @@ def test_step_zero_keeps_everything_and_keep_frequency_matches_p():
 
 
 # ---------------------------------------------------------------- the encoder with PLD
+
 
 def _contribution_stats(enc, layer_idx, x, pld, draws):
     """Mean over `draws` training passes of the encoder's output minus its input, the number of
@@ -285,6 +308,7 @@ def test_callback_drives_the_schedule():
 
 def test_callback_inside_train_loop_with_accumulation():
     from tickettune.trainables.training.loop import TrainConfig, train
+
     L = 4
     model = tiny(layers=L)
     pld = attach(model, PLDConfig(seed=0))
@@ -292,14 +316,19 @@ def test_callback_inside_train_loop_with_accumulation():
     sample = pld.sample
     pld.sample = lambda n: seen.append((pld.step, pld.micro_batch)) or sample(n)
     loader = [mlm_batch(seed=i) for i in range(4)]
-    result = train(model, loader, TrainConfig(lr=1e-3, max_steps=3, grad_accum=2, progress=False),
-                   callbacks=[PLDCallback(pld, offset=SETTLED)])
+    result = train(
+        model,
+        loader,
+        TrainConfig(lr=1e-3, max_steps=3, grad_accum=2, progress=False),
+        callbacks=[PLDCallback(pld, offset=SETTLED)],
+    )
     assert result.steps == 3
     assert seen == [(SETTLED + s, m) for s in range(3) for m in range(2)]
     assert pld.realized_fraction() < 1.0
 
 
 # ---------------------------------------------------------------- EarlyBERT coefficients
+
 
 def _with_coefficients(model):
     for layer in encoder_of(model).layer:

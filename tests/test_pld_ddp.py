@@ -5,6 +5,7 @@ The ranks get different data and deliberately different global RNG states; the g
 (no_sync on the first micro-batch), and the result is compared with the same training done in one
 process on both ranks' batches.
 """
+
 import contextlib
 import os
 import socket
@@ -19,9 +20,9 @@ WORLD, STEPS, ACCUM, LAYERS, START = 2, 4, 2, 4, 20_000
 
 def _model():
     from tickettune.trainables.model.build import ScratchConfig, scratch_model
+
     torch.manual_seed(0)
-    model, _ = scratch_model(ScratchConfig(layers=LAYERS, heads=2, hidden=32, ffn=64, dropout=0.0,
-                                           max_positions=64))
+    model, _ = scratch_model(ScratchConfig(layers=LAYERS, heads=2, hidden=32, ffn=64, dropout=0.0, max_positions=64))
     return model
 
 
@@ -36,6 +37,7 @@ def _batch(rank, step, micro):
 def _worker(rank, port, out_dir):
     from tickettune.trainables.model.encoder import encoder_of
     from tickettune.trainables.pld import PLDConfig, attach
+
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD)
     try:
@@ -65,6 +67,7 @@ def _worker(rank, port, out_dir):
 def _reference():
     """The same updates in one process: both ranks' micro-batches, gradients averaged over ranks."""
     from tickettune.trainables.pld import PLDConfig, attach
+
     model = _model()
     pld = attach(model, PLDConfig(seed=0))
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
@@ -93,7 +96,7 @@ def test_ranks_drop_the_same_layers_and_stay_in_sync(tmp_path):
     assert any(not all(g) for g in r0["gates"]), "no layer was dropped: the test would prove nothing"
     # a layer skipped in every micro-batch of a step has no gradient on either rank after the allreduce
     for s in range(STEPS):
-        unused = [not any(g[l] for g in r0["gates"][s * ACCUM:(s + 1) * ACCUM]) for l in range(LAYERS)]
+        unused = [not any(g[l] for g in r0["gates"][s * ACCUM : (s + 1) * ACCUM]) for l in range(LAYERS)]
         assert r0["grad_none"][s] == r1["grad_none"][s] == unused
     assert torch.equal(r0["params"], r1["params"])
     torch.manual_seed(0)

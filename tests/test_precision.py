@@ -1,14 +1,15 @@
 """Mixed precision: what `auto` picks, what stays fp32 under bf16 autocast, and EarlyBERT under bf16."""
+
 import pytest
 import torch
 
-from tickettune.trainables.earlybert import slimming
 from tickettune.trainables.config import FlowConfig
-from tickettune.trainables.reporter import LocalReporter
+from tickettune.trainables.earlybert import slimming
 from tickettune.trainables.flow import run_flow
 from tickettune.trainables.model.build import ScratchConfig, scratch_model
-from tickettune.trainables.training.precision import Precision, cpu_has_fast_bf16, resolve_precision
+from tickettune.trainables.reporter import LocalReporter
 from tickettune.trainables.training.loop import TrainConfig, predict, train
+from tickettune.trainables.training.precision import Precision, cpu_has_fast_bf16, resolve_precision
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -27,16 +28,26 @@ def test_auto_is_bf16_where_the_cpu_has_bf16_matmuls_and_fp16_needs_cuda():
 
 def batches(n: int, seed: int = 0) -> list[dict]:
     g = torch.Generator().manual_seed(seed)
-    return [{"input_ids": torch.randint(5, 500, (8, 16), generator=g), "attention_mask": torch.ones(8, 16, dtype=torch.long),
-             "labels": torch.randint(0, 2, (8,), generator=g)} for _ in range(n)]
+    return [
+        {
+            "input_ids": torch.randint(5, 500, (8, 16), generator=g),
+            "attention_mask": torch.ones(8, 16, dtype=torch.long),
+            "labels": torch.randint(0, 2, (8,), generator=g),
+        }
+        for _ in range(n)
+    ]
 
 
 def test_bf16_training_keeps_weights_optimizer_state_and_coefficients_fp32():
     torch.manual_seed(0)
     model, _ = scratch_model(ScratchConfig(layers=2, heads=4, hidden=32, ffn=64), head="classification")
     slimming.attach(model)
-    res = train(model, batches(4), TrainConfig(lr=1e-3, max_steps=4, progress=False, precision="bf16"),
-                [slimming.SlimmingCallback(1e-2, 1e-2)])
+    res = train(
+        model,
+        batches(4),
+        TrainConfig(lr=1e-3, max_steps=4, progress=False, precision="bf16"),
+        [slimming.SlimmingCallback(1e-2, 1e-2)],
+    )
     assert all(p.dtype == torch.float32 for p in model.parameters())
     assert all(v.dtype == torch.float32 for st in res.optimizer.state.values() for k, v in st.items() if k != "step")
     heads, ffn = slimming.coefficients(model)
@@ -56,10 +67,26 @@ def test_bf16_matches_fp32_closely_on_a_forward():
 
 
 def test_early_bird_is_found_under_bf16_as_under_fp32():
-    base = dict(scratch={"layers": 2, "heads": 4, "hidden": 32, "ffn": 64, "pre_ln": True}, task="sst2",
-                max_train_samples=256, max_eval_samples=64, max_length=32, batch_size=16, lr=1e-3, coef_lr=5e-2,
-                lambda_head=1e-2, lambda_ffn=1e-2, head_ratio=0.25, ffn_ratio=0.5, min_ffn=4, mask_interval=2,
-                window=3, eps=0.1, search_max_steps=60, ticket_steps=4)
+    base = dict(
+        scratch={"layers": 2, "heads": 4, "hidden": 32, "ffn": 64, "pre_ln": True},
+        task="sst2",
+        max_train_samples=256,
+        max_eval_samples=64,
+        max_length=32,
+        batch_size=16,
+        lr=1e-3,
+        coef_lr=5e-2,
+        lambda_head=1e-2,
+        lambda_ffn=1e-2,
+        head_ratio=0.25,
+        ffn_ratio=0.5,
+        min_ffn=4,
+        mask_interval=2,
+        window=3,
+        eps=0.1,
+        search_max_steps=60,
+        ticket_steps=4,
+    )
     found = {}
     for p in ("fp32", "bf16"):
         reporter = LocalReporter(verbose=False)

@@ -1,15 +1,16 @@
 """Physical pruning computes exactly what the masked dense model computes (eval mode, 1e-5)."""
+
 import copy
 
 import pytest
 import torch
 
-from tickettune.trainables.model.encoder import encoder_of
-from tickettune.trainables.earlybert.masks import MaskConfig, masks_from_model
-from tickettune.trainables.model.build import ScratchConfig, count_parameters, layout, load_model, scratch_model
-from tickettune.trainables.model.prune import prune_model
-from tickettune.trainables.earlybert.slimming import attach, has_coefficients
 from tickettune.trainables.earlybert.draw import make_ticket, snapshot
+from tickettune.trainables.earlybert.masks import MaskConfig, masks_from_model
+from tickettune.trainables.earlybert.slimming import attach, has_coefficients
+from tickettune.trainables.model.build import ScratchConfig, count_parameters, layout, load_model, scratch_model
+from tickettune.trainables.model.encoder import encoder_of
+from tickettune.trainables.model.prune import prune_model
 
 ATOL = 1e-5
 
@@ -65,8 +66,11 @@ def test_pruned_equals_masked_dense(kind, pre_ln):
     assert len({int(m.sum()) for m in ffn}) > 1 or kind == "scratch"  # uneven widths for MiniLM
     pruned = make_ticket(None, dense, heads, ffn, rewind=False)  # coefficients folded in, then pruned
     # the masked dense model: coefficient * mask (a pruned unit contributes nothing)
-    set_coefficients(dense, [l.head_coef * m for l, m in zip(encoder_of(dense).layer, heads)],
-                     [l.ffn_coef * m for l, m in zip(encoder_of(dense).layer, ffn)])
+    set_coefficients(
+        dense,
+        [l.head_coef * m for l, m in zip(encoder_of(dense).layer, heads)],
+        [l.ffn_coef * m for l, m in zip(encoder_of(dense).layer, ffn)],
+    )
     pruned.eval()
     for seed in (0, 1):
         torch.testing.assert_close(logits(pruned, seed), logits(dense, seed), rtol=0, atol=ATOL)
@@ -96,8 +100,11 @@ def test_mlm_pruned_equals_masked_dense_and_stays_tied(pre_ln):
     random_coefficients(dense)
     heads, ffn = masks_from_model(dense, MaskConfig(head_ratio=0.5, ffn_ratio=0.4))
     pruned = make_ticket(None, dense, heads, ffn, rewind=False).eval()
-    set_coefficients(dense, [l.head_coef * m for l, m in zip(encoder_of(dense).layer, heads)],
-                     [l.ffn_coef * m for l, m in zip(encoder_of(dense).layer, ffn)])
+    set_coefficients(
+        dense,
+        [l.head_coef * m for l, m in zip(encoder_of(dense).layer, heads)],
+        [l.ffn_coef * m for l, m in zip(encoder_of(dense).layer, ffn)],
+    )
     torch.testing.assert_close(logits(pruned), logits(dense), rtol=0, atol=ATOL)
     assert pruned.cls.predictions.decoder.weight is pruned.bert.embeddings.word_embeddings.weight
 
@@ -119,8 +126,9 @@ def test_rewind_prunes_the_pretrained_weights():
     attach(reference)
     set_coefficients(reference, [m.float() for m in heads], [m.float() for m in ffn])
     torch.testing.assert_close(logits(ticket), logits(reference), rtol=0, atol=ATOL)
-    torch.testing.assert_close(ticket.bert.embeddings.word_embeddings.weight,
-                               pretrained["bert.embeddings.word_embeddings.weight"])
+    torch.testing.assert_close(
+        ticket.bert.embeddings.word_embeddings.weight, pretrained["bert.embeddings.word_embeddings.weight"]
+    )
     with pytest.raises(ValueError, match="pre-trained state"):
         make_ticket(None, model, heads, ffn, rewind=True)
     with pytest.raises(ValueError, match="does not match"):
@@ -135,8 +143,11 @@ def test_pruned_model_trains():
     opt = torch.optim.AdamW(ticket.parameters(), lr=1e-3)
     out = ticket(**batch(), labels=torch.tensor([0, 1, 1]))
     out.loss.backward()
-    assert all(p.grad is not None and p.grad.shape == p.shape for n, p in ticket.named_parameters()
-               if "pooler" not in n and "classifier" not in n and n.startswith("bert.encoder"))
+    assert all(
+        p.grad is not None and p.grad.shape == p.shape
+        for n, p in ticket.named_parameters()
+        if "pooler" not in n and "classifier" not in n and n.startswith("bert.encoder")
+    )
     opt.step()
 
 

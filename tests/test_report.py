@@ -1,7 +1,9 @@
 """The experiment report (no Ray): trial table, CSV, mask-distance and Pareto plots."""
+
 import csv
 
 from search_fakes import FOUR, make_experiment
+
 from tickettune.searcher.report import trial_table, write_report
 
 
@@ -45,13 +47,17 @@ def test_report_prints_the_front_with_each_points_settings(tmp_path, capsys):
     assert lines[0] == "Pareto front (val_metric max, relative_cost min): 3 of 4 tickets"
     assert lines[1].split() == ["trial_id", "val_metric", "relative_cost", "head_ratio", "eps"]
     rows = [line.split() for line in lines[3:6]]
-    assert rows == [["b", "0.85", "0.7", "0.4", "0.1"], ["a", "0.8", "0.6", "0.2", "0.1"],
-                    ["c", "0.78", "0.4", "0.3", "0.2"]]  # d is dominated, e has no ticket
+    assert rows == [
+        ["b", "0.85", "0.7", "0.4", "0.1"],
+        ["a", "0.8", "0.6", "0.2", "0.1"],
+        ["c", "0.78", "0.4", "0.3", "0.2"],
+    ]  # d is dominated, e has no ticket
     assert lines[-1] == f"export one: tickettune export {exp} --trial b --out DIR"
 
 
 def test_front_of_a_single_objective_search_uses_cost_as_export_does(tmp_path):
     from tickettune.searcher.report import front_table
+
     exp = make_experiment(tmp_path, FOUR[:1] + FOUR[3:4])  # a beats d on both
     text = front_table(exp)
     assert text.splitlines()[0] == "Pareto front (val_metric max, relative_cost min): 1 of 2 tickets"

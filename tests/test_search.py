@@ -4,11 +4,12 @@ W&B offline, the exported ticket, the report.
 Uses `flow_stub.stub_flow` (the real flow's interface and reports, a tiny model, seconds per trial);
 `test_search_flow.py` runs the real flow on SST-2 rows.
 """
+
 import json
 
+import flow_stub
 import pytest
 
-import flow_stub
 from tickettune.searcher.export import load_trials
 from tickettune.searcher.report import write_report
 from tickettune.searcher.search import ExperimentExists, run_search

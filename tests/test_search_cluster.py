@@ -2,15 +2,16 @@
 on this machine, the search connecting with `address=`. Ray 2.60's `ray start` turns token auth on:
 `connect` sets RAY_AUTH_MODE=token when a token is there. `ray stop --force` afterwards, always (it ends
 every Ray process of this user on the machine: do not run the tests beside a Ray cluster you need)."""
+
 import os
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
+import flow_stub
 import pytest
 
-import flow_stub
 from tickettune.searcher.export import load_trials
 from tickettune.searcher.search import run_search
 
@@ -34,13 +35,15 @@ def cluster(tmp_path):
     flow_stub.by_value()
     assert flow_stub.ray_is_down()
     port = free_port()
-    head = ray_cli("start", "--head", f"--port={port}", "--num-cpus=1", f"--dashboard-port={free_port()}",
-                   "--disable-usage-stats")
+    head = ray_cli(
+        "start", "--head", f"--port={port}", "--num-cpus=1", f"--dashboard-port={free_port()}", "--disable-usage-stats"
+    )
     try:
         assert head.returncode == 0, head.stdout + head.stderr
         # joining a token-auth cluster needs RAY_AUTH_MODE=token (the token: ~/.ray/auth_token)
-        worker = ray_cli("start", f"--address=127.0.0.1:{port}", "--num-cpus=1", "--disable-usage-stats",
-                         RAY_AUTH_MODE="token")
+        worker = ray_cli(
+            "start", f"--address=127.0.0.1:{port}", "--num-cpus=1", "--disable-usage-stats", RAY_AUTH_MODE="token"
+        )
         assert worker.returncode == 0, worker.stdout + worker.stderr
         yield f"127.0.0.1:{port}"
     finally:

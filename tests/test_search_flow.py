@@ -2,12 +2,13 @@
 with a tiny BERT, the search space from a spec as the YAML loader builds it. Checks the early-bird stop,
 the Pareto export and the tickets' reload. Inline trials by default; the same search with each trial on
 2 Ray Train workers (DDP over gloo) is slow here (~2 min: 6 processes start on 2 cores)."""
+
 import subprocess
 import sys
 
+import flow_stub
 import pytest
 
-import flow_stub
 from tickettune.searcher.export import load_trials
 from tickettune.searcher.search import run_search
 
@@ -18,12 +19,31 @@ TINY = {"layers": 2, "heads": 4, "hidden": 64, "ffn": 128, "tokenizer": "minilm-
 
 def spec(root, workers: int) -> dict:
     return {
-        "name": "sst2-tiny", "storage": str(root),
-        "search": {"num_samples": 2, "objective": "multi", "seed": 0, "scheduler": "none", "max_failures": 0,
-                   "workers_per_trial": workers},
-        "fixed": {"task": "sst2", "scratch": TINY, "max_train_samples": 256, "max_eval_samples": 64,
-                  "max_length": 32, "batch_size": 16, "lr": 1.0e-3, "search_max_steps": 60, "mask_interval": 5,
-                  "window": 3, "ticket_steps": 10, "min_ffn": 4, "unconverged": "ticket"},
+        "name": "sst2-tiny",
+        "storage": str(root),
+        "search": {
+            "num_samples": 2,
+            "objective": "multi",
+            "seed": 0,
+            "scheduler": "none",
+            "max_failures": 0,
+            "workers_per_trial": workers,
+        },
+        "fixed": {
+            "task": "sst2",
+            "scratch": TINY,
+            "max_train_samples": 256,
+            "max_eval_samples": 64,
+            "max_length": 32,
+            "batch_size": 16,
+            "lr": 1.0e-3,
+            "search_max_steps": 60,
+            "mask_interval": 5,
+            "window": 3,
+            "ticket_steps": 10,
+            "min_ffn": 4,
+            "unconverged": "ticket",
+        },
         "space": {"head_ratio": {"low": 0.2, "high": 0.5}, "eps": {"low": 0.15, "high": 0.3}},
     }
 
@@ -31,6 +51,7 @@ def spec(root, workers: int) -> dict:
 @pytest.mark.parametrize("workers", [1, pytest.param(2, marks=pytest.mark.slow)], ids=["inline", "ddp"])
 def test_real_flow_search_on_sst2(tmp_path, workers):
     import ray
+
     assert not ray.is_initialized()
     res = run_search(spec(tmp_path, workers), num_cpus=2, verbose=0)
     assert not ray.is_initialized()
@@ -49,9 +70,11 @@ def test_real_flow_search_on_sst2(tmp_path, workers):
         assert 0 < t.last["early_bird_step"] == t.last["search_steps"] < 60
     # multi-objective: the Pareto front of tickets was exported, each reloads in a fresh process
     assert res.exported == str(tmp_path / "sst2-tiny" / "pareto") and res.selection
-    code = ("import sys; from tickettune.trainables.ticket.format import load_ticket; "
-            "m, tok, info = load_ticket(sys.argv[1]); ids = tok('a gripping, funny film', return_tensors='pt'); "
-            "print(info['val_metric'], tuple(m(**ids).logits.shape))")
+    code = (
+        "import sys; from tickettune.trainables.ticket.format import load_ticket; "
+        "m, tok, info = load_ticket(sys.argv[1]); ids = tok('a gripping, funny film', return_tensors='pt'); "
+        "print(info['val_metric'], tuple(m(**ids).logits.shape))"
+    )
     for e in res.selection:
         r = subprocess.run([sys.executable, "-c", code, e["path"]], capture_output=True, text=True, timeout=120)
         assert r.returncode == 0, r.stderr
@@ -84,19 +107,43 @@ def test_real_flow_worker_crash_after_the_early_bird_resumes_at_the_ticket(tmp_p
 def asha_mlm_space(trial) -> dict:
     """Masked-LM pre-training of a tiny BERT from scratch: trials 0 and 2 learn (ticket_lr 1e-3), trial 1
     barely moves (1e-7), so its perplexity at ASHA's first rung is far worse than trial 0's."""
-    return {"task": "wikitext", "scratch": {**TINY, "pre_ln": True}, "max_train_samples": 512,
-            "max_eval_samples": 64, "max_length": 32, "batch_size": 16, "lr": 1e-3, "eps": 0.3,
-            "search_max_steps": 10, "mask_interval": 5, "window": 2, "ticket_steps": 24, "min_ffn": 4,
-            "unconverged": "ticket", "ticket_lr": [1e-3, 1e-7, 1e-3][trial.number % 3],
-            "head_ratio": trial.suggest_float("head_ratio", 0.25, 0.25), "eval_interval": 6}
+    return {
+        "task": "wikitext",
+        "scratch": {**TINY, "pre_ln": True},
+        "max_train_samples": 512,
+        "max_eval_samples": 64,
+        "max_length": 32,
+        "batch_size": 16,
+        "lr": 1e-3,
+        "eps": 0.3,
+        "search_max_steps": 10,
+        "mask_interval": 5,
+        "window": 2,
+        "ticket_steps": 24,
+        "min_ffn": 4,
+        "unconverged": "ticket",
+        "ticket_lr": [1e-3, 1e-7, 1e-3][trial.number % 3],
+        "head_ratio": trial.suggest_float("head_ratio", 0.25, 0.25),
+        "eval_interval": 6,
+    }
 
 
 @pytest.mark.slow
 def test_asha_cuts_a_weak_real_trial_on_its_dev_metric_after_equal_ticket_training(tmp_path):
-    s = {"name": "asha-mlm", "storage": str(tmp_path),
-         "search": {"num_samples": 3, "seed": 0, "scheduler": "asha", "max_concurrent": 1, "max_failures": 0,
-                    "mode": "min"},
-         "fixed": {"task": "wikitext", "ticket_steps": 24}, "space": {"head_ratio": {"low": 0.2, "high": 0.3}}}
+    s = {
+        "name": "asha-mlm",
+        "storage": str(tmp_path),
+        "search": {
+            "num_samples": 3,
+            "seed": 0,
+            "scheduler": "asha",
+            "max_concurrent": 1,
+            "max_failures": 0,
+            "mode": "min",
+        },
+        "fixed": {"task": "wikitext", "ticket_steps": 24},
+        "space": {"head_ratio": {"low": 0.2, "high": 0.3}},
+    }
     res = run_search(s, num_cpus=2, space=asha_mlm_space, verbose=0)
     assert res.finished and res.statuses == {"TERMINATED": 3}, res
     trials = sorted(load_trials(tmp_path / "asha-mlm"), key=lambda t: t.config["ticket_lr"] == 1e-7)
@@ -112,6 +159,7 @@ def test_a_search_with_a_dense_baseline_reports_it_and_the_report_marks_it(tmp_p
     """`search.baseline: true` adds the dense run of the same budget as one more trial: cost 1.0, its own
     wall-clock; the report's table and plot mark it, and export never picks it (it is not a ticket)."""
     from tickettune.searcher.report import trial_table, write_report
+
     s = spec(tmp_path, 1)
     s["search"].update(num_samples=1, baseline=True)
     s["fixed"].update(search_max_steps=10, budget_steps=16, ticket_mode="continue")

@@ -4,12 +4,13 @@
 real; torch then sees no CUDA, so every trial shows the CPU fallback (a warning, the CPU, and gloo in
 place of nccl for a DDP trial) instead of failing.
 """
-import json
 
-import pytest
+import json
 
 import flow_stub
 import gpu_probe
+import pytest
+
 from tickettune.searcher.export import load_trials
 from tickettune.searcher.search import run_search
 
@@ -19,13 +20,14 @@ pytestmark = pytest.mark.ray
 @pytest.fixture
 def ray_with_gpus(request, monkeypatch):
     import ray
+
     from tickettune.searcher.search import RAY_ENV_DEFAULTS
+
     for k, v in RAY_ENV_DEFAULTS.items():  # what run_search's own ray.init would set
         monkeypatch.setenv(k, v)
     gpu_probe.by_value()
     assert flow_stub.ray_is_down()
-    ray.init(address="local", num_cpus=2, num_gpus=request.param, include_dashboard=False,
-             log_to_driver=False)
+    ray.init(address="local", num_cpus=2, num_gpus=request.param, include_dashboard=False, log_to_driver=False)
     try:
         yield request.param
     finally:

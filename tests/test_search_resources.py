@@ -1,4 +1,5 @@
 """Resource planning (no Ray): what a trial asks for, and how many run at once, never deadlocking."""
+
 import pytest
 
 from tickettune.searcher.ray_reporters import clean_metrics
@@ -12,9 +13,18 @@ def total(plan: ResourcePlan) -> float:
     return per_trial * plan.max_concurrent_trials
 
 
-@pytest.mark.parametrize("kw", [{}, {"max_concurrent": 1}, {"workers_per_trial": 2}, {"executor": "train"},
-                                {"executor": "train", "max_concurrent": 1}, {"cpus_per_worker": 0.5},
-                                {"workers_per_trial": 2, "cpus_per_worker": 0.25}])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {},
+        {"max_concurrent": 1},
+        {"workers_per_trial": 2},
+        {"executor": "train"},
+        {"executor": "train", "max_concurrent": 1},
+        {"cpus_per_worker": 0.5},
+        {"workers_per_trial": 2, "cpus_per_worker": 0.25},
+    ],
+)
 def test_never_more_than_the_cluster(kw):
     plan = plan_resources(TWO, **kw)
     assert total(plan) <= 2.0 + 1e-9
@@ -50,10 +60,15 @@ def test_roundtrip():
     assert ResourcePlan.from_dict(plan.to_dict()) == plan
 
 
-@pytest.mark.parametrize("kw,msg", [({"workers_per_trial": 2, "cpus_per_worker": 1.5}, "needs 3.01 CPUs"),
-                                    ({"executor": "inline", "workers_per_trial": 2}, "executor='train'"),
-                                    ({"executor": "fast"}, "executor="),
-                                    ({"workers_per_trial": 3, "gpus_per_trial": 3}, "GPU")])
+@pytest.mark.parametrize(
+    "kw,msg",
+    [
+        ({"workers_per_trial": 2, "cpus_per_worker": 1.5}, "needs 3.01 CPUs"),
+        ({"executor": "inline", "workers_per_trial": 2}, "executor='train'"),
+        ({"executor": "fast"}, "executor="),
+        ({"workers_per_trial": 3, "gpus_per_trial": 3}, "GPU"),
+    ],
+)
 def test_impossible_plans_fail_before_anything_starts(kw, msg):
     with pytest.raises(ResourceError, match=msg):
         plan_resources(TWO, **kw)
@@ -68,6 +83,7 @@ def test_reports_never_carry_tunes_done_key(tmp_path):
 
 def test_an_existing_experiment_is_refused_or_overwritten_never_a_foreign_folder(tmp_path):
     from tickettune.searcher.search import STATE_FILE, ExperimentExists, _clear
+
     exp = tmp_path / "exp"
     _clear(exp, overwrite=False)  # nothing there: fine
     exp.mkdir()
@@ -85,10 +101,16 @@ def test_an_existing_experiment_is_refused_or_overwritten_never_a_foreign_folder
 
 def test_asha_judges_ticket_training_and_trials_evaluate_at_its_rungs():
     from ray.tune.schedulers import ASHAScheduler
+
     from tickettune.searcher.search import make_scheduler, with_rung_evaluations
     from tickettune.spaces.spec import load_spec
-    base = {"name": "x", "search": {"scheduler": "asha"}, "fixed": {"task": "sst2"},
-            "space": {"ticket_steps": {"low": 100, "high": 200}}}
+
+    base = {
+        "name": "x",
+        "search": {"scheduler": "asha"},
+        "fixed": {"task": "sst2"},
+        "space": {"ticket_steps": {"low": 100, "high": 200}},
+    }
     spec = with_rung_evaluations(load_spec(base))
     asha = make_scheduler(spec)
     assert isinstance(asha, ASHAScheduler) and asha._time_attr == "ticket_step" and asha._max_t == 200
@@ -101,16 +123,23 @@ def test_asha_judges_ticket_training_and_trials_evaluate_at_its_rungs():
 
 # ------------------------------------------------------------------------------------ GPUs shared by trials
 
+
 def gpu_total(plan: ResourcePlan) -> float:
     return plan.num_workers * plan.gpus_per_worker * plan.max_concurrent_trials
 
 
-@pytest.mark.parametrize("cluster,kw", [
-    ({"CPU": 2.0, "GPU": 1.0}, {"gpus_per_trial": 0.5}), ({"CPU": 2.0, "GPU": 2.0}, {}),
-    ({"CPU": 16.0, "GPU": 1.0}, {"gpus_per_trial": 0.25}), ({"CPU": 16.0, "GPU": 4.0}, {"workers_per_trial": 2}),
-    ({"CPU": 3.0, "GPU": 8.0}, {"gpus_per_trial": 1}), ({"CPU": 16.0, "GPU": 2.0}, {"executor": "train"}),
-    ({"CPU": 16.0, "GPU": 4.0}, {"workers_per_trial": 4, "gpus_per_trial": 4, "max_concurrent": 3}),
-])
+@pytest.mark.parametrize(
+    "cluster,kw",
+    [
+        ({"CPU": 2.0, "GPU": 1.0}, {"gpus_per_trial": 0.5}),
+        ({"CPU": 2.0, "GPU": 2.0}, {}),
+        ({"CPU": 16.0, "GPU": 1.0}, {"gpus_per_trial": 0.25}),
+        ({"CPU": 16.0, "GPU": 4.0}, {"workers_per_trial": 2}),
+        ({"CPU": 3.0, "GPU": 8.0}, {"gpus_per_trial": 1}),
+        ({"CPU": 16.0, "GPU": 2.0}, {"executor": "train"}),
+        ({"CPU": 16.0, "GPU": 4.0}, {"workers_per_trial": 4, "gpus_per_trial": 4, "max_concurrent": 3}),
+    ],
+)
 def test_gpu_plans_never_ask_for_more_than_the_cluster(cluster, kw):
     plan = plan_resources(cluster, **kw)
     assert total(plan) <= cluster["CPU"] + 1e-9 and gpu_total(plan) <= cluster["GPU"] + 1e-9
@@ -149,13 +178,16 @@ def test_no_gpus_asked_on_a_gpu_cluster_runs_on_cpus():
     assert not plan.use_gpu and plan.backend == "gloo" and plan.trial_resources == {"CPU": 1.0}
 
 
-@pytest.mark.parametrize("kw,msg", [
-    ({"gpus_per_trial": 2}, r"gpus_per_trial=2 with workers_per_trial=1.*workers_per_trial: 2"),
-    ({"gpus_per_trial": 0.5, "workers_per_trial": 2}, r"gpus_per_trial=0.5 with workers_per_trial=2.*whole GPU"),
-    ({"gpus_per_trial": -1}, r"gpus_per_trial=-1 must be >= 0"),
-    ({"gpus_per_trial": 3, "workers_per_trial": 3}, r"need 3 GPUs; the cluster has 2"),
-    ({"gpus_per_trial": 0.5, "cpus_per_worker": 3}, r"needs 3 CPUs"),
-])
+@pytest.mark.parametrize(
+    "kw,msg",
+    [
+        ({"gpus_per_trial": 2}, r"gpus_per_trial=2 with workers_per_trial=1.*workers_per_trial: 2"),
+        ({"gpus_per_trial": 0.5, "workers_per_trial": 2}, r"gpus_per_trial=0.5 with workers_per_trial=2.*whole GPU"),
+        ({"gpus_per_trial": -1}, r"gpus_per_trial=-1 must be >= 0"),
+        ({"gpus_per_trial": 3, "workers_per_trial": 3}, r"need 3 GPUs; the cluster has 2"),
+        ({"gpus_per_trial": 0.5, "cpus_per_worker": 3}, r"needs 3 CPUs"),
+    ],
+)
 def test_impossible_gpu_plans_name_the_value(kw, msg):
     with pytest.raises(ResourceError, match=msg):
         plan_resources({"CPU": 2.0, "GPU": 2.0}, **kw)

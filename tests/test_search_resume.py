@@ -1,5 +1,6 @@
 """A search killed hard (SIGKILL of the process that runs it) after 2 of 4 trials, then resumed: the
 finished trials are not run again, the Optuna study carries on, and the search reaches num_samples."""
+
 import json
 import os
 import pickle
@@ -7,9 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import flow_stub
 import pytest
 
-import flow_stub
 from tickettune.searcher.export import load_trials
 from tickettune.searcher.resume import resume_search
 
@@ -35,8 +36,7 @@ def test_killed_search_resumes_without_rerunning_finished_trials(tmp_path):
     session_file = tmp_path / "session.json"
     # state saved every 0.5 s; a trial takes >= 2 s: the kill (1.5 s after the 2nd completion) lands
     # inside the 3rd trial, after a save that records the 2 completions
-    env = {**os.environ, "TICKETTUNE_TEST_KILL": "1", "TUNE_GLOBAL_CHECKPOINT_S": "0.5",
-           "TICKETTUNE_STUB_SLEEP": "1.0"}
+    env = {**os.environ, "TICKETTUNE_TEST_KILL": "1", "TUNE_GLOBAL_CHECKPOINT_S": "0.5", "TICKETTUNE_STUB_SLEEP": "1.0"}
     code = VICTIM.format(tests=str(TESTS), root=str(tmp_path), session_file=str(session_file))
     try:
         r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=400)

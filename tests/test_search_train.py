@@ -1,8 +1,9 @@
 """Trials on Ray Train (the train executor): DDP over gloo with 2 workers per trial, the early-bird stop
 agreed between the ranks, and a worker group that dies and is restarted from its last checkpoint."""
-import pytest
 
 import flow_stub
+import pytest
+
 from tickettune.searcher.export import load_trials
 from tickettune.searcher.search import run_search
 
@@ -70,8 +71,9 @@ def test_diverging_train_trial_fails_once_and_the_search_goes_on(tmp_path, worke
     """Loss NaN inside Ray Train workers: the trial ends in ERROR with FAILED.json, its retries fail at once
     (no second training run), and the other trial finishes."""
     spec = flow_stub.spec_dict(tmp_path, "nan", num_samples=2, workers_per_trial=workers, max_failures=1)
-    res = run_search(spec, num_cpus=2, executor="train", flow_fn=flow_stub.stub_flow,
-                     space=flow_stub.space_with_nan, verbose=0)
+    res = run_search(
+        spec, num_cpus=2, executor="train", flow_fn=flow_stub.stub_flow, space=flow_stub.space_with_nan, verbose=0
+    )
     assert res.finished and res.statuses == {"TERMINATED": 1, "ERROR": 1}
     [bad] = [t for t in load_trials(tmp_path / "nan") if t.status == "ERROR"]
     assert (bad.trial_dir / "FAILED.json").is_file() and "FloatingPointError" in bad.error

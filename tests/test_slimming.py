@@ -1,11 +1,19 @@
 """Slimming coefficients: attach, penalty, folding, parameter groups, the callback."""
+
 import pytest
 import torch
 
-from tickettune.trainables.model.encoder import encoder_of
+from tickettune.trainables.earlybert.slimming import (
+    SlimmingCallback,
+    attach,
+    coefficient_params,
+    coefficients,
+    detach_coefficients,
+    has_coefficients,
+    l1_penalty,
+)
 from tickettune.trainables.model.build import ScratchConfig, scratch_model
-from tickettune.trainables.earlybert.slimming import (SlimmingCallback, attach, coefficient_params, coefficients,
-                                            detach_coefficients, has_coefficients, l1_penalty)
+from tickettune.trainables.model.encoder import encoder_of
 
 
 def tiny(pre_ln=True, head="classification"):
@@ -39,8 +47,12 @@ def test_attach_shapes_init_and_identity():
     assert all(torch.all(c == 1.0) and c.requires_grad for c in heads + ffn)
     assert len(coefficient_params(model)) == 4
     names = [n for n, _ in model.named_parameters() if n.endswith(("head_coef", "ffn_coef"))]
-    assert names == ["bert.encoder.layer.0.head_coef", "bert.encoder.layer.0.ffn_coef",
-                     "bert.encoder.layer.1.head_coef", "bert.encoder.layer.1.ffn_coef"]
+    assert names == [
+        "bert.encoder.layer.0.head_coef",
+        "bert.encoder.layer.0.ffn_coef",
+        "bert.encoder.layer.1.head_coef",
+        "bert.encoder.layer.1.ffn_coef",
+    ]
     torch.testing.assert_close(model(**batch()).logits, before, rtol=0, atol=1e-6)
     with pytest.raises(ValueError, match="already"):
         attach(model)
@@ -70,9 +82,14 @@ def test_l1_penalty_value_and_gradient():
     assert l1_penalty(model, 0.0, 0.0).item() == 0.0
 
 
-@pytest.mark.parametrize("kwargs,name", [({"lambda_head": -1e-4, "lambda_ffn": 1e-4}, "lambda_head"),
-                                         ({"lambda_head": 1e-4, "lambda_ffn": -1.0}, "lambda_ffn"),
-                                         ({"lambda_head": float("nan"), "lambda_ffn": 0.0}, "lambda_head")])
+@pytest.mark.parametrize(
+    "kwargs,name",
+    [
+        ({"lambda_head": -1e-4, "lambda_ffn": 1e-4}, "lambda_head"),
+        ({"lambda_head": 1e-4, "lambda_ffn": -1.0}, "lambda_ffn"),
+        ({"lambda_head": float("nan"), "lambda_ffn": 0.0}, "lambda_head"),
+    ],
+)
 def test_negative_lambda_rejected(kwargs, name):
     model = tiny()
     attach(model)

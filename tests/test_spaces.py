@@ -1,4 +1,5 @@
 """Search spaces as data: loading, validation (all problems at once), the Optuna define-by-run function."""
+
 from __future__ import annotations
 
 import copy
@@ -20,8 +21,11 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 def minimal(**space) -> dict:
-    return {"name": "t", "fixed": {"model": "minilm-l6", "task": "sst2"},
-            "space": space or {"head_ratio": {"low": 0.2, "high": 0.5}}}
+    return {
+        "name": "t",
+        "fixed": {"model": "minilm-l6", "task": "sst2"},
+        "space": space or {"head_ratio": {"low": 0.2, "high": 0.5}},
+    }
 
 
 def problems_of(config) -> list[str]:
@@ -37,6 +41,7 @@ def study_for(spec: SearchSpec, sampler=None) -> optuna.Study:
 
 
 # -- the shipped configs --------------------------------------------------------------------------------
+
 
 def test_all_four_configs_are_shipped():
     assert {p.stem for p in SHIPPED} >= {"earlybert", "pld", "union", "demo", "squad"}
@@ -68,8 +73,9 @@ def test_shipped_config_loads_and_every_corner_builds_a_flow_config(path):
 
 def test_shipped_configs_say_what_the_issue_asks():
     eb = load_spec(SPACES / "earlybert.yaml")
-    assert {"head_ratio", "ffn_ratio", "lambda_head", "lambda_ffn", "eps", "window", "mask_interval",
-            "lr"} <= set(eb.space)
+    assert {"head_ratio", "ffn_ratio", "lambda_head", "lambda_ffn", "eps", "window", "mask_interval", "lr"} <= set(
+        eb.space
+    )
     pld = load_spec(SPACES / "pld.yaml")
     assert {"theta_bar", "gamma"} <= set(pld.space) and pld.fixed["pld"] is True
     assert pld.search.mode == "min"  # perplexity: inferred from the MLM task
@@ -89,6 +95,7 @@ def test_the_readme_example_is_valid():
     import re
 
     import yaml
+
     text = (SPACES / "README.md").read_text()
     block = re.search(r"```yaml\n(.*?)```", text, re.S).group(1)
     spec = load_spec(yaml.safe_load(block))
@@ -98,25 +105,34 @@ def test_the_readme_example_is_valid():
 
 # -- validation -----------------------------------------------------------------------------------------
 
+
 def test_a_bad_config_reports_every_problem_in_one_error():
     bad = {
         "name": "bad",
-        "colour": "blue",                                           # unknown top-level key
+        "colour": "blue",  # unknown top-level key
         "search": {"num_samples": 0, "scheduler": "hyperband", "metric": "accuracy", "patience": 3},
-        "fixed": {"model": "minilm-l6", "task": "sst3", "lambda_ffn": -1e-4, "eps": 1.5, "min_heads": 0,
-                  "max_lenght": 128, "head_ratio": 0.3, "window": "five"},
+        "fixed": {
+            "model": "minilm-l6",
+            "task": "sst3",
+            "lambda_ffn": -1e-4,
+            "eps": 1.5,
+            "min_heads": 0,
+            "max_lenght": 128,
+            "head_ratio": 0.3,
+            "window": "five",
+        },
         "space": {
-            "head_ratio": {"low": 0.2, "high": 0.5},                # also fixed
-            "ffn_ratio": {"low": 0.6, "high": 0.4},                 # empty range
+            "head_ratio": {"low": 0.2, "high": 0.5},  # also fixed
+            "ffn_ratio": {"low": 0.6, "high": 0.4},  # empty range
             "lambda_head": {"low": 0.0, "high": 1e-3, "log": True},  # log range from 0
-            "mask_interval": {"choices": []},                       # empty choices
+            "mask_interval": {"choices": []},  # empty choices
             "theta_bar": {"low": 0.5, "high": 1.2, "when": {"pld_on": True}},  # unknown condition key
             "gamma": {"low": 1e-3, "high": 1e-2, "when": {"pld": "yes"}},  # value not among pld's choices
             "pld": {"choices": [False, True]},
-            "bogus": {"low": 1, "high": 2},                         # unknown space key
+            "bogus": {"low": 1, "high": 2},  # unknown space key
             "lr": {"low": 1e-5, "high": 1e-3, "log": True, "step": 1e-5},
-            "batch_size": {"choices": [16, "32"]},                  # bad type
-            "ticket_lr": 3e-4,                                      # a constant in space
+            "batch_size": {"choices": [16, "32"]},  # bad type
+            "ticket_lr": 3e-4,  # a constant in space
         },
     }
     problems = problems_of(bad)
@@ -164,55 +180,75 @@ def test_yaml_file_problems_include_duplicate_keys(tmp_path):
     assert "not valid YAML" in problems_of(tmp_path / "broken.yaml")[0]
 
 
-@pytest.mark.parametrize("fixed, space, needle", [
-    ({"head_ratio": 1.0}, {}, "head_ratio=1.0 must be in [0, 1)"),
-    ({}, {"head_ratio": {"low": -0.1, "high": 0.3}}, "head_ratio=-0.1 must be in [0, 1)"),
-    ({}, {"ffn_ratio": {"choices": [0.2, 1.0]}}, "ffn_ratio=1.0 must be in [0, 1)"),
-    ({}, {"lambda_head": {"low": -1.0, "high": 1.0}}, "lambda_head=-1.0 must be >= 0"),
-    ({}, {"eps": {"low": 0.1, "high": 1.5}}, "eps=1.5 must be in [0, 1]"),
-    ({"min_ffn": 0}, {}, "min_ffn=0 must be an int >= 1"),
-    ({"min_heads": 5, "head_ratio": 0.75}, {}, "keeps 3 of 12 heads per layer, below min_heads=5"),
-    ({"min_ffn": 1536}, {}, "min_ffn=1536 is at least the layer width"),
-    ({"min_ffn": 1000, "ffn_scope": "global"}, {"ffn_ratio": {"low": 0.1, "high": 0.5}},
-     "asks to prune 4608 of 9216 FFN neurons, but min_ffn=1000"),
-    ({"head_scope": "model"}, {}, "head_scope='model': expected one of"),
-    ({"window": 1}, {}, "window=1 must be >= 2"),
-    ({}, {"window": {"low": 1, "high": 5}}, "window=1 must be >= 2"),
-    ({}, {"mask_interval": {"low": 2.5, "high": 10}}, "mask_interval.low=2.5: must be an int"),
-    ({}, {"window": {"low": 2, "high": 5, "type": "float"}}, "window takes an int"),
-    ({}, {"pld": {"low": 0, "high": 1}}, "use choices, not a range"),
-    ({}, {"eps": {"choices": [0.1]}}, "a single choice is a constant"),
-    ({}, {"eps": {"low": 0.1, "high": 0.2, "choices": [0.1]}}, "choices cannot be combined"),
-    ({}, {"eps": {"low": 0.1}}, "needs both low and high"),
-    ({}, {"theta_bar": {"low": 0.5, "high": 0.9}}, "space.theta_bar: has no effect, pld is False"),
-    ({"pld": False}, {"theta_bar": {"low": 0.5, "high": 0.9, "when": {"pld": True}}}, "never holds"),
-    ({}, {"eps": {"low": 0.1, "high": 0.2, "when": {"window": 3}}}, "never holds"),
-    ({}, {"window": {"low": 3, "high": 5}, "eps": {"low": 0.1, "high": 0.2, "when": {"window": 3}}},
-     "conditions can only name keys searched with choices"),
-    ({}, {"pld": {"choices": [True, False], "when": {"ticket_mode": ["rewind"]}},
-          "ticket_mode": {"choices": ["rewind", "continue"], "when": {"pld": True}}}, "conditions form a cycle"),
-    ({"scratch": {"layers": 2, "heads": 3, "hidden": 64}}, {}, "not a multiple of heads"),
-    ({"model": "./no/such/model"}, {}, "does not exist"),
-    ({"data_root": "/no/such/data"}, {}, "fixed.data_root='/no/such/data': no such folder"),
-])
+@pytest.mark.parametrize(
+    "fixed, space, needle",
+    [
+        ({"head_ratio": 1.0}, {}, "head_ratio=1.0 must be in [0, 1)"),
+        ({}, {"head_ratio": {"low": -0.1, "high": 0.3}}, "head_ratio=-0.1 must be in [0, 1)"),
+        ({}, {"ffn_ratio": {"choices": [0.2, 1.0]}}, "ffn_ratio=1.0 must be in [0, 1)"),
+        ({}, {"lambda_head": {"low": -1.0, "high": 1.0}}, "lambda_head=-1.0 must be >= 0"),
+        ({}, {"eps": {"low": 0.1, "high": 1.5}}, "eps=1.5 must be in [0, 1]"),
+        ({"min_ffn": 0}, {}, "min_ffn=0 must be an int >= 1"),
+        ({"min_heads": 5, "head_ratio": 0.75}, {}, "keeps 3 of 12 heads per layer, below min_heads=5"),
+        ({"min_ffn": 1536}, {}, "min_ffn=1536 is at least the layer width"),
+        (
+            {"min_ffn": 1000, "ffn_scope": "global"},
+            {"ffn_ratio": {"low": 0.1, "high": 0.5}},
+            "asks to prune 4608 of 9216 FFN neurons, but min_ffn=1000",
+        ),
+        ({"head_scope": "model"}, {}, "head_scope='model': expected one of"),
+        ({"window": 1}, {}, "window=1 must be >= 2"),
+        ({}, {"window": {"low": 1, "high": 5}}, "window=1 must be >= 2"),
+        ({}, {"mask_interval": {"low": 2.5, "high": 10}}, "mask_interval.low=2.5: must be an int"),
+        ({}, {"window": {"low": 2, "high": 5, "type": "float"}}, "window takes an int"),
+        ({}, {"pld": {"low": 0, "high": 1}}, "use choices, not a range"),
+        ({}, {"eps": {"choices": [0.1]}}, "a single choice is a constant"),
+        ({}, {"eps": {"low": 0.1, "high": 0.2, "choices": [0.1]}}, "choices cannot be combined"),
+        ({}, {"eps": {"low": 0.1}}, "needs both low and high"),
+        ({}, {"theta_bar": {"low": 0.5, "high": 0.9}}, "space.theta_bar: has no effect, pld is False"),
+        ({"pld": False}, {"theta_bar": {"low": 0.5, "high": 0.9, "when": {"pld": True}}}, "never holds"),
+        ({}, {"eps": {"low": 0.1, "high": 0.2, "when": {"window": 3}}}, "never holds"),
+        (
+            {},
+            {"window": {"low": 3, "high": 5}, "eps": {"low": 0.1, "high": 0.2, "when": {"window": 3}}},
+            "conditions can only name keys searched with choices",
+        ),
+        (
+            {},
+            {
+                "pld": {"choices": [True, False], "when": {"ticket_mode": ["rewind"]}},
+                "ticket_mode": {"choices": ["rewind", "continue"], "when": {"pld": True}},
+            },
+            "conditions form a cycle",
+        ),
+        ({"scratch": {"layers": 2, "heads": 3, "hidden": 64}}, {}, "not a multiple of heads"),
+        ({"model": "./no/such/model"}, {}, "does not exist"),
+        ({"data_root": "/no/such/data"}, {}, "fixed.data_root='/no/such/data': no such folder"),
+    ],
+)
 def test_single_problems_name_the_key_and_value(fixed, space, needle):
-    config = {"fixed": {"model": "minilm-l6", "task": "sst2", **fixed}, "space": space or {"lr": {"low": 1e-5,
-                                                                                               "high": 1e-4}}}
+    config = {
+        "fixed": {"model": "minilm-l6", "task": "sst2", **fixed},
+        "space": space or {"lr": {"low": 1e-5, "high": 1e-4}},
+    }
     text = "\n".join(problems_of(config))
     assert needle in text, text
 
 
-@pytest.mark.parametrize("search, needle", [
-    ({"objective": "multi", "metric": "val_metric"}, "objective multi needs a list"),
-    ({"objective": "single", "metric": ["val_metric", "relative_cost"]}, "a list means objective: multi"),
-    ({"metric": "val_metric", "mode": "up"}, "each mode must be one of"),
-    ({"objective": "multi", "mode": "max"}, "give one mode per metric"),
-    ({"max_concurrent": 0}, "search.max_concurrent=0"),
-    ({"cpus_per_worker": -1}, "search.cpus_per_worker=-1"),
-    ({"workers_per_trial": 1.5}, "search.workers_per_trial=1.5"),
-    ({"seed": "x"}, "search.seed='x'"),
-    ({"wandb_project": ""}, "search.wandb_project=''"),
-])
+@pytest.mark.parametrize(
+    "search, needle",
+    [
+        ({"objective": "multi", "metric": "val_metric"}, "objective multi needs a list"),
+        ({"objective": "single", "metric": ["val_metric", "relative_cost"]}, "a list means objective: multi"),
+        ({"metric": "val_metric", "mode": "up"}, "each mode must be one of"),
+        ({"objective": "multi", "mode": "max"}, "give one mode per metric"),
+        ({"max_concurrent": 0}, "search.max_concurrent=0"),
+        ({"cpus_per_worker": -1}, "search.cpus_per_worker=-1"),
+        ({"workers_per_trial": 1.5}, "search.workers_per_trial=1.5"),
+        ({"seed": "x"}, "search.seed='x'"),
+        ({"wandb_project": ""}, "search.wandb_project=''"),
+    ],
+)
 def test_search_section_problems(search, needle):
     text = "\n".join(problems_of({**minimal(), "search": search}))
     assert needle in text, text
@@ -232,8 +268,10 @@ def test_normalisation_paths_yaml_floats_defaults(tmp_path, monkeypatch):
     path = tmp_path / "s.yaml"
     # `1e-5` without a dot is a string in YAML 1.1: float keys read it as a number anyway
     (tmp_path / "data").mkdir()
-    path.write_text("storage: out\nfixed: {data_root: data, lr: 1e-4}\n"
-                    "space: {lambda_head: {low: 1e-5, high: 1e-3, log: true}, window: {low: 3, high: 6}}\n")
+    path.write_text(
+        "storage: out\nfixed: {data_root: data, lr: 1e-4}\n"
+        "space: {lambda_head: {low: 1e-5, high: 1e-3, log: true}, window: {low: 3, high: 6}}\n"
+    )
     spec = load_spec(path)
     assert spec.name == "s"
     assert spec.storage == str(tmp_path / "out")
@@ -255,14 +293,14 @@ def test_to_dict_round_trips(path):
 
 # -- the define-by-run function -------------------------------------------------------------------------
 
+
 def test_conditional_keys_only_when_their_condition_holds():
     spec = load_spec(SPACES / "union.yaml")
     fn = space_fn(spec)
     base = {k: d.corners()[0] for k, d in spec.space.items() if not d.when}
     off = fn(optuna.trial.FixedTrial({**base, "pld": False}))
     assert off["pld"] is False and not PLD_KEYS & set(off)
-    on = fn(optuna.trial.FixedTrial({**base, "pld": True, "theta_bar": 0.7, "gamma": 0.005,
-                                     "pld_phase": "both"}))
+    on = fn(optuna.trial.FixedTrial({**base, "pld": True, "theta_bar": 0.7, "gamma": 0.005, "pld_phase": "both"}))
     assert on["pld"] is True and PLD_KEYS <= set(on)
     assert (on["theta_bar"], on["gamma"], on["pld_phase"]) == (0.7, 0.005, "both")
     # fixed values come back with the sampled ones
@@ -281,20 +319,30 @@ def test_conditional_keys_only_when_their_condition_holds():
 
 
 def test_condition_on_a_fixed_key_and_chained_conditions():
-    spec = load_spec({"fixed": {"pld": True},
-                      "space": {"theta_bar": {"low": 0.5, "high": 0.9, "when": {"pld": True}},
-                                "ticket_mode": {"choices": ["rewind", "continue"]},
-                                "ticket_lr": {"low": 1e-5, "high": 1e-4, "when": {"ticket_mode": "continue"}},
-                                "eps": {"choices": [0.1, 0.2], "when": {"ticket_mode": "continue"}},
-                                "window": {"choices": [3, 5], "when": {"eps": 0.2}}}})
+    spec = load_spec(
+        {
+            "fixed": {"pld": True},
+            "space": {
+                "theta_bar": {"low": 0.5, "high": 0.9, "when": {"pld": True}},
+                "ticket_mode": {"choices": ["rewind", "continue"]},
+                "ticket_lr": {"low": 1e-5, "high": 1e-4, "when": {"ticket_mode": "continue"}},
+                "eps": {"choices": [0.1, 0.2], "when": {"ticket_mode": "continue"}},
+                "window": {"choices": [3, 5], "when": {"eps": 0.2}},
+            },
+        }
+    )
     fn = space_fn(spec)
     always = fn(optuna.trial.FixedTrial({"theta_bar": 0.6, "ticket_mode": "rewind"}))
     assert set(always) == {"theta_bar", "ticket_mode", "pld"}
-    chained = fn(optuna.trial.FixedTrial({"theta_bar": 0.6, "ticket_mode": "continue", "ticket_lr": 5e-5,
-                                          "eps": 0.2, "window": 3}))
+    chained = fn(
+        optuna.trial.FixedTrial(
+            {"theta_bar": 0.6, "ticket_mode": "continue", "ticket_lr": 5e-5, "eps": 0.2, "window": 3}
+        )
+    )
     assert chained["window"] == 3 and chained["ticket_lr"] == 5e-5
-    assert "window" not in fn(optuna.trial.FixedTrial({"theta_bar": 0.6, "ticket_mode": "continue",
-                                                       "ticket_lr": 5e-5, "eps": 0.1}))
+    assert "window" not in fn(
+        optuna.trial.FixedTrial({"theta_bar": 0.6, "ticket_mode": "continue", "ticket_lr": 5e-5, "eps": 0.1})
+    )
 
 
 def test_sampled_values_lie_in_their_domains():
@@ -320,7 +368,7 @@ def _run(spec: SearchSpec, n: int) -> list[dict]:
         params = fn(trial)
         out.append(params)
         values = [params.get("head_ratio", 0.3) - params.get("eps", 0.1), params.get("ffn_ratio", 0.4)]
-        study.tell(trial, values[:len(spec.search.metrics)])
+        study.tell(trial, values[: len(spec.search.metrics)])
     return out
 
 
@@ -351,28 +399,39 @@ def test_flow_config_from_a_sample():
 
 # ------------------------------------------------------------------------------------------ gpus_per_trial
 
-@pytest.mark.parametrize("search,expect", [
-    ({"gpus_per_trial": 0.5}, (0.5, 1)), ({"gpus_per_trial": 0}, (0, 1)), ({}, (None, 1)),
-    ({"gpus_per_trial": 2}, (2, 2)),                                  # two GPUs: two DDP workers
-    ({"gpus_per_trial": 4, "workers_per_trial": 4}, (4, 4)),
-])
+
+@pytest.mark.parametrize(
+    "search,expect",
+    [
+        ({"gpus_per_trial": 0.5}, (0.5, 1)),
+        ({"gpus_per_trial": 0}, (0, 1)),
+        ({}, (None, 1)),
+        ({"gpus_per_trial": 2}, (2, 2)),  # two GPUs: two DDP workers
+        ({"gpus_per_trial": 4, "workers_per_trial": 4}, (4, 4)),
+    ],
+)
 def test_gpus_per_trial_is_read(search, expect):
     from tickettune.spaces.spec import load_spec
+
     s = load_spec({"name": "g", "search": search, "fixed": {"task": "sst2"}}).search
     assert (s.gpus_per_trial, s.workers_per_trial) == expect
 
 
-@pytest.mark.parametrize("value,workers,msg", [
-    ("half", None, "search.gpus_per_trial='half': must be a number >= 0"),
-    (-1, None, "search.gpus_per_trial=-1: must be a number >= 0"),
-    (True, None, "search.gpus_per_trial=True"),
-    (1.5, None, "search.gpus_per_trial=1.5: more than one GPU per trial must be a whole number"),
-    (2, 1, "search.gpus_per_trial=2 with workers_per_trial=1"),
-    (0.5, 2, "search.gpus_per_trial=0.5 with workers_per_trial=2: each DDP worker needs a whole GPU"),
-    (2, 3, "search.gpus_per_trial=2 with workers_per_trial=3"),
-])
+@pytest.mark.parametrize(
+    "value,workers,msg",
+    [
+        ("half", None, "search.gpus_per_trial='half': must be a number >= 0"),
+        (-1, None, "search.gpus_per_trial=-1: must be a number >= 0"),
+        (True, None, "search.gpus_per_trial=True"),
+        (1.5, None, "search.gpus_per_trial=1.5: more than one GPU per trial must be a whole number"),
+        (2, 1, "search.gpus_per_trial=2 with workers_per_trial=1"),
+        (0.5, 2, "search.gpus_per_trial=0.5 with workers_per_trial=2: each DDP worker needs a whole GPU"),
+        (2, 3, "search.gpus_per_trial=2 with workers_per_trial=3"),
+    ],
+)
 def test_bad_gpus_per_trial_named(value, workers, msg):
     from tickettune.spaces.spec import SpecError, load_spec
+
     search = {"gpus_per_trial": value, **({"workers_per_trial": workers} if workers else {})}
     with pytest.raises(SpecError) as e:
         load_spec({"name": "g", "search": search, "fixed": {"task": "sst2"}})

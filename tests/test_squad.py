@@ -1,5 +1,6 @@
 """SQuAD v1.1 / v2.0: official-format fixtures (tests/fixtures/squad), windows with a stride, answer
 post-processing, EM/F1 as the official scripts score, and a QA ticket end to end."""
+
 from __future__ import annotations
 
 import json
@@ -11,9 +12,9 @@ import pytest
 
 from tickettune.searcher.cli import main
 from tickettune.trainables.config import FlowConfig
-from tickettune.trainables.reporter import LocalReporter
 from tickettune.trainables.flow import run_flow
 from tickettune.trainables.model.build import ScratchConfig, scratch_model
+from tickettune.trainables.reporter import LocalReporter
 from tickettune.trainables.tasks import DataArgs, get_task
 from tickettune.trainables.tasks import squad as S
 from tickettune.trainables.tasks.squad_eval import best_answers, f1, normalize_answer, squad_scores
@@ -45,15 +46,18 @@ def test_official_json_is_flattened_and_checked(tmp_path):
     assert len(v1) == 8 and len(v2) == 10 and v1.column_names == ["id", "title", "context", "question", "answers"]
     row = v1[0]
     start = row["answers"]["answer_start"][0]
-    assert row["context"][start:start + len(row["answers"]["text"][0])] == "Isambard Kingdom Brunel"
+    assert row["context"][start : start + len(row["answers"]["text"][0])] == "Isambard Kingdom Brunel"
     assert v2[v2["id"].index("tea-x")]["answers"] == {"text": [], "answer_start": []}
 
     (tmp_path / "squad").mkdir()
     doc = json.loads((FIXTURES / "squad" / "train-v1.1.json").read_text())
     doc["data"][1]["paragraphs"][0]["qas"][0]["answers"][0]["answer_start"] += 1
     (tmp_path / "squad" / "train-v1.1.json").write_text(json.dumps(doc))
-    with pytest.raises(ValueError, match=r"train-v1.1.json: question id 'tea-1' \(article 1, paragraph 0\): "
-                                         r"answer 'Camellia sinensis' is not the context's text"):
+    with pytest.raises(
+        ValueError,
+        match=r"train-v1.1.json: question id 'tea-1' \(article 1, paragraph 0\): "
+        r"answer 'Camellia sinensis' is not the context's text",
+    ):
         S.load_squad(V1, "train", tmp_path)
     v2doc = json.loads((FIXTURES / "squad" / "train-v2.0.json").read_text())
     (tmp_path / "squad" / "train-v1.1.json").write_text(json.dumps(v2doc))  # unanswerable questions in v1.1
@@ -77,7 +81,7 @@ def test_window_boundary_answer_is_labelled_only_where_whole(minilm_tokenizer):
     assert spans[0] == spans[1] == spans[2] == spans[3] == spans[6] == (0, 0)  # elsewhere or cut: [CLS]
     for w in (4, 5):
         s, e = spans[w]
-        assert minilm_tokenizer.decode(feats[w]["input_ids"][s:e + 1]) == "isambard kingdom brunel"
+        assert minilm_tokenizer.decode(feats[w]["input_ids"][s : e + 1]) == "isambard kingdom brunel"
     # window 3 ends inside the answer: its last context characters are part of "Isambard Kingdom Brunel"
     enc = S.eval_features(ds, minilm_tokenizer, 48)
     last = [o for o in enc[3]["offset_mapping"] if o is not None][-1]
@@ -104,23 +108,41 @@ def test_post_processing_across_windows(minilm_tokenizer):
     start[1, 5], end[1, 3] = 9.0, 9.0  # end before start: never an answer (and 5, 3 are question tokens)
     got = best_answers(start, end, ids, offsets, contexts, n_best=20, max_answer_length=10)
     assert got == {"tamar-1": "Isambard Kingdom Brunel"}
-    assert best_answers(start, end, ids, offsets, contexts, max_answer_length=13)["tamar-1"] == \
-        contexts["tamar-1"][offsets[0][c0][0]:offsets[0][c0 + 12][1]]
+    assert (
+        best_answers(start, end, ids, offsets, contexts, max_answer_length=13)["tamar-1"]
+        == contexts["tamar-1"][offsets[0][c0][0] : offsets[0][c0 + 12][1]]
+    )
     start[1, 0], end[1, 0] = 5.0, 5.0  # one window's null score above the best span's: not enough, the
-    assert best_answers(start, end, ids, offsets, contexts, max_answer_length=10, allow_empty=True) == \
-        {"tamar-1": "Isambard Kingdom Brunel"}  # null score is the lowest over the windows
+    assert best_answers(start, end, ids, offsets, contexts, max_answer_length=10, allow_empty=True) == {
+        "tamar-1": "Isambard Kingdom Brunel"
+    }  # null score is the lowest over the windows
     start[:, 0], end[:, 0] = 5.0, 5.0  # v2: every window's null score above the best span's -> no answer
-    assert best_answers(start, end, ids, offsets, contexts, max_answer_length=10, allow_empty=True) == \
-        {"tamar-1": ""}
-    assert best_answers(start, end, ids, offsets, contexts, max_answer_length=10) == \
-        {"tamar-1": "Isambard Kingdom Brunel"}
+    assert best_answers(start, end, ids, offsets, contexts, max_answer_length=10, allow_empty=True) == {"tamar-1": ""}
+    assert best_answers(start, end, ids, offsets, contexts, max_answer_length=10) == {
+        "tamar-1": "Isambard Kingdom Brunel"
+    }
 
 
 @pytest.mark.parametrize("task", ["squad", "squad_v2"])
 def test_flow_trains_prunes_and_saves_a_qa_ticket(tmp_path, task, one_thread):
-    cfg = FlowConfig(scratch=TINY, task=task, data_root=str(FIXTURES), max_length=48, batch_size=4, lr=1e-3,
-                     coef_lr=5e-2, search_max_steps=4, ticket_steps=2, mask_interval=2, window=2, eps=1.0,
-                     min_ffn=4, head_ratio=0.5, precision="fp32", unconverged="ticket")
+    cfg = FlowConfig(
+        scratch=TINY,
+        task=task,
+        data_root=str(FIXTURES),
+        max_length=48,
+        batch_size=4,
+        lr=1e-3,
+        coef_lr=5e-2,
+        search_max_steps=4,
+        ticket_steps=2,
+        mask_interval=2,
+        window=2,
+        eps=1.0,
+        min_ffn=4,
+        head_ratio=0.5,
+        precision="fp32",
+        unconverged="ticket",
+    )
     result = run_flow(cfg, LocalReporter(verbose=False), ticket_dir=str(tmp_path / "t"))
     assert result.metric_name == "f1" and 0.0 <= result.val_metric <= 100.0
     model, tok, info = load_ticket(tmp_path / "t")
@@ -136,7 +158,24 @@ def test_cli_finetune_squad(tmp_path, capsys):
     model, tok = scratch_model(ScratchConfig(**TINY), head="qa")
     model.save_pretrained(tmp_path / "qa")
     tok.save_pretrained(tmp_path / "qa")
-    rc = main(["finetune", "--model", str(tmp_path / "qa"), "--task", "squad_v2", "--data-root", str(FIXTURES),
-               "--max-steps", "2", "--batch-size", "4", "--max-length", "48", "--precision", "fp32"])
+    rc = main(
+        [
+            "finetune",
+            "--model",
+            str(tmp_path / "qa"),
+            "--task",
+            "squad_v2",
+            "--data-root",
+            str(FIXTURES),
+            "--max-steps",
+            "2",
+            "--batch-size",
+            "4",
+            "--max-length",
+            "48",
+            "--precision",
+            "fp32",
+        ]
+    )
     out, err = capsys.readouterr()
     assert rc == 0 and "dev exact_match=" in out and " f1=" in out and "no_answer_f1=" in out, err

@@ -2,6 +2,7 @@
 boundaries (an answer cut by a window's end, an answer in two windows' overlap, an answer outside), the same
 labels and answers as scripts/bench_qa_parity.py's run_qa-style code, the QA loss, the official v1.1 metric
 against hand-computed cases, and the benchmark's --smoke run."""
+
 from __future__ import annotations
 
 import json
@@ -32,9 +33,14 @@ def char_of(word: int) -> int:
 
 def example(first: int, last: int, qid: str = "q") -> dict:
     """A question whose answer is context words first..last."""
-    text = CONTEXT[char_of(first):char_of(last) + len(WORDS[last % len(WORDS)])]
-    return {"id": qid, "title": "t", "context": CONTEXT, "question": QUESTION,
-            "answers": {"text": [text], "answer_start": [char_of(first)]}}
+    text = CONTEXT[char_of(first) : char_of(last) + len(WORDS[last % len(WORDS)])]
+    return {
+        "id": qid,
+        "title": "t",
+        "context": CONTEXT,
+        "question": QUESTION,
+        "answers": {"text": [text], "answer_start": [char_of(first)]},
+    }
 
 
 def windows(rows: list[dict], tokenizer, max_length: int = 256):
@@ -57,15 +63,18 @@ def test_windows_start_every_121_words_and_share_128_tokens(minilm_tokenizer):
         assert a[-128:] == b[:128]  # consecutive windows share exactly 128 context tokens
 
 
-@pytest.mark.parametrize("first,last,holding", [
-    (245, 250, [1, 2]),   # cut by window 0's end (word 248): [CLS] there; whole in windows 1 and 2
-    (130, 132, [0, 1]),   # in the overlap of windows 0 and 1: labelled in both
-    (500, 502, [3]),      # outside windows 0-2: [CLS] there
-    (597, 599, [3]),      # the last words of the context, in the last window
-    (0, 0, [0]),          # the first context token
-    (246, 248, [0, 1, 2]),  # ends on window 0's last token
-    (249, 251, [1, 2]),   # starts one past window 0's last token
-])
+@pytest.mark.parametrize(
+    "first,last,holding",
+    [
+        (245, 250, [1, 2]),  # cut by window 0's end (word 248): [CLS] there; whole in windows 1 and 2
+        (130, 132, [0, 1]),  # in the overlap of windows 0 and 1: labelled in both
+        (500, 502, [3]),  # outside windows 0-2: [CLS] there
+        (597, 599, [3]),  # the last words of the context, in the last window
+        (0, 0, [0]),  # the first context token
+        (246, 248, [0, 1, 2]),  # ends on window 0's last token
+        (249, 251, [1, 2]),  # starts one past window 0's last token
+    ],
+)
 def test_window_labels_at_the_boundaries(minilm_tokenizer, first, last, holding):
     tr, _, ds = windows([example(first, last)], minilm_tokenizer)
     assert len(tr) == 4
@@ -73,14 +82,18 @@ def test_window_labels_at_the_boundaries(minilm_tokenizer, first, last, holding)
     for w, row in enumerate(tr):
         s, e = row["start_positions"], row["end_positions"]
         if w in holding:
-            assert 0 < s <= e and minilm_tokenizer.decode(row["input_ids"][s:e + 1]) == gold, w
+            assert 0 < s <= e and minilm_tokenizer.decode(row["input_ids"][s : e + 1]) == gold, w
         else:
             assert (s, e) == (0, 0), w  # the window does not hold the whole answer: [CLS]
     # the run_qa-style labelling written in the benchmark agrees, window for window
-    hf = ds.map(bench.hf_train_windows, batched=True, remove_columns=ds.column_names,
-                fn_kwargs={"tokenizer": minilm_tokenizer, "max_length": 256, "stride": 128})
+    hf = ds.map(
+        bench.hf_train_windows,
+        batched=True,
+        remove_columns=ds.column_names,
+        fn_kwargs={"tokenizer": minilm_tokenizer, "max_length": 256, "stride": 128},
+    )
     assert hf["start_positions"] == tr["start_positions"] and hf["end_positions"] == tr["end_positions"]
-    assert [ids[:len(mine)] for ids, mine in zip(hf["input_ids"], tr["input_ids"])] == tr["input_ids"]
+    assert [ids[: len(mine)] for ids, mine in zip(hf["input_ids"], tr["input_ids"])] == tr["input_ids"]
 
 
 def test_fixture_labels_and_answers_match_the_run_qa_style_code(minilm_tokenizer):
@@ -88,8 +101,12 @@ def test_fixture_labels_and_answers_match_the_run_qa_style_code(minilm_tokenizer
     for spec in S.SPECS:  # v2's unanswerable questions point at [CLS] in both
         ds = S.load_squad(spec, "train", fixtures)
         tr = S.train_features(ds, minilm_tokenizer, 48)
-        hf = ds.map(bench.hf_train_windows, batched=True, remove_columns=ds.column_names,
-                    fn_kwargs={"tokenizer": minilm_tokenizer, "max_length": 48, "stride": S.stride_for(48)})
+        hf = ds.map(
+            bench.hf_train_windows,
+            batched=True,
+            remove_columns=ds.column_names,
+            fn_kwargs={"tokenizer": minilm_tokenizer, "max_length": 48, "stride": S.stride_for(48)},
+        )
         assert len(tr) > len(ds) and hf["start_positions"] == tr["start_positions"]
         assert hf["end_positions"] == tr["end_positions"]
     ds = S.load_squad(S.SPECS[0], "dev", fixtures)
@@ -97,7 +114,7 @@ def test_fixture_labels_and_answers_match_the_run_qa_style_code(minilm_tokenizer
     rng = np.random.default_rng(0)
     start, end = rng.normal(size=(len(ev), 48)), rng.normal(size=(len(ev), 48))
     for w, offs in enumerate(ev["offset_mapping"]):  # past a window's end, as qa_logits pads
-        start[w, len(offs):] = end[w, len(offs):] = -np.inf
+        start[w, len(offs) :] = end[w, len(offs) :] = -np.inf
     contexts = dict(zip(ds["id"], ds["context"]))
     ours = best_answers(start, end, ev["example_id"], ev["offset_mapping"], contexts, 20, 30)
     assert ours == bench.hf_answers(start, end, ev["example_id"], ev["offset_mapping"], contexts)
@@ -117,13 +134,17 @@ def test_post_processing_n_best_and_max_answer_tokens_on_hand_made_logits(minilm
     start[0, tok(0, 140)], end[0, tok(0, 170)] = 5.0, 5.0  # 31 tokens: over max_answer_length 30
     start[2, 0], end[2, 0] = 9.0, 9.0  # [CLS] in window 2: never a v1 answer
     start[3, 5], end[3, 2] = 8.0, 8.0  # a question token / end before start
-    expected = {"a": CONTEXT[char_of(130):char_of(133) - 1]}
-    for fn in (lambda s, e: best_answers(s, e, ev["example_id"], offs, contexts, 20, 30),
-               lambda s, e: bench.hf_answers(s, e, ev["example_id"], offs, contexts)):
+    expected = {"a": CONTEXT[char_of(130) : char_of(133) - 1]}
+    for fn in (
+        lambda s, e: best_answers(s, e, ev["example_id"], offs, contexts, 20, 30),
+        lambda s, e: bench.hf_answers(s, e, ev["example_id"], offs, contexts),
+    ):
         assert fn(start, end) == expected
     end[0, tok(0, 169)] = 5.0  # 30 tokens: allowed, and the best
-    assert best_answers(start, end, ev["example_id"], offs, contexts, 20, 30)["a"] == \
-        CONTEXT[char_of(140):char_of(170) - 1]
+    assert (
+        best_answers(start, end, ev["example_id"], offs, contexts, 20, 30)["a"]
+        == CONTEXT[char_of(140) : char_of(170) - 1]
+    )
     end[0, tok(0, 169)] = -10.0
     # n-best: 21 starts above the gold one's in window 1 (all after its end): with 20 the gold start is never
     # paired, with 22 it is and wins
@@ -136,15 +157,19 @@ def test_post_processing_n_best_and_max_answer_tokens_on_hand_made_logits(minilm
 def test_a_long_question_gets_a_smaller_stride_not_a_tokenizer_panic(minilm_tokenizer):
     long_q = " ".join(["which"] * 150) + "?"  # 151 tokens: 102 context tokens per 256-token window
     assert S.question_strides([QUESTION, long_q], ["short", "long"], minilm_tokenizer, 256) == [128, 102 - 25]
-    tr, ev, ds = windows([example(10, 12, "short"), {**example(130, 132), "id": "long", "question": long_q}],
-                         minilm_tokenizer)
+    tr, ev, ds = windows(
+        [example(10, 12, "short"), {**example(130, 132), "id": "long", "question": long_q}], minilm_tokenizer
+    )
     ids = ev["example_id"]
     assert ids[:4] == ["short"] * 4 and set(ids[4:]) == {"long"}  # question by question, in order
     ctx = [[o for o in offs if o is not None] for offs, q in zip(ev["offset_mapping"], ids) if q == "long"]
     assert all(a[-77:] == b[:77] for a, b in pairwise(ctx)) and len(ctx) == 1 + -(-(600 - 102) // 25)
     gold = ds[1]["answers"]["text"][0]
-    labelled = [minilm_tokenizer.decode(r["input_ids"][r["start_positions"]:r["end_positions"] + 1])
-                for r, q in zip(tr, ids) if q == "long" and r["start_positions"] > 0]
+    labelled = [
+        minilm_tokenizer.decode(r["input_ids"][r["start_positions"] : r["end_positions"] + 1])
+        for r, q in zip(tr, ids)
+        if q == "long" and r["start_positions"] > 0
+    ]
     assert labelled and set(labelled) == {gold}
     with pytest.raises(ValueError, match="question id 'huge': its 300 tokens leave no room"):
         windows([{**example(1, 2), "id": "huge", "question": " ".join(["which"] * 300)}], minilm_tokenizer)
@@ -152,6 +177,7 @@ def test_a_long_question_gets_a_smaller_stride_not_a_tokenizer_panic(minilm_toke
 
 def test_qa_loss_is_the_mean_of_start_and_end_cross_entropy(one_thread):
     from tickettune.trainables.model.build import ScratchConfig, scratch_model
+
     torch.manual_seed(0)
     model, _ = scratch_model(ScratchConfig(layers=1, heads=2, hidden=32, ffn=64), head="qa")
     model.eval()
@@ -164,20 +190,35 @@ def test_qa_loss_is_the_mean_of_start_and_end_cross_entropy(one_thread):
 
 
 def test_the_metric_is_the_official_v1_1_evaluation_on_hand_computed_cases():
-    golds = {"tower": ["Eiffel Tower", "the Eiffel Tower"], "paris": ["Paris", "Paris France"],
-             "apple": ["apple day"], "usa": ["U.S."], "repeat": ["Paris"], "missing": ["anything"],
-             "article": ["the"], "none": ["Tokyo"]}
-    preds = {"tower": "The Eiffel Tower!", "paris": "in Paris, France", "apple": "an apple a day",
-             "usa": "us", "repeat": "paris paris", "article": "", "none": "Kyoto"}
+    golds = {
+        "tower": ["Eiffel Tower", "the Eiffel Tower"],
+        "paris": ["Paris", "Paris France"],
+        "apple": ["apple day"],
+        "usa": ["U.S."],
+        "repeat": ["Paris"],
+        "missing": ["anything"],
+        "article": ["the"],
+        "none": ["Tokyo"],
+    }
+    preds = {
+        "tower": "The Eiffel Tower!",
+        "paris": "in Paris, France",
+        "apple": "an apple a day",
+        "usa": "us",
+        "repeat": "paris paris",
+        "article": "",
+        "none": "Kyoto",
+    }
     per_q = {  # (EM, F1) by hand
-        "tower": (1, 1.0),                # lower case, punctuation and "the" removed
-        "paris": (0, 0.8),                # vs "paris france": P 2/3, R 1 -> 0.8 (vs "paris": 0.5)
-        "apple": (1, 1.0),                # "an", "a" removed
-        "usa": (1, 1.0),                  # "U.S." -> "us"
-        "repeat": (0, 2 / 3),             # counts: 1 shared of 2 predicted tokens, P 1/2, R 1
-        "missing": (0, 0.0),              # no prediction scores 0
-        "article": (1, 0.0),              # v1.1: "" == "" is an exact match, but F1 is 0 (nothing shared)
-        "none": (0, 0.0)}
+        "tower": (1, 1.0),  # lower case, punctuation and "the" removed
+        "paris": (0, 0.8),  # vs "paris france": P 2/3, R 1 -> 0.8 (vs "paris": 0.5)
+        "apple": (1, 1.0),  # "an", "a" removed
+        "usa": (1, 1.0),  # "U.S." -> "us"
+        "repeat": (0, 2 / 3),  # counts: 1 shared of 2 predicted tokens, P 1/2, R 1
+        "missing": (0, 0.0),  # no prediction scores 0
+        "article": (1, 0.0),  # v1.1: "" == "" is an exact match, but F1 is 0 (nothing shared)
+        "none": (0, 0.0),
+    }
     got = squad_scores(preds, golds, v2=False)
     assert got["exact_match"] == pytest.approx(100 * sum(e for e, _ in per_q.values()) / 8)
     assert got["f1"] == pytest.approx(100 * sum(f for _, f in per_q.values()) / 8)

@@ -1,4 +1,5 @@
 """The task registry and every GLUE task on fixtures in GLUE's exact TSV layouts (tests/fixtures/glue)."""
+
 from __future__ import annotations
 
 import json
@@ -13,15 +14,28 @@ from torch import nn
 
 from tickettune.trainables import tasks
 from tickettune.trainables.config import FlowConfig
-from tickettune.trainables.reporter import LocalReporter
 from tickettune.trainables.flow import run_flow
+from tickettune.trainables.reporter import LocalReporter
 from tickettune.trainables.tasks import DataArgs, get_task
 from tickettune.trainables.tasks import glue as G
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TINY = {"layers": 2, "heads": 2, "hidden": 32, "ffn": 64, "pre_ln": True}
-FLOW = dict(scratch=TINY, data_root=str(FIXTURES), max_length=32, batch_size=4, lr=1e-3, coef_lr=5e-2,
-            search_max_steps=4, ticket_steps=2, mask_interval=2, window=2, eps=1.0, min_ffn=4, precision="fp32")
+FLOW = dict(
+    scratch=TINY,
+    data_root=str(FIXTURES),
+    max_length=32,
+    batch_size=4,
+    lr=1e-3,
+    coef_lr=5e-2,
+    search_max_steps=4,
+    ticket_steps=2,
+    mask_interval=2,
+    window=2,
+    eps=1.0,
+    min_ffn=4,
+    precision="fp32",
+)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -34,8 +48,20 @@ def cold_datasets_cache(tmp_path_factory):
 
 
 def test_registry_knows_every_glue_task_and_wikitext():
-    assert set(tasks.names()) == {"sst2", "cola", "stsb", "mrpc", "qqp", "mnli", "qnli", "rte", "wnli", "wikitext",
-                                  "squad", "squad_v2"}
+    assert set(tasks.names()) == {
+        "sst2",
+        "cola",
+        "stsb",
+        "mrpc",
+        "qqp",
+        "mnli",
+        "qnli",
+        "rte",
+        "wnli",
+        "wikitext",
+        "squad",
+        "squad_v2",
+    }
     assert get_task("MNLI").name == get_task("mnli").name == "mnli"
     assert get_task("SST-2").main_metric == "accuracy"
     assert (get_task("mrpc").main_metric, get_task("qqp").main_metric) == ("f1", "f1")
@@ -72,8 +98,12 @@ def test_every_glue_task_reads_its_fixture_layout(spec):
 
 def test_file_quirks_bom_renamed_columns_string_labels_quotes():
     mrpc = G.load_glue("mrpc", "train", root=FIXTURES)  # BOM before "Quality"; "#1 String" -> sentence1
-    assert mrpc[0] == {"sentence1": "The cat sat on the mat.", "sentence2": "A cat was sitting on a mat.",
-                       "label": 1, "idx": 0}
+    assert mrpc[0] == {
+        "sentence1": "The cat sat on the mat.",
+        "sentence2": "A cat was sitting on a mat.",
+        "label": 1,
+        "idx": 0,
+    }
     assert mrpc[1]["sentence1"] == 'He said "no" to the offer.'  # quotes are text
     rte = G.load_glue("rte", "train", root=FIXTURES)  # "entailment" / "not_entailment" -> the hub's ids
     assert rte["label"][:3] == [0, 0, 1]
@@ -82,8 +112,10 @@ def test_file_quirks_bom_renamed_columns_string_labels_quotes():
     mm = G.load_glue("mnli", "dev_mismatched", root=FIXTURES)  # 16 columns, label1..label5 before gold_label
     assert mm.column_names == ["premise", "hypothesis", "label", "idx"] and mm["label"][0] == 1
     assert len(G.load_glue("mnli", "validation_mismatched", root=FIXTURES)) == 12  # the hub's split name
-    assert G.load_glue("mnli", "dev", root=FIXTURES)["premise"] == \
-        G.load_glue("mnli", "dev_matched", root=FIXTURES)["premise"]
+    assert (
+        G.load_glue("mnli", "dev", root=FIXTURES)["premise"]
+        == G.load_glue("mnli", "dev_matched", root=FIXTURES)["premise"]
+    )
     with pytest.raises(ValueError, match="unknown split 'dev_x' of mnli"):
         G.load_glue("mnli", "dev_x", root=FIXTURES)
 
@@ -100,16 +132,26 @@ def _edit(path: Path, line: int, old: str, new: str) -> None:
     path.write_bytes(b"\n".join(lines))
 
 
-@pytest.mark.parametrize("folder, task, split, line, old, new, message", [
-    ("RTE", "rte", "train", 4, "not_entailment", "contradiction", "label 'contradiction' is not one of"),
-    ("MRPC", "mrpc", "dev", 7, "\t", "\t\t", "9 tab-separated columns, expected 5"),
-    ("MNLI", "mnli", "dev_mismatched", 9, "contradiction\tcontradiction\tcontradiction\tcontradiction",
-     "contradiction\tcontradiction", "14 tab-separated columns, expected 16"),
-    ("MNLI", "mnli", "dev_matched", 13, "contradiction", "unknown", "label 'unknown'"),
-    ("MNLI", "mnli", "train", 1, "gold_label", "gold", "lacks column(s) ['gold_label']"),
-    ("QQP", "qqp", "train", 4, "\t0", "\t2", "label '2' is not a class index in 0..1"),
-    ("WNLI", "wnli", "dev", 2, "\t1", "\tyes", "label 'yes'"),
-])
+@pytest.mark.parametrize(
+    "folder, task, split, line, old, new, message",
+    [
+        ("RTE", "rte", "train", 4, "not_entailment", "contradiction", "label 'contradiction' is not one of"),
+        ("MRPC", "mrpc", "dev", 7, "\t", "\t\t", "9 tab-separated columns, expected 5"),
+        (
+            "MNLI",
+            "mnli",
+            "dev_mismatched",
+            9,
+            "contradiction\tcontradiction\tcontradiction\tcontradiction",
+            "contradiction\tcontradiction",
+            "14 tab-separated columns, expected 16",
+        ),
+        ("MNLI", "mnli", "dev_matched", 13, "contradiction", "unknown", "label 'unknown'"),
+        ("MNLI", "mnli", "train", 1, "gold_label", "gold", "lacks column(s) ['gold_label']"),
+        ("QQP", "qqp", "train", 4, "\t0", "\t2", "label '2' is not a class index in 0..1"),
+        ("WNLI", "wnli", "dev", 2, "\t1", "\tyes", "label 'yes'"),
+    ],
+)
 def test_bad_rows_name_file_and_line(tmp_path, folder, task, split, line, old, new, message):
     path = _copy(tmp_path, folder) / f"{split}.tsv"
     _edit(path, line, old, new)
@@ -128,7 +170,7 @@ class Fixed(nn.Module):
 
     def forward(self, input_ids, **_):
         n = len(input_ids)
-        out = self.logits[self.seen:self.seen + n]
+        out = self.logits[self.seen : self.seen + n]
         self.seen = (self.seen + n) % len(self.logits)
         return SimpleNamespace(logits=out)
 
@@ -139,8 +181,12 @@ def test_mnli_reports_matched_and_mismatched(minilm_tokenizer):
     assert list(data) == ["dev_matched", "dev_mismatched"]
     gold = {s: np.array(G.load_glue("mnli", s, root=FIXTURES)["label"]) for s in data}
     # right on every matched row; on mismatched, right on the first 6 only
-    logits = np.concatenate([np.eye(3)[gold["dev_matched"]],
-                             np.eye(3)[np.r_[gold["dev_mismatched"][:6], (gold["dev_mismatched"][6:] + 1) % 3]]])
+    logits = np.concatenate(
+        [
+            np.eye(3)[gold["dev_matched"]],
+            np.eye(3)[np.r_[gold["dev_mismatched"][:6], (gold["dev_mismatched"][6:] + 1) % 3]],
+        ]
+    )
     metrics = task.evaluate(Fixed(logits), data, precision="fp32")
     assert metrics == {"accuracy_matched": 1.0, "accuracy_mismatched": 0.5}
 
@@ -167,11 +213,12 @@ def test_hub_names_map_our_splits(monkeypatch):
         return Dataset.from_dict({"premise": ["a"], "hypothesis": ["b"], "label": [0], "idx": [0], "x": [1]})
 
     monkeypatch.setattr(G, "load_dataset", fake)
-    assert G.load_glue("mnli", "dev_mismatched", source="hub").column_names == ["premise", "hypothesis", "label",
-                                                                                 "idx"]
+    assert G.load_glue("mnli", "dev_mismatched", source="hub").column_names == ["premise", "hypothesis", "label", "idx"]
     G.load_glue("mnli", "train", source="hub")
-    assert calls == [(("nyu-mll/glue", "mnli"), {"split": "validation_mismatched"}),
-                     (("nyu-mll/glue", "mnli"), {"split": "train"})]
+    assert calls == [
+        (("nyu-mll/glue", "mnli"), {"split": "validation_mismatched"}),
+        (("nyu-mll/glue", "mnli"), {"split": "train"}),
+    ]
     monkeypatch.setattr(squad, "load_dataset", fake)
     squad.load_squad(squad.SPECS[1], "dev", source="hub")
     assert calls[-1] == (("rajpurkar/squad_v2",), {"split": "validation"})

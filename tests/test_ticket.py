@@ -1,4 +1,5 @@
 """Ticket directories: round trip in a fresh process, load_model, tied weights, atomic writes."""
+
 import json
 import os
 import subprocess
@@ -10,11 +11,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tickettune.trainables.ticket import format as T
 from tickettune.trainables.earlybert import draw
 from tickettune.trainables.earlybert.masks import MaskConfig, masks_from_model
-from tickettune.trainables.model.build import ScratchConfig, layout, load_model, scratch_model
 from tickettune.trainables.earlybert.slimming import attach
+from tickettune.trainables.model.build import ScratchConfig, layout, load_model, scratch_model
+from tickettune.trainables.ticket import format as T
 
 IDS = [[101, 2023, 3185, 2001, 2307, 999, 102, 0, 0], [101, 1037, 6659, 2143, 1010, 2145, 2919, 1012, 102]]
 
@@ -27,8 +28,9 @@ def inputs():
 def make(head="classification", num_labels=2, pre_ln=True, rewind=True):
     """A small pruned ticket with uneven widths and its info, as the flow would build it."""
     torch.manual_seed(0)
-    model, tok = scratch_model(ScratchConfig(layers=2, heads=4, hidden=32, ffn=64, pre_ln=pre_ln),
-                               head=head, num_labels=num_labels)
+    model, tok = scratch_model(
+        ScratchConfig(layers=2, heads=4, hidden=32, ffn=64, pre_ln=pre_ln), head=head, num_labels=num_labels
+    )
     pretrained = draw.snapshot(model)
     attach(model)
     g = torch.Generator().manual_seed(1)
@@ -38,9 +40,20 @@ def make(head="classification", num_labels=2, pre_ln=True, rewind=True):
     cfg = MaskConfig(head_ratio=0.5, ffn_ratio=0.4)
     heads, ffn = masks_from_model(model, cfg)
     ticket = draw.make_ticket(pretrained, model, heads, ffn, rewind=rewind).eval()
-    info = T.ticket_info(heads, ffn, mask_config=cfg, lambda_head=1e-4, lambda_ffn=2e-4, eps=0.1, window=5,
-                         mask_interval=10, found_at_step=120, rewind=rewind, metrics={"accuracy": 0.5},
-                         task="sst2")
+    info = T.ticket_info(
+        heads,
+        ffn,
+        mask_config=cfg,
+        lambda_head=1e-4,
+        lambda_ffn=2e-4,
+        eps=0.1,
+        window=5,
+        mask_interval=10,
+        found_at_step=120,
+        rewind=rewind,
+        metrics={"accuracy": 0.5},
+        task="sst2",
+    )
     return ticket, tok, info, (heads, ffn)
 
 
@@ -94,8 +107,13 @@ def round_trip(tmp_path_factory):
         saved[head] = (str(out), ticket, tok, masks)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     jobs = [[saved[h][0], h] for h, _, _ in HEADS]
-    subprocess.run([sys.executable, "-c", CHILD, json.dumps(jobs), str(tmp / "res.json"), json.dumps(IDS)],
-                   check=True, env=env, cwd=tmp, timeout=600)
+    subprocess.run(
+        [sys.executable, "-c", CHILD, json.dumps(jobs), str(tmp / "res.json"), json.dumps(IDS)],
+        check=True,
+        env=env,
+        cwd=tmp,
+        timeout=600,
+    )
     results = json.loads((tmp / "res.json").read_text())
     return {h: (results[path], ticket, tok, masks) for h, (path, ticket, tok, masks) in saved.items()}
 
@@ -140,8 +158,11 @@ def test_minilm_ticket_through_load_model(tmp_path):
     ticket = draw.make_ticket(pretrained, model, heads, ffn).eval()
     out = T.save_ticket(ticket, tok, tmp_path / "minilm-ticket", T.ticket_info(heads, ffn))
     again, _ = load_model(str(out), head="classification")
-    assert layout(again) == layout(ticket) == {"pre_ln": False, "heads_per_layer": [8] * 6,
-                                               "ffn_per_layer": [922] * 4 + [921] * 2}
+    assert (
+        layout(again)
+        == layout(ticket)
+        == {"pre_ln": False, "heads_per_layer": [8] * 6, "ffn_per_layer": [922] * 4 + [921] * 2}
+    )
     torch.testing.assert_close(logits(again), logits(ticket), rtol=0, atol=1e-5)
 
 
@@ -149,8 +170,12 @@ def test_mlm_ticket_fine_tuned_with_another_head(tmp_path):
     ticket, tok, info, _ = make("mlm")
     out = T.save_ticket(ticket, tok, tmp_path / "t", info)
     clf, _ = load_model(str(out), head="classification", num_labels=2)
-    torch.testing.assert_close(clf.bert.embeddings.word_embeddings.weight, ticket.bert.embeddings.word_embeddings.weight)
-    torch.testing.assert_close(clf.bert.encoder.layer[1].output.dense.weight, ticket.bert.encoder.layer[1].output.dense.weight)
+    torch.testing.assert_close(
+        clf.bert.embeddings.word_embeddings.weight, ticket.bert.embeddings.word_embeddings.weight
+    )
+    torch.testing.assert_close(
+        clf.bert.encoder.layer[1].output.dense.weight, ticket.bert.encoder.layer[1].output.dense.weight
+    )
     assert clf.classifier.out_features == 2
 
 
@@ -227,10 +252,19 @@ def test_bad_input_refused_before_writing(tmp_path):
 
 def test_info_values_become_strict_json(tmp_path):
     import numpy as np
+
     ticket, tok, info, _ = make()
-    out = T.save_ticket(ticket, tok, tmp_path / "t", {**info, "metrics": {"loss": float("nan"), "ppl": float("inf"),
-                                                                          "acc": np.float32(0.5)},
-                                                      "history": torch.tensor([1, 2]), "ids": np.arange(3)})
+    out = T.save_ticket(
+        ticket,
+        tok,
+        tmp_path / "t",
+        {
+            **info,
+            "metrics": {"loss": float("nan"), "ppl": float("inf"), "acc": np.float32(0.5)},
+            "history": torch.tensor([1, 2]),
+            "ids": np.arange(3),
+        },
+    )
     saved = json.loads((out / "ticket.json").read_text())  # json.loads would accept NaN; the text must not hold it
     assert "NaN" not in (out / "ticket.json").read_text() and "Infinity" not in (out / "ticket.json").read_text()
     assert saved["metrics"] == {"loss": None, "ppl": None, "acc": 0.5}
@@ -243,9 +277,29 @@ def test_bench_ticket_speed_runs(tmp_path):
     out = tmp_path / "speed.json"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     script = Path(__file__).resolve().parents[1] / "scripts" / "bench_ticket_speed.py"
-    subprocess.run([sys.executable, str(script), "--steps", "2", "--warmup", "1", "--batch-size", "2",
-                    "--seq-len", "8", "--threads", "1", "--variants", "all", "--json", str(out)],
-                   check=True, env=env, timeout=600)
+    subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            "--steps",
+            "2",
+            "--warmup",
+            "1",
+            "--batch-size",
+            "2",
+            "--seq-len",
+            "8",
+            "--threads",
+            "1",
+            "--variants",
+            "all",
+            "--json",
+            str(out),
+        ],
+        check=True,
+        env=env,
+        timeout=600,
+    )
     res = json.loads(out.read_text())
     assert 0.60 < res["flop_ratio"] < 0.65 and res["ticket_layout"]["heads_per_layer"] == [8] * 6
     assert all(w % 8 == 0 for w in res["ticket_layout"]["ffn_per_layer"])

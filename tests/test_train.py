@@ -1,4 +1,5 @@
 """The training loop: accumulation, penalties, stopping, divergence."""
+
 import copy
 
 import pytest
@@ -10,8 +11,7 @@ from tickettune.trainables.training.loop import Callback, TrainConfig, make_opti
 
 def tiny_classifier(seed=0):
     torch.manual_seed(seed)
-    model, _ = scratch_model(ScratchConfig(layers=2, heads=2, hidden=32, ffn=64, dropout=0.0),
-                             head="classification")
+    model, _ = scratch_model(ScratchConfig(layers=2, heads=2, hidden=32, ffn=64, dropout=0.0), head="classification")
     return model
 
 
@@ -20,8 +20,7 @@ def batches(n, size, seed=0):
     out = []
     for _ in range(n):
         ids = torch.randint(1000, 2000, (size, 12), generator=g)
-        out.append({"input_ids": ids, "attention_mask": torch.ones_like(ids),
-                    "labels": (ids[:, 0] % 2).long()})
+        out.append({"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": (ids[:, 0] % 2).long()})
     return out
 
 
@@ -102,8 +101,15 @@ def test_coefficients_get_their_own_lr_and_no_decay():
     assert group["lr"] == 1e-2 and group["weight_decay"] == 0.0
 
 
-@pytest.mark.parametrize("kwargs, name", [({"lr": 0}, "lr=0"), ({"warmup_ratio": 1.0}, "warmup_ratio=1.0"),
-                                          ({"max_steps": 0}, "max_steps=0"), ({"coef_lr": -1.0}, "coef_lr=-1.0")])
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        ({"lr": 0}, "lr=0"),
+        ({"warmup_ratio": 1.0}, "warmup_ratio=1.0"),
+        ({"max_steps": 0}, "max_steps=0"),
+        ({"coef_lr": -1.0}, "coef_lr=-1.0"),
+    ],
+)
 def test_bad_train_config_named(kwargs, name):
     with pytest.raises(ValueError, match=name):
         TrainConfig(**kwargs)

@@ -1,5 +1,6 @@
 """trainables/ is what a GPU machine without Ray, Optuna or W&B runs (scripts/gpu_check.sh): every one
 of its modules imports, and a training step runs, with those packages made unimportable."""
+
 import subprocess
 import sys
 import textwrap
@@ -50,6 +51,7 @@ def test_every_trainables_module_imports_and_trains_without_ray_optuna_wandb():
 
 def test_the_blocker_blocks():
     """The check above can fail: the same blocker stops an import of Ray."""
-    out = subprocess.run([sys.executable, "-c", BLOCKER + "import ray.tune\n"], capture_output=True, text=True,
-                         timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", BLOCKER + "import ray.tune\n"], capture_output=True, text=True, timeout=60
+    )
     assert out.returncode != 0 and "ModuleNotFoundError: No module named 'ray.tune'" in out.stderr

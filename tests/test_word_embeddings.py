@@ -1,5 +1,6 @@
 """embeddings: freeze leaves every word-embedding row bit-identical; sparse moves only the rows a batch used,
 matches dense AdamW on them at the first step, clips on the right norm, and is refused with a tied decoder."""
+
 from __future__ import annotations
 
 import copy
@@ -8,10 +9,10 @@ import pytest
 import torch
 
 from tickettune.trainables.earlybert import optimizer_carry as carry
-from tickettune.trainables.training import word_embeddings
 from tickettune.trainables.model.build import ScratchConfig, scratch_model
-from tickettune.trainables.training.optimizer import TrainOptimizer
+from tickettune.trainables.training import word_embeddings
 from tickettune.trainables.training.loop import TrainConfig, make_optimizer, train
+from tickettune.trainables.training.optimizer import TrainOptimizer
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -22,8 +23,13 @@ def batches(n: int, vocab: list[tuple[int, int]] | None = None, seed: int = 0) -
     out = []
     for lo, hi in vocab[:n]:
         ids = torch.randint(lo, hi, (8, 16), generator=g)  # few ids: repeated inside a batch
-        out.append({"input_ids": ids, "attention_mask": torch.ones(8, 16, dtype=torch.long),
-                    "labels": torch.randint(0, 2, (8,), generator=g)})
+        out.append(
+            {
+                "input_ids": ids,
+                "attention_mask": torch.ones(8, 16, dtype=torch.long),
+                "labels": torch.randint(0, 2, (8,), generator=g),
+            }
+        )
     return out
 
 
@@ -44,8 +50,9 @@ def test_freeze_leaves_every_row_bit_identical_and_trains_the_rest():
     res = train(model, batches(3), TrainConfig(lr=1e-3, max_steps=3, progress=False, embeddings="freeze"))
     assert torch.equal(words(model), emb0)
     assert not torch.equal(model.bert.embeddings.position_embeddings.weight, pos0)  # still trained
-    assert word_embeddings.word_embedding(model).weight not in {p for g in res.optimizer.param_groups
-                                                                for p in g["params"]}
+    assert word_embeddings.word_embedding(model).weight not in {
+        p for g in res.optimizer.param_groups for p in g["params"]
+    }
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16-master"])
@@ -130,5 +137,6 @@ def test_bad_mode_is_named():
     with pytest.raises(ValueError, match="embeddings='dense'"):
         TrainConfig(embeddings="dense")
     from tickettune.trainables.flow import FlowConfig
+
     with pytest.raises(ValueError, match="embeddings='sprase'"):
         FlowConfig(embeddings="sprase")

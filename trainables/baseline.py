@@ -2,15 +2,16 @@
 
 Its cost and time are 1.0 by definition; the table and the Pareto plot put every ticket against it.
 """
+
 from __future__ import annotations
 
 from torch import nn
 
 from .config import FlowResult
 from .reporter import finished_checkpoint
-from .trial_run import TrialRun
 from .training.callbacks import Every
 from .training.loop import TrainConfig, make_optimizer, train
+from .trial_run import TrialRun
 
 
 def baseline_trial(run: TrialRun, model: nn.Module, train_loader, eval_data) -> FlowResult:
@@ -23,21 +24,37 @@ def baseline_trial(run: TrialRun, model: nn.Module, train_loader, eval_data) -> 
             metrics.update(ticket_step=step, val_metric=run.score(model, eval_data))
         run.send(metrics)
 
-    train_cfg = TrainConfig(lr=cfg.lr, max_steps=run.budget, seed=cfg.seed, warmup_ratio=cfg.warmup_ratio,
-                            progress=False, **cfg.levers())
+    train_cfg = TrainConfig(
+        lr=cfg.lr, max_steps=run.budget, seed=cfg.seed, warmup_ratio=cfg.warmup_ratio, progress=False, **cfg.levers()
+    )
     optimizer = make_optimizer(model, train_cfg)  # before DDP wraps the model (bf16-master casts weights)
     wrapped = run.reporter.prepare_model(model, find_unused=False)
     run.clock.start()
-    result = train(wrapped, train_loader, train_cfg, [run.cost, Every([cfg.report_interval, cfg.eval_interval], report)],
-                   optimizer=optimizer)
+    result = train(
+        wrapped,
+        train_loader,
+        train_cfg,
+        [run.cost, Every([cfg.report_interval, cfg.eval_interval], report)],
+        optimizer=optimizer,
+    )
     train_seconds = run.clock.stop()
     run.dense_step_s = train_seconds / result.steps
     eval_during = run.clock.paused
     seconds = {"ticket": train_seconds, "eval_during": eval_during}
     run.score(model, eval_data)
     seconds["eval"] = run.clock.paused - eval_during
-    run.send({"phase": "done", "step": result.steps, "ticket_step": result.steps, "val_metric": run.val,
-              "converged": False, "early_bird": False, "early_bird_step": -1, "search_steps": 0, "done": True},
-             checkpoint_dir=finished_checkpoint(run.reporter))
-    return run.result(converged=False, early_bird_step=None, search_steps=0, ticket_steps=result.steps,
-                      seconds=seconds)
+    run.send(
+        {
+            "phase": "done",
+            "step": result.steps,
+            "ticket_step": result.steps,
+            "val_metric": run.val,
+            "converged": False,
+            "early_bird": False,
+            "early_bird_step": -1,
+            "search_steps": 0,
+            "done": True,
+        },
+        checkpoint_dir=finished_checkpoint(run.reporter),
+    )
+    return run.result(converged=False, early_bird_step=None, search_steps=0, ticket_steps=result.steps, seconds=seconds)

@@ -13,6 +13,7 @@ A user compares us with the run they would otherwise do: `budget_steps` optimize
 Without a budget the legacy meaning holds: the ticket trains `ticket_steps` (default 300) and the
 dense run it replaces is `search_max_steps + ticket_steps` steps.
 """
+
 from __future__ import annotations
 
 import math
@@ -38,14 +39,17 @@ def budget_problems(cfg: Any) -> list[str]:
     if cfg.ticket_steps is not None and cfg.ticket_steps < 1:
         p.append(f"ticket_steps={cfg.ticket_steps!r} must be >= 1")
     if has_budget and cfg.ticket_steps is not None:
-        p.append(f"ticket_steps={cfg.ticket_steps!r} with a budget: the budget decides the ticket's steps "
-                 "(rewind: all of it; continue: what the search left); drop one")
+        p.append(
+            f"ticket_steps={cfg.ticket_steps!r} with a budget: the budget decides the ticket's steps "
+            "(rewind: all of it; continue: what the search left); drop one"
+        )
     if cfg.baseline and not has_budget:
         p.append("baseline=true needs budget_steps or budget_epochs: the dense run it measures")
-    if (cfg.ticket_mode == "continue" and cfg.budget_steps is not None
-            and cfg.search_max_steps >= cfg.budget_steps):
-        p.append(f"search_max_steps={cfg.search_max_steps} must be < budget_steps={cfg.budget_steps} in "
-                 "ticket_mode='continue' (the ticket trains what the search leaves)")
+    if cfg.ticket_mode == "continue" and cfg.budget_steps is not None and cfg.search_max_steps >= cfg.budget_steps:
+        p.append(
+            f"search_max_steps={cfg.search_max_steps} must be < budget_steps={cfg.budget_steps} in "
+            "ticket_mode='continue' (the ticket trains what the search leaves)"
+        )
     return p
 
 
@@ -55,17 +59,18 @@ def budget_steps(cfg: Any, batches_per_epoch: int | None) -> int:
         return cfg.budget_steps
     if cfg.budget_epochs is not None:
         if batches_per_epoch is None:
-            raise ValueError(f"budget_epochs={cfg.budget_epochs}: streamed training data has no epoch length; "
-                             "give budget_steps")
+            raise ValueError(
+                f"budget_epochs={cfg.budget_epochs}: streamed training data has no epoch length; give budget_steps"
+            )
         return max(1, math.ceil(cfg.budget_epochs * batches_per_epoch))
     return cfg.search_max_steps + (cfg.ticket_steps or LEGACY_TICKET_STEPS)
 
 
 @dataclass(frozen=True)
 class TicketPlan:
-    steps: int          # optimizer steps the ticket trains
-    start_step: int     # where its lr schedule and data order start (continue: after the search)
-    horizon: int        # the lr schedule's length
+    steps: int  # optimizer steps the ticket trains
+    start_step: int  # where its lr schedule and data order start (continue: after the search)
+    horizon: int  # the lr schedule's length
 
 
 def ticket_plan(cfg: Any, budget: int, search_steps: int) -> TicketPlan:

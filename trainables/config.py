@@ -3,6 +3,7 @@
 Its own light module: the search spec (spaces/) validates YAML against these fields without loading
 the training stack.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -10,11 +11,10 @@ from typing import Any
 
 from .budget import budget_problems
 from .config_keys import unknown_keys
-from .tasks import DataArgs, Task, get_task, task_problems
 from .model.dropout import problems as dropout_problems
+from .tasks import DataArgs, Task, get_task, task_problems
 from .training.precision import PRECISIONS
 from .training.word_embeddings import EMBEDDINGS
-
 
 PLD_PHASES = ("search", "ticket", "both")
 
@@ -27,21 +27,21 @@ COMPILE_PAD = 8
 @dataclass
 class FlowConfig:
     # what to train on
-    model: str = "minilm-l6"            # alias, local dir, hub id; ignored when `scratch` is given
-    scratch: dict | None = None         # ScratchConfig fields: pre-training from random weights
-    task: str | dict = "sst2"           # a task name (tasks.names()) or a dict describing own data (tasks/)
+    model: str = "minilm-l6"  # alias, local dir, hub id; ignored when `scratch` is given
+    scratch: dict | None = None  # ScratchConfig fields: pre-training from random weights
+    task: str | dict = "sst2"  # a task name (tasks.names()) or a dict describing own data (tasks/)
     data_root: str | None = None
     max_train_samples: int | None = 2000
     max_eval_samples: int | None = None
     max_length: int = 64
     batch_size: int = 32
     seed: int = 0
-    group_by_length: bool = True        # train batches of similar lengths (sampler.py), as Trainer's option
-    precision: str = "auto"             # auto | fp32 | bf16 | fp16 | bf16-master (training/precision.py, training/optimizer.py)
-    embeddings: str = "train"           # train | sparse | freeze: the word embedding (word_embeddings.py)
-    dropout: float | None = None        # every dropout of the model (model/dropout.py); None: the model's config
+    group_by_length: bool = True  # train batches of similar lengths (sampler.py), as Trainer's option
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16 | bf16-master (training/precision.py, training/optimizer.py)
+    embeddings: str = "train"  # train | sparse | freeze: the word embedding (word_embeddings.py)
+    dropout: float | None = None  # every dropout of the model (model/dropout.py); None: the model's config
     pad_to_multiple_of: int | None = None  # train batches padded to a multiple: few shapes (data.py); None: exact
-    compile: bool = False               # torch.compile the training forward/backward (compile_step.py); pads to 8
+    compile: bool = False  # torch.compile the training forward/backward (compile_step.py); pads to 8
     compile_cache_dir: str | None = None  # inductor's cache; a search puts it under its experiment folder
     # search phase (EarlyBERT)
     lr: float = 1e-4
@@ -52,26 +52,26 @@ class FlowConfig:
     ffn_scope: str = "global"
     min_heads: int = 1
     min_ffn: int = 8
-    ffn_multiple: int | None = 8        # kept FFN widths rounded to a multiple of 8: faster matmuls
+    ffn_multiple: int | None = 8  # kept FFN widths rounded to a multiple of 8: faster matmuls
     lambda_head: float = 1e-4
     lambda_ffn: float = 1e-4
     eps: float = 0.1
     window: int = 5
-    mask_interval: int = 10             # a mask drawn (and the search phase reported) every N steps
-    report_interval: int = 10           # the ticket and baseline phases report every N steps
+    mask_interval: int = 10  # a mask drawn (and the search phase reported) every N steps
+    report_interval: int = 10  # the ticket and baseline phases report every N steps
     search_max_steps: int = 300
-    detect: bool = True                 # False: draw at search_max_steps (fixed budget, as the reference)
-    unconverged: str = "stop"           # "stop": end the trial unconverged; "ticket": draw anyway
+    detect: bool = True  # False: draw at search_max_steps (fixed budget, as the reference)
+    unconverged: str = "stop"  # "stop": end the trial unconverged; "ticket": draw anyway
     # the dense run this trial stands in for (budget.py): at most one of the two; neither: the legacy
     # budget search_max_steps + ticket_steps
     budget_steps: int | None = None
     budget_epochs: float | None = None
-    baseline: bool = False              # the dense reference: fine-tune the whole budget, no search, no pruning
+    baseline: bool = False  # the dense reference: fine-tune the whole budget, no search, no pruning
     # ticket phase
-    ticket_mode: str = "continue"       # "continue" (measured better, README): see budget.py; "rewind": the paper
-    ticket_steps: int | None = None     # only without a budget (default 300); with one it is derived
-    ticket_lr: float = 1e-4            # rewind's peak lr (continue goes on with `lr`'s schedule)
-    eval_interval: int | None = None    # dev metric every N ticket steps too (ASHA's rungs); None: at the end
+    ticket_mode: str = "continue"  # "continue" (measured better, README): see budget.py; "rewind": the paper
+    ticket_steps: int | None = None  # only without a budget (default 300); with one it is derived
+    ticket_lr: float = 1e-4  # rewind's peak lr (continue goes on with `lr`'s schedule)
+    eval_interval: int | None = None  # dev metric every N ticket steps too (ASHA's rungs); None: at the end
     # progressive layer dropping
     pld: bool = False
     pld_phase: str = "ticket"
@@ -111,13 +111,17 @@ class FlowConfig:
             p.append(f"pld_phase={self.pld_phase!r}: expected one of {PLD_PHASES}")
         if self.precision not in PRECISIONS:
             p.append(f"precision={self.precision!r}: expected one of {PRECISIONS}")
-        if self.pad_to_multiple_of is not None and (isinstance(self.pad_to_multiple_of, bool)
-                                                    or not isinstance(self.pad_to_multiple_of, int)
-                                                    or self.pad_to_multiple_of < 1):
+        if self.pad_to_multiple_of is not None and (
+            isinstance(self.pad_to_multiple_of, bool)
+            or not isinstance(self.pad_to_multiple_of, int)
+            or self.pad_to_multiple_of < 1
+        ):
             p.append(f"pad_to_multiple_of={self.pad_to_multiple_of!r} must be an integer >= 1 (or null)")
         if self.compile and self.pld:
-            p.append("compile=true with pld=true: PLD picks the layers each step, a new graph for each choice; "
-                     "use one or the other")
+            p.append(
+                "compile=true with pld=true: PLD picks the layers each step, a new graph for each choice; "
+                "use one or the other"
+            )
         if self.embeddings not in EMBEDDINGS:
             p.append(f"embeddings={self.embeddings!r}: expected one of {EMBEDDINGS}")
         p += dropout_problems(self.dropout)
@@ -145,15 +149,26 @@ class FlowConfig:
         return get_task(self.task)
 
     def data_args(self) -> DataArgs:
-        return DataArgs(root=self.data_root, max_length=self.max_length, batch_size=self.batch_size,
-                        max_train_samples=self.max_train_samples, max_eval_samples=self.max_eval_samples,
-                        seed=self.seed, group_by_length=self.group_by_length,
-                        pad_to_multiple_of=self.pad_to_multiple_of or (COMPILE_PAD if self.compile else None))
+        return DataArgs(
+            root=self.data_root,
+            max_length=self.max_length,
+            batch_size=self.batch_size,
+            max_train_samples=self.max_train_samples,
+            max_eval_samples=self.max_eval_samples,
+            seed=self.seed,
+            group_by_length=self.group_by_length,
+            pad_to_multiple_of=self.pad_to_multiple_of or (COMPILE_PAD if self.compile else None),
+        )
 
     def levers(self) -> dict[str, Any]:
         """The fast-path settings every TrainConfig of the trial gets."""
-        return {"precision": self.precision, "embeddings": self.embeddings, "dropout": self.dropout,
-                "compile": self.compile, "compile_cache_dir": self.compile_cache_dir}
+        return {
+            "precision": self.precision,
+            "embeddings": self.embeddings,
+            "dropout": self.dropout,
+            "compile": self.compile,
+            "compile_cache_dir": self.compile_cache_dir,
+        }
 
     def pld_in(self, phase: str) -> bool:
         return self.pld and self.pld_phase in (phase, "both")

@@ -1,4 +1,5 @@
 """Config dataclasses read from dicts a user wrote: which keys they do not know (each names its own error)."""
+
 from __future__ import annotations
 
 from dataclasses import fields

@@ -1,4 +1,5 @@
 """FLOPs a trial has spent: what `relative_cost` divides by the dense budget."""
+
 from __future__ import annotations
 
 from torch import nn

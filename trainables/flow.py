@@ -4,6 +4,7 @@ This is what a Ray Train worker runs (searcher/trial.py) and what `tickettune ea
 Everything Ray-specific comes in through the `Reporter`: where metrics go, checkpoints, how the early-bird
 stop is agreed between ranks, how the model and loaders are prepared for data parallelism.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict
@@ -34,7 +35,10 @@ def run_flow(cfg: FlowConfig, reporter: Reporter | None = None, ticket_dir: str 
     torch.manual_seed(cfg.seed)
     model, tokenizer = build(cfg)
     task, args = cfg.task_obj, cfg.data_args()
-    train_loader, eval_data = reporter.prepare_loader(task.train_loader(tokenizer, args)), task.eval_data(tokenizer, args)
+    train_loader, eval_data = (
+        reporter.prepare_loader(task.train_loader(tokenizer, args)),
+        task.eval_data(tokenizer, args),
+    )
     budget = budget_steps(cfg, batches_per_epoch(train_loader))  # the dense run this trial replaces
     dense_step = cfg.batch_size * train_flops_per_sequence(shape_of(model), cfg.max_length)
     run = TrialRun(cfg, reporter, budget, CostMeter(model, cfg.max_length, cfg.batch_size, dense_step))
@@ -56,10 +60,24 @@ def run_flow(cfg: FlowConfig, reporter: Reporter | None = None, ticket_dir: str 
     run.dense_step_s = state.seconds / max(1, state.steps)
     run.clock.offset = state.seconds
     if ticket is None:  # not converged and cfg.unconverged == "stop"
-        run.send({"phase": "done", "step": state.steps, "converged": False, "early_bird": False,
-                  "early_bird_step": -1, "search_steps": state.steps, "done": True})
-        return run.result(converged=False, early_bird_step=None, search_steps=state.steps, ticket_steps=0,
-                          seconds={"search": state.seconds})
+        run.send(
+            {
+                "phase": "done",
+                "step": state.steps,
+                "converged": False,
+                "early_bird": False,
+                "early_bird_step": -1,
+                "search_steps": state.steps,
+                "done": True,
+            }
+        )
+        return run.result(
+            converged=False,
+            early_bird_step=None,
+            search_steps=state.steps,
+            ticket_steps=0,
+            seconds={"search": state.seconds},
+        )
 
     tuned = ticket_phase(run, state, ticket, opt_state, train_loader, eval_data)
     return _finish(run, state, ticket, tokenizer, tuned.steps, eval_data, ticket_dir)
@@ -73,12 +91,14 @@ def _checkpoint_search(run: TrialRun, state, ticket: nn.Module, tokenizer, opt_s
     directory = new_checkpoint_dir(run.reporter)
     if directory is not None:
         mask_search_state.save(state, ticket, tokenizer, directory, opt_state)
-    run.send({"phase": "ticket", "step": state.steps, "early_bird": state.converged, "done": False},
-                 checkpoint_dir=directory)
+    run.send(
+        {"phase": "ticket", "step": state.steps, "early_bird": state.converged, "done": False}, checkpoint_dir=directory
+    )
 
 
-def _finish(run: TrialRun, state, ticket: nn.Module, tokenizer, ticket_steps: int, eval_data,
-            ticket_dir: str | None) -> FlowResult:
+def _finish(
+    run: TrialRun, state, ticket: nn.Module, tokenizer, ticket_steps: int, eval_data, ticket_dir: str | None
+) -> FlowResult:
     """Score the trained ticket, save it (rank 0), and send the trial's last report."""
     cfg = run.cfg
     eval_during = run.clock.paused
@@ -86,18 +106,42 @@ def _finish(run: TrialRun, state, ticket: nn.Module, tokenizer, ticket_steps: in
     metric_name, val = cfg.task_obj.main_metric, run.score(ticket, eval_data)
     seconds["eval"] = run.clock.paused - eval_during
     bird_step = state.early_bird_step if state.converged else None
-    info = {"flow": asdict(cfg), "task": cfg.task_obj.info(), "metric": metric_name, "val_metric": val,
-            "converged": state.converged, "early_bird_step": bird_step, "relative_cost": run.relative_cost,
-            "budget_steps": run.budget, "relative_time": run.relative_time,
-            "masks": {"heads": state.head_masks, "ffn": state.ffn_masks}, "mask_history": state.mask_history}
+    info = {
+        "flow": asdict(cfg),
+        "task": cfg.task_obj.info(),
+        "metric": metric_name,
+        "val_metric": val,
+        "converged": state.converged,
+        "early_bird_step": bird_step,
+        "relative_cost": run.relative_cost,
+        "budget_steps": run.budget,
+        "relative_time": run.relative_time,
+        "masks": {"heads": state.head_masks, "ffn": state.ffn_masks},
+        "mask_history": state.mask_history,
+    }
     if ticket_dir is not None and run.reporter.rank == 0:
         save_ticket(ticket, tokenizer, ticket_dir, info, overwrite=True)
-    run.send({"phase": "done", "step": state.steps + ticket_steps, "ticket_step": ticket_steps,
-              "converged": state.converged, "early_bird": state.converged,
-              "early_bird_step": -1 if bird_step is None else bird_step, "search_steps": state.steps, "done": True},
-             checkpoint_dir=finished_checkpoint(run.reporter))
-    return run.result(converged=state.converged, early_bird_step=bird_step, search_steps=state.steps,
-                      ticket_steps=ticket_steps, seconds=seconds, ticket_dir=ticket_dir)
+    run.send(
+        {
+            "phase": "done",
+            "step": state.steps + ticket_steps,
+            "ticket_step": ticket_steps,
+            "converged": state.converged,
+            "early_bird": state.converged,
+            "early_bird_step": -1 if bird_step is None else bird_step,
+            "search_steps": state.steps,
+            "done": True,
+        },
+        checkpoint_dir=finished_checkpoint(run.reporter),
+    )
+    return run.result(
+        converged=state.converged,
+        early_bird_step=bird_step,
+        search_steps=state.steps,
+        ticket_steps=ticket_steps,
+        seconds=seconds,
+        ticket_dir=ticket_dir,
+    )
 
 
 def build(cfg: FlowConfig):

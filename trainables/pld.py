@@ -88,6 +88,7 @@ still drawn from *all* coefficients; what changes is how far each layer's coeffi
   *expected* updates (stretch the interval by 1/mean p_l) reduces the bias; simplest is to search for
   the ticket without PLD and turn PLD on for training the ticket.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -102,8 +103,16 @@ from .model.encoder import encoder_of
 from .training.callbacks import Callback
 
 __all__ = [
-    "PLDConfig", "ProgressiveLayerDrop", "PLDCallback", "theta", "keep_probs", "expected_layer_fraction",
-    "gamma_for_steps", "attach", "detach", "dropper_of",
+    "PLDConfig",
+    "ProgressiveLayerDrop",
+    "PLDCallback",
+    "theta",
+    "keep_probs",
+    "expected_layer_fraction",
+    "gamma_for_steps",
+    "attach",
+    "detach",
+    "dropper_of",
 ]
 
 
@@ -224,17 +233,22 @@ class ProgressiveLayerDrop:
         return out
 
     def __repr__(self) -> str:
-        return (f"ProgressiveLayerDrop(theta_bar={self.cfg.theta_bar}, gamma={self.cfg.gamma}, "
-                f"seed={self.cfg.seed}, step={self.step}, micro_batch={self.micro_batch})")
+        return (
+            f"ProgressiveLayerDrop(theta_bar={self.cfg.theta_bar}, gamma={self.cfg.gamma}, "
+            f"seed={self.cfg.seed}, step={self.step}, micro_batch={self.micro_batch})"
+        )
 
 
 def attach(model: nn.Module, cfg: PLDConfig | None = None, step: int = 0) -> ProgressiveLayerDrop:
     """Turn PLD on for `model`'s TicketEncoder (replacing any previous dropper); returns the dropper."""
     enc = encoder_of(model)
     if not enc.pre_ln:
-        warnings.warn("PLD on a post-LN encoder: random layer dropping is reported to train poorly "
-                      "without pre-LN (PLD and LayerDrop papers); build the model with pre_ln=True",
-                      UserWarning, stacklevel=2)
+        warnings.warn(
+            "PLD on a post-LN encoder: random layer dropping is reported to train poorly "
+            "without pre-LN (PLD and LayerDrop papers); build the model with pre_ln=True",
+            UserWarning,
+            stacklevel=2,
+        )
     pld = ProgressiveLayerDrop(cfg, step=step)
     enc.layer_drop = pld
     return pld

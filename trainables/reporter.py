@@ -4,6 +4,7 @@ The flow (flow.py) calls a `Reporter` for metrics, checkpoints, the early-bird a
 and the data-parallel wrapping of model and loaders; searcher/ray_reporters.py implements it on Ray Train and
 Ray Tune, `LocalReporter` for a single process (`tickettune earlybert`, tests, benchmarks).
 """
+
 from __future__ import annotations
 
 import os

@@ -3,6 +3,7 @@
 `continue` goes on with the search's lr schedule, data order and pruned AdamW moments; `rewind` starts a
 fresh run from the pre-trained weights at `ticket_lr`. Dev metric every `eval_interval` steps (ASHA's rungs).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -15,14 +16,15 @@ from .budget import ticket_plan
 from .earlybert import optimizer_carry
 from .earlybert.mask_search_state import SearchState
 from .model.flops import shape_of
-from .trial_run import TrialRun
 from .training.callbacks import Every
 from .training.clock import TrainingClock
 from .training.loop import TrainConfig, TrainResult, make_optimizer, train
+from .trial_run import TrialRun
 
 
-def ticket_phase(run: TrialRun, state: SearchState, ticket: nn.Module, opt_state: dict | None,
-                 train_loader, eval_data) -> TrainResult:
+def ticket_phase(
+    run: TrialRun, state: SearchState, ticket: nn.Module, opt_state: dict | None, train_loader, eval_data
+) -> TrainResult:
     cfg = run.cfg
     plan = ticket_plan(cfg, run.budget, state.steps)
     if cfg.pld_in("ticket"):
@@ -31,8 +33,14 @@ def ticket_phase(run: TrialRun, state: SearchState, ticket: nn.Module, opt_state
     run.clock = TrainingClock(offset=state.seconds)
 
     def report(step: int, logs: dict) -> None:
-        metrics = {"phase": "ticket", "step": state.steps + step, "loss": logs["loss"], "lr": logs["lr"],
-                   "early_bird": state.converged, "done": False}
+        metrics = {
+            "phase": "ticket",
+            "step": state.steps + step,
+            "loss": logs["loss"],
+            "lr": logs["lr"],
+            "early_bird": state.converged,
+            "done": False,
+        }
         if cfg.eval_interval and step % cfg.eval_interval == 0 and step < plan.steps:
             run.score(ticket, eval_data)
             metrics["ticket_step"] = step  # only next to a fresh val_metric: what ASHA's rungs compare
@@ -41,9 +49,16 @@ def ticket_phase(run: TrialRun, state: SearchState, ticket: nn.Module, opt_state
     callbacks = [run.cost] + ([pld_mod.PLDCallback(run.cost.dropper)] if run.cost.dropper is not None else [])
     callbacks.append(Every([cfg.report_interval, cfg.eval_interval], report))
     peak_lr = cfg.lr if cfg.ticket_mode == "continue" else cfg.ticket_lr  # continue: the same run goes on
-    train_cfg = TrainConfig(lr=peak_lr, max_steps=plan.steps, seed=cfg.seed, warmup_ratio=cfg.warmup_ratio,
-                            progress=False, start_step=plan.start_step, schedule_steps=plan.horizon,
-                            **cfg.levers())
+    train_cfg = TrainConfig(
+        lr=peak_lr,
+        max_steps=plan.steps,
+        seed=cfg.seed,
+        warmup_ratio=cfg.warmup_ratio,
+        progress=False,
+        start_step=plan.start_step,
+        schedule_steps=plan.horizon,
+        **cfg.levers(),
+    )
     optimizer = make_optimizer(ticket, train_cfg)  # before DDP wraps the ticket (bf16-master casts weights)
     if cfg.ticket_mode == "continue" and opt_state:  # the search's AdamW moments, pruned like the weights
         optimizer_carry.load_state(optimizer, ticket, opt_state)

@@ -3,6 +3,7 @@
 Every report of a trial states the same running totals (relative cost and time against the dense run it
 replaces, the last dev metric); the phases only add what is theirs.
 """
+
 from __future__ import annotations
 
 import math
@@ -21,11 +22,11 @@ from .training.clock import TrainingClock
 class TrialRun:
     cfg: FlowConfig
     reporter: Reporter
-    budget: int                    # optimizer steps of the dense run this trial replaces
+    budget: int  # optimizer steps of the dense run this trial replaces
     cost: CostMeter
     clock: TrainingClock = field(default_factory=TrainingClock)
     dense_step_s: float = math.nan  # measured on the dense model (search phase or baseline)
-    val: float = math.nan           # the latest dev metric
+    val: float = math.nan  # the latest dev metric
     history: list[dict] = field(default_factory=list)
 
     @property
@@ -38,19 +39,31 @@ class TrialRun:
 
     def send(self, metrics: dict, checkpoint_dir: str | None = None) -> None:
         """One report: the running totals, then the phase's own metrics (which may override them)."""
-        metrics = {"val_metric": self.val, "relative_cost": self.relative_cost,
-                   "relative_time": self.relative_time, "train_seconds": self.clock.elapsed(),
-                   "budget_steps": self.budget, "baseline": self.cfg.baseline, **metrics}
+        metrics = {
+            "val_metric": self.val,
+            "relative_cost": self.relative_cost,
+            "relative_time": self.relative_time,
+            "train_seconds": self.clock.elapsed(),
+            "budget_steps": self.budget,
+            "baseline": self.cfg.baseline,
+            **metrics,
+        }
         self.history.append(metrics)
         self.reporter.report(metrics, checkpoint_dir=checkpoint_dir)
 
     def score(self, model: nn.Module, eval_data) -> float:
         """The task's main dev metric, its time kept out of the training clock."""
         task = self.cfg.task_obj
-        self.val = float(self.clock.paused_for(lambda: task.evaluate(model, eval_data, self.cfg.precision))
-                         [task.main_metric])
+        self.val = float(
+            self.clock.paused_for(lambda: task.evaluate(model, eval_data, self.cfg.precision))[task.main_metric]
+        )
         return self.val
 
     def result(self, **facts) -> FlowResult:
-        return FlowResult(val_metric=self.val, metric_name=self.cfg.task_obj.main_metric,
-                          relative_cost=self.relative_cost, history=self.history, **facts)
+        return FlowResult(
+            val_metric=self.val,
+            metric_name=self.cfg.task_obj.main_metric,
+            relative_cost=self.relative_cost,
+            history=self.history,
+            **facts,
+        )

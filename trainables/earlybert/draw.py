@@ -1,4 +1,5 @@
 """Drawing the ticket: the pruned model that ticket training starts from, rewound or kept-trained."""
+
 from __future__ import annotations
 
 import copy
@@ -24,9 +25,13 @@ def snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items() if not _is_coef_key(k)}
 
 
-def make_ticket(pretrained_state: dict[str, torch.Tensor] | None, trained_model: nn.Module,
-                head_masks: Sequence[torch.Tensor], ffn_masks: Sequence[torch.Tensor],
-                rewind: bool = True) -> nn.Module:
+def make_ticket(
+    pretrained_state: dict[str, torch.Tensor] | None,
+    trained_model: nn.Module,
+    head_masks: Sequence[torch.Tensor],
+    ffn_masks: Sequence[torch.Tensor],
+    rewind: bool = True,
+) -> nn.Module:
     """The pruned model that ticket training starts from; `trained_model` is left untouched.
 
     rewind=True (EarlyBERT's choice): the weights of `pretrained_state` (`snapshot` before the first
@@ -43,8 +48,10 @@ def make_ticket(pretrained_state: dict[str, torch.Tensor] | None, trained_model:
         state = {k: v for k, v in pretrained_state.items() if not _is_coef_key(k)}
         result = model.load_state_dict(state, strict=False)
         if result.missing_keys or result.unexpected_keys:
-            raise ValueError(f"pretrained_state does not match the model: missing {result.missing_keys[:5]}, "
-                             f"unexpected {result.unexpected_keys[:5]}")
+            raise ValueError(
+                f"pretrained_state does not match the model: missing {result.missing_keys[:5]}, "
+                f"unexpected {result.unexpected_keys[:5]}"
+            )
     else:
         detach_coefficients(model, fold=True)
     prune_model(model, [torch.as_tensor(m).bool() for m in head_masks], [torch.as_tensor(m).bool() for m in ffn_masks])
@@ -61,6 +68,7 @@ def draw_ticket(searched, ticket_mode: str) -> tuple[nn.Module, dict | None]:
     opt_state = None
     if ticket_mode == "continue" and searched.optimizer is not None:
         opt_state = optimizer_carry.prune_state(
-            searched.model, optimizer_carry.state_by_name(searched.model, searched.optimizer), head_masks, ffn_masks)
+            searched.model, optimizer_carry.state_by_name(searched.model, searched.optimizer), head_masks, ffn_masks
+        )
     ticket = make_ticket(searched.pretrained, searched.model, head_masks, ffn_masks, rewind=ticket_mode == "rewind")
     return ticket, opt_state

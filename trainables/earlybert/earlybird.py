@@ -15,6 +15,7 @@ rank reaches the same decision at the same step. The `agree` hook makes that a g
 assumption (float non-determinism, a rank that diverged): the Ray trainable passes a rank-0 broadcast,
 and every rank stops at the same step.
 """
+
 from __future__ import annotations
 
 from collections import deque
@@ -24,8 +25,8 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
-from .masks import MaskConfig, masks_from_model
 from ..training.callbacks import Callback
+from .masks import MaskConfig, masks_from_model
 
 
 def _flat(masks: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
@@ -82,8 +83,14 @@ class Decision:
         return max(self.ffn_distances) if self.ffn_distances else None
 
     def to_dict(self) -> dict:
-        return {"step": self.step, "distance": self.distance, "head_distance": self.head_distance,
-                "ffn_distance": self.ffn_distance, "full": self.full, "found": self.found}
+        return {
+            "step": self.step,
+            "distance": self.distance,
+            "head_distance": self.head_distance,
+            "ffn_distance": self.ffn_distance,
+            "full": self.full,
+            "found": self.found,
+        }
 
 
 class EarlyBirdDetector:
@@ -112,8 +119,9 @@ class EarlyBirdDetector:
     def newest(self) -> tuple[list[torch.Tensor], list[torch.Tensor]] | None:
         return self.fifo[-1] if self.fifo else None
 
-    def update(self, head_masks: Sequence[torch.Tensor], ffn_masks: Sequence[torch.Tensor],
-               step: int | None = None) -> Decision:
+    def update(
+        self, head_masks: Sequence[torch.Tensor], ffn_masks: Sequence[torch.Tensor], step: int | None = None
+    ) -> Decision:
         """Push the newest masks; `step` defaults to the number of updates so far (1-based)."""
         self.updates += 1
         step = self.updates if step is None else int(step)
@@ -122,7 +130,7 @@ class EarlyBirdDetector:
         both = heads + ffn
         dist, dh, df = [], [], []
         # the K-1 masks that stay in the FIFO with the newest, oldest first
-        for old_h, old_f in list(self.fifo)[max(0, len(self.fifo) - (self.window - 1)):]:
+        for old_h, old_f in list(self.fifo)[max(0, len(self.fifo) - (self.window - 1)) :]:
             dist.append(hamming(old_h + old_f, both))
             dh.append(hamming(old_h, heads))
             df.append(hamming(old_f, ffn))
@@ -159,9 +167,15 @@ class EarlyBirdCallback(Callback):
     mask exists: there is nothing to agree with yet) and early_bird.
     """
 
-    def __init__(self, mask_config: MaskConfig | None = None, detector: EarlyBirdDetector | None = None,
-                 interval: int = 100, agree: Callable[[bool], bool] | None = None, stop: bool = True,
-                 model: nn.Module | None = None):
+    def __init__(
+        self,
+        mask_config: MaskConfig | None = None,
+        detector: EarlyBirdDetector | None = None,
+        interval: int = 100,
+        agree: Callable[[bool], bool] | None = None,
+        stop: bool = True,
+        model: nn.Module | None = None,
+    ):
         if isinstance(interval, bool) or not isinstance(interval, int) or interval < 1:
             raise ValueError(f"interval (mask_interval) must be an integer >= 1, got {interval!r}")
         self.mask_config = mask_config or MaskConfig()
@@ -199,14 +213,23 @@ class EarlyBirdCallback(Callback):
         for key in ("distance", "head_distance", "ffn_distance"):
             entry[key] = 1.0 if entry[key] is None else entry[key]
         self.history.append(entry)
-        logs.update(mask_distance=entry["distance"], head_distance=entry["head_distance"],
-                    ffn_distance=entry["ffn_distance"], early_bird=self.detector.found)
+        logs.update(
+            mask_distance=entry["distance"],
+            head_distance=entry["head_distance"],
+            ffn_distance=entry["ffn_distance"],
+            early_bird=self.detector.found,
+        )
         if stop and self.stopped_at_step is None:
             self.stopped_at_step = step
         return stop
 
     def report(self) -> dict:
         """Everything a ticket.json or a results table needs about the detection."""
-        return {**self.detector.config(), "mask_interval": self.interval, "found_at_step": self.found_at_step,
-                "stopped_at_step": self.stopped_at_step, "mask_config": self.mask_config.to_dict(),
-                "history": list(self.history)}
+        return {
+            **self.detector.config(),
+            "mask_interval": self.interval,
+            "found_at_step": self.found_at_step,
+            "stopped_at_step": self.stopped_at_step,
+            "mask_config": self.mask_config.to_dict(),
+            "history": list(self.history),
+        }

@@ -3,6 +3,7 @@
 Slimming coefficients train under L1 with the model; a mask is drawn every `mask_interval` steps and the
 early-bird detector ends the phase when the masks stop changing (or the search budget runs out).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -10,11 +11,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from . import slimming
 from .. import pld as pld_mod
-from ..trial_run import TrialRun
 from ..training.callbacks import Every
 from ..training.loop import TrainConfig, make_optimizer, train
+from ..trial_run import TrialRun
+from . import slimming
 from .draw import snapshot
 from .earlybird import EarlyBirdCallback, EarlyBirdDetector
 from .mask_search_state import SearchState
@@ -25,6 +26,7 @@ from .masks import MaskConfig, draw_masks
 class Searched:
     """What the mask search leaves for the draw: its facts, the trained model with its coefficients, the
     optimizer that trained it (`continue` carries its moments on) and the pre-trained weights (`rewind`)."""
+
     state: SearchState
     model: nn.Module
     optimizer: torch.optim.Optimizer | None
@@ -41,26 +43,48 @@ def search_phase(cfg, model: nn.Module, train_loader, run: TrialRun) -> Searched
     slimming.attach(model)
     if cfg.pld_in("search"):
         pld_mod.attach(model, pld_mod.PLDConfig(cfg.theta_bar, cfg.gamma, cfg.seed))
-    masks_cfg = MaskConfig(head_ratio=cfg.head_ratio, ffn_ratio=cfg.ffn_ratio, head_scope=cfg.head_scope,
-                           ffn_scope=cfg.ffn_scope, min_heads=cfg.min_heads, min_ffn=cfg.min_ffn,
-                           ffn_multiple=cfg.ffn_multiple)
+    masks_cfg = MaskConfig(
+        head_ratio=cfg.head_ratio,
+        ffn_ratio=cfg.ffn_ratio,
+        head_scope=cfg.head_scope,
+        ffn_scope=cfg.ffn_scope,
+        min_heads=cfg.min_heads,
+        min_ffn=cfg.min_ffn,
+        ffn_multiple=cfg.ffn_multiple,
+    )
     detector = EarlyBirdDetector(window=cfg.window, eps=cfg.eps)
-    bird = EarlyBirdCallback(masks_cfg, detector, interval=cfg.mask_interval, agree=run.reporter.agree,
-                             stop=cfg.detect)
+    bird = EarlyBirdCallback(masks_cfg, detector, interval=cfg.mask_interval, agree=run.reporter.agree, stop=cfg.detect)
     run.cost.dropper = pld_mod.dropper_of(model)
     # the search phase is the start of the dense run it replaces: its lr follows that run's schedule, so
     # the masks cannot "converge" just because the lr decayed to zero at the search budget
-    search_cfg = TrainConfig(lr=cfg.lr, coef_lr=cfg.coef_lr, max_steps=min(cfg.search_max_steps, run.budget),
-                             seed=cfg.seed, schedule_steps=run.budget, warmup_ratio=cfg.warmup_ratio,
-                             progress=False, **cfg.levers())
+    search_cfg = TrainConfig(
+        lr=cfg.lr,
+        coef_lr=cfg.coef_lr,
+        max_steps=min(cfg.search_max_steps, run.budget),
+        seed=cfg.seed,
+        schedule_steps=run.budget,
+        warmup_ratio=cfg.warmup_ratio,
+        progress=False,
+        **cfg.levers(),
+    )
     optimizer = make_optimizer(model, search_cfg)  # before DDP wraps the model (bf16-master casts weights)
     wrapped = run.reporter.prepare_model(model, find_unused=cfg.pld_in("search"))
 
     def report(step: int, logs: dict) -> None:
         d = bird.history[-1] if bird.history else {}
-        run.send({"phase": "search", "step": step, "loss": logs["loss"], "lr": logs["lr"],
-                  "mask_distance": d.get("distance", 1.0), "head_distance": d.get("head_distance", 1.0),
-                  "ffn_distance": d.get("ffn_distance", 1.0), "early_bird": detector.found, "done": False})
+        run.send(
+            {
+                "phase": "search",
+                "step": step,
+                "loss": logs["loss"],
+                "lr": logs["lr"],
+                "mask_distance": d.get("distance", 1.0),
+                "head_distance": d.get("head_distance", 1.0),
+                "ffn_distance": d.get("ffn_distance", 1.0),
+                "early_bird": detector.found,
+                "done": False,
+            }
+        )
 
     callbacks = [slimming.SlimmingCallback(cfg.lambda_head, cfg.lambda_ffn), run.cost]
     if run.cost.dropper is not None:
@@ -69,8 +93,14 @@ def search_phase(cfg, model: nn.Module, train_loader, run: TrialRun) -> Searched
     search = train(wrapped, train_loader, search_cfg, callbacks, optimizer=optimizer)
     pld_mod.detach(model)
     head_masks, ffn_masks = draw_masks(*slimming.coefficients(model), masks_cfg)
-    state = SearchState(converged=detector.found, early_bird_step=detector.found_at_step, steps=search.steps,
-                        flops=run.cost.flops, seconds=search.seconds,
-                        head_masks=[m.tolist() for m in head_masks], ffn_masks=[m.tolist() for m in ffn_masks],
-                        mask_history=bird.history)
+    state = SearchState(
+        converged=detector.found,
+        early_bird_step=detector.found_at_step,
+        steps=search.steps,
+        flops=run.cost.flops,
+        seconds=search.seconds,
+        head_masks=[m.tolist() for m in head_masks],
+        ffn_masks=[m.tolist() for m in ffn_masks],
+        mask_history=bird.history,
+    )
     return Searched(state, model, search.optimizer, pretrained)

@@ -7,6 +7,7 @@ The checkpoint is a ticket directory (`ticket.save_ticket`, atomic) whose ticket
 search facts under ``search_state``; in ticket_mode "continue" the pruned AdamW state (carry.py) sits
 beside it in ``optimizer.safetensors``.
 """
+
 from __future__ import annotations
 
 import os
@@ -16,8 +17,8 @@ from pathlib import Path
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
-from . import optimizer_carry as carry
 from ..ticket.format import load_ticket, save_ticket
+from . import optimizer_carry as carry
 
 KEY = "search_state"
 SUBDIR = "search_ticket"
@@ -28,16 +29,21 @@ OPTIMIZER = "optimizer.safetensors"
 class SearchState:
     converged: bool
     early_bird_step: int | None
-    steps: int                  # optimizer steps the search phase took
-    flops: float                # training FLOPs spent so far (relative_cost's numerator)
+    steps: int  # optimizer steps the search phase took
+    flops: float  # training FLOPs spent so far (relative_cost's numerator)
     seconds: float
     head_masks: list[list[bool]]
     ffn_masks: list[list[bool]]
     mask_history: list[dict] = field(default_factory=list)
 
 
-def save(state: SearchState, ticket: nn.Module, tokenizer: PreTrainedTokenizerBase,
-         directory: str | os.PathLike, optimizer_state: dict | None = None) -> Path:
+def save(
+    state: SearchState,
+    ticket: nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    directory: str | os.PathLike,
+    optimizer_state: dict | None = None,
+) -> Path:
     """Write the untrained ticket and `state` (and the optimizer state, if any) under `directory`."""
     if optimizer_state:  # written (atomically) first: a folder with the ticket is a complete checkpoint
         tmp = Path(directory) / f".{OPTIMIZER}.tmp"

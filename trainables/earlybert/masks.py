@@ -31,6 +31,7 @@ entry tied with the threshold was pruned: when all coefficients are equal (e.g. 
 1.0, or driven to the same value) the quantile equals that value and the whole layer (or model) is
 pruned. Its global FFN draw also had no per-layer minimum, so a layer could lose every neuron.
 """
+
 from __future__ import annotations
 
 import math
@@ -47,12 +48,12 @@ SCOPES = ("layer", "global")
 class MaskConfig:
     """How many heads / FFN neurons to prune, and where. Ratios are fractions pruned, in [0, 1)."""
 
-    head_ratio: float = 1 / 3       # EarlyBERT: 4 of 12 heads in every layer
-    ffn_ratio: float = 0.4          # EarlyBERT: 40% of FFN neurons, over the whole model
+    head_ratio: float = 1 / 3  # EarlyBERT: 4 of 12 heads in every layer
+    ffn_ratio: float = 0.4  # EarlyBERT: 40% of FFN neurons, over the whole model
     head_scope: str = "layer"
     ffn_scope: str = "global"
-    min_heads: int = 1              # per layer, also under global scope
-    min_ffn: int = 8                # per layer, also under global scope
+    min_heads: int = 1  # per layer, also under global scope
+    min_ffn: int = 8  # per layer, also under global scope
     ffn_multiple: int | None = None  # e.g. 8: kept FFN widths rounded to multiples of 8
 
     def __post_init__(self) -> None:
@@ -96,8 +97,9 @@ def _round_width(k: int, q: int | None, lo: int, hi: int) -> int:
     return min(multiples, key=lambda m: (abs(m - k), -m))  # nearest; a tie keeps more
 
 
-def select(coefs: Sequence[torch.Tensor], ratio: float, scope: str, minimum: int,
-           multiple: int | None = None) -> list[torch.Tensor]:
+def select(
+    coefs: Sequence[torch.Tensor], ratio: float, scope: str, minimum: int, multiple: int | None = None
+) -> list[torch.Tensor]:
     """Per-layer keep masks (bool, True = keep) for one kind of unit; see the module docstring."""
     if not 0.0 <= ratio < 1.0:
         raise ValueError(f"ratio must be a fraction in [0, 1), got {ratio!r}")
@@ -146,8 +148,9 @@ def select(coefs: Sequence[torch.Tensor], ratio: float, scope: str, minimum: int
     return masks
 
 
-def draw_masks(head_coefs: Sequence[torch.Tensor], ffn_coefs: Sequence[torch.Tensor],
-               cfg: MaskConfig | None = None) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+def draw_masks(
+    head_coefs: Sequence[torch.Tensor], ffn_coefs: Sequence[torch.Tensor], cfg: MaskConfig | None = None
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """(head masks, FFN masks), one bool tensor per layer on the CPU (True = keep)."""
     cfg = cfg or MaskConfig()
     if len(head_coefs) != len(ffn_coefs):
@@ -160,6 +163,7 @@ def draw_masks(head_coefs: Sequence[torch.Tensor], ffn_coefs: Sequence[torch.Ten
 def masks_from_model(model: nn.Module, cfg: MaskConfig | None = None) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """Masks from the model's attached slimming coefficients."""
     from .slimming import coefficients
+
     heads, ffns = coefficients(model)
     return draw_masks(heads, ffns, cfg)
 

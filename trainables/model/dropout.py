@@ -13,6 +13,7 @@ and the attention passes ``dropout_p=0`` to SDPA, whose no-dropout kernels (flas
 CPU and GPU) then apply. ModernBERT's blocks use `nn.Identity` where their config's p was 0: a p > 0 puts
 an `nn.Dropout` there, so the number means the same in every family.
 """
+
 from __future__ import annotations
 
 import math
@@ -56,4 +57,3 @@ def dropout_ps(model: nn.Module) -> set[float]:
     """Every dropout probability the model uses in training (nn.Dropout modules and attention p's)."""
     ps = {float(m.p) for m in model.modules() if isinstance(m, nn.Dropout)}
     return ps | {layer.spec.attention_p(layer) for layer in encoder_of(model).blocks}
-

@@ -8,6 +8,7 @@ its submodules under their own names*, so parameter names (``bert.encoder.layer.
 load unchanged. Where a block keeps its projections, norms and dropout is the family's business
 (``families/``): this module asks its `BlockSpec` and never tests a module name.
 """
+
 from __future__ import annotations
 
 from functools import reduce
@@ -50,8 +51,8 @@ class BlockSpec:
     qkv: str | None = None
     o: str = ""
     o_drop: str | None = None
-    attn_drop: str | None = None      # a Dropout whose p is the attention-probability dropout
-    attn_p: str | None = None         # or: a float attribute holding it
+    attn_drop: str | None = None  # a Dropout whose p is the attention-probability dropout
+    attn_p: str | None = None  # or: a float attribute holding it
     ffn_in: str = ""
     ffn_out: str = ""
     ffn_drop: str | None = None
@@ -131,11 +132,11 @@ class TicketLayer(nn.Module):
         """The module the spec names `name` (e.g. "o", "ffn_in")."""
         return get_path(self, getattr(self.spec, name))
 
-    def attention_branch(self, x: torch.Tensor, mask: torch.Tensor | None,
-                         rotary: Rotary | None = None) -> torch.Tensor:
+    def attention_branch(
+        self, x: torch.Tensor, mask: torch.Tensor | None, rotary: Rotary | None = None
+    ) -> torch.Tensor:
         b, t, _ = x.shape
-        q, k, v = (p.view(b, t, self.num_heads, self.head_dim).transpose(1, 2)
-                   for p in self.spec.projections(self, x))
+        q, k, v = (p.view(b, t, self.num_heads, self.head_dim).transpose(1, 2) for p in self.spec.projections(self, x))
         if rotary is not None:
             q, k = rotary(q, k)
         p = self.spec.attention_p(self) if self.training else 0.0
@@ -151,8 +152,9 @@ class TicketLayer(nn.Module):
             h = h * self.ffn_coef.to(h.dtype)
         return self.spec.ffn_output(self, h)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, scale: float = 1.0,
-                rotary: Rotary | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor | None, scale: float = 1.0, rotary: Rotary | None = None
+    ) -> torch.Tensor:
         ln_att, ln_ffn = self.part("ln_att"), self.part("ln_ffn")
         if self.pre_ln:  # x + f(LN(x)): the residual stream is never normalised inside the stack
             x = x + self.attention_branch(ln_att(x), mask, rotary) * scale
@@ -169,8 +171,15 @@ class TicketEncoder(nn.Module):
     post-LN family turned pre-LN gets one LayerNorm after the stack (`final_layer_norm`).
     """
 
-    def __init__(self, layers: list[TicketLayer], hidden_size: int, pre_ln: bool, eps: float,
-                 list_name: str = "layer", final_norm: bool | None = None):
+    def __init__(
+        self,
+        layers: list[TicketLayer],
+        hidden_size: int,
+        pre_ln: bool,
+        eps: float,
+        list_name: str = "layer",
+        final_norm: bool | None = None,
+    ):
         super().__init__()
         self.list_name = list_name
         self.add_module(list_name, nn.ModuleList(layers))
@@ -185,8 +194,12 @@ class TicketEncoder(nn.Module):
     def blocks(self) -> nn.ModuleList:
         return self._modules[self.list_name]
 
-    def run_layers(self, hidden_states: torch.Tensor, masks: Sequence[torch.Tensor | None],
-                   rotaries: Sequence[Rotary | None] | None = None) -> torch.Tensor:
+    def run_layers(
+        self,
+        hidden_states: torch.Tensor,
+        masks: Sequence[torch.Tensor | None],
+        rotaries: Sequence[Rotary | None] | None = None,
+    ) -> torch.Tensor:
         """Every block in turn (or those PLD keeps); block i gets `masks[i]` and `rotaries[i]`."""
         blocks = self.blocks
         outer = hidden_states.dtype
@@ -206,8 +219,9 @@ class TicketEncoder(nn.Module):
                 hidden_states = layer(hidden_states, masks[i], scale=1.0 / p, rotary=rotary)
         return hidden_states.to(outer)
 
-    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                **_: object) -> BaseModelOutputWithPastAndCrossAttentions:
+    def forward(
+        self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None, **_: object
+    ) -> BaseModelOutputWithPastAndCrossAttentions:
         mask = sdpa_mask(attention_mask, hidden_states.dtype)
         hidden_states = self.run_layers(hidden_states, [mask] * len(self.blocks))
         if self.final_layer_norm is not None:

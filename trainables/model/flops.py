@@ -4,6 +4,7 @@ Counts every matmul (2 FLOPs per multiply-add); backward costs twice the forward
 is 3x forward. Embedding lookups, LayerNorms, softmax and dropout are not matmuls and are not counted:
 they are what keeps measured speed-ups short of these ratios.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -38,21 +39,32 @@ def head_forward_flops(shape: Shape, seq: int, predicted: float) -> float:
     return 2 * h * h + 2 * h * shape.num_labels
 
 
-def train_flops_per_sequence(shape: Shape, seq: int, kept_layers: list[bool] | None = None,
-                             mlm_fraction: float = 0.15) -> float:
+def train_flops_per_sequence(
+    shape: Shape, seq: int, kept_layers: list[bool] | None = None, mlm_fraction: float = 0.15
+) -> float:
     """Forward + backward FLOPs for one sequence; `kept_layers` masks out layers PLD skipped."""
     layers = zip(shape.heads_per_layer, shape.ffn_per_layer)
-    enc = sum(layer_forward_flops(shape, hd, f, seq) for i, (hd, f) in enumerate(layers)
-              if kept_layers is None or kept_layers[i])
+    enc = sum(
+        layer_forward_flops(shape, hd, f, seq)
+        for i, (hd, f) in enumerate(layers)
+        if kept_layers is None or kept_layers[i]
+    )
     return 3 * (enc + head_forward_flops(shape, seq, mlm_fraction * seq))
 
 
 def shape_of(model, num_labels: int = 2) -> Shape:
     from .encoder import encoder_of  # local: keeps this module importable without transformers
+
     m = model.module if hasattr(model, "module") else model  # DDP
     blocks = encoder_of(m).blocks
     cfg = m.config
-    return Shape(hidden=cfg.hidden_size, head_dim=blocks[0].head_dim,
-                 heads_per_layer=tuple(l.num_heads for l in blocks), ffn_per_layer=tuple(l.ffn_width for l in blocks),
-                 num_labels=getattr(cfg, "num_labels", num_labels), vocab=cfg.vocab_size,
-                 mlm=type(m).__name__.endswith("ForMaskedLM"), gated_ffn=blocks[0].spec.gated)
+    return Shape(
+        hidden=cfg.hidden_size,
+        head_dim=blocks[0].head_dim,
+        heads_per_layer=tuple(l.num_heads for l in blocks),
+        ffn_per_layer=tuple(l.ffn_width for l in blocks),
+        num_labels=getattr(cfg, "num_labels", num_labels),
+        vocab=cfg.vocab_size,
+        mlm=type(m).__name__.endswith("ForMaskedLM"),
+        gated_ffn=blocks[0].spec.gated,
+    )

@@ -2,6 +2,7 @@
 
 Its own module, free of torch and transformers, so that tasks/ can read it without loading the
 family adapters."""
+
 from __future__ import annotations
 
 HEADS = ("classification", "regression", "mlm", "qa")

@@ -3,6 +3,7 @@
 Lives with the model, not the ticket format, because `build.load_model` reads it to rebuild a ticket at
 its widths; ticket/hf_code.py writes it.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -15,7 +16,7 @@ LAYOUT_KEYS = ("heads_per_layer", "ffn_per_layer", "pre_ln")
 
 def stock_model_type(model_type: str) -> str:
     """'bert' for 'tickettune_bert' (and for 'bert')."""
-    return model_type[len(PREFIX):] if model_type.startswith(PREFIX) else model_type
+    return model_type[len(PREFIX) :] if model_type.startswith(PREFIX) else model_type
 
 
 def split_config(config: dict[str, Any]) -> tuple[dict[str, Any], dict | None]:

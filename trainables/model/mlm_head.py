@@ -8,13 +8,20 @@ as HF's do; with labels, only the masked ones (``labels != -100``), and the loss
 cross-entropy. ModernBERT needs none of this: its own class does it (``config.sparse_prediction``).
 Each family adapter names its classes (`Family.sparse_mlm`, families/).
 """
+
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import (BertForMaskedLM, CamembertForMaskedLM, DistilBertForMaskedLM, ElectraForMaskedLM,
-                          RobertaForMaskedLM, XLMRobertaForMaskedLM)
+from transformers import (
+    BertForMaskedLM,
+    CamembertForMaskedLM,
+    DistilBertForMaskedLM,
+    ElectraForMaskedLM,
+    RobertaForMaskedLM,
+    XLMRobertaForMaskedLM,
+)
 from transformers.modeling_outputs import MaskedLMOutput
 
 
@@ -24,9 +31,14 @@ class SparseMaskedLM(nn.Module):
     def mlm_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
-                token_type_ids: torch.Tensor | None = None, labels: torch.Tensor | None = None,
-                **kwargs) -> MaskedLMOutput:
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        **kwargs,
+    ) -> MaskedLMOutput:
         if token_type_ids is not None:  # only families with token types get them (model.load_model)
             kwargs["token_type_ids"] = token_type_ids
         backbone = getattr(self, self.base_model_prefix)
@@ -70,4 +82,3 @@ class SparseDistilBertForMaskedLM(SparseMaskedLM, DistilBertForMaskedLM):
     def mlm_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         h = self.vocab_layer_norm(self.activation(self.vocab_transform(hidden)))
         return self.vocab_projector(h)
-

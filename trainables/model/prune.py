@@ -5,6 +5,7 @@ A head h owns rows [h*d, (h+1)*d) of Q, K and V (of each third of a fused QKV) a
 of the attention output projection; an FFN neuron owns one row of the FFN input (two in a gated FFN:
 its value and its gate) and one column of the FFN output. Where those are is the family's (its spec).
 """
+
 from __future__ import annotations
 
 import torch
@@ -66,11 +67,14 @@ def prune_model(model: nn.Module, head_masks: list[torch.Tensor], ffn_masks: lis
     """Remove every head / neuron whose mask entry is False (in place); returns the model."""
     layers = encoder_of(model).blocks
     if len(head_masks) != len(layers) or len(ffn_masks) != len(layers):
-        raise ValueError(f"need one head mask and one FFN mask per layer ({len(layers)}), "
-                         f"got {len(head_masks)} and {len(ffn_masks)}")
+        raise ValueError(
+            f"need one head mask and one FFN mask per layer ({len(layers)}), got {len(head_masks)} and {len(ffn_masks)}"
+        )
     for i, (layer, hm, fm) in enumerate(zip(layers, head_masks, ffn_masks)):
         if hm.numel() != layer.num_heads or fm.numel() != layer.ffn_width:
-            raise ValueError(f"layer {i}: masks of size {hm.numel()}/{fm.numel()} for "
-                             f"{layer.num_heads} heads / {layer.ffn_width} FFN neurons")
+            raise ValueError(
+                f"layer {i}: masks of size {hm.numel()}/{fm.numel()} for "
+                f"{layer.num_heads} heads / {layer.ffn_width} FFN neurons"
+            )
         resize_layer(layer, hm.nonzero().flatten(), fm.nonzero().flatten())
     return model

@@ -3,6 +3,7 @@
 Lives beside model building (model.py calls it) rather than with the ticket format, so that building a
 model does not import the ticket machinery. The file names are the ticket format's (ticket.py).
 """
+
 from __future__ import annotations
 
 import json
@@ -36,6 +37,7 @@ def check_weights(folder: str | os.PathLike) -> None:
     """Every *.safetensors in `folder` has a whole header and covers its tensors (a truncated or corrupt file
     is reported with its path, not as a bare SafetensorError from deep inside loading)."""
     from safetensors import safe_open
+
     for path in sorted(Path(folder).glob("*.safetensors")):
         try:
             with safe_open(str(path), "pt"):
@@ -76,8 +78,10 @@ def load_weights_into(model: nn.Module, path: str | os.PathLike, head: str) -> n
             unexpected.append(k)
         elif tuple(own[k].shape) != tuple(v.shape):
             if backbone(k) or same_head:
-                raise ValueError(f"{path}: {k} has shape {tuple(v.shape)} in the ticket but {tuple(own[k].shape)} "
-                                 f"in the model" + ("" if backbone(k) else " (num_labels differs?)"))
+                raise ValueError(
+                    f"{path}: {k} has shape {tuple(v.shape)} in the ticket but {tuple(own[k].shape)} "
+                    f"in the model" + ("" if backbone(k) else " (num_labels differs?)")
+                )
             skipped.append(k)
         else:
             load[k] = v
@@ -87,15 +91,24 @@ def load_weights_into(model: nn.Module, path: str | os.PathLike, head: str) -> n
     model.load_state_dict(load, strict=False)
     # names that share a tensor with a loaded one (tied weights) are loaded too
     loaded_ptrs = {(own[k].untyped_storage().data_ptr(), own[k].storage_offset(), tuple(own[k].shape)) for k in load}
-    missing = [k for k, t in own.items() if k not in load
-               and (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape)) not in loaded_ptrs]
+    missing = [
+        k
+        for k, t in own.items()
+        if k not in load and (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape)) not in loaded_ptrs
+    ]
     bad = [k for k in missing if backbone(k)]
     if bad:
         raise ValueError(f"{path}: the ticket lacks weights for {bad[:5]}{' ...' if len(bad) > 5 else ''}")
     if missing and same_head:
         raise ValueError(f"{path}: the ticket lacks its {head} head weights {missing[:5]}")
     if missing or unexpected or skipped:
-        log.info("%s: saved head %s, loaded as %s; newly initialised: %s; not used: %s",
-                 path, saved_head, head, missing + skipped, unexpected)
+        log.info(
+            "%s: saved head %s, loaded as %s; newly initialised: %s; not used: %s",
+            path,
+            saved_head,
+            head,
+            missing + skipped,
+            unexpected,
+        )
     model.eval()
     return model

@@ -8,6 +8,7 @@ Own data is a dict: ``{train_file, validation_file, text_columns, label_column[,
 labelled table (own_data.TableConfig), ``{text_files | hub, ...}`` for MLM on the user's text
 (mlm.TextConfig).
 """
+
 from __future__ import annotations
 
 import json
@@ -50,20 +51,26 @@ def get_task(spec: str | dict | Task) -> Task:
         raise ValueError(f"task={spec!r}: expected a task name or a dict describing your own data")
     factory = _FACTORIES.get(_key(spec))
     if factory is None:
-        raise ValueError(f"unknown task {spec!r}; expected one of {names()}, or your own data "
-                         "(train_file/validation_file/text_columns/label_column, or text_files for MLM)")
+        raise ValueError(
+            f"unknown task {spec!r}; expected one of {names()}, or your own data "
+            "(train_file/validation_file/text_columns/label_column, or text_files for MLM)"
+        )
     return factory()
 
 
 def _own(spec: dict) -> Task:
     if "train_file" in spec or "validation_file" in spec:
         from .own_data import TableConfig, TableTask
+
         return TableTask(TableConfig.from_dict(spec))
     if "text_files" in spec or "hub" in spec:
         from .mlm import TextConfig, TextTask
+
         return TextTask(TextConfig.from_dict(spec))
-    raise ValueError(f"task={spec!r}: own data needs train_file + validation_file (classification/regression) "
-                     "or text_files / hub (MLM)")
+    raise ValueError(
+        f"task={spec!r}: own data needs train_file + validation_file (classification/regression) "
+        "or text_files / hub (MLM)"
+    )
 
 
 def task_problems(spec: Any) -> list[str]:
@@ -75,9 +82,8 @@ def task_problems(spec: Any) -> list[str]:
 
 
 def _register_builtin() -> None:
-    from . import glue
-    from . import mlm
-    from . import squad
+    from . import glue, mlm, squad
+
     glue.register_all(register)
     register("wikitext", mlm.WikiTextTask)
     squad.register_all(register)

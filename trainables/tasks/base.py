@@ -1,4 +1,5 @@
 """What every task is: the one object flow.py, cli.py, the search spec and the ticket ask about a task."""
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
@@ -82,8 +83,13 @@ class Task(ABC):
 
     def info(self) -> dict:
         """JSON-able facts about the task a ticket records (name, head, labels ...)."""
-        return {"name": self.name, "head": self.head, "num_labels": self.num_labels,
-                "main_metric": self.main_metric, "mode": self.mode}
+        return {
+            "name": self.name,
+            "head": self.head,
+            "num_labels": self.num_labels,
+            "main_metric": self.main_metric,
+            "mode": self.mode,
+        }
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"

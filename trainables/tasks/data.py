@@ -15,6 +15,7 @@ Subsets of one seed nest (N=500 is inside N=1000) and ``max_samples=None`` (the 
 `datasets` caches parsed files and tokenised splits under ``~/.cache/huggingface/datasets`` (or
 ``$HF_DATASETS_CACHE``), keyed by the file and the transformation; nothing here needs a warm cache.
 """
+
 from __future__ import annotations
 
 import csv
@@ -56,8 +57,10 @@ def data_root(root: str | os.PathLike | None = None) -> Path:
     for path in candidates:
         if path.is_dir():
             return path.resolve()
-    raise FileNotFoundError(f"no data folder found (looked in {', '.join(str(p) for p in candidates)}); "
-                            f"set {ENV_VAR}=/path/to/data (the folder holding glue/ and wikitext-2/) or pass root=")
+    raise FileNotFoundError(
+        f"no data folder found (looked in {', '.join(str(p) for p in candidates)}); "
+        f"set {ENV_VAR}=/path/to/data (the folder holding glue/ and wikitext-2/) or pass root="
+    )
 
 
 # ------------------------------------------------------------------------------------ TSV files, subsets, loaders
@@ -118,10 +121,19 @@ def read_tsv(path: Path, columns: Sequence[str] | None, keep: Sequence[str], wha
     missing = [c for c in keep if c not in names]
     if missing:
         raise line_error(path, 1, f"header {names} lacks column(s) {missing}" + (f" ({what})" if what else ""))
-    raw = load_dataset("csv", data_files=str(path), split="train", delimiter="\t", quoting=csv.QUOTE_NONE,
-                       header=0 if columns is None else None, column_names=names,
-                       features=Features({c: Value("string") for c in names}),
-                       na_filter=False, keep_default_na=False, encoding="utf-8")
+    raw = load_dataset(
+        "csv",
+        data_files=str(path),
+        split="train",
+        delimiter="\t",
+        quoting=csv.QUOTE_NONE,
+        header=0 if columns is None else None,
+        column_names=names,
+        features=Features({c: Value("string") for c in names}),
+        na_filter=False,
+        keep_default_na=False,
+        encoding="utf-8",
+    )
     if len(raw) != rows:  # cannot happen after scan_tsv; guards the line numbers callers give
         raise ValueError(f"{path}: read {len(raw)} rows but the file has {rows} data lines")
     return raw.select_columns(list(dict.fromkeys(keep)))
@@ -141,6 +153,7 @@ def as_tokenizer(tokenizer: PreTrainedTokenizerBase | str) -> PreTrainedTokenize
     """A tokenizer, or a model alias / path / hub name (model.resolve) to load one from."""
     if isinstance(tokenizer, str):
         from ..model.build import model_path
+
         return AutoTokenizer.from_pretrained(model_path(tokenizer))
     return tokenizer
 
@@ -153,9 +166,16 @@ def check_max_length(tokenizer: PreTrainedTokenizerBase, max_length: int, least:
         raise ValueError(f"max_length={max_length} exceeds the tokenizer's model_max_length={limit}")
 
 
-def _seeded_loader(ds: Dataset, collator, batch_size: int, shuffle: bool, seed: int,
-                   num_workers: int, group_by_length: bool = False,
-                   pad_to_multiple_of: int | None = None) -> DataLoader:
+def _seeded_loader(
+    ds: Dataset,
+    collator,
+    batch_size: int,
+    shuffle: bool,
+    seed: int,
+    num_workers: int,
+    group_by_length: bool = False,
+    pad_to_multiple_of: int | None = None,
+) -> DataLoader:
     """The one place loaders are built. The order is seeded by a torch.Generator (`loader.generator`, which
     flow.py reseeds); `group_by_length` batches similar lengths together (sampler.py) when shuffling.
     `pad_to_multiple_of` rounds each batch's padded length up to a multiple (the collator's own option):
@@ -174,10 +194,23 @@ def _seeded_loader(ds: Dataset, collator, batch_size: int, shuffle: bool, seed: 
     if shuffle and group_by_length and "input_ids" in (getattr(ds, "column_names", None) or ()):
         lengths = [len(ids) for ids in ds["input_ids"]]
         sampler = LengthGroupedSampler(lengths, batch_size, generator=generator)
-        return DataLoader(ds, batch_size=batch_size, sampler=sampler, generator=generator, collate_fn=collator,
-                          num_workers=num_workers)
-    return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, generator=generator, collate_fn=collator,
-                      num_workers=num_workers, pin_memory=torch.cuda.is_available())  # async copies to the GPU
+        return DataLoader(
+            ds,
+            batch_size=batch_size,
+            sampler=sampler,
+            generator=generator,
+            collate_fn=collator,
+            num_workers=num_workers,
+        )
+    return DataLoader(
+        ds,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        generator=generator,
+        collate_fn=collator,
+        num_workers=num_workers,
+        pin_memory=torch.cuda.is_available(),
+    )  # async copies to the GPU
 
 
 seeded_loader = _seeded_loader
@@ -202,16 +235,20 @@ def _text_files(split: str | Sequence[str], root: str | os.PathLike | None) -> l
     for name in names:
         key = _TEXT_ALIASES.get(str(name), str(name))
         if key == "train":
-            raise FileNotFoundError("WikiText-2 train is not in the shared data; use split='valid'/'test' locally, "
-                                    "or source='hub' (online) for train")
+            raise FileNotFoundError(
+                "WikiText-2 train is not in the shared data; use split='valid'/'test' locally, "
+                "or source='hub' (online) for train"
+            )
         if key in TEXT_FILES:
             path = data_root(root) / TEXT_FILES[key]
         else:
             path = Path(name).expanduser()
             path = path if path.is_absolute() else data_root(root) / path
         if not path.is_file():
-            raise FileNotFoundError(f"text file {str(path)!r} not found (known splits: {sorted(TEXT_FILES)}, or give "
-                                    "a file path, absolute or relative to the data root)")
+            raise FileNotFoundError(
+                f"text file {str(path)!r} not found (known splits: {sorted(TEXT_FILES)}, or give "
+                "a file path, absolute or relative to the data root)"
+            )
         files.append(str(path))
     return files
 
@@ -226,8 +263,13 @@ def _clean_lines(batch: dict, drop_headings: bool) -> dict:
     return {"text": kept}
 
 
-def load_text(split: str | Sequence[str] = "valid", root: str | os.PathLike | None = None, source: str = "local",
-              hub: tuple[str, str] = WIKITEXT_HUB, drop_headings: bool = True) -> Dataset:
+def load_text(
+    split: str | Sequence[str] = "valid",
+    root: str | os.PathLike | None = None,
+    source: str = "local",
+    hub: tuple[str, str] = WIKITEXT_HUB,
+    drop_headings: bool = True,
+) -> Dataset:
     """Lines of raw text (one column, ``text``) for MLM pre-training.
 
     `split`: "valid", "test", "test_raw" (local WikiText-2 files, see TEXT_FILES), or file path(s), absolute or
@@ -243,12 +285,18 @@ def load_text(split: str | Sequence[str] = "valid", root: str | os.PathLike | No
         ds = load_dataset(hub[0], hub[1], split=hub_split).select_columns(["text"])
     else:
         raise ValueError(f"unknown source {source!r}; expected 'local' or 'hub'")
-    return ds.map(_clean_lines, batched=True, remove_columns=ds.column_names,
-                  fn_kwargs={"drop_headings": drop_headings}, desc="cleaning text")
+    return ds.map(
+        _clean_lines,
+        batched=True,
+        remove_columns=ds.column_names,
+        fn_kwargs={"drop_headings": drop_headings},
+        desc="cleaning text",
+    )
 
 
-def tokenize_text(ds: Dataset, tokenizer: PreTrainedTokenizerBase | str, max_length: int = 128,
-                  batch_size: int = 1000) -> Dataset:
+def tokenize_text(
+    ds: Dataset, tokenizer: PreTrainedTokenizerBase | str, max_length: int = 128, batch_size: int = 1000
+) -> Dataset:
     """Tokenise lines, concatenate them and cut blocks of exactly `max_length` tokens: [CLS] + body + [SEP].
 
     Our version of HF's ``group_texts``, tokenising and grouping in one pass, and wrapping each block in the
@@ -256,8 +304,13 @@ def tokenize_text(ds: Dataset, tokenizer: PreTrainedTokenizerBase | str, max_len
     each `batch_size` lines the tail shorter than a block is dropped (as HF does). WikiText's ``<unk>`` becomes
     the tokenizer's unknown token. Columns: input_ids, attention_mask, special_tokens_mask."""
     blocks = text_blocks(as_tokenizer(tokenizer), max_length)
-    return ds.map(blocks, batched=True, batch_size=batch_size, remove_columns=ds.column_names,
-                  desc=f"grouping into {max_length}-token blocks")
+    return ds.map(
+        blocks,
+        batched=True,
+        batch_size=batch_size,
+        remove_columns=ds.column_names,
+        desc=f"grouping into {max_length}-token blocks",
+    )
 
 
 def text_blocks(tokenizer: PreTrainedTokenizerBase, max_length: int):
@@ -272,20 +325,33 @@ def text_blocks(tokenizer: PreTrainedTokenizerBase, max_length: int):
 
     def blocks(batch: dict) -> dict:
         texts = [t.replace("<unk>", unk) for t in batch["text"]] if unk else batch["text"]
-        ids = tokenizer(texts, add_special_tokens=False, return_attention_mask=False, return_token_type_ids=False,
-                        verbose=False)["input_ids"]
+        ids = tokenizer(
+            texts, add_special_tokens=False, return_attention_mask=False, return_token_type_ids=False, verbose=False
+        )["input_ids"]
         flat = list(chain.from_iterable(ids))
         cut = range(0, len(flat) - body + 1, body)
-        return {"input_ids": [[cls, *flat[i:i + body], sep] for i in cut],
-                "attention_mask": [ones] * len(cut), "special_tokens_mask": [special] * len(cut)}
+        return {
+            "input_ids": [[cls, *flat[i : i + body], sep] for i in cut],
+            "attention_mask": [ones] * len(cut),
+            "special_tokens_mask": [special] * len(cut),
+        }
 
     return blocks
 
 
-def mlm_loader(tokenizer: PreTrainedTokenizerBase | str, split: str | Sequence[str] = "valid", batch_size: int = 32,
-               max_length: int = 128, mlm_probability: float = 0.15, seed: int = 0, max_samples: int | None = None,
-               root: str | os.PathLike | None = None, shuffle: bool = True, source: str = "local",
-               num_workers: int = 0) -> DataLoader:
+def mlm_loader(
+    tokenizer: PreTrainedTokenizerBase | str,
+    split: str | Sequence[str] = "valid",
+    batch_size: int = 32,
+    max_length: int = 128,
+    mlm_probability: float = 0.15,
+    seed: int = 0,
+    max_samples: int | None = None,
+    root: str | os.PathLike | None = None,
+    shuffle: bool = True,
+    source: str = "local",
+    num_workers: int = 0,
+) -> DataLoader:
     """Masked-LM batches: input_ids (masked), attention_mask, labels (-100 except at the masked positions).
 
     `DataCollatorForLanguageModeling` picks `mlm_probability` of the non-special tokens, of which 80% become
@@ -302,5 +368,18 @@ def mlm_loader(tokenizer: PreTrainedTokenizerBase | str, split: str | Sequence[s
     return _seeded_loader(ds, collator, batch_size, shuffle, seed, num_workers)
 
 
-__all__ = ["TEXT_FILES", "as_tokenizer", "check_max_length", "data_root", "line_error", "load_text", "mlm_loader",
-           "read_tsv", "scan_tsv", "seeded_loader", "subset", "text_blocks", "tokenize_text"]
+__all__ = [
+    "TEXT_FILES",
+    "as_tokenizer",
+    "check_max_length",
+    "data_root",
+    "line_error",
+    "load_text",
+    "mlm_loader",
+    "read_tsv",
+    "scan_tsv",
+    "seeded_loader",
+    "subset",
+    "text_blocks",
+    "tokenize_text",
+]

@@ -8,6 +8,7 @@ class names; quotes inside sentences are text. A loaded split has the hub's sche
 the hub's names, ``label`` (ClassLabel, or float32 for STS-B) and ``idx`` (int32, the row's position in the
 file), so local and hub data are interchangeable. A bad row raises ValueError naming file and line.
 """
+
 from __future__ import annotations
 
 import os
@@ -22,10 +23,10 @@ from torch import nn
 from torch.utils.data import DataLoader
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 
-from .data import as_tokenizer, check_max_length, data_root, line_error, read_tsv, seeded_loader, subset
-from .metrics import classification_metrics, regression_metrics
 from ..training.loop import predict
 from .base import DataArgs, Task
+from .data import as_tokenizer, check_max_length, data_root, line_error, read_tsv, seeded_loader, subset
+from .metrics import classification_metrics, regression_metrics
 
 GLUE_HUB = "nyu-mll/glue"
 
@@ -73,7 +74,7 @@ class GlueSpec:
         return Features({**cols, "label": label, "idx": Value("int32")})
 
     def suffix(self, split: str) -> str:
-        """"" for a task with one dev set; "_matched" / "_mismatched" for MNLI's."""
+        """ "" for a task with one dev set; "_matched" / "_mismatched" for MNLI's."""
         return "" if len(self.dev_splits) == 1 else "_" + split.removeprefix("dev_")
 
     @property
@@ -82,35 +83,148 @@ class GlueSpec:
 
 
 _NLI2 = ("entailment", "not_entailment")
-_STSB_TSV = ("index", "genre", "filename", "year", "old_index", "source1", "source2", "sentence1", "sentence2",
-             "score")
-_MNLI_TSV = ("index", "promptID", "pairID", "genre", "sentence1_binary_parse", "sentence2_binary_parse",
-             "sentence1_parse", "sentence2_parse", "sentence1", "sentence2", "label1", "gold_label")
+_STSB_TSV = ("index", "genre", "filename", "year", "old_index", "source1", "source2", "sentence1", "sentence2", "score")
+_MNLI_TSV = (
+    "index",
+    "promptID",
+    "pairID",
+    "genre",
+    "sentence1_binary_parse",
+    "sentence2_binary_parse",
+    "sentence1_parse",
+    "sentence2_parse",
+    "sentence1",
+    "sentence2",
+    "label1",
+    "gold_label",
+)
 _PAIR = ("sentence1", "sentence2")
 SPECS: tuple[GlueSpec, ...] = (
-    GlueSpec("sst2", "classification", 2, ("sentence",), ("accuracy",), "accuracy", "SST-2", ("sentence", "label"),
-             True, "label", ("negative", "positive")),
-    GlueSpec("cola", "classification", 2, ("sentence",), ("matthews_correlation", "accuracy"),
-             "matthews_correlation", "CoLA", ("source", "label", "original_label", "sentence"), False, "label",
-             ("unacceptable", "acceptable")),
-    GlueSpec("stsb", "regression", 1, _PAIR, ("pearson", "spearmanr"), "spearmanr", "STS-B", _STSB_TSV, True,
-             "score", score_range=(0.0, 5.0)),
-    GlueSpec("mrpc", "classification", 2, _PAIR, ("f1", "accuracy"), "f1", "MRPC",
-             ("Quality", "#1 ID", "#2 ID", "#1 String", "#2 String"), True, "Quality",
-             ("not_equivalent", "equivalent"), file_text_columns=("#1 String", "#2 String")),
-    GlueSpec("qqp", "classification", 2, ("question1", "question2"), ("f1", "accuracy"), "f1", "QQP",
-             ("id", "qid1", "qid2", "question1", "question2", "is_duplicate"), True, "is_duplicate",
-             ("not_duplicate", "duplicate")),
-    GlueSpec("mnli", "classification", 3, ("premise", "hypothesis"), ("accuracy",), "accuracy", "MNLI", _MNLI_TSV,
-             True, "gold_label", ("entailment", "neutral", "contradiction"), True, _PAIR,
-             dev_splits=("dev_matched", "dev_mismatched"),
-             hub_dev_splits=("validation_matched", "validation_mismatched")),
-    GlueSpec("qnli", "classification", 2, ("question", "sentence"), ("accuracy",), "accuracy", "QNLI",
-             ("index", "question", "sentence", "label"), True, "label", _NLI2, True),
-    GlueSpec("rte", "classification", 2, _PAIR, ("accuracy",), "accuracy", "RTE",
-             ("index", *_PAIR, "label"), True, "label", _NLI2, True),
-    GlueSpec("wnli", "classification", 2, _PAIR, ("accuracy",), "accuracy", "WNLI",
-             ("index", *_PAIR, "label"), True, "label", ("not_entailment", "entailment"), True),
+    GlueSpec(
+        "sst2",
+        "classification",
+        2,
+        ("sentence",),
+        ("accuracy",),
+        "accuracy",
+        "SST-2",
+        ("sentence", "label"),
+        True,
+        "label",
+        ("negative", "positive"),
+    ),
+    GlueSpec(
+        "cola",
+        "classification",
+        2,
+        ("sentence",),
+        ("matthews_correlation", "accuracy"),
+        "matthews_correlation",
+        "CoLA",
+        ("source", "label", "original_label", "sentence"),
+        False,
+        "label",
+        ("unacceptable", "acceptable"),
+    ),
+    GlueSpec(
+        "stsb",
+        "regression",
+        1,
+        _PAIR,
+        ("pearson", "spearmanr"),
+        "spearmanr",
+        "STS-B",
+        _STSB_TSV,
+        True,
+        "score",
+        score_range=(0.0, 5.0),
+    ),
+    GlueSpec(
+        "mrpc",
+        "classification",
+        2,
+        _PAIR,
+        ("f1", "accuracy"),
+        "f1",
+        "MRPC",
+        ("Quality", "#1 ID", "#2 ID", "#1 String", "#2 String"),
+        True,
+        "Quality",
+        ("not_equivalent", "equivalent"),
+        file_text_columns=("#1 String", "#2 String"),
+    ),
+    GlueSpec(
+        "qqp",
+        "classification",
+        2,
+        ("question1", "question2"),
+        ("f1", "accuracy"),
+        "f1",
+        "QQP",
+        ("id", "qid1", "qid2", "question1", "question2", "is_duplicate"),
+        True,
+        "is_duplicate",
+        ("not_duplicate", "duplicate"),
+    ),
+    GlueSpec(
+        "mnli",
+        "classification",
+        3,
+        ("premise", "hypothesis"),
+        ("accuracy",),
+        "accuracy",
+        "MNLI",
+        _MNLI_TSV,
+        True,
+        "gold_label",
+        ("entailment", "neutral", "contradiction"),
+        True,
+        _PAIR,
+        dev_splits=("dev_matched", "dev_mismatched"),
+        hub_dev_splits=("validation_matched", "validation_mismatched"),
+    ),
+    GlueSpec(
+        "qnli",
+        "classification",
+        2,
+        ("question", "sentence"),
+        ("accuracy",),
+        "accuracy",
+        "QNLI",
+        ("index", "question", "sentence", "label"),
+        True,
+        "label",
+        _NLI2,
+        True,
+    ),
+    GlueSpec(
+        "rte",
+        "classification",
+        2,
+        _PAIR,
+        ("accuracy",),
+        "accuracy",
+        "RTE",
+        ("index", *_PAIR, "label"),
+        True,
+        "label",
+        _NLI2,
+        True,
+    ),
+    GlueSpec(
+        "wnli",
+        "classification",
+        2,
+        _PAIR,
+        ("accuracy",),
+        "accuracy",
+        "WNLI",
+        ("index", *_PAIR, "label"),
+        True,
+        "label",
+        ("not_entailment", "entailment"),
+        True,
+    ),
 )
 TASKS: dict[str, GlueSpec] = {s.name: s for s in SPECS}
 TaskSpec = GlueSpec  # the name data.py used
@@ -136,8 +250,10 @@ def split_name(spec: GlueSpec, split: str) -> str:
         return spec.dev_splits[spec.hub_dev_splits.index(split)]
     if split == "train" or split in spec.dev_splits:
         return split
-    raise ValueError(f"unknown split {split!r} of {spec.name}; expected 'train' or 'dev' ('validation' is an alias "
-                     f"of 'dev'){', or one of ' + str(list(spec.dev_splits)) if len(spec.dev_splits) > 1 else ''}")
+    raise ValueError(
+        f"unknown split {split!r} of {spec.name}; expected 'train' or 'dev' ('validation' is an alias "
+        f"of 'dev'){', or one of ' + str(list(spec.dev_splits)) if len(spec.dev_splits) > 1 else ''}"
+    )
 
 
 def glue_file(task: str | GlueSpec, split: str = "train", root: str | os.PathLike | None = None) -> Path:
@@ -200,8 +316,14 @@ def _read_glue_tsv(path: Path, spec: GlueSpec) -> Dataset:
     return ds.add_column("idx", np.arange(len(ds), dtype=np.int32), feature=features["idx"])
 
 
-def load_glue(task: str | GlueSpec, split: str = "train", root: str | os.PathLike | None = None,
-              max_samples: int | None = None, source: str = "local", seed: int = 0) -> Dataset:
+def load_glue(
+    task: str | GlueSpec,
+    split: str = "train",
+    root: str | os.PathLike | None = None,
+    max_samples: int | None = None,
+    source: str = "local",
+    seed: int = 0,
+) -> Dataset:
     """One GLUE split: text column(s), ``label`` (class id, or float32 score for STS-B) and ``idx``.
 
     `split` is "train" or "dev" ("validation" also works; MNLI: "dev_matched" / "dev_mismatched", "dev" is
@@ -220,16 +342,18 @@ def load_glue(task: str | GlueSpec, split: str = "train", root: str | os.PathLik
     return subset(ds, max_samples, seed)
 
 
-def tokenize_glue(ds: Dataset, tokenizer: PreTrainedTokenizerBase | str, task: str | GlueSpec,
-                  max_length: int = 128) -> Dataset:
+def tokenize_glue(
+    ds: Dataset, tokenizer: PreTrainedTokenizerBase | str, task: str | GlueSpec, max_length: int = 128
+) -> Dataset:
     """Tokenise (truncating, not padding) with the model's tokenizer: input_ids, token_type_ids, attention_mask,
     labels (class id, or float32 score). Pad per batch with `DataCollatorWithPadding` (as `glue_loader` does)."""
     spec, tokenizer = task_spec(task), as_tokenizer(tokenizer)
     return tokenize_pairs(ds, tokenizer, spec.text_columns, max_length, spec.name)
 
 
-def tokenize_pairs(ds: Dataset, tokenizer: PreTrainedTokenizerBase, cols: tuple[str, ...], max_length: int,
-                   name: str) -> Dataset:
+def tokenize_pairs(
+    ds: Dataset, tokenizer: PreTrainedTokenizerBase, cols: tuple[str, ...], max_length: int, name: str
+) -> Dataset:
     """One text column or a pair (a, b), truncated to max_length; ``label`` becomes ``labels``."""
     check_max_length(tokenizer, max_length, 4)
     missing = [c for c in (*cols, "label") if c not in ds.column_names]
@@ -244,10 +368,21 @@ def tokenize_pairs(ds: Dataset, tokenizer: PreTrainedTokenizerBase, cols: tuple[
     return out.rename_column("label", "labels")
 
 
-def glue_loader(task: str | GlueSpec, split: str, tokenizer: PreTrainedTokenizerBase | str, batch_size: int = 32,
-                max_length: int = 128, max_samples: int | None = None, shuffle: bool | None = None, seed: int = 0,
-                root: str | os.PathLike | None = None, source: str = "local", num_workers: int = 0,
-                group_by_length: bool = False, pad_to_multiple_of: int | None = None) -> DataLoader:
+def glue_loader(
+    task: str | GlueSpec,
+    split: str,
+    tokenizer: PreTrainedTokenizerBase | str,
+    batch_size: int = 32,
+    max_length: int = 128,
+    max_samples: int | None = None,
+    shuffle: bool | None = None,
+    seed: int = 0,
+    root: str | os.PathLike | None = None,
+    source: str = "local",
+    num_workers: int = 0,
+    group_by_length: bool = False,
+    pad_to_multiple_of: int | None = None,
+) -> DataLoader:
     """Batches of input_ids / token_type_ids / attention_mask / labels, padded to the longest in each batch.
 
     `shuffle` defaults to True for train and False for dev; the order is seeded by `seed` (a torch.Generator), as
@@ -257,8 +392,16 @@ def glue_loader(task: str | GlueSpec, split: str, tokenizer: PreTrainedTokenizer
     ds = tokenize_glue(ds, tokenizer, task, max_length=max_length)
     if shuffle is None:
         shuffle = split == "train"
-    return seeded_loader(ds, DataCollatorWithPadding(tokenizer), batch_size, shuffle, seed, num_workers,
-                         group_by_length, pad_to_multiple_of)
+    return seeded_loader(
+        ds,
+        DataCollatorWithPadding(tokenizer),
+        batch_size,
+        shuffle,
+        seed,
+        num_workers,
+        group_by_length,
+        pad_to_multiple_of,
+    )
 
 
 def glue_metrics(task: str | GlueSpec, predictions, labels) -> dict[str, float]:
@@ -293,14 +436,38 @@ class GlueTask(Task):
                 load_glue(self.spec, split, root=args.root)
 
     def train_loader(self, tokenizer: PreTrainedTokenizerBase, args: DataArgs) -> DataLoader:
-        return glue_loader(self.spec, "train", tokenizer, args.batch_size, args.max_length, args.max_train_samples,
-                           True, args.seed, args.root, args.source, args.num_workers, args.group_by_length,
-                           args.pad_to_multiple_of)
+        return glue_loader(
+            self.spec,
+            "train",
+            tokenizer,
+            args.batch_size,
+            args.max_length,
+            args.max_train_samples,
+            True,
+            args.seed,
+            args.root,
+            args.source,
+            args.num_workers,
+            args.group_by_length,
+            args.pad_to_multiple_of,
+        )
 
     def eval_data(self, tokenizer: PreTrainedTokenizerBase, args: DataArgs) -> dict[str, DataLoader]:
-        return {split: glue_loader(self.spec, split, tokenizer, args.eval_batch_size, args.max_length,
-                                   args.max_eval_samples, False, args.seed, args.root, args.source)
-                for split in self.spec.dev_splits}
+        return {
+            split: glue_loader(
+                self.spec,
+                split,
+                tokenizer,
+                args.eval_batch_size,
+                args.max_length,
+                args.max_eval_samples,
+                False,
+                args.seed,
+                args.root,
+                args.source,
+            )
+            for split in self.spec.dev_splits
+        }
 
     def evaluate(self, model: nn.Module, data: dict[str, DataLoader], precision: str = "auto") -> dict[str, float]:
         out = {}
@@ -319,5 +486,18 @@ def register_all(register) -> None:
         register(spec.name, lambda spec=spec: GlueTask(spec))
 
 
-__all__ = ["GLUE_HUB", "SPECS", "TASKS", "GlueSpec", "GlueTask", "TaskSpec", "glue_file", "glue_loader",
-           "glue_metrics", "load_glue", "task_spec", "tokenize_glue", "tokenize_pairs"]
+__all__ = [
+    "GLUE_HUB",
+    "SPECS",
+    "TASKS",
+    "GlueSpec",
+    "GlueTask",
+    "TaskSpec",
+    "glue_file",
+    "glue_loader",
+    "glue_metrics",
+    "load_glue",
+    "task_spec",
+    "tokenize_glue",
+    "tokenize_pairs",
+]

@@ -7,6 +7,7 @@ torch tensors (any device, bf16 included) all work. A correlation that is undefi
 constant (a collapsed regressor) is reported as 0.0, the value sklearn gives Matthews correlation in the
 same case, rather than NaN, so that a search can still rank the trial. Every metric here is higher-is-better.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -71,8 +72,9 @@ def _pick(table: dict, metrics: Sequence[str], name: str) -> None:
         raise ValueError(f"{name}: no implementation for metric(s) {unknown}")
 
 
-def classification_metrics(metrics: Sequence[str], num_labels: int, predictions, labels,
-                           name: str = "task") -> dict[str, float]:
+def classification_metrics(
+    metrics: Sequence[str], num_labels: int, predictions, labels, name: str = "task"
+) -> dict[str, float]:
     """`metrics` (keys of CLASSIFICATION) as plain floats, in the order given."""
     _pick(CLASSIFICATION, metrics, name)
     preds, y = _checked(name, predictions, labels)
@@ -83,8 +85,10 @@ def classification_metrics(metrics: Sequence[str], num_labels: int, predictions,
     elif preds.ndim == 1 and np.issubdtype(preds.dtype, np.integer):
         p = preds
     else:
-        raise ValueError(f"{name}: predictions must be logits of shape (n, {num_labels}) or integer class ids "
-                         f"of shape (n,); got shape {preds.shape} dtype {preds.dtype}")
+        raise ValueError(
+            f"{name}: predictions must be logits of shape (n, {num_labels}) or integer class ids "
+            f"of shape (n,); got shape {preds.shape} dtype {preds.dtype}"
+        )
     if not np.all(np.mod(y, 1) == 0) or y.min() < 0 or y.max() >= num_labels:
         raise ValueError(f"{name}: labels must be class ids in 0..{num_labels - 1}")
     y = y.astype(np.int64)

@@ -9,6 +9,7 @@ compare) is held out for perplexity.
 as it is read, shuffled in a seeded buffer and, under torch.distributed, split between the ranks; it needs
 held-out text (`validation_files` or `hub_validation_split`) and a step budget (max_steps), not epochs.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -22,10 +23,10 @@ from torch import nn
 from torch.utils.data import DataLoader
 from transformers import DataCollatorForLanguageModeling, PreTrainedTokenizerBase
 
-from .data import check_max_length, load_text, mlm_loader, seeded_loader, subset, text_blocks
-from ..training.loop import mlm_eval
 from ..config_keys import unknown_keys
+from ..training.loop import mlm_eval
 from .base import DataArgs, Task
+from .data import check_max_length, load_text, mlm_loader, seeded_loader, subset, text_blocks
 
 MLM_PROBABILITY = 0.15
 HELD_OUT = 0.1
@@ -55,12 +56,27 @@ class WikiTextTask(MlmTask):
     name = "wikitext"
 
     def train_loader(self, tokenizer: PreTrainedTokenizerBase, args: DataArgs) -> DataLoader:
-        return mlm_loader(tokenizer, "valid", args.batch_size, max_length=args.max_length, seed=args.seed,
-                          max_samples=args.max_train_samples, root=args.root)
+        return mlm_loader(
+            tokenizer,
+            "valid",
+            args.batch_size,
+            max_length=args.max_length,
+            seed=args.seed,
+            max_samples=args.max_train_samples,
+            root=args.root,
+        )
 
     def eval_data(self, tokenizer: PreTrainedTokenizerBase, args: DataArgs) -> DataLoader:
-        return mlm_loader(tokenizer, "test", args.batch_size, max_length=args.max_length, seed=args.seed,
-                          max_samples=args.max_eval_samples, root=args.root, shuffle=False)
+        return mlm_loader(
+            tokenizer,
+            "test",
+            args.batch_size,
+            max_length=args.max_length,
+            seed=args.seed,
+            max_samples=args.max_eval_samples,
+            root=args.root,
+            shuffle=False,
+        )
 
 
 @dataclass(frozen=True)
@@ -128,8 +144,13 @@ def _lines_fn(tokenizer: PreTrainedTokenizerBase, max_length: int):
     check_max_length(tokenizer, max_length, 3)
 
     def encode(batch: dict) -> dict:
-        return tokenizer(batch["text"], truncation=True, max_length=max_length, return_special_tokens_mask=True,
-                         return_token_type_ids=False)
+        return tokenizer(
+            batch["text"],
+            truncation=True,
+            max_length=max_length,
+            return_special_tokens_mask=True,
+            return_token_type_ids=False,
+        )
 
     return encode
 
@@ -144,25 +165,36 @@ class TextTask(MlmTask):
     def problems(self) -> list[str]:
         cfg, out = self.cfg, []
         if bool(cfg.text_files) == bool(cfg.hub):
-            out.append(f"task {self.name!r}: give text_files (files or folders of .txt) or hub (a dataset name), "
-                       "not both")
+            out.append(
+                f"task {self.name!r}: give text_files (files or folders of .txt) or hub (a dataset name), not both"
+            )
         if cfg.streaming and not (cfg.validation_files or (cfg.hub and cfg.hub_validation_split)):
-            out.append(f"task {self.name!r}: streaming needs held-out text: validation_files, or "
-                       "hub_validation_split with hub")
-        return out + [f"task {self.name!r}: text file {p!r} not found"
-                      for p in (*cfg.text_files, *cfg.validation_files) if not Path(p).expanduser().exists()]
+            out.append(
+                f"task {self.name!r}: streaming needs held-out text: validation_files, or hub_validation_split with hub"
+            )
+        return out + [
+            f"task {self.name!r}: text file {p!r} not found"
+            for p in (*cfg.text_files, *cfg.validation_files)
+            if not Path(p).expanduser().exists()
+        ]
 
     def _raw(self, files: tuple[str, ...], split: str | None = None, streaming: bool = False):
         """Non-blank lines (column ``text``) of `files`, or of the hub dataset's `split`."""
         if files:
-            ds = load_dataset("text", data_files=text_files(files), split="train", encoding="utf-8",
-                              streaming=streaming)
+            ds = load_dataset(
+                "text", data_files=text_files(files), split="train", encoding="utf-8", streaming=streaming
+            )
         else:
-            ds = load_dataset(self.cfg.hub, self.cfg.hub_config, split=split or self.cfg.hub_split,
-                              **({"streaming": True} if streaming else {}))
+            ds = load_dataset(
+                self.cfg.hub,
+                self.cfg.hub_config,
+                split=split or self.cfg.hub_split,
+                **({"streaming": True} if streaming else {}),
+            )
             if ds.column_names is not None and self.cfg.text_column not in ds.column_names:
-                raise ValueError(f"hub dataset {self.cfg.hub!r} has no column {self.cfg.text_column!r}; it has "
-                                 f"{ds.column_names}")
+                raise ValueError(
+                    f"hub dataset {self.cfg.hub!r} has no column {self.cfg.text_column!r}; it has {ds.column_names}"
+                )
             ds = ds.select_columns([self.cfg.text_column])
             if self.cfg.text_column != "text":
                 ds = ds.rename_column(self.cfg.text_column, "text")
@@ -177,6 +209,7 @@ class TextTask(MlmTask):
     def _sequences(self, tokenizer: PreTrainedTokenizerBase, max_length: int) -> tuple[Dataset, Dataset]:
         key = (tokenizer.name_or_path, len(tokenizer), max_length)
         if key not in self._cache:
+
             def cut(ds: Dataset) -> Dataset:
                 return self._cut(ds, tokenizer, max_length)
 
@@ -193,16 +226,18 @@ class TextTask(MlmTask):
                 dev = train.select([])
             where = ", ".join(self.cfg.text_files) or self.cfg.hub
             if len(train) == 0 or len(dev) == 0:
-                raise ValueError(f"{where}: too little text for training and held-out sequences of {max_length} "
-                                 f"tokens (add text, lower max_length, set line_by_line or give validation_files)")
+                raise ValueError(
+                    f"{where}: too little text for training and held-out sequences of {max_length} "
+                    f"tokens (add text, lower max_length, set line_by_line or give validation_files)"
+                )
             self._cache[key] = (train, dev)
         return self._cache[key]
 
     def _loader(self, ds: Dataset, tokenizer, args: DataArgs, max_samples: int | None, shuffle: bool):
-        collator = DataCollatorForLanguageModeling(tokenizer, mlm=True, mlm_probability=MLM_PROBABILITY,
-                                                   seed=args.seed)
-        return seeded_loader(subset(ds, max_samples, args.seed), collator, args.batch_size, shuffle, args.seed,
-                             args.num_workers)
+        collator = DataCollatorForLanguageModeling(tokenizer, mlm=True, mlm_probability=MLM_PROBABILITY, seed=args.seed)
+        return seeded_loader(
+            subset(ds, max_samples, args.seed), collator, args.batch_size, shuffle, args.seed, args.num_workers
+        )
 
     def train_loader(self, tokenizer: PreTrainedTokenizerBase, args: DataArgs) -> DataLoader:
         if self.cfg.streaming:
@@ -218,8 +253,7 @@ class TextTask(MlmTask):
             ds = split_dataset_by_node(ds, rank=dist.get_rank(), world_size=dist.get_world_size())
         if args.max_train_samples is not None:
             ds = ds.take(args.max_train_samples)
-        collator = DataCollatorForLanguageModeling(tokenizer, mlm=True, mlm_probability=MLM_PROBABILITY,
-                                                   seed=args.seed)
+        collator = DataCollatorForLanguageModeling(tokenizer, mlm=True, mlm_probability=MLM_PROBABILITY, seed=args.seed)
         return seeded_loader(ds, collator, args.batch_size, False, args.seed, args.num_workers)
 
     def eval_data(self, tokenizer: PreTrainedTokenizerBase, args: DataArgs) -> DataLoader:
@@ -234,8 +268,13 @@ class TextTask(MlmTask):
             text_files(self.cfg.text_files + self.cfg.validation_files)
 
     def info(self) -> dict:
-        return {**super().info(), "text_files": list(self.cfg.text_files), "hub": self.cfg.hub,
-                "line_by_line": self.cfg.line_by_line, "streaming": self.cfg.streaming}
+        return {
+            **super().info(),
+            "text_files": list(self.cfg.text_files),
+            "hub": self.cfg.hub,
+            "line_by_line": self.cfg.line_by_line,
+            "streaming": self.cfg.streaming,
+        }
 
 
 __all__ = ["MlmTask", "TextConfig", "TextTask", "WikiTextTask", "load_text", "text_files"]

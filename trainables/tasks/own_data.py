@@ -8,6 +8,7 @@ validation label train never had) raises naming the file, the column and the lin
 tokenised. Lines count as in the file: a CSV/TSV header is line 1; a JSON lines file's first row is line 1;
 parquet has rows, not lines.
 """
+
 from __future__ import annotations
 
 import re
@@ -22,12 +23,12 @@ from torch import nn
 from torch.utils.data import DataLoader
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 
-from .data import seeded_loader, subset
-from .metrics import classification_metrics, regression_metrics
-from ..training.loop import predict
 from ..config_keys import unknown_keys
+from ..training.loop import predict
 from .base import DataArgs, Task
+from .data import seeded_loader, subset
 from .glue import tokenize_pairs
+from .metrics import classification_metrics, regression_metrics
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
 _INT = re.compile(r"^[+-]?\d+$")
@@ -63,7 +64,7 @@ class TableConfig:
 
 
 def _where(path: Path, fmt: str, row: int) -> str:
-    """"<file>, line N" (CSV/TSV: header is line 1; JSON lines: row 0 is line 1) or "<file>, row N"."""
+    """ "<file>, line N" (CSV/TSV: header is line 1; JSON lines: row 0 is line 1) or "<file>, row N"."""
     if fmt == "parquet":
         return f"{path}, row {row + 1}"
     return f"{path}, line {row + (2 if fmt in ('csv', 'tsv') else 1)}"
@@ -81,8 +82,14 @@ def read_table(path_text: str, what: str) -> tuple[pd.DataFrame, Path, str]:
         raise ValueError(f"{path}: file is empty")
     try:
         if fmt in ("csv", "tsv"):
-            df = pd.read_csv(path, sep="," if fmt == "csv" else "\t", dtype=str, keep_default_na=False,
-                             na_values=[], encoding="utf-8-sig")
+            df = pd.read_csv(
+                path,
+                sep="," if fmt == "csv" else "\t",
+                dtype=str,
+                keep_default_na=False,
+                na_values=[],
+                encoding="utf-8-sig",
+            )
         elif fmt == "jsonl":
             df = pd.read_json(path, lines=True, dtype=False)
         else:
@@ -124,7 +131,7 @@ def _labels(df: pd.DataFrame, path: Path, fmt: str, column: str) -> pd.Series:
 
 
 def _kind(labels: pd.Series) -> str:
-    """"int", "float" or "str", from the values (CSV/TSV cells are strings: their text decides)."""
+    """ "int", "float" or "str", from the values (CSV/TSV cells are strings: their text decides)."""
     if pd.api.types.is_bool_dtype(labels):
         return "str"
     if pd.api.types.is_integer_dtype(labels):
@@ -163,8 +170,9 @@ class TableTask(Task):
         for role in ("train_file", "validation_file"):
             p = Path(getattr(self.cfg, role)).expanduser()
             if p.suffix.lower() not in FORMATS:
-                out.append(f"task {self.name!r}: {role}={str(p)!r} has an unknown format; expected one of "
-                           f"{sorted(FORMATS)}")
+                out.append(
+                    f"task {self.name!r}: {role}={str(p)!r} has an unknown format; expected one of {sorted(FORMATS)}"
+                )
             elif not p.is_file():
                 out.append(f"task {self.name!r}: {role}={str(p)!r} not found")
         return out
@@ -188,23 +196,30 @@ class TableTask(Task):
                 kind = "str"
             names = _names(y_train, kind)
             if len(names) < 2:
-                raise ValueError(f"{train_path}: column {label!r} has a single label {names}; classification needs "
-                                 "two or more")
-            ids = {"train": self._classes(y_train, names, kind, train_path, train_fmt),
-                   "dev": self._classes(y_dev, names, kind, dev_path, dev_fmt)}
+                raise ValueError(
+                    f"{train_path}: column {label!r} has a single label {names}; classification needs two or more"
+                )
+            ids = {
+                "train": self._classes(y_train, names, kind, train_path, train_fmt),
+                "dev": self._classes(y_dev, names, kind, dev_path, dev_fmt),
+            }
             self.labels, feature = names, ClassLabel(names=names)
         features = Features({**{c: Value("string") for c in cols}, "label": feature})
         self.regression = regression
-        self._read = {split: Dataset.from_dict({**texts[split], "label": ids[split]}, features=features)
-                      for split in ("train", "dev")}
+        self._read = {
+            split: Dataset.from_dict({**texts[split], "label": ids[split]}, features=features)
+            for split in ("train", "dev")
+        }
         return self._read
 
     def _scores(self, labels: pd.Series, path: Path, fmt: str) -> list[float]:
         text = labels.astype(str).str.strip()
         bad = np.flatnonzero(~text.str.fullmatch(_NUMBER.pattern).to_numpy())
         if len(bad):
-            raise ValueError(f"{_where(path, fmt, int(bad[0]))}: label {labels.iloc[bad[0]]!r} in column "
-                             f"{self.cfg.label_column!r} is not a number (regression)")
+            raise ValueError(
+                f"{_where(path, fmt, int(bad[0]))}: label {labels.iloc[bad[0]]!r} in column "
+                f"{self.cfg.label_column!r} is not a number (regression)"
+            )
         return text.astype(float).tolist()
 
     def _classes(self, labels: pd.Series, names: list[str], kind: str, path: Path, fmt: str) -> list[int]:
@@ -214,8 +229,10 @@ class TableTask(Task):
             try:
                 out.append(index[_key(v, kind)])
             except (KeyError, ValueError):
-                raise ValueError(f"{_where(path, fmt, row)}: label {v!r} in column {self.cfg.label_column!r} is "
-                                 f"not one of train's labels {names}") from None
+                raise ValueError(
+                    f"{_where(path, fmt, row)}: label {v!r} in column {self.cfg.label_column!r} is "
+                    f"not one of train's labels {names}"
+                ) from None
         return out
 
     @property
@@ -242,8 +259,16 @@ class TableTask(Task):
     def _loader(self, split: str, tokenizer, args: DataArgs, batch: int, samples: int | None, shuffle: bool):
         ds = subset(self._load()[split], samples, args.seed)
         ds = tokenize_pairs(ds, tokenizer, self.cfg.text_columns, args.max_length, self.name)
-        return seeded_loader(ds, DataCollatorWithPadding(tokenizer), batch, shuffle, args.seed, args.num_workers,
-                             args.group_by_length, args.pad_to_multiple_of if shuffle else None)
+        return seeded_loader(
+            ds,
+            DataCollatorWithPadding(tokenizer),
+            batch,
+            shuffle,
+            args.seed,
+            args.num_workers,
+            args.group_by_length,
+            args.pad_to_multiple_of if shuffle else None,
+        )
 
     def train_loader(self, tokenizer: PreTrainedTokenizerBase, args: DataArgs) -> DataLoader:
         return self._loader("train", tokenizer, args, args.batch_size, args.max_train_samples, True)
@@ -258,9 +283,14 @@ class TableTask(Task):
         return classification_metrics(self.metrics, self.num_labels, logits, labels, self.name)
 
     def info(self) -> dict:
-        return {**super().info(), "labels": self.labels, "train_file": str(self.cfg.train_file),
-                "validation_file": str(self.cfg.validation_file), "text_columns": list(self.cfg.text_columns),
-                "label_column": self.cfg.label_column}
+        return {
+            **super().info(),
+            "labels": self.labels,
+            "train_file": str(self.cfg.train_file),
+            "validation_file": str(self.cfg.validation_file),
+            "text_columns": list(self.cfg.text_columns),
+            "label_column": self.cfg.label_column,
+        }
 
 
 __all__ = ["FORMATS", "TableConfig", "TableTask", "read_table"]

@@ -7,6 +7,7 @@ The recipe (Trainer's, from fairseq): shuffle, cut the order into "mega-batches"
 each mega-batch by length (longest first), cut it into batches. Batches stay random in which sentences they
 hold and in their order, so training still sees a shuffled stream; only the padding goes.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
@@ -23,8 +24,9 @@ class LengthGroupedSampler(Sampler[int]):
     out-of-memory error shows at step 1, not hours in.
     """
 
-    def __init__(self, lengths: Sequence[int], batch_size: int, generator: torch.Generator | None = None,
-                 mega: int = 50):
+    def __init__(
+        self, lengths: Sequence[int], batch_size: int, generator: torch.Generator | None = None, mega: int = 50
+    ):
         if batch_size < 1 or mega < 1:
             raise ValueError(f"batch_size={batch_size} and mega={mega} must be >= 1")
         self.lengths = torch.as_tensor(lengths, dtype=torch.long)
@@ -39,7 +41,7 @@ class LengthGroupedSampler(Sampler[int]):
         span = self.batch_size * self.mega
         batches: list[torch.Tensor] = []
         for start in range(0, len(order), span):
-            chunk = order[start:start + span]
+            chunk = order[start : start + span]
             chunk = chunk[torch.argsort(self.lengths[chunk], descending=True, stable=True)]
             batches += list(chunk.split(self.batch_size))
         full = [i for i, b in enumerate(batches) if len(b) == self.batch_size]  # a short last batch stays last

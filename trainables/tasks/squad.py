@@ -18,6 +18,7 @@ windows of similar lengths: the time), `max_train_samples` is a seeded random su
 takes the first N questions, i.e. a few articles), and a question too long to leave the stride room in its
 window gets a smaller stride rather than a tokenizer panic (`question_strides`).
 """
+
 from __future__ import annotations
 
 import json
@@ -32,11 +33,11 @@ from torch import nn
 from torch.utils.data import DataLoader
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 
-from .data import check_max_length, data_root, seeded_loader, subset
-from ..training.precision import Precision
 from ..training.device import to_device
 from ..training.loop import unwrap
+from ..training.precision import Precision
 from .base import DataArgs, Task
+from .data import check_max_length, data_root, seeded_loader, subset
 from .squad_eval import best_answers, squad_scores
 
 DOC_STRIDE = 128  # run_qa's overlap between consecutive windows (see `stride_for`)
@@ -51,8 +52,10 @@ class SquadSpec:
     files: tuple[str, str]  # (train, dev) under <root>/squad
 
 
-SPECS = (SquadSpec("squad", False, "rajpurkar/squad", ("train-v1.1.json", "dev-v1.1.json")),
-         SquadSpec("squad_v2", True, "rajpurkar/squad_v2", ("train-v2.0.json", "dev-v2.0.json")))
+SPECS = (
+    SquadSpec("squad", False, "rajpurkar/squad", ("train-v1.1.json", "dev-v1.1.json")),
+    SquadSpec("squad_v2", True, "rajpurkar/squad_v2", ("train-v2.0.json", "dev-v2.0.json")),
+)
 
 
 def squad_file(spec: SquadSpec, split: str, root: str | os.PathLike | None) -> Path:
@@ -87,23 +90,29 @@ def read_squad_json(path: Path, v2: bool) -> Dataset:
                     raise ValueError(f"{where}: no answer (SQuAD v1.1 questions all have one)")
                 for ans in answers:
                     text, start = ans.get("text"), ans.get("answer_start")
-                    if not isinstance(text, str) or not isinstance(start, int) or \
-                            context[start:start + len(text)] != text:
-                        raise ValueError(f"{where}: answer {text!r} is not the context's text at answer_start "
-                                         f"{start!r}")
+                    if (
+                        not isinstance(text, str)
+                        or not isinstance(start, int)
+                        or context[start : start + len(text)] != text
+                    ):
+                        raise ValueError(
+                            f"{where}: answer {text!r} is not the context's text at answer_start {start!r}"
+                        )
                 rows["id"].append(str(qid))
                 rows["title"].append(str(article.get("title", "")))
                 rows["context"].append(context)
                 rows["question"].append(question)
-                rows["answers"].append({"text": [x["text"] for x in answers],
-                                        "answer_start": [x["answer_start"] for x in answers]})
+                rows["answers"].append(
+                    {"text": [x["text"] for x in answers], "answer_start": [x["answer_start"] for x in answers]}
+                )
     if not rows["id"]:
         raise ValueError(f"{path}: no questions")
     return Dataset.from_dict(rows)
 
 
-def load_squad(spec: SquadSpec, split: str, root=None, max_samples: int | None = None, source: str = "local",
-               seed: int = 0) -> Dataset:
+def load_squad(
+    spec: SquadSpec, split: str, root=None, max_samples: int | None = None, source: str = "local", seed: int = 0
+) -> Dataset:
     if split not in ("train", "dev"):
         raise ValueError(f"unknown split {split!r}; expected 'train' or 'dev'")
     if source == "local":
@@ -120,8 +129,9 @@ def stride_for(max_length: int) -> int:
     return min(DOC_STRIDE, max_length // 2)
 
 
-def question_strides(questions: list[str], ids: list[str], tokenizer: PreTrainedTokenizerBase,
-                     max_length: int) -> list[int]:
+def question_strides(
+    questions: list[str], ids: list[str], tokenizer: PreTrainedTokenizerBase, max_length: int
+) -> list[int]:
     """Each question's stride: `stride_for(max_length)`, less when a long question leaves the context so little
     room that windows would move on by less than a quarter of it (the tokenizer itself panics at stride >= the
     room; run_qa has no guard); a question that leaves no room is an error. Ordinary questions (room >= 171
@@ -133,8 +143,10 @@ def question_strides(questions: list[str], ids: list[str], tokenizer: PreTrained
     for qid, n in zip(ids, lengths):
         room = max_length - special - n  # context tokens a window holds
         if room < 2:
-            raise ValueError(f"question id {qid!r}: its {n} tokens leave no room for the context in a "
-                             f"{max_length}-token window; raise max_length")
+            raise ValueError(
+                f"question id {qid!r}: its {n} tokens leave no room for the context in a "
+                f"{max_length}-token window; raise max_length"
+            )
         out.append(min(stride, room - max(1, room // 4)))  # windows advance >= a quarter of their context
     return out
 
@@ -150,13 +162,20 @@ def _windows(batch: dict, tokenizer: PreTrainedTokenizerBase, max_length: int) -
         groups.setdefault(stride, []).append(j)
     per_question: list[list[dict]] = [[] for _ in questions]
     for stride, rows in groups.items():
-        enc = tokenizer([questions[j] for j in rows], [batch["context"][j] for j in rows],
-                        truncation="only_second", max_length=max_length, stride=stride,
-                        return_overflowing_tokens=True, return_offsets_mapping=True)
+        enc = tokenizer(
+            [questions[j] for j in rows],
+            [batch["context"][j] for j in rows],
+            truncation="only_second",
+            max_length=max_length,
+            stride=stride,
+            return_overflowing_tokens=True,
+            return_offsets_mapping=True,
+        )
         keys = [k for k in enc if k != "overflow_to_sample_mapping"]
         for w, k in enumerate(enc["overflow_to_sample_mapping"]):
-            per_question[rows[k]].append({**{key: enc[key][w] for key in keys}, "sample": rows[k],
-                                          "sequence_ids": enc.sequence_ids(w)})
+            per_question[rows[k]].append(
+                {**{key: enc[key][w] for key in keys}, "sample": rows[k], "sequence_ids": enc.sequence_ids(w)}
+            )
     windows = [w for ws in per_question for w in ws]
     return {key: [w[key] for w in windows] for key in (windows[0] if windows else {})}
 
@@ -181,8 +200,10 @@ def train_features(ds: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: 
 
     def encode(batch: dict) -> dict:
         enc = _windows(batch, tokenizer, max_length)
-        spans = [answer_span(offs, seq, batch["answers"][j])
-                 for offs, seq, j in zip(enc.pop("offset_mapping"), enc.pop("sequence_ids"), enc.pop("sample"))]
+        spans = [
+            answer_span(offs, seq, batch["answers"][j])
+            for offs, seq, j in zip(enc.pop("offset_mapping"), enc.pop("sequence_ids"), enc.pop("sample"))
+        ]
         return {**enc, "start_positions": [s for s, _ in spans], "end_positions": [e for _, e in spans]}
 
     return ds.map(encode, batched=True, remove_columns=ds.column_names, desc="SQuAD train windows")
@@ -195,8 +216,10 @@ def eval_features(ds: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: i
     def encode(batch: dict) -> dict:
         enc = _windows(batch, tokenizer, max_length)
         enc["example_id"] = [batch["id"][j] for j in enc.pop("sample")]
-        enc["offset_mapping"] = [[o if sid == 1 else None for o, sid in zip(offs, seq)]
-                                 for offs, seq in zip(enc["offset_mapping"], enc.pop("sequence_ids"))]
+        enc["offset_mapping"] = [
+            [o if sid == 1 else None for o, sid in zip(offs, seq)]
+            for offs, seq in zip(enc["offset_mapping"], enc.pop("sequence_ids"))
+        ]
         return enc
 
     return ds.map(encode, batched=True, remove_columns=ds.column_names, desc="SQuAD eval windows")
@@ -259,22 +282,48 @@ class SquadTask(Task):
     def train_loader(self, tokenizer: PreTrainedTokenizerBase, args: DataArgs) -> DataLoader:
         ds = load_squad(self.spec, "train", args.root, args.max_train_samples, args.source, args.seed)
         feats = train_features(ds, tokenizer, args.max_length)
-        return seeded_loader(feats, DataCollatorWithPadding(tokenizer), args.batch_size, True, args.seed,
-                             args.num_workers, args.group_by_length)
+        return seeded_loader(
+            feats,
+            DataCollatorWithPadding(tokenizer),
+            args.batch_size,
+            True,
+            args.seed,
+            args.num_workers,
+            args.group_by_length,
+        )
 
     def eval_data(self, tokenizer: PreTrainedTokenizerBase, args: DataArgs) -> SquadEval:
         ds = load_squad(self.spec, "dev", args.root, args.max_eval_samples, args.source, args.seed)
         feats = eval_features(ds, tokenizer, args.max_length)
         model_cols = [c for c in feats.column_names if c not in ("example_id", "offset_mapping")]
-        loader = seeded_loader(feats.select_columns(model_cols), DataCollatorWithPadding(tokenizer),
-                               args.eval_batch_size, False, args.seed, 0)
-        return SquadEval(loader, feats["example_id"], feats["offset_mapping"], dict(zip(ds["id"], ds["context"])),
-                         {qid: a["text"] for qid, a in zip(ds["id"], ds["answers"])})
+        loader = seeded_loader(
+            feats.select_columns(model_cols),
+            DataCollatorWithPadding(tokenizer),
+            args.eval_batch_size,
+            False,
+            args.seed,
+            0,
+        )
+        return SquadEval(
+            loader,
+            feats["example_id"],
+            feats["offset_mapping"],
+            dict(zip(ds["id"], ds["context"])),
+            {qid: a["text"] for qid, a in zip(ds["id"], ds["answers"])},
+        )
 
     def predictions(self, model: nn.Module, data: SquadEval, precision: str = "auto") -> dict[str, str]:
         start, end = qa_logits(model, data.loader, precision)
-        return best_answers(start, end, data.example_ids, data.offsets, data.contexts, N_BEST, MAX_ANSWER_TOKENS,
-                            allow_empty=self.spec.v2)
+        return best_answers(
+            start,
+            end,
+            data.example_ids,
+            data.offsets,
+            data.contexts,
+            N_BEST,
+            MAX_ANSWER_TOKENS,
+            allow_empty=self.spec.v2,
+        )
 
     def evaluate(self, model: nn.Module, data: SquadEval, precision: str = "auto") -> dict[str, float]:
         return squad_scores(self.predictions(model, data, precision), data.golds, self.spec.v2)
@@ -293,5 +342,18 @@ def register_all(register) -> None:
         register(spec.name, lambda spec=spec: SquadTask(spec))
 
 
-__all__ = ["DOC_STRIDE", "SPECS", "SquadEval", "SquadSpec", "SquadTask", "answer_span", "eval_features",
-           "load_squad", "qa_logits", "question_strides", "read_squad_json", "stride_for", "train_features"]
+__all__ = [
+    "DOC_STRIDE",
+    "SPECS",
+    "SquadEval",
+    "SquadSpec",
+    "SquadTask",
+    "answer_span",
+    "eval_features",
+    "load_squad",
+    "qa_logits",
+    "question_strides",
+    "read_squad_json",
+    "stride_for",
+    "train_features",
+]

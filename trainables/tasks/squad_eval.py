@@ -15,6 +15,7 @@ and end positions are paired, kept when both lie in the context, end >= start an
 to context characters through the tokenizer's offsets. With `allow_empty` (v2) the answer is "" when the
 null score (the [CLS] position's start + end logits, lowest over the windows) beats the best span.
 """
+
 from __future__ import annotations
 
 import re
@@ -71,9 +72,15 @@ def squad_scores(predictions: dict[str, str], golds: dict[str, Sequence[str]], v
     return {k: float(v) for k, v in out.items()}
 
 
-def best_spans(start_logits: np.ndarray, end_logits: np.ndarray, feature_example: Sequence[str],
-               offsets: Sequence[Sequence[tuple[int, int] | None]], n_best: int = 20, max_answer_length: int = 30,
-               allow_empty: bool = False) -> dict[str, tuple[int, int, float]]:
+def best_spans(
+    start_logits: np.ndarray,
+    end_logits: np.ndarray,
+    feature_example: Sequence[str],
+    offsets: Sequence[Sequence[tuple[int, int] | None]],
+    n_best: int = 20,
+    max_answer_length: int = 30,
+    allow_empty: bool = False,
+) -> dict[str, tuple[int, int, float]]:
     """(start_char, end_char, score) of the best answer per example id; (0, 0, null score) when there is none
     or, with `allow_empty`, when the null score wins. Row i of the logits belongs to window i: its example id
     and its token offsets (None for tokens outside the context: question, special tokens, padding)."""
@@ -102,9 +109,16 @@ def best_spans(start_logits: np.ndarray, end_logits: np.ndarray, feature_example
     return out
 
 
-def best_answers(start_logits: np.ndarray, end_logits: np.ndarray, feature_example: Sequence[str],
-                 offsets: Sequence[Sequence[tuple[int, int] | None]], contexts: dict[str, str], n_best: int = 20,
-                 max_answer_length: int = 30, allow_empty: bool = False) -> dict[str, str]:
+def best_answers(
+    start_logits: np.ndarray,
+    end_logits: np.ndarray,
+    feature_example: Sequence[str],
+    offsets: Sequence[Sequence[tuple[int, int] | None]],
+    contexts: dict[str, str],
+    n_best: int = 20,
+    max_answer_length: int = 30,
+    allow_empty: bool = False,
+) -> dict[str, str]:
     """The answer text per example id (`best_spans` cut out of its context)."""
     spans = best_spans(start_logits, end_logits, feature_example, offsets, n_best, max_answer_length, allow_empty)
     return {qid: contexts[qid][lo:hi] for qid, (lo, hi, _) in spans.items()}

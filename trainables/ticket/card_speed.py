@@ -1,5 +1,6 @@
 """Writing a measured inference speed into a ticket: ``ticket.json``'s ``inference_speed`` and the model card's
 "Inference speed" section (model_card.py renders it from there). Both files are replaced atomically."""
+
 from __future__ import annotations
 
 import json
@@ -7,8 +8,8 @@ import os
 import tempfile
 from pathlib import Path
 
-from .model_card import CARD_FILE, SPEED_KEY, render
 from ..model.weights import TICKET_JSON
+from .model_card import CARD_FILE, SPEED_KEY, render
 
 
 def _replace(path: Path, text: str) -> None:
@@ -23,6 +24,7 @@ def _replace(path: Path, text: str) -> None:
 def record_inference_speed(ticket_dir: str | os.PathLike, speed: dict) -> None:
     """Put `speed` (model_card._inference_speed's fields) into the ticket's info and re-render its card."""
     from .format import card_facts, load_ticket
+
     d = Path(ticket_dir)
     model, _, info = load_ticket(d)
     info = {**info, SPEED_KEY: speed}

@@ -28,6 +28,7 @@ failure before the swap leaves the old directory as it was and removes the tempo
 
 Slimming coefficients are never saved: a model that still has them is refused (`detach_coefficients`).
 """
+
 from __future__ import annotations
 
 import copy
@@ -47,15 +48,24 @@ from safetensors.torch import save_file
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
-from . import hf_code
-from ..model.families import family_of
 from ..model.build import count_parameters, head_of, layout, load_model
-from .model_card import CARD_FILE, CardFacts, render
 from ..model.encoder import has_coefficients
+from ..model.families import family_of
 from ..model.weights import TICKET_JSON, WEIGHTS, check_weights, load_weights_into
+from . import hf_code
+from .model_card import CARD_FILE, CardFacts, render
 
-__all__ = ["head_of", "ticket_info", "masks_of", "save_ticket", "read_info",
-           "load_ticket", "load_weights_into", "check_weights", "publish_dir"]
+__all__ = [
+    "head_of",
+    "ticket_info",
+    "masks_of",
+    "save_ticket",
+    "read_info",
+    "load_ticket",
+    "load_weights_into",
+    "check_weights",
+    "publish_dir",
+]
 
 CONFIG = "config.json"
 TOKENIZER_CONFIG = "tokenizer_config.json"
@@ -64,58 +74,100 @@ VERSION = 2  # saved: hf_code.CODE_VERSION's code, model_type tickettune_*, READ
 RESERVED = ("format", "version", "head", "num_labels", "layout", "parameters")
 
 
-def ticket_info(head_masks: Sequence[torch.Tensor], ffn_masks: Sequence[torch.Tensor], *,
-                mask_config: Any = None, lambda_head: float | None = None, lambda_ffn: float | None = None,
-                eps: float | None = None, window: int | None = None, mask_interval: int | None = None,
-                found_at_step: int | None = None, rewind: bool | None = None,
-                metrics: dict | None = None, **extra: Any) -> dict:
+def ticket_info(
+    head_masks: Sequence[torch.Tensor],
+    ffn_masks: Sequence[torch.Tensor],
+    *,
+    mask_config: Any = None,
+    lambda_head: float | None = None,
+    lambda_ffn: float | None = None,
+    eps: float | None = None,
+    window: int | None = None,
+    mask_interval: int | None = None,
+    found_at_step: int | None = None,
+    rewind: bool | None = None,
+    metrics: dict | None = None,
+    **extra: Any,
+) -> dict:
     """The usual `info` for `save_ticket` (any other key may be added through **extra)."""
     if hasattr(mask_config, "to_dict"):
         mask_config = mask_config.to_dict()
-    info = {"head_masks": [torch.as_tensor(m).bool().tolist() for m in head_masks],
-            "ffn_masks": [torch.as_tensor(m).bool().tolist() for m in ffn_masks],
-            "heads_kept": [int(torch.as_tensor(m).sum()) for m in head_masks],
-            "ffn_kept": [int(torch.as_tensor(m).sum()) for m in ffn_masks],
-            "mask_config": mask_config, "lambda_head": lambda_head, "lambda_ffn": lambda_ffn,
-            "eps": eps, "window": window, "mask_interval": mask_interval, "found_at_step": found_at_step,
-            "rewind": rewind, "metrics": metrics or {}}
+    info = {
+        "head_masks": [torch.as_tensor(m).bool().tolist() for m in head_masks],
+        "ffn_masks": [torch.as_tensor(m).bool().tolist() for m in ffn_masks],
+        "heads_kept": [int(torch.as_tensor(m).sum()) for m in head_masks],
+        "ffn_kept": [int(torch.as_tensor(m).sum()) for m in ffn_masks],
+        "mask_config": mask_config,
+        "lambda_head": lambda_head,
+        "lambda_ffn": lambda_ffn,
+        "eps": eps,
+        "window": window,
+        "mask_interval": mask_interval,
+        "found_at_step": found_at_step,
+        "rewind": rewind,
+        "metrics": metrics or {},
+    }
     info.update(extra)
     return info
 
 
 def masks_of(info: dict) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """The masks recorded in a ticket.json (as `load_ticket` returns it)."""
-    return ([torch.tensor(m, dtype=torch.bool) for m in info["head_masks"]],
-            [torch.tensor(m, dtype=torch.bool) for m in info["ffn_masks"]])
+    return (
+        [torch.tensor(m, dtype=torch.bool) for m in info["head_masks"]],
+        [torch.tensor(m, dtype=torch.bool) for m in info["ffn_masks"]],
+    )
 
 
 # --------------------------------------------------------------------------------------------------
 # saving
 
+
 def card_facts(model: nn.Module, head: str, lay: dict, info: dict) -> CardFacts:
     """What the model card says about `model`: its widths, and its size against the dense model it was cut
     from (the config's head count and FFN width in every layer)."""
-    from ..model.flops import Shape, shape_of, train_flops_per_sequence
     from ..model.build import build_from_layout
+    from ..model.flops import Shape, shape_of, train_flops_per_sequence
+
     cfg = model.config
     dense_widths = family_of(cfg).widths(cfg.to_dict())
-    dense_lay = {"pre_ln": lay["pre_ln"], "heads_per_layer": dense_widths["heads"],
-                 "ffn_per_layer": dense_widths["ffn"]}
+    dense_lay = {
+        "pre_ln": lay["pre_ln"],
+        "heads_per_layer": dense_widths["heads"],
+        "ffn_per_layer": dense_widths["ffn"],
+    }
     with torch.device("meta"):  # shapes only: no memory, no initialisation
         dense = build_from_layout(type(model), copy.deepcopy(cfg), dense_lay)
     seq = int((info.get("flow") or {}).get("max_length") or 128)
     base = shape_of(model)
 
     def flops(layout: dict) -> float:
-        shape = Shape(hidden=base.hidden, head_dim=base.head_dim, gated_ffn=base.gated_ffn,
-                      heads_per_layer=tuple(layout["heads_per_layer"]), ffn_per_layer=tuple(layout["ffn_per_layer"]),
-                      num_labels=int(cfg.num_labels), vocab=cfg.vocab_size, mlm=head == "mlm")
+        shape = Shape(
+            hidden=base.hidden,
+            head_dim=base.head_dim,
+            gated_ffn=base.gated_ffn,
+            heads_per_layer=tuple(layout["heads_per_layer"]),
+            ffn_per_layer=tuple(layout["ffn_per_layer"]),
+            num_labels=int(cfg.num_labels),
+            vocab=cfg.vocab_size,
+            mlm=head == "mlm",
+        )
         return train_flops_per_sequence(shape, seq)
 
-    return CardFacts(head=head, auto_class=hf_code.AUTO_CLASSES[head], family=cfg.model_type, layout=lay,
-                     dense_heads=dense_widths["heads"][0], dense_ffn=dense_widths["ffn"][0],
-                     parameters=count_parameters(model), dense_parameters=count_parameters(dense),
-                     flop_ratio=flops(lay) / flops(dense_lay), seq_len=seq, format_version=VERSION, info=info)
+    return CardFacts(
+        head=head,
+        auto_class=hf_code.AUTO_CLASSES[head],
+        family=cfg.model_type,
+        layout=lay,
+        dense_heads=dense_widths["heads"][0],
+        dense_ffn=dense_widths["ffn"][0],
+        parameters=count_parameters(model),
+        dense_parameters=count_parameters(dense),
+        flop_ratio=flops(lay) / flops(dense_lay),
+        seq_len=seq,
+        format_version=VERSION,
+        info=info,
+    )
 
 
 def _jsonable(value: Any, where: str) -> Any:
@@ -203,8 +255,13 @@ def publish_dir(tmp: Path, out: Path, overwrite: bool) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def save_ticket(model: nn.Module, tokenizer: PreTrainedTokenizerBase, out_dir: str | os.PathLike,
-                info: dict | None = None, overwrite: bool = False) -> Path:
+def save_ticket(
+    model: nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    out_dir: str | os.PathLike,
+    info: dict | None = None,
+    overwrite: bool = False,
+) -> Path:
     """Write `model` (pruned, no coefficients) with its tokenizer and `info` to `out_dir`, atomically.
 
     Returns the directory. Refuses an existing `out_dir` (FileExistsError) unless overwrite=True, and a
@@ -213,8 +270,10 @@ def save_ticket(model: nn.Module, tokenizer: PreTrainedTokenizerBase, out_dir: s
     """
     out = Path(out_dir).expanduser().absolute()
     if has_coefficients(model):
-        raise ValueError("the model still has slimming coefficients: call slimming.detach_coefficients(model, "
-                         "fold=...) or build it with ticket.make_ticket before saving")
+        raise ValueError(
+            "the model still has slimming coefficients: call slimming.detach_coefficients(model, "
+            "fold=...) or build it with ticket.make_ticket before saving"
+        )
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"{out} exists and is not a directory")
     if out.exists() and not overwrite:
@@ -223,13 +282,20 @@ def save_ticket(model: nn.Module, tokenizer: PreTrainedTokenizerBase, out_dir: s
         raise ValueError("a ticket needs its tokenizer (load_model reads it from the directory)")
     head, num_labels = head_of(model)
     lay = layout(model)
-    meta = {"format": FORMAT, "version": VERSION, "head": head, "num_labels": num_labels, "layout": lay,
-            "parameters": count_parameters(model)}
+    meta = {
+        "format": FORMAT,
+        "version": VERSION,
+        "head": head,
+        "num_labels": num_labels,
+        "layout": lay,
+        "parameters": count_parameters(model),
+    }
     info = _jsonable(dict(info or {}), "info")
     clash = [k for k in RESERVED if k in info and info[k] != meta[k]]
     if clash:
-        raise ValueError(f"info sets {clash}, which the ticket derives from the model: "
-                         f"{ {k: (info[k], meta[k]) for k in clash} }")
+        raise ValueError(
+            f"info sets {clash}, which the ticket derives from the model: { {k: (info[k], meta[k]) for k in clash} }"
+        )
     ticket = {**info, **meta}
     text = json.dumps(ticket, indent=1, allow_nan=False)
     config = hf_code.ticket_config(model.config.to_dict(), lay, head)
@@ -256,6 +322,7 @@ def save_ticket(model: nn.Module, tokenizer: PreTrainedTokenizerBase, out_dir: s
 # --------------------------------------------------------------------------------------------------
 # loading
 
+
 def read_info(path: str | os.PathLike) -> dict:
     p = Path(path) / TICKET_JSON
     if not p.is_file():
@@ -265,8 +332,7 @@ def read_info(path: str | os.PathLike) -> dict:
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"{p} is corrupt (cut short while being written?): {e}") from None
     if not isinstance(info, dict) or info.get("format") != FORMAT:
-        raise ValueError(f"{p}: format {info.get('format') if isinstance(info, dict) else info!r}, "
-                         f"expected {FORMAT!r}")
+        raise ValueError(f"{p}: format {info.get('format') if isinstance(info, dict) else info!r}, expected {FORMAT!r}")
     if not isinstance(info.get("version"), int) or not 1 <= info["version"] <= VERSION:
         raise ValueError(f"{p}: ticket format version {info.get('version')!r}; this tickettune reads 1 to {VERSION}")
     return info

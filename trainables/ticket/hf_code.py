@@ -26,6 +26,7 @@ its own imports and defines ``TickettuneLayer`` (one block) and ``TickettuneEnco
 takes the place of the stock base model's attribute `HFFamily.encoder`; the header gives it torch,
 ``F``, ``nn``, ``ACT2FN``, ``GradientCheckpointingLayer`` and ``TickettuneConfig``.
 """
+
 from __future__ import annotations
 
 import json
@@ -44,10 +45,12 @@ MODELING_FILE = "modeling_tickettune.py"
 CODE_FILES = (CONFIG_FILE, MODELING_FILE)
 
 # tickettune head -> the transformers Auto class that loads it
-AUTO_CLASSES = {"classification": "AutoModelForSequenceClassification",
-                "regression": "AutoModelForSequenceClassification",
-                "mlm": "AutoModelForMaskedLM",
-                "qa": "AutoModelForQuestionAnswering"}
+AUTO_CLASSES = {
+    "classification": "AutoModelForSequenceClassification",
+    "regression": "AutoModelForSequenceClassification",
+    "mlm": "AutoModelForMaskedLM",
+    "qa": "AutoModelForQuestionAnswering",
+}
 
 
 @dataclass(frozen=True)
@@ -61,15 +64,15 @@ class HFFamily:
     (the default of a TickettuneConfig built without a layout).
     """
 
-    model_type: str                 # the stock config's model_type: "bert"
-    config_class: str               # "BertConfig"
-    base_class: str                 # "BertModel" (what AutoModel loads)
-    heads: dict[str, str]           # Auto class -> stock head class
-    backbone: str                   # attribute of a head model that holds the base model: "bert"
-    encoder: str                    # attribute of the base model that holds the layer stack: "encoder"
-    layers_template: str            # "bert_layers.py"
-    no_split: tuple[str, ...]       # the stock _no_split_modules besides its layer class: ("BertEmbeddings",)
-    ffn_key: str                    # "intermediate_size"
+    model_type: str  # the stock config's model_type: "bert"
+    config_class: str  # "BertConfig"
+    base_class: str  # "BertModel" (what AutoModel loads)
+    heads: dict[str, str]  # Auto class -> stock head class
+    backbone: str  # attribute of a head model that holds the base model: "bert"
+    encoder: str  # attribute of the base model that holds the layer stack: "encoder"
+    layers_template: str  # "bert_layers.py"
+    no_split: tuple[str, ...]  # the stock _no_split_modules besides its layer class: ("BertEmbeddings",)
+    ffn_key: str  # "intermediate_size"
     pre_ln: bool
     base_params: str = ", add_pooling_layer: bool = True"  # the base class's extra __init__ parameters
     base_args: str = ", add_pooling_layer=add_pooling_layer"  # ... passed on to the stock base class
@@ -100,12 +103,19 @@ def from_adapter(model_type: str, adapter: model_families.Family) -> HFFamily:
     for head in HEADS:  # classification and regression share one Auto class
         heads.setdefault(AUTO_CLASSES[head], adapter.stock_name(head, model_type))
     prefix = config_class.removesuffix("Config")
-    return HFFamily(model_type, config_class, adapter.stock_name("base", model_type), heads,
-                    backbone=adapter.backbone_attr, encoder=adapter.hf_layer_stack or adapter.encoder_attr,
-                    layers_template=adapter.hf_template,
-                    no_split=tuple(n.format(prefix=prefix) for n in adapter.hf_no_split),
-                    ffn_key=adapter.width_keys[2], pre_ln=adapter.native_pre_ln,
-                    **({} if adapter.hf_pooler else _NO_POOLER))
+    return HFFamily(
+        model_type,
+        config_class,
+        adapter.stock_name("base", model_type),
+        heads,
+        backbone=adapter.backbone_attr,
+        encoder=adapter.hf_layer_stack or adapter.encoder_attr,
+        layers_template=adapter.hf_template,
+        no_split=tuple(n.format(prefix=prefix) for n in adapter.hf_no_split),
+        ffn_key=adapter.width_keys[2],
+        pre_ln=adapter.native_pre_ln,
+        **({} if adapter.hf_pooler else _NO_POOLER),
+    )
 
 
 FAMILIES: dict[str, HFFamily] = {t: from_adapter(t, a) for t, a in model_families.FAMILIES.items()}
@@ -115,13 +125,13 @@ def family(model_type: str) -> HFFamily:
     """The family of a stock ('bert') or ticket ('tickettune_bert') model_type."""
     stock = stock_model_type(model_type)
     if stock not in FAMILIES:
-        raise ValueError(f"model_type {model_type!r}: tickettune writes Hugging Face code for "
-                         f"{sorted(FAMILIES)} only")
+        raise ValueError(f"model_type {model_type!r}: tickettune writes Hugging Face code for {sorted(FAMILIES)} only")
     return FAMILIES[stock]
 
 
 # --------------------------------------------------------------------------------------------------
 # the two source files
+
 
 def _template(name: str) -> str:
     """A template's body: its leading '# tickettune template' comment block left out."""
@@ -142,19 +152,23 @@ def _split_imports(body: str) -> tuple[str, str]:
 
 
 def _header(what: str, fam: HFFamily) -> str:
-    return (f'"""{what} of a tickettune ticket ({fam.model_type} family, ticket format {CODE_VERSION}).\n\n'
-            f"Written by tickettune; needs only torch and transformers. The ticket is a {fam.model_type} model\n"
-            f"whose layers keep different numbers of attention heads and FFN neurons (EarlyBERT's\n"
-            f"structured pruning): config.heads_per_layer and config.ffn_per_layer say how many.\n"
-            f'"""\n')
+    return (
+        f'"""{what} of a tickettune ticket ({fam.model_type} family, ticket format {CODE_VERSION}).\n\n'
+        f"Written by tickettune; needs only torch and transformers. The ticket is a {fam.model_type} model\n"
+        f"whose layers keep different numbers of attention heads and FFN neurons (EarlyBERT's\n"
+        f"structured pruning): config.heads_per_layer and config.ffn_per_layer say how many.\n"
+        f'"""\n'
+    )
 
 
 def configuration_source(fam: HFFamily) -> str:
-    return (_header("Configuration", fam)
-            + f"from transformers import {fam.config_class} as FamilyConfig\n\n"
-            + f'MODEL_TYPE = "{fam.ticket_model_type}"\nTICKET_FORMAT = {CODE_VERSION}\n'
-            + f'FFN_KEY = "{fam.ffn_key}"\nPRE_LN = {fam.pre_ln}\n\n\n'
-            + _template("configuration.py"))
+    return (
+        _header("Configuration", fam)
+        + f"from transformers import {fam.config_class} as FamilyConfig\n\n"
+        + f'MODEL_TYPE = "{fam.ticket_model_type}"\nTICKET_FORMAT = {CODE_VERSION}\n'
+        + f'FFN_KEY = "{fam.ffn_key}"\nPRE_LN = {fam.pre_ln}\n\n\n'
+        + _template("configuration.py")
+    )
 
 
 _BASE = '''
@@ -188,19 +202,39 @@ class {name}({stock}):
 
 def modeling_source(fam: HFFamily) -> str:
     base = fam.class_name("AutoModel")
-    classes = [_BASE.format(name=base, stock=fam.base_class, encoder=fam.encoder, params=fam.base_params,
-                            args=fam.base_args, no_split=repr([*fam.no_split, "TickettuneLayer"]))]
-    classes += [_HEAD.format(name=fam.class_name(auto), stock=stock, base=base, backbone=fam.backbone,
-                             args=fam.head_base_args.format(backbone=fam.backbone))
-                for auto, stock in fam.heads.items()]
+    classes = [
+        _BASE.format(
+            name=base,
+            stock=fam.base_class,
+            encoder=fam.encoder,
+            params=fam.base_params,
+            args=fam.base_args,
+            no_split=repr([*fam.no_split, "TickettuneLayer"]),
+        )
+    ]
+    classes += [
+        _HEAD.format(
+            name=fam.class_name(auto),
+            stock=stock,
+            base=base,
+            backbone=fam.backbone,
+            args=fam.head_base_args.format(backbone=fam.backbone),
+        )
+        for auto, stock in fam.heads.items()
+    ]
     names = ",\n".join(f"    {n}" for n in sorted({"GradientCheckpointingLayer", fam.base_class, *fam.heads.values()}))
     own_imports, layers = _split_imports(_template(fam.layers_template))
-    return (_header("Model code", fam)
-            + "import torch\nimport torch.nn.functional as F\nfrom torch import nn\n"
-            + f"from transformers import (\n{names},\n)\n"
-            + "from transformers.activations import ACT2FN\n" + own_imports + "\n"
-            + "from .configuration_tickettune import TickettuneConfig\n\n\n"
-            + layers + "".join(classes))
+    return (
+        _header("Model code", fam)
+        + "import torch\nimport torch.nn.functional as F\nfrom torch import nn\n"
+        + f"from transformers import (\n{names},\n)\n"
+        + "from transformers.activations import ACT2FN\n"
+        + own_imports
+        + "\n"
+        + "from .configuration_tickettune import TickettuneConfig\n\n\n"
+        + layers
+        + "".join(classes)
+    )
 
 
 def write_code(folder: str | Path, model_type: str) -> None:
@@ -214,6 +248,7 @@ def write_code(folder: str | Path, model_type: str) -> None:
 # --------------------------------------------------------------------------------------------------
 # config.json
 
+
 def ticket_config(stock_config: dict[str, Any], layout: dict, head: str) -> dict[str, Any]:
     """config.json of a ticket: the stock config (its to_dict()) with the layout, model_type, auto_map
     and architectures of the generated code."""
@@ -221,12 +256,18 @@ def ticket_config(stock_config: dict[str, Any], layout: dict, head: str) -> dict
     if head not in AUTO_CLASSES:
         raise ValueError(f"no Hugging Face Auto class for head {head!r}; known: {sorted(AUTO_CLASSES)}")
     out = {k: v for k, v in stock_config.items() if k not in ("tickettune", "auto_map", "architectures")}
-    out.update(model_type=fam.ticket_model_type, ticket_format=CODE_VERSION,
-               heads_per_layer=[int(h) for h in layout["heads_per_layer"]],
-               ffn_per_layer=[int(f) for f in layout["ffn_per_layer"]], pre_ln=bool(layout["pre_ln"]),
-               architectures=[fam.class_name(AUTO_CLASSES[head])],
-               auto_map={"AutoConfig": f"{CONFIG_FILE[:-3]}.TickettuneConfig",
-                         **{a: f"{MODELING_FILE[:-3]}.{fam.class_name(a)}" for a in fam.auto_classes}})
+    out.update(
+        model_type=fam.ticket_model_type,
+        ticket_format=CODE_VERSION,
+        heads_per_layer=[int(h) for h in layout["heads_per_layer"]],
+        ffn_per_layer=[int(f) for f in layout["ffn_per_layer"]],
+        pre_ln=bool(layout["pre_ln"]),
+        architectures=[fam.class_name(AUTO_CLASSES[head])],
+        auto_map={
+            "AutoConfig": f"{CONFIG_FILE[:-3]}.TickettuneConfig",
+            **{a: f"{MODELING_FILE[:-3]}.{fam.class_name(a)}" for a in fam.auto_classes},
+        },
+    )
     return out
 
 

@@ -12,6 +12,7 @@ export is checked before it is put in place: ONNX Runtime's outputs on a padded 
 did not see must equal PyTorch's within `ATOL` (fp32). The file is written to a temporary name in the same
 folder and renamed, so a reader never sees half a model.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -70,13 +71,17 @@ def sample_batch(tokenizer: PreTrainedTokenizerBase, texts: list[str]) -> dict[s
 
 
 TRACE_TEXTS = ["a short one", "a longer sentence, padded less, to trace the export with"]
-CHECK_TEXTS = ["checked at another length", "and at another batch size than the trace",
-               "with padding in one row, to check that the attention mask is a real input of the graph"]
+CHECK_TEXTS = [
+    "checked at another length",
+    "and at another batch size than the trace",
+    "with padding in one row, to check that the attention mask is a real input of the graph",
+]
 
 
 def run_onnx(path: str | os.PathLike, batch: dict[str, torch.Tensor], threads: int | None = None) -> list[np.ndarray]:
     """ONNX Runtime's outputs (CPU) on `batch`."""
     import onnxruntime as ort
+
     opts = ort.SessionOptions()
     if threads:
         opts.intra_op_num_threads = threads
@@ -84,8 +89,9 @@ def run_onnx(path: str | os.PathLike, batch: dict[str, torch.Tensor], threads: i
     return sess.run(None, {k: v.numpy() for k, v in batch.items()})
 
 
-def export_onnx(model: nn.Module, tokenizer: PreTrainedTokenizerBase, head: str, out: str | os.PathLike,
-                atol: float = ATOL) -> dict:
+def export_onnx(
+    model: nn.Module, tokenizer: PreTrainedTokenizerBase, head: str, out: str | os.PathLike, atol: float = ATOL
+) -> dict:
     """Write `model` (fp32, eval) to `out` as ONNX with dynamic batch and sequence axes; check ONNX Runtime
     against PyTorch on a batch of another shape first (ValueError past `atol`). Returns the check's figures."""
     require_onnx()
@@ -103,31 +109,59 @@ def export_onnx(model: nn.Module, tokenizer: PreTrainedTokenizerBase, head: str,
     try:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # TracerWarnings on shape-dependent Python branches, checked below
-            torch.onnx.export(wrapped, tuple(trace[n] for n in names), str(tmp), input_names=list(names),
-                              output_names=list(outputs), dynamic_axes=axes, opset_version=OPSET, dynamo=False)
+            torch.onnx.export(
+                wrapped,
+                tuple(trace[n] for n in names),
+                str(tmp),
+                input_names=list(names),
+                output_names=list(outputs),
+                dynamic_axes=axes,
+                opset_version=OPSET,
+                dynamo=False,
+            )
         check = sample_batch(tokenizer, CHECK_TEXTS)
         with torch.no_grad():
             expected = [t.float().numpy() for t in wrapped(*(check[n] for n in names))]
         got = run_onnx(tmp, check)
         diff = max(float(np.abs(g - e).max()) for g, e in zip(got, expected))
         if not diff <= atol:
-            raise ValueError(f"{out}: ONNX Runtime's outputs differ from PyTorch's by {diff:.3g} (> {atol}); "
-                             "the export was not written")
+            raise ValueError(
+                f"{out}: ONNX Runtime's outputs differ from PyTorch's by {diff:.3g} (> {atol}); "
+                "the export was not written"
+            )
         os.replace(tmp, out)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return {"path": str(out), "inputs": list(names), "outputs": list(outputs), "max_abs_diff": diff,
-            "check_shape": list(check["input_ids"].shape), "opset": OPSET}
+    return {
+        "path": str(out),
+        "inputs": list(names),
+        "outputs": list(outputs),
+        "max_abs_diff": diff,
+        "check_shape": list(check["input_ids"].shape),
+        "opset": OPSET,
+    }
 
 
 def export_ticket_onnx(ticket_dir: str | os.PathLike) -> dict:
     """`ticket_dir`/model.onnx from the ticket in it (tickettune's loader: every format and family)."""
     require_onnx()
     from .format import load_ticket
+
     model, tokenizer, info = load_ticket(ticket_dir)
     return export_onnx(model, tokenizer, info["head"], Path(ticket_dir) / ONNX_FILE)
 
 
-__all__ = ["ATOL", "EXTRA_HINT", "MissingExtra", "ONNX_FILE", "export_onnx", "export_ticket_onnx", "input_names",
-           "output_names", "require_onnx", "run_onnx", "sample_batch"]
+__all__ = [
+    "ATOL",
+    "EXTRA_HINT",
+    "MissingExtra",
+    "ONNX_FILE",
+    "export_onnx",
+    "export_ticket_onnx",
+    "input_names",
+    "output_names",
+    "require_onnx",
+    "run_onnx",
+    "sample_batch",
+]

@@ -10,6 +10,7 @@ before start, or jemalloc / tcmalloc preloaded. bench_ticket_speed always did th
 on CPU (TrainConfig.tune_malloc). Measured (bench_fast_path --gap, MiniLM, real SST-2 batches, fp32, one
 thread, process CPU time; noisy, shared machine): dense 819 -> 607 ms/step, ticket 533 -> 409.
 """
+
 from __future__ import annotations
 
 import ctypes

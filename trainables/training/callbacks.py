@@ -1,6 +1,7 @@
 """The training loop's hooks (train.py): what EarlyBERT's L1 penalty, PLD's schedule, the early-bird
 detector and the flow's reports plug in through (and `Every`, the periodic report). Its own module, so
 that they need not import the loop."""
+
 from __future__ import annotations
 
 import torch

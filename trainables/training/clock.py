@@ -4,6 +4,7 @@ A dev evaluation in the middle of training is not training. The flow, the baseli
 all time training the same way: one clock, started at the first step, with each scoring run timed and
 subtracted.
 """
+
 from __future__ import annotations
 
 import time
@@ -14,9 +15,9 @@ T = TypeVar("T")
 
 class TrainingClock:
     def __init__(self, offset: float = 0.0):
-        self.offset = offset          # training seconds already spent before this clock started
+        self.offset = offset  # training seconds already spent before this clock started
         self.started: float | None = None
-        self.paused = 0.0             # seconds spent scoring since the start
+        self.paused = 0.0  # seconds spent scoring since the start
         self.frozen: float | None = None
 
     def start(self) -> "TrainingClock":

@@ -12,6 +12,7 @@ Inductor's on-disk cache (`cache_dir`: TORCHINDUCTOR_CACHE_DIR) is process-wide 
 compile; trials of one search share it (searcher puts it under the experiment), so only the first trial
 that meets a shape pays the C++ compile; the rest load it.
 """
+
 from __future__ import annotations
 
 import os
@@ -29,10 +30,10 @@ CACHE_SIZE_LIMIT = 256
 
 @dataclass
 class CompileStats:
-    graphs: int = 0               # graphs dynamo handed to inductor (per shape: one, more at graph breaks)
-    graphs_first_shape: int = 0   # the graphs of the first shape: what one shape costs
-    recompiles: int = 0           # graphs compiled after the first shape's (each a failed shape guard)
-    shapes: int = 0               # distinct input shapes the compiled forward saw
+    graphs: int = 0  # graphs dynamo handed to inductor (per shape: one, more at graph breaks)
+    graphs_first_shape: int = 0  # the graphs of the first shape: what one shape costs
+    recompiles: int = 0  # graphs compiled after the first shape's (each a failed shape guard)
+    shapes: int = 0  # distinct input shapes the compiled forward saw
     compile_seconds: float = 0.0  # inside dynamo + inductor (the C++/Triton build included)
 
     def to_dict(self) -> dict[str, Any]:
@@ -41,6 +42,7 @@ class CompileStats:
 
 def _counters() -> tuple[int, float]:
     from torch._dynamo import utils
+
     graphs = int(utils.counters["stats"]["unique_graphs"])
     seconds = float(sum(utils.compilation_time_metrics.get("_compile.compile_inner", [])))
     return graphs, seconds
@@ -63,9 +65,11 @@ class CompiledForward:
     `mode` is torch.compile's (None, "reduce-overhead" for CUDA graphs, "max-autotune").
     """
 
-    def __init__(self, model: nn.Module, static: bool = True, mode: str | None = None,
-                 cache_dir: str | os.PathLike | None = None):
+    def __init__(
+        self, model: nn.Module, static: bool = True, mode: str | None = None, cache_dir: str | os.PathLike | None = None
+    ):
         import torch._dynamo
+
         use_cache_dir(cache_dir)
         cfg = torch._dynamo.config
         cfg.cache_size_limit = max(cfg.cache_size_limit, CACHE_SIZE_LIMIT)
@@ -90,5 +94,10 @@ class CompiledForward:
         graphs, seconds = _counters()
         graphs -= self._graphs0
         first = self._first or 0
-        return CompileStats(graphs=graphs, graphs_first_shape=first, recompiles=max(0, graphs - first),
-                            shapes=len(self.shapes), compile_seconds=seconds - self._seconds0)
+        return CompileStats(
+            graphs=graphs,
+            graphs_first_shape=first,
+            recompiles=max(0, graphs - first),
+            shapes=len(self.shapes),
+            compile_seconds=seconds - self._seconds0,
+        )

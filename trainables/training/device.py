@@ -11,6 +11,7 @@ Batches go to the device from pinned memory (the loaders pin when CUDA is there,
 ``non_blocking=True``, so the copy overlaps the previous step's kernels. TF32 matmuls are switched on for
 fp32 when a worker starts on CUDA (precision.enable_tf32), as ``Trainer(tf32=True)`` does.
 """
+
 from __future__ import annotations
 
 import logging
@@ -41,8 +42,12 @@ class Placement:
         return self.gpu_requested and self.device.type == "cpu"
 
     def describe(self) -> dict:
-        return {"device": str(self.device), "gpu_requested": self.gpu_requested, "cpu_fallback": self.fallback,
-                "device_reason": self.reason}
+        return {
+            "device": str(self.device),
+            "gpu_requested": self.gpu_requested,
+            "cpu_fallback": self.fallback,
+            "device_reason": self.reason,
+        }
 
 
 def cuda_index(gpu_ids: Sequence[Any] | None, visible: str | None) -> int:
@@ -68,19 +73,26 @@ def place(use_gpu: bool | str, gpu_ids: Sequence[Any] | None = None) -> Placemen
     elif not use_gpu:
         return Placement(torch.device("cpu"), False, "no GPU asked for: CPU")
     elif not torch.cuda.is_available():
-        reason = (f"given GPU(s) {list(gpu_ids or [])} (CUDA_VISIBLE_DEVICES={visible!r}) but torch "
-                  f"{torch.__version__} sees no CUDA device (built with CUDA {torch.version.cuda}): running on the CPU")
+        reason = (
+            f"given GPU(s) {list(gpu_ids or [])} (CUDA_VISIBLE_DEVICES={visible!r}) but torch "
+            f"{torch.__version__} sees no CUDA device (built with CUDA {torch.version.cuda}): running on the CPU"
+        )
         log.warning("tickettune: %s", reason)
         return Placement(torch.device("cpu"), True, reason)
     index = cuda_index(gpu_ids, visible)
     if index >= torch.cuda.device_count():
-        raise RuntimeError(f"GPU index {index} (ids {list(gpu_ids or [])}, CUDA_VISIBLE_DEVICES={visible!r}) but "
-                           f"torch sees {torch.cuda.device_count()} device(s)")
+        raise RuntimeError(
+            f"GPU index {index} (ids {list(gpu_ids or [])}, CUDA_VISIBLE_DEVICES={visible!r}) but "
+            f"torch sees {torch.cuda.device_count()} device(s)"
+        )
     device = torch.device("cuda", index)
     torch.cuda.set_device(device)
     enable_tf32()
-    return Placement(device, use_gpu is True, f"{torch.cuda.get_device_name(device)} (cuda:{index}, "
-                                              f"CUDA_VISIBLE_DEVICES={visible!r})")
+    return Placement(
+        device,
+        use_gpu is True,
+        f"{torch.cuda.get_device_name(device)} (cuda:{index}, CUDA_VISIBLE_DEVICES={visible!r})",
+    )
 
 
 def to_device(batch: Any, device: torch.device) -> Any:

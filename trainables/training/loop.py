@@ -4,6 +4,7 @@ One loop serves plain fine-tuning, EarlyBERT's search phase, ticket training and
 what differs comes in through callbacks (L1 penalty, PLD step, mask checks, reporting). It runs the
 same inside a Ray Train worker, where the model arrives wrapped in DDP.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -20,10 +21,10 @@ from tqdm.auto import tqdm
 from ..model.dropout import problems as dropout_problems
 from ..model.dropout import set_dropout
 from . import word_embeddings
+from .allocator import tune_malloc
 from .callbacks import Callback  # noqa: F401 (the loop's hook type; imported from here too)
 from .device import to_device
 from .optimizer import TrainOptimizer
-from .allocator import tune_malloc
 from .precision import PRECISIONS, Precision
 from .step_losses import LossLog, StepLogs
 
@@ -54,8 +55,9 @@ class TrainConfig:
     tune_malloc: bool = True  # CPU: glibc keeps freed memory, no page faults per step (allocator.py; process-wide)
 
     def __post_init__(self) -> None:
-        problems = [f"{k}={getattr(self, k)!r} must be > 0" for k in ("lr", "epochs", "grad_accum")
-                    if not getattr(self, k) > 0]
+        problems = [
+            f"{k}={getattr(self, k)!r} must be > 0" for k in ("lr", "epochs", "grad_accum") if not getattr(self, k) > 0
+        ]
         if self.coef_lr is not None and not self.coef_lr > 0:
             problems.append(f"coef_lr={self.coef_lr!r} must be > 0")
         if self.start_step < 0:
@@ -65,8 +67,9 @@ class TrainConfig:
         if not 0 <= self.warmup_ratio < 1:
             problems.append(f"warmup_ratio={self.warmup_ratio!r} must be in [0, 1)")
         if self.weight_decay < 0 or self.max_grad_norm <= 0:
-            problems.append(f"weight_decay={self.weight_decay!r} must be >= 0, "
-                            f"max_grad_norm={self.max_grad_norm!r} > 0")
+            problems.append(
+                f"weight_decay={self.weight_decay!r} must be >= 0, max_grad_norm={self.max_grad_norm!r} > 0"
+            )
         if self.sync_every is not None and self.sync_every < 1:
             problems.append(f"sync_every={self.sync_every!r} must be >= 1 (or None)")
         if self.precision not in PRECISIONS:
@@ -127,19 +130,28 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     master = Precision.of(cfg.precision, _device_of(model)).master
     if not sparse and not master:
         return torch.optim.AdamW(groups, lr=cfg.lr, **kind)
-    return TrainOptimizer(model, groups, cfg.lr, kind, sparse_groups=[{"params": sparse,
-                          "weight_decay": cfg.weight_decay}], working_dtype=torch.bfloat16 if master else None)
+    return TrainOptimizer(
+        model,
+        groups,
+        cfg.lr,
+        kind,
+        sparse_groups=[{"params": sparse, "weight_decay": cfg.weight_decay}],
+        working_dtype=torch.bfloat16 if master else None,
+    )
 
 
-def linear_schedule(optimizer: torch.optim.Optimizer, warmup: int, horizon: int,
-                    start: int = 0) -> torch.optim.lr_scheduler.LambdaLR:
+def linear_schedule(
+    optimizer: torch.optim.Optimizer, warmup: int, horizon: int, start: int = 0
+) -> torch.optim.lr_scheduler.LambdaLR:
     """Linear warm-up to the peak lr over `warmup` steps, then linear decay to 0 at `horizon` (BERT's, HF's
     default); `start` > 0 picks the schedule up at that step, for a run that continues another."""
+
     def factor(step: int) -> float:
         s = step + start
         if s < warmup:
             return s / max(1, warmup)
         return max(0.0, (horizon - s) / max(1, horizon - warmup))
+
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
@@ -166,8 +178,13 @@ def _forever(loader: Iterable) -> Iterator:
         epoch += 1
 
 
-def train(model: nn.Module, loader: Iterable, cfg: TrainConfig,
-          callbacks: list[Callback] = (), optimizer: torch.optim.Optimizer | None = None) -> TrainResult:
+def train(
+    model: nn.Module,
+    loader: Iterable,
+    cfg: TrainConfig,
+    callbacks: list[Callback] = (),
+    optimizer: torch.optim.Optimizer | None = None,
+) -> TrainResult:
     """Train until `max_steps`/`epochs` or until a callback asks to stop.
 
     `cfg.dropout` is set on the model first; `cfg.embeddings` and bf16-master act through the optimizer
@@ -213,8 +230,10 @@ def train(model: nn.Module, loader: Iterable, cfg: TrainConfig,
                 step_loss += loss.detach()
                 extra = None
                 if last:  # the L1 penalty in fp32, outside autocast: coefficients are fp32 parameters
-                    extra = sum((t for cb in callbacks
-                                 if (t := cb.extra_loss(unwrap(model))) is not None), torch.zeros((), device=device))
+                    extra = sum(
+                        (t for cb in callbacks if (t := cb.extra_loss(unwrap(model))) is not None),
+                        torch.zeros((), device=device),
+                    )
                     if not hasattr(model, "no_sync"):  # DDP: added after its all-reduce (_add_penalty_grads)
                         loss, extra = loss + extra, None
                 (scaler.scale(loss) if scaler else loss).backward()
@@ -239,7 +258,7 @@ def train(model: nn.Module, loader: Iterable, cfg: TrainConfig,
         bar.update(1)
         if cfg.progress and cfg.log_every and result.steps % cfg.log_every == 0:
             losses.flush()
-            bar.set_postfix(loss=f"{np.mean(result.losses[-cfg.log_every:]):.4f}")
+            bar.set_postfix(loss=f"{np.mean(result.losses[-cfg.log_every :]):.4f}")
         logs = StepLogs(losses, lr=schedule.get_last_lr()[0])
         if any([cb.after_step(result.steps, logs) for cb in callbacks]):  # every callback sees the step
             result.stopped_early = result.steps < steps
@@ -257,13 +276,16 @@ def train(model: nn.Module, loader: Iterable, cfg: TrainConfig,
 
 def _own_optimizer(model: nn.Module, cfg: TrainConfig, precision: Precision) -> torch.optim.Optimizer:
     if hasattr(model, "module") and (precision.master or cfg.embeddings != "train"):
-        raise ValueError(f"precision={cfg.precision!r} / embeddings={cfg.embeddings!r} change the model's parameters: "
-                         "build the optimizer with make_optimizer before wrapping the model in DDP, and pass it")
+        raise ValueError(
+            f"precision={cfg.precision!r} / embeddings={cfg.embeddings!r} change the model's parameters: "
+            "build the optimizer with make_optimizer before wrapping the model in DDP, and pass it"
+        )
     return make_optimizer(unwrap(model), cfg)
 
 
-def _check_optimizer(model: nn.Module, optimizer: torch.optim.Optimizer, cfg: TrainConfig,
-                     precision: Precision) -> None:
+def _check_optimizer(
+    model: nn.Module, optimizer: torch.optim.Optimizer, cfg: TrainConfig, precision: Precision
+) -> None:
     """The levers that act through the optimizer need the one make_optimizer builds for them."""
     ours = isinstance(optimizer, TrainOptimizer)
     if precision.master and not (ours and optimizer.working_dtype is not None):
@@ -271,12 +293,16 @@ def _check_optimizer(model: nn.Module, optimizer: torch.optim.Optimizer, cfg: Tr
     if cfg.embeddings == "sparse" and not (ours and optimizer.sparse is not None):
         raise ValueError("embeddings='sparse' needs the optimizer make_optimizer builds for it (sparse rows)")
     if cfg.embeddings == "sparse" and hasattr(model, "no_sync"):
-        raise ValueError("embeddings='sparse' is not supported with data parallelism (DDP's gradient buckets are "
-                         "dense); use 'train' or 'freeze'")
+        raise ValueError(
+            "embeddings='sparse' is not supported with data parallelism (DDP's gradient buckets are "
+            "dense); use 'train' or 'freeze'"
+        )
     if ours and not optimizer.engaged:
         if hasattr(model, "module"):
-            raise ValueError("this optimizer's model was released to fp32 and is now wrapped in DDP: build a new "
-                             "optimizer (make_optimizer) before wrapping")
+            raise ValueError(
+                "this optimizer's model was released to fp32 and is now wrapped in DDP: build a new "
+                "optimizer (make_optimizer) before wrapping"
+            )
         optimizer.engage()
     if ours:
         optimizer.follow_device()
@@ -287,6 +313,7 @@ def _forward(model: nn.Module, cfg: TrainConfig):
     if not cfg.compile:
         return model
     from .compile_step import CompiledForward
+
     return CompiledForward(model, mode=cfg.compile_mode, cache_dir=cfg.compile_cache_dir)
 
 
@@ -328,8 +355,9 @@ def predict(model: nn.Module, loader: Iterable, precision: str = "auto") -> tupl
     return np.concatenate(logits), np.concatenate(labels)
 
 
-def evaluate(model: nn.Module, loader: Iterable, metrics: Callable[[np.ndarray, np.ndarray], dict],
-             precision: str = "auto") -> dict:
+def evaluate(
+    model: nn.Module, loader: Iterable, metrics: Callable[[np.ndarray, np.ndarray], dict], precision: str = "auto"
+) -> dict:
     """`metrics(logits, labels)` over the whole loader: the task supplies the metrics, the loop knows none."""
     logits, labels = predict(unwrap(model), loader, precision)
     return metrics(logits, labels)

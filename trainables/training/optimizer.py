@@ -20,6 +20,7 @@ prunes the moments of a `continue` ticket by parameter name, as for plain AdamW.
 the masters' storage), which is what pruning, folding the coefficients and saving a ticket work on; the
 next `engage()` casts the working copies again.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator, MutableMapping
@@ -48,12 +49,19 @@ class TrainOptimizer(torch.optim.Optimizer):
     build it before wrapping the model in DDP (DDP's buckets take the dtype the parameters have then).
     """
 
-    def __init__(self, model: nn.Module, groups: list[dict], lr: float, kind: dict,
-                 sparse_groups: list[dict] = (), working_dtype: torch.dtype | None = None):
+    def __init__(
+        self,
+        model: nn.Module,
+        groups: list[dict],
+        lr: float,
+        kind: dict,
+        sparse_groups: list[dict] = (),
+        working_dtype: torch.dtype | None = None,
+    ):
         self.working_dtype = working_dtype
         self._encoder = encoder_of(model) if working_dtype is not None else None
         working = {id(p) for p in working_params(model)} if working_dtype is not None else set()
-        self.pairs: list[tuple[nn.Parameter, torch.Tensor]] = []   # (model's working param, fp32 master)
+        self.pairs: list[tuple[nn.Parameter, torch.Tensor]] = []  # (model's working param, fp32 master)
         dense_groups = []
         for g in groups:
             params = []
@@ -65,8 +73,11 @@ class TrainOptimizer(torch.optim.Optimizer):
                 params.append(p)
             dense_groups.append({**g, "params": params})
         self.dense = torch.optim.AdamW(dense_groups, lr=lr, **kind)
-        self.sparse = LazyAdamW([g for g in sparse_groups if g["params"]], lr=lr) \
-            if any(g["params"] for g in sparse_groups) else None
+        self.sparse = (
+            LazyAdamW([g for g in sparse_groups if g["params"]], lr=lr)
+            if any(g["params"] for g in sparse_groups)
+            else None
+        )
         self.optimizers = [o for o in (self.dense, self.sparse) if o is not None]
         self.param_groups = [g for o in self.optimizers for g in o.param_groups]
         self.defaults = self.dense.defaults
@@ -178,8 +189,10 @@ class TrainOptimizer(torch.optim.Optimizer):
         return (self.sparse if id(p) in self._sparse_ids else self.dense), master
 
     def state_dict(self) -> dict:
-        return {"optimizers": [o.state_dict() for o in self.optimizers],
-                "masters": [m.detach().clone() for _, m in self.pairs]}
+        return {
+            "optimizers": [o.state_dict() for o in self.optimizers],
+            "masters": [m.detach().clone() for _, m in self.pairs],
+        }
 
     @torch.no_grad()
     def load_state_dict(self, state_dict: dict) -> None:

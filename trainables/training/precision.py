@@ -10,6 +10,7 @@ offered on CUDA only, as HF ``Trainer`` does.
 during training and the optimizer keeps fp32 master weights and moments (optimizer.py), so the training
 forward runs without autocast and its per-op casts; evaluation runs under bf16 autocast as ``bf16`` does.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -57,8 +58,10 @@ def resolve_precision(name: str, device: torch.device | str = "cpu") -> str:
         fast = (torch.cuda.is_available() and torch.cuda.is_bf16_supported()) if cuda else cpu_has_fast_bf16()
         return "bf16" if fast else "fp32"
     if name == "fp16" and not cuda:
-        raise ValueError("precision='fp16' needs a CUDA device (fp16 on CPU has no fast kernels and needs loss "
-                         "scaling); use 'bf16' or 'auto' on CPU")
+        raise ValueError(
+            "precision='fp16' needs a CUDA device (fp16 on CPU has no fast kernels and needs loss "
+            "scaling); use 'bf16' or 'auto' on CPU"
+        )
     if name in ("bf16", "bf16-master") and cuda and not torch.cuda.is_bf16_supported():
         raise ValueError(f"precision={name!r}: this GPU does not support bf16; use 'fp16' or 'auto'")
     return name
@@ -68,8 +71,8 @@ def resolve_precision(name: str, device: torch.device | str = "cpu") -> str:
 class Precision:
     """A resolved precision on one device type: the autocast context and, for fp16, a grad scaler."""
 
-    name: str          # "fp32" | "bf16" | "fp16" | "bf16-master" (resolved, never "auto")
-    device_type: str   # "cpu" | "cuda"
+    name: str  # "fp32" | "bf16" | "fp16" | "bf16-master" (resolved, never "auto")
+    device_type: str  # "cpu" | "cuda"
 
     @classmethod
     def of(cls, name: str, device: torch.device | str = "cpu") -> "Precision":

@@ -7,6 +7,7 @@ reports, a callback). Divergence is still an error naming the first non-finite s
 with `every` > 1 the weights may have taken the steps in between. On CPU the loop keeps every = 1 (an
 `.item()` there waits for nothing).
 """
+
 from __future__ import annotations
 
 import math

@@ -15,6 +15,7 @@ step still builds a dense 30k-row gradient, clips it and runs AdamW over all of 
   AdamW would decay them and keep moving them on their old momentum. A tied MLM decoder makes the
   gradient dense (the decoder's matmul touches every row), so `sparse` is refused there, before compute.
 """
+
 from __future__ import annotations
 
 import math
@@ -50,8 +51,10 @@ def apply(model: nn.Module, mode: str) -> nn.Module:
     check(mode)
     emb = word_embedding(model)
     if mode == "sparse" and is_tied(model):
-        raise ValueError("embeddings='sparse' cannot be used with a tied MLM decoder (it shares the word-embedding "
-                         "matrix, whose gradient is then dense); use 'train' or 'freeze'")
+        raise ValueError(
+            "embeddings='sparse' cannot be used with a tied MLM decoder (it shares the word-embedding "
+            "matrix, whose gradient is then dense); use 'train' or 'freeze'"
+        )
     emb.sparse = mode == "sparse"
     emb.weight.requires_grad_(mode != "freeze")
     return model
@@ -88,8 +91,14 @@ class LazyAdamW(torch.optim.Optimizer):
     weight's shape, ``step`` a float32 scalar tensor) so that `carry` prunes and moves it as AdamW's.
     """
 
-    def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0):
+    def __init__(
+        self,
+        params,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+    ):
         super().__init__(params, {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay})
 
     @torch.no_grad()
@@ -114,7 +123,7 @@ class LazyAdamW(torch.optim.Optimizer):
                 st["exp_avg"].index_copy_(0, rows, m)
                 st["exp_avg_sq"].index_copy_(0, rows, v)
                 w = p.index_select(0, rows).mul_(1 - lr * wd)  # AdamW's decoupled decay, on these rows
-                denom = (v.sqrt() / math.sqrt(1 - b2 ** t)).add_(eps)
-                w.addcdiv_(m, denom, value=-lr / (1 - b1 ** t))
+                denom = (v.sqrt() / math.sqrt(1 - b2**t)).add_(eps)
+                w.addcdiv_(m, denom, value=-lr / (1 - b1**t))
                 p.index_copy_(0, rows, w)
         return loss

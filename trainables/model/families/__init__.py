@@ -6,6 +6,7 @@ slimming.py, pld.py and flops.py (through the TicketLayer's spec or `family_of`)
 classes (`head_class`, the sparse MLM ones), ticket/hf_code.py for the generated ticket code (its
 `FAMILIES` is derived from this one) and testing/random_models.py for a tiny config (`random_config`).
 """
+
 from __future__ import annotations
 
 from torch import nn
@@ -43,8 +44,7 @@ def family_of(model_or_config, where: str = "") -> Family:
     family = FAMILIES.get(model_type)
     if family is None:
         prefix = f"{where}: " if where else ""
-        raise UnsupportedModel(f"{prefix}model_type {model_type!r} is not supported; supported families: "
-                               f"{supported()}")
+        raise UnsupportedModel(f"{prefix}model_type {model_type!r} is not supported; supported families: {supported()}")
     return family
 
 

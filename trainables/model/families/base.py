@@ -2,6 +2,7 @@
 like (a `BlockSpec`), which head classes it has, how a TicketEncoder is put in place, what the
 generated ticket code needs to know of it (ticket/hf_code.py reads these plain names: model/ never
 imports ticket/), and how a tiny random model of it is configured (testing/random_models.py)."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -38,8 +39,14 @@ class Size(Protocol):
 
 def bert_like(size: Size, vocab_size: int, pad_id: int) -> dict:
     """Config entries under BERT's names (most families' configs take them)."""
-    return dict(hidden_size=size.hidden, num_hidden_layers=size.layers, num_attention_heads=size.heads,
-                intermediate_size=size.ffn, vocab_size=vocab_size, pad_token_id=pad_id)
+    return dict(
+        hidden_size=size.hidden,
+        num_hidden_layers=size.layers,
+        num_attention_heads=size.heads,
+        intermediate_size=size.ffn,
+        vocab_size=vocab_size,
+        pad_token_id=pad_id,
+    )
 
 
 class Family:
@@ -95,19 +102,23 @@ class Family:
         """Extra config entries a head needs in this family."""
         return {}
 
-    def random_config(self, model_type: str, size: Size, vocab_size: int, pad_id: int, cls_id: int,
-                      sep_id: int) -> PreTrainedConfig:
+    def random_config(
+        self, model_type: str, size: Size, vocab_size: int, pad_id: int, cls_id: int, sep_id: int
+    ) -> PreTrainedConfig:
         """A config of `model_type` at `size` for a random model; special-token ids are the tokenizer's."""
-        return transformers.AutoConfig.for_model(model_type, **bert_like(size, vocab_size, pad_id),
-                                                 max_position_embeddings=size.max_positions)
+        return transformers.AutoConfig.for_model(
+            model_type, **bert_like(size, vocab_size, pad_id), max_position_embeddings=size.max_positions
+        )
 
     # ---------------------------------------------------------------- classes
     def stock_name(self, what: str, model_type: str) -> str:
         """transformers' class name of `model_type` for `what`: "config", "base" (AutoModel) or a head."""
         name = _AUTO_NAMES[what].get(model_type)
         if name is None:
-            raise ValueError(f"model_type {model_type!r} has no {what} "
-                             f"{'class' if what in ('config', 'base') else 'head'} in transformers")
+            raise ValueError(
+                f"model_type {model_type!r} has no {what} "
+                f"{'class' if what in ('config', 'base') else 'head'} in transformers"
+            )
         return name
 
     def head_class(self, head: str, model_type: str) -> type[nn.Module]:
@@ -122,8 +133,9 @@ class Family:
     def backbone(self, model: nn.Module) -> nn.Module:
         return getattr(model, self.backbone_attr) if hasattr(model, self.backbone_attr) else model
 
-    def install(self, model: nn.Module, pre_ln: bool | None = None,
-                heads_per_layer: list[int] | None = None) -> nn.Module:
+    def install(
+        self, model: nn.Module, pre_ln: bool | None = None, heads_per_layer: list[int] | None = None
+    ) -> nn.Module:
         """Replace the model's encoder (in place) by a TicketEncoder over the same weights.
 
         `heads_per_layer` describes layers whose projections were already sliced; by default every
@@ -140,8 +152,9 @@ class Family:
         setattr(backbone, self.encoder_attr, self.make_encoder(backbone, old, layers, pre_ln))
         return model
 
-    def layers(self, config, hf_layers: nn.ModuleList, pre_ln: bool,
-               heads_per_layer: list[int] | None) -> list[TicketLayer]:
+    def layers(
+        self, config, hf_layers: nn.ModuleList, pre_ln: bool, heads_per_layer: list[int] | None
+    ) -> list[TicketLayer]:
         n = config.num_hidden_layers
         head_dim = config.hidden_size // config.num_attention_heads
         heads = heads_per_layer or [config.num_attention_heads] * n
@@ -149,8 +162,15 @@ class Family:
             raise ValueError(f"heads_per_layer has {len(heads)} entries for {n} layers: {heads}")
         return [TicketLayer(hf, self.block, h, head_dim, pre_ln) for hf, h in zip(hf_layers, heads)]
 
-    def make_encoder(self, backbone: nn.Module, old: nn.Module, layers: list[TicketLayer],
-                     pre_ln: bool) -> TicketEncoder:
+    def make_encoder(
+        self, backbone: nn.Module, old: nn.Module, layers: list[TicketLayer], pre_ln: bool
+    ) -> TicketEncoder:
         # a post-LN family run pre-LN leaves the residual stream unnormalised: one LayerNorm after the stack
-        return TicketEncoder(layers, backbone.config.hidden_size, pre_ln, self.eps(backbone.config),
-                             list_name=self.layer_list, final_norm=pre_ln and not self.native_pre_ln)
+        return TicketEncoder(
+            layers,
+            backbone.config.hidden_size,
+            pre_ln,
+            self.eps(backbone.config),
+            list_name=self.layer_list,
+            final_norm=pre_ln and not self.native_pre_ln,
+        )

@@ -1,13 +1,19 @@
 """The BERT block (BERT, RoBERTa, XLM-RoBERTa, CamemBERT, ELECTRA): post-LN, separate Q/K/V, a plain
 FFN; the families differ only in the backbone attribute, embeddings and heads."""
+
 from __future__ import annotations
 
 import transformers
 from transformers import PreTrainedConfig
 
 from ..encoder import BlockSpec
-from ..mlm_head import (SparseBertForMaskedLM, SparseCamembertForMaskedLM, SparseElectraForMaskedLM,
-                        SparseRobertaForMaskedLM, SparseXLMRobertaForMaskedLM)
+from ..mlm_head import (
+    SparseBertForMaskedLM,
+    SparseCamembertForMaskedLM,
+    SparseElectraForMaskedLM,
+    SparseRobertaForMaskedLM,
+    SparseXLMRobertaForMaskedLM,
+)
 from .base import Family, Size, bert_like
 
 
@@ -40,14 +46,22 @@ class Roberta(BertBlockFamily):
     name = "RoBERTa"
     model_types = ("roberta", "xlm-roberta", "camembert")
     backbone_attr = "roberta"
-    sparse_mlm = {"roberta": SparseRobertaForMaskedLM, "xlm-roberta": SparseXLMRobertaForMaskedLM,
-                  "camembert": SparseCamembertForMaskedLM}
+    sparse_mlm = {
+        "roberta": SparseRobertaForMaskedLM,
+        "xlm-roberta": SparseXLMRobertaForMaskedLM,
+        "camembert": SparseCamembertForMaskedLM,
+    }
 
-    def random_config(self, model_type: str, size: Size, vocab_size: int, pad_id: int, cls_id: int,
-                      sep_id: int) -> PreTrainedConfig:
+    def random_config(
+        self, model_type: str, size: Size, vocab_size: int, pad_id: int, cls_id: int, sep_id: int
+    ) -> PreTrainedConfig:
         # positions start after the padding index
-        return transformers.AutoConfig.for_model(model_type, **bert_like(size, vocab_size, pad_id), type_vocab_size=1,
-                                                 max_position_embeddings=size.max_positions + pad_id + 1)
+        return transformers.AutoConfig.for_model(
+            model_type,
+            **bert_like(size, vocab_size, pad_id),
+            type_vocab_size=1,
+            max_position_embeddings=size.max_positions + pad_id + 1,
+        )
 
 
 class Electra(BertBlockFamily):
@@ -59,8 +73,12 @@ class Electra(BertBlockFamily):
     sparse_mlm = {"electra": SparseElectraForMaskedLM}
     hf_pooler = False  # ElectraModel has no pooler
 
-    def random_config(self, model_type: str, size: Size, vocab_size: int, pad_id: int, cls_id: int,
-                      sep_id: int) -> PreTrainedConfig:
+    def random_config(
+        self, model_type: str, size: Size, vocab_size: int, pad_id: int, cls_id: int, sep_id: int
+    ) -> PreTrainedConfig:
         # embeddings narrower than the blocks, projected up (as ELECTRA-small)
-        return transformers.ElectraConfig(**bert_like(size, vocab_size, pad_id), embedding_size=size.hidden // 2,
-                                          max_position_embeddings=size.max_positions)
+        return transformers.ElectraConfig(
+            **bert_like(size, vocab_size, pad_id),
+            embedding_size=size.hidden // 2,
+            max_position_embeddings=size.max_positions,
+        )

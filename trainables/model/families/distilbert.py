@@ -1,4 +1,5 @@
 """DistilBERT: the BERT block under other names, no dropout after the attention output, no token types."""
+
 from __future__ import annotations
 
 import transformers
@@ -35,8 +36,15 @@ class DistilBert(Family):
     def uses_token_types(self, config) -> bool:
         return False
 
-    def random_config(self, model_type: str, size: Size, vocab_size: int, pad_id: int, cls_id: int,
-                      sep_id: int) -> PreTrainedConfig:
-        return transformers.DistilBertConfig(dim=size.hidden, n_layers=size.layers, n_heads=size.heads,
-                                             hidden_dim=size.ffn, max_position_embeddings=size.max_positions,
-                                             vocab_size=vocab_size, pad_token_id=pad_id)
+    def random_config(
+        self, model_type: str, size: Size, vocab_size: int, pad_id: int, cls_id: int, sep_id: int
+    ) -> PreTrainedConfig:
+        return transformers.DistilBertConfig(
+            dim=size.hidden,
+            n_layers=size.layers,
+            n_heads=size.heads,
+            hidden_dim=size.ffn,
+            max_position_embeddings=size.max_positions,
+            vocab_size=vocab_size,
+            pad_token_id=pad_id,
+        )

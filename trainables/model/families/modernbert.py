@@ -8,6 +8,7 @@ norm and rotary tables are HF's modules under their own names (``model.layers.3.
 The masks follow HF's bidirectional ones: padding keys are hidden everywhere, and a sliding layer sees
 keys within ``config.sliding_window`` (= local_attention // 2) positions either side.
 """
+
 from __future__ import annotations
 
 from functools import partial
@@ -39,8 +40,9 @@ class ModernTicketEncoder(TicketEncoder):
 
     def __init__(self, backbone: nn.Module, layers: list[TicketLayer]):
         config = backbone.config
-        super().__init__(layers, config.hidden_size, pre_ln=True, eps=config.norm_eps, list_name="layers",
-                         final_norm=False)
+        super().__init__(
+            layers, config.hidden_size, pre_ln=True, eps=config.norm_eps, list_name="layers", final_norm=False
+        )
         self.config = config
         self.embeddings = backbone.embeddings
         self.final_norm = backbone.final_norm
@@ -55,9 +57,14 @@ class ModernTicketEncoder(TicketEncoder):
         band = ((idx[:, None] - idx[None, :]).abs() <= self.config.sliding_window)[None, None]
         return {"full_attention": keep, "sliding_attention": band if keep is None else band & keep}
 
-    def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
-                position_ids: torch.Tensor | None = None, inputs_embeds: torch.Tensor | None = None,
-                **_: object) -> BaseModelOutput:
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        **_: object,
+    ) -> BaseModelOutput:
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("pass exactly one of input_ids or inputs_embeds")
         hidden = self.embeddings(input_ids=input_ids, inputs_embeds=inputs_embeds)
@@ -96,18 +103,25 @@ class ModernBert(Family):
         # HF's own masked-positions-only decoder (the SparseBertForMaskedLM idea)
         return {"sparse_prediction": True} if head == "mlm" else {}
 
-    def random_config(self, model_type: str, size: Size, vocab_size: int, pad_id: int, cls_id: int,
-                      sep_id: int) -> PreTrainedConfig:
+    def random_config(
+        self, model_type: str, size: Size, vocab_size: int, pad_id: int, cls_id: int, sep_id: int
+    ) -> PreTrainedConfig:
         # the gated FFN gets 2/3 of the width beyond tiny sizes: about the same parameters as a plain one
         ffn = size.ffn * 2 // 3 if size.ffn > 64 else size.ffn
         return transformers.ModernBertConfig(
             **{**bert_like(size, vocab_size, pad_id), "intermediate_size": ffn},
-            max_position_embeddings=size.max_positions, bos_token_id=cls_id, eos_token_id=sep_id,
-            cls_token_id=cls_id, sep_token_id=sep_id, global_attn_every_n_layers=2,
-            local_attention=8 if size.hidden <= 64 else 128)
+            max_position_embeddings=size.max_positions,
+            bos_token_id=cls_id,
+            eos_token_id=sep_id,
+            cls_token_id=cls_id,
+            sep_token_id=sep_id,
+            global_attn_every_n_layers=2,
+            local_attention=8 if size.hidden <= 64 else 128,
+        )
 
-    def install(self, model: nn.Module, pre_ln: bool | None = None,
-                heads_per_layer: list[int] | None = None) -> nn.Module:
+    def install(
+        self, model: nn.Module, pre_ln: bool | None = None, heads_per_layer: list[int] | None = None
+    ) -> nn.Module:
         if pre_ln is False:
             raise ValueError("ModernBERT blocks are pre-LN; they cannot be run post-LN (pre_ln=False)")
         old = getattr(model, self.backbone_attr, None)
