@@ -40,6 +40,7 @@ from tickettune.trainables.tasks import DataArgs, get_task
 from tickettune.trainables.tasks.sampler import LengthGroupedSampler
 from tickettune.trainables.training.allocator import tune_malloc
 from tickettune.trainables.training.loop import TrainConfig, train
+from tickettune.trainables.training.precision import cpu_has_fast_bf16
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _bench import finish
@@ -56,7 +57,7 @@ LEVERS: dict[str, tuple[int | None, dict]] = {
     "dropout0": (None, {"dropout": 0.0}),
     "bf16_master": (None, {"precision": "bf16-master"}),
 }
-ALL_TOGETHER = ("pad8", "compile", "embeddings_freeze", "dropout0", "bf16_master")
+ALL_TOGETHER = ("pad8", "compile", "embeddings_freeze", "dropout0", "bf16_master")  # --all's default
 FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "fma")
 
 
@@ -67,6 +68,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--variants", default=",".join([*LEVERS, "all"]))
     ap.add_argument("--precision", default="fp32", help="the variants' base precision (bf16 on AVX2 is emulated)")
+    ap.add_argument(
+        "--all",
+        default=None,
+        help="the levers the 'all' variant combines (default: those of ALL_TOGETHER listed in --variants; "
+        "bf16_master only where the CPU runs bf16 fast)",
+    )
     ap.add_argument("--gap", action="store_true", help="also run the synthetic-vs-real gap measurement first")
     ap.add_argument("--train-samples", type=int, default=None, help="default: the whole SST-2 train split")
     ap.add_argument("--data-root", default=None)
@@ -229,7 +236,13 @@ def run(args) -> dict:
         res["variants"][name] = run_variant(name, pad, overrides, dense, ticket, tok, args)
     if "all" in args.variants:
         pad, overrides = 8, {}
-        for name in ALL_TOGETHER:
+        together = (
+            args.all.split(",")
+            if args.all
+            else [n for n in ALL_TOGETHER if n in names and (n != "bf16_master" or cpu_has_fast_bf16())]
+        )
+        res["all_levers"] = together
+        for name in together:
             if available(LEVERS[name][1]) is None:
                 overrides.update(LEVERS[name][1])
                 pad = LEVERS[name][0] or pad
