@@ -16,7 +16,7 @@ from typing import Callable
 
 from . import console
 from .resources import ResourcePlan
-from .search import DRIVER_ENV_DEFAULTS, SearchResult, _finish, connect, load, shutdown, trainable_for
+from .search import SearchResult, _finish, load, shutdown, start_driver, trainable_for
 from .state import read_state
 
 
@@ -62,19 +62,7 @@ def resume_search(
         raise ValueError(f"{exp} was searched with flow_fn={state['flow_fn']}: pass it to resume_search again")
     spec = load(state["spec"])
     console.prepare_driver(verbose)
-    for k, v in DRIVER_ENV_DEFAULTS.items():
-        os.environ.setdefault(k, v)
-    if spec.search.wandb_project:
-        from .tracking import prepare_wandb_env
-
-        prepare_wandb_env(exp)
-    started = connect(
-        address,
-        num_cpus=num_cpus,
-        env=console.worker_env(verbose),
-        verbose=verbose > 0,
-        logging_level=console.ray_logging_level(verbose),
-    )
+    started = start_driver(spec, exp, address, num_cpus, verbose)
     try:
         from ray import tune
 

@@ -287,6 +287,24 @@ def _clear(exp_dir: Path, overwrite: bool) -> None:
     shutil.rmtree(exp_dir)
 
 
+def start_driver(spec, exp_dir: Path, address: str | None, num_cpus: int | None, verbose: int) -> bool:
+    """The driver's environment (Tune's settings, W&B's folder) and its Ray connection, for a new or a resumed
+    search; True when it started a local Ray instance (to be shut down at the end)."""
+    for k, v in DRIVER_ENV_DEFAULTS.items():
+        os.environ.setdefault(k, v)
+    if spec.search.wandb_project:
+        from .tracking import prepare_wandb_env
+
+        prepare_wandb_env(exp_dir)
+    return connect(
+        address,
+        num_cpus=num_cpus,
+        env=console.worker_env(verbose),
+        verbose=verbose > 0,
+        logging_level=console.ray_logging_level(verbose),
+    )
+
+
 def run_search(
     spec: Any,
     *,
@@ -319,20 +337,8 @@ def run_search(
     spec = with_rung_evaluations(load(spec))
     exp_dir = experiment_dir_of(spec)
     _clear(exp_dir, overwrite)
-    for k, v in DRIVER_ENV_DEFAULTS.items():
-        os.environ.setdefault(k, v)
-    if spec.search.wandb_project:
-        from .tracking import prepare_wandb_env
-
-        prepare_wandb_env(exp_dir)
     t0 = time.time()
-    started = connect(
-        address,
-        num_cpus=num_cpus,
-        env=console.worker_env(verbose),
-        verbose=verbose > 0,
-        logging_level=console.ray_logging_level(verbose),
-    )
+    started = start_driver(spec, exp_dir, address, num_cpus, verbose)
     console.quiet_optuna(verbose)
     timings = {"connect": time.time() - t0}
     tune_callbacks: list = []
