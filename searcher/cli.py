@@ -10,34 +10,16 @@ import time
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-PRECISIONS = (
-    "auto",
-    "fp32",
-    "bf16",
-    "fp16",
-    "bf16-master",
-)  # trainables.precision.PRECISIONS, without importing torch here
-PRECISION_HELP = (
-    "autocast dtype: auto = bf16 where the CPU (AMX/AVX512-BF16) or GPU runs it fast, else fp32; "
-    "bf16-master: bf16 block weights with fp32 master weights, no autocast"
+from .cli_args import (  # noqa: E402
+    PRECISION_HELP,
+    PRECISIONS,
+    CliError,
+    key_values,
+    lever_args,
+    own_data,
+    own_data_args,
+    task_setting,
 )
-
-
-def _parse_value(text: str):
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
-def _key_values(pairs: list[str]) -> dict:
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise CliError(f"--set expects KEY=VALUE, got {pair!r}")
-        out[key] = _parse_value(value)
-    return out
 
 
 def torch_cuda() -> bool:
@@ -46,46 +28,12 @@ def torch_cuda() -> bool:
     return torch.cuda.is_available()
 
 
-class CliError(Exception):
-    """A problem with what the user asked for: printed as one line, exit status 2."""
-
-
-OWN_DATA = ("train_file", "validation_file", "text_columns", "label_column")
-
-
-def _own_data(args: argparse.Namespace) -> dict | None:
-    """The task dict the own-data flags describe (tasks.get_task reads it), or None when none is given."""
-    given = {k: getattr(args, k) for k in OWN_DATA if getattr(args, k) is not None}
-    if args.regression:
-        given["regression"] = True
-    if args.text_files:
-        if given:
-            raise CliError(
-                "--text-files (MLM on your text) cannot be combined with --train-file/--validation-file/"
-                "--text-columns/--label-column (classification or regression)"
-            )
-        return {"text_files": args.text_files, "line_by_line": args.line_by_line}
-    if not given:
-        return None
-    missing = [f"--{k.replace('_', '-')}" for k in ("train_file", "validation_file") if k not in given]
-    if missing:
-        raise CliError(f"own data needs {' and '.join(missing)} too")
-    return given
-
-
-def _task_setting(args: argparse.Namespace, default):
-    own = _own_data(args)
-    if own is not None and args.task is not None:
-        raise CliError(f"--task {args.task} and your own data (--train-file/--text-files) both given; choose one")
-    return own if own is not None else (args.task if args.task is not None else default)
-
-
 def cmd_finetune(args: argparse.Namespace) -> int:
     from tickettune.trainables.model.build import load_model
     from tickettune.trainables.tasks import DataArgs, get_task
     from tickettune.trainables.training.loop import TrainConfig, train
 
-    task = get_task(_task_setting(args, "sst2"))
+    task = get_task(task_setting(args, "sst2"))
     problems = task.problems()
     if problems:
         raise CliError("; ".join(problems))
@@ -151,11 +99,11 @@ def cmd_earlybert(args: argparse.Namespace) -> int:
     from tickettune.trainables.config import FlowConfig
     from tickettune.trainables.flow import run_flow
 
-    settings = _key_values(args.set)
+    settings = key_values(args.set)
     for key in ("precision", "embeddings", "dropout"):
         if getattr(args, key) is not None:
             settings[key] = getattr(args, key)
-    own = _own_data(args)
+    own = own_data(args)
     if own is not None:
         if "task" in settings:
             raise CliError("--set task=... and your own data (--train-file/--text-files) both given; choose one")
@@ -267,55 +215,6 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _own_data_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("your own data (instead of a task name)")
-    g.add_argument("--train-file", default=None, help=".csv, .tsv, .jsonl or .parquet with a header")
-    g.add_argument("--validation-file", default=None)
-    g.add_argument("--text-columns", default=None, help="one column, or two as a,b (a sentence pair)")
-    g.add_argument("--label-column", default=None, help="default: label; strings/ints: classes, floats: regression")
-    g.add_argument("--regression", action="store_true", help="treat the labels as scores even if integers")
-    g.add_argument("--text-files", nargs="+", default=None, help="MLM on your text: .txt files or folders")
-    g.add_argument(
-        "--line-by-line",
-        action="store_true",
-        help="with --text-files: one sequence per line (default: lines grouped into max-length blocks)",
-    )
-
-
-EMBEDDINGS = (
-    "train",
-    "sparse",
-    "freeze",
-)  # trainables.training.word_embeddings.EMBEDDINGS, without importing torch here
-
-
-def _dropout(text: str) -> float:
-    try:
-        p = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
-    if not 0 <= p < 1:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
-    return p
-
-
-def _lever_args(p: argparse.ArgumentParser, embeddings_default: str | None) -> None:
-    p.add_argument(
-        "--embeddings",
-        default=embeddings_default,
-        choices=EMBEDDINGS,
-        help="word embedding: train (dense), sparse (only the rows a batch uses get a gradient and an "
-        "AdamW step), freeze (not trained)" + ("" if embeddings_default else " (default: train)"),
-    )
-    p.add_argument(
-        "--dropout",
-        default=None,
-        type=_dropout,
-        help="every dropout of the model (hidden, attention probabilities, head); 0 removes them "
-        "(default: the model's own config)",
-    )
-
-
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tickettune", description="EarlyBERT + PLD search on Ray")
     p.add_argument(
@@ -330,7 +229,7 @@ def parser() -> argparse.ArgumentParser:
         default=None,
         help="a task name (default sst2): sst2 cola stsb mrpc qqp mnli qnli rte wnli squad squad_v2 wikitext",
     )
-    _own_data_args(f)
+    own_data_args(f)
     f.add_argument("--max-train-samples", type=int, default=None)
     f.add_argument("--max-eval-samples", type=int, default=None)
     f.add_argument("--epochs", type=float, default=1.0)
@@ -347,7 +246,7 @@ def parser() -> argparse.ArgumentParser:
     f.add_argument("--data-root", default=None, help="defaults to $TICKETTUNE_DATA or ../shared/data")
     f.add_argument("--json", default=None, help="also write the metrics here")
     f.add_argument("--precision", default="auto", choices=PRECISIONS, help=PRECISION_HELP)
-    _lever_args(f, "train")
+    lever_args(f, "train")
     f.add_argument(
         "--group-by-length",
         action=argparse.BooleanOptionalAction,
@@ -373,9 +272,9 @@ def parser() -> argparse.ArgumentParser:
     )
     e.add_argument("--out", default=None, help="write the ticket here")
     e.set_defaults(task=None)
-    _own_data_args(e)
+    own_data_args(e)
     e.add_argument("--precision", default=None, choices=PRECISIONS, help=PRECISION_HELP + " (default: auto)")
-    _lever_args(e, None)
+    lever_args(e, None)
     e.set_defaults(run=cmd_earlybert)
 
     address = {"default": None, "help": "join a running cluster (HOST:PORT); default: $RAY_ADDRESS or a local Ray"}

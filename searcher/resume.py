@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Callable
 
 from . import console
+from .ray_session import shutdown, start_driver
 from .resources import ResourcePlan
-from .search import SearchResult, _finish, load, shutdown, start_driver, trainable_for
+from .search import SearchResult, _finish, load, trainable_for
 from .state import read_state
 
 

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.ray
 def ray_with_gpus(request, monkeypatch):
     import ray
 
-    from tickettune.searcher.search import RAY_ENV_DEFAULTS
+    from tickettune.searcher.ray_session import RAY_ENV_DEFAULTS
 
     for k, v in RAY_ENV_DEFAULTS.items():  # what run_search's own ray.init would set
         monkeypatch.setenv(k, v)

@@ -1,0 +1,119 @@
+"""What the `tickettune` command's subcommands share: errors a user caused, `--set` values, the own-data and
+fast-path flags. Plain argparse, no torch: `tickettune --help` stays instant."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+PRECISIONS = (
+    "auto",
+    "fp32",
+    "bf16",
+    "fp16",
+    "bf16-master",
+)  # trainables.precision.PRECISIONS, without importing torch here
+PRECISION_HELP = (
+    "autocast dtype: auto = bf16 where the CPU (AMX/AVX512-BF16) or GPU runs it fast, else fp32; "
+    "bf16-master: bf16 block weights with fp32 master weights, no autocast"
+)
+
+
+def parse_value(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def key_values(pairs: list[str]) -> dict:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise CliError(f"--set expects KEY=VALUE, got {pair!r}")
+        out[key] = parse_value(value)
+    return out
+
+
+class CliError(Exception):
+    """A problem with what the user asked for: printed as one line, exit status 2."""
+
+
+OWN_DATA = ("train_file", "validation_file", "text_columns", "label_column")
+
+
+def own_data(args: argparse.Namespace) -> dict | None:
+    """The task dict the own-data flags describe (tasks.get_task reads it), or None when none is given."""
+    given = {k: getattr(args, k) for k in OWN_DATA if getattr(args, k) is not None}
+    if args.regression:
+        given["regression"] = True
+    if args.text_files:
+        if given:
+            raise CliError(
+                "--text-files (MLM on your text) cannot be combined with --train-file/--validation-file/"
+                "--text-columns/--label-column (classification or regression)"
+            )
+        return {"text_files": args.text_files, "line_by_line": args.line_by_line}
+    if not given:
+        return None
+    missing = [f"--{k.replace('_', '-')}" for k in ("train_file", "validation_file") if k not in given]
+    if missing:
+        raise CliError(f"own data needs {' and '.join(missing)} too")
+    return given
+
+
+def task_setting(args: argparse.Namespace, default):
+    own = own_data(args)
+    if own is not None and args.task is not None:
+        raise CliError(f"--task {args.task} and your own data (--train-file/--text-files) both given; choose one")
+    return own if own is not None else (args.task if args.task is not None else default)
+
+
+def own_data_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("your own data (instead of a task name)")
+    g.add_argument("--train-file", default=None, help=".csv, .tsv, .jsonl or .parquet with a header")
+    g.add_argument("--validation-file", default=None)
+    g.add_argument("--text-columns", default=None, help="one column, or two as a,b (a sentence pair)")
+    g.add_argument("--label-column", default=None, help="default: label; strings/ints: classes, floats: regression")
+    g.add_argument("--regression", action="store_true", help="treat the labels as scores even if integers")
+    g.add_argument("--text-files", nargs="+", default=None, help="MLM on your text: .txt files or folders")
+    g.add_argument(
+        "--line-by-line",
+        action="store_true",
+        help="with --text-files: one sequence per line (default: lines grouped into max-length blocks)",
+    )
+
+
+EMBEDDINGS = (
+    "train",
+    "sparse",
+    "freeze",
+)  # trainables.training.word_embeddings.EMBEDDINGS, without importing torch here
+
+
+def dropout_arg(text: str) -> float:
+    try:
+        p = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
+    if not 0 <= p < 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
+    return p
+
+
+def lever_args(p: argparse.ArgumentParser, embeddings_default: str | None) -> None:
+    p.add_argument(
+        "--embeddings",
+        default=embeddings_default,
+        choices=EMBEDDINGS,
+        help="word embedding: train (dense), sparse (only the rows a batch uses get a gradient and an "
+        "AdamW step), freeze (not trained)" + ("" if embeddings_default else " (default: train)"),
+    )
+    p.add_argument(
+        "--dropout",
+        default=None,
+        type=dropout_arg,
+        help="every dropout of the model (hidden, attention probabilities, head); 0 removes them "
+        "(default: the model's own config)",
+    )
