@@ -151,6 +151,7 @@ def run_variant(name: str, pad: int | None, overrides: dict, dense, ticket, tok,
     out = {"dense": [], "ticket": []}
     for r in range(args.rounds):
         for arm in ("dense", "ticket") if r % 2 == 0 else ("ticket", "dense"):
+            loader.generator.manual_seed(0)  # every arm and variant trains on the same batches, in the same order
             model = copy.deepcopy(dense if arm == "dense" else ticket).train()
             timer = StepTimer()
             t0 = time.perf_counter()

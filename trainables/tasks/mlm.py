@@ -56,26 +56,23 @@ class WikiTextTask(MlmTask):
     name = "wikitext"
 
     def train_loader(self, tokenizer: PreTrainedTokenizerBase, args: DataArgs) -> DataLoader:
-        return mlm_loader(
-            tokenizer,
-            "valid",
-            args.batch_size,
-            max_length=args.max_length,
-            seed=args.seed,
-            max_samples=args.max_train_samples,
-            root=args.root,
-        )
+        return self._loader(tokenizer, args, "valid", args.max_train_samples, shuffle=True)
 
     def eval_data(self, tokenizer: PreTrainedTokenizerBase, args: DataArgs) -> DataLoader:
+        return self._loader(tokenizer, args, "test", args.max_eval_samples, shuffle=False)
+
+    @staticmethod
+    def _loader(tokenizer, args: DataArgs, split: str, max_samples: int | None, shuffle: bool) -> DataLoader:
+        """The shared WikiText-2: valid.txt trains, test.txt is held out."""
         return mlm_loader(
             tokenizer,
-            "test",
+            split,
             args.batch_size,
             max_length=args.max_length,
             seed=args.seed,
-            max_samples=args.max_eval_samples,
+            max_samples=max_samples,
             root=args.root,
-            shuffle=False,
+            shuffle=shuffle,
         )
 
 
