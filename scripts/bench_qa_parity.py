@@ -56,10 +56,9 @@ N_BEST, MAX_ANSWER = 20, 30
 # ------------------------------------------------------------------------------ run_qa's recipe, written here
 
 
-def hf_train_windows(examples: dict, tokenizer, max_length: int, stride: int) -> dict:
-    """Windows padded to max_length with start/end token labels; [CLS] (its index) when the window's context
-    does not cover the first answer from its first to its last character, or there is no answer."""
-    enc = tokenizer(
+def _windows(examples: dict, tokenizer, max_length: int, stride: int):
+    """run_qa's windowing: question + context, the context cut in overlapping windows padded to max_length."""
+    return tokenizer(
         [q.lstrip() for q in examples["question"]],
         examples["context"],
         truncation="only_second",
@@ -69,6 +68,12 @@ def hf_train_windows(examples: dict, tokenizer, max_length: int, stride: int) ->
         return_offsets_mapping=True,
         padding="max_length",
     )
+
+
+def hf_train_windows(examples: dict, tokenizer, max_length: int, stride: int) -> dict:
+    """Windows padded to max_length with start/end token labels; [CLS] (its index) when the window's context
+    does not cover the first answer from its first to its last character, or there is no answer."""
+    enc = _windows(examples, tokenizer, max_length, stride)
     owner = enc.pop("overflow_to_sample_mapping")
     enc["start_positions"], enc["end_positions"] = [], []
     for w, offsets in enumerate(enc.pop("offset_mapping")):
@@ -90,16 +95,7 @@ def hf_train_windows(examples: dict, tokenizer, max_length: int, stride: int) ->
 def hf_eval_windows(examples: dict, tokenizer, max_length: int, stride: int) -> dict:
     """Windows padded to max_length, each with its question id and its context tokens' character offsets
     (None for every other token)."""
-    enc = tokenizer(
-        [q.lstrip() for q in examples["question"]],
-        examples["context"],
-        truncation="only_second",
-        max_length=max_length,
-        stride=stride,
-        return_overflowing_tokens=True,
-        return_offsets_mapping=True,
-        padding="max_length",
-    )
+    enc = _windows(examples, tokenizer, max_length, stride)
     owner = enc.pop("overflow_to_sample_mapping")
     enc["example_id"] = [examples["id"][i] for i in owner]
     enc["offset_mapping"] = [
