@@ -44,3 +44,22 @@ def device_info(device: torch.device) -> dict:
         "cuda": torch.version.cuda,
         "tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
     }
+
+
+def flow_config(args, task, seed: int, **fields):
+    """A FlowConfig on the flags the benchmarks share (model, data, samples, length, batch, precision, lr)."""
+    from tickettune.trainables.config import FlowConfig
+
+    return FlowConfig(
+        model=args.model,
+        task=task,
+        data_root=args.data_root,
+        max_train_samples=args.train_samples,
+        max_eval_samples=args.eval_samples,
+        max_length=args.max_length,
+        batch_size=args.batch_size,
+        seed=seed,
+        precision=args.precision,
+        lr=args.lr,
+        **fields,
+    )

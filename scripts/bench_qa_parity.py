@@ -46,7 +46,7 @@ from tickettune.trainables.tasks import squad as S
 from tickettune.trainables.tasks.squad_eval import squad_scores
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _bench import finish  # noqa: E402
+from _bench import finish, flow_config  # noqa: E402
 
 ARMS = ("hf", "dense", "dense_ungrouped", "earlybert")
 DEFAULT_ARMS = ("hf", "dense", "earlybert")
@@ -284,7 +284,8 @@ class RecordedSquad(S.SquadTask):
 
 def arm_earlybert(args, seed: int) -> dict:
     """EarlyBERT through run_flow (what `tickettune earlybert --set task=squad ...` runs)."""
-    from tickettune.trainables.flow import FlowConfig, LocalReporter, run_flow
+    from tickettune.trainables.flow import run_flow
+    from tickettune.trainables.reporter import LocalReporter
 
     t0 = time.perf_counter()
     task = RecordedSquad(S.SPECS[0])
@@ -294,17 +295,10 @@ def arm_earlybert(args, seed: int) -> dict:
         if getattr(args, k) is not None
     }
     budget = {"budget_steps": args.max_steps} if args.max_steps else {"budget_epochs": args.epochs}
-    cfg = FlowConfig(
-        model=args.model,
-        task=task,
-        data_root=args.data_root,
-        max_train_samples=args.train_samples,
-        max_eval_samples=args.eval_samples,
-        max_length=args.max_length,
-        batch_size=args.batch_size,
-        seed=seed,
-        precision=args.precision,
-        lr=args.lr,
+    cfg = flow_config(
+        args,
+        task,
+        seed,
         head_ratio=1 / 3,
         ffn_ratio=0.4,
         ticket_mode="continue",

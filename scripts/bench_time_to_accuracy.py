@@ -54,7 +54,7 @@ from tickettune.trainables.training.loop import TrainConfig, train
 from tickettune.trainables.training.precision import Precision
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _bench import finish  # noqa: E402
+from _bench import finish, flow_config  # noqa: E402
 from _curves import EvalEvery, plot_curves  # noqa: E402
 
 ARMS = ("trainer", "trainer_compile", "dense", "rewind", "continue", "random")
@@ -244,17 +244,10 @@ def arm_trainer(args, task: str, seed: int, epochs: float, every: int, compile: 
 def arm_flow(args, task: str, seed: int, epochs: float, every: int, mode: str | None) -> dict:
     """tickettune's flow: `mode` None is the dense baseline trial, else an EarlyBERT ticket mode."""
     spec = get_task(task)
-    cfg = FlowConfig(
-        model=args.model,
-        task=task,
-        data_root=args.data_root,
-        max_train_samples=args.train_samples,
-        max_eval_samples=args.eval_samples,
-        max_length=args.max_length,
-        batch_size=args.batch_size,
-        seed=seed,
-        precision=args.precision,
-        lr=args.lr,
+    cfg = flow_config(
+        args,
+        task,
+        seed,
         ticket_lr=args.lr,
         budget_epochs=epochs,
         eval_interval=every,

@@ -9,9 +9,9 @@ from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.profiler import profile
 
+from tickettune.trainables.config import FlowConfig
 from tickettune.trainables.earlybert import slimming
 from tickettune.trainables.earlybert.draw import make_ticket
-from tickettune.trainables.flow import FlowConfig
 from tickettune.trainables.model.build import ScratchConfig, load_model, scratch_model
 from tickettune.trainables.model.dropout import dropout_ps, set_dropout
 from tickettune.trainables.model.encoder import encoder_of

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from tickettune.trainables.flow import FlowConfig
+from tickettune.trainables.config import FlowConfig
 from tickettune.trainables.model.build import ScratchConfig, scratch_model
 from tickettune.trainables.tasks import DataArgs, get_task
 from tickettune.trainables.training.callbacks import Callback

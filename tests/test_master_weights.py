@@ -9,12 +9,14 @@ import pytest
 import torch
 from torch import nn
 
+from tickettune.trainables.config import FlowConfig
 from tickettune.trainables.earlybert import optimizer_carry as carry
 from tickettune.trainables.earlybert import slimming
 from tickettune.trainables.earlybert.draw import make_ticket
-from tickettune.trainables.flow import FlowConfig, LocalReporter, run_flow
+from tickettune.trainables.flow import run_flow
 from tickettune.trainables.model.build import ScratchConfig, scratch_model
 from tickettune.trainables.model.encoder import encoder_of
+from tickettune.trainables.reporter import LocalReporter
 from tickettune.trainables.training.callbacks import Callback
 from tickettune.trainables.training.loop import TrainConfig, make_optimizer, train
 from tickettune.trainables.training.optimizer import TrainOptimizer, working_params

@@ -136,7 +136,7 @@ def test_sparse_is_refused_with_a_tied_decoder_and_freeze_freezes_it_too():
 def test_bad_mode_is_named():
     with pytest.raises(ValueError, match="embeddings='dense'"):
         TrainConfig(embeddings="dense")
-    from tickettune.trainables.flow import FlowConfig
+    from tickettune.trainables.config import FlowConfig
 
     with pytest.raises(ValueError, match="embeddings='sprase'"):
         FlowConfig(embeddings="sprase")
