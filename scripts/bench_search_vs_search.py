@@ -7,7 +7,8 @@ Per task and seed, two searches of N trials each (Optuna TPE, seeded alike: `opt
   dense, length-grouped batches, precision as tickettune's `auto` (bf16 where fast), plain Trainer unless
   --hf-compile (scripts/_hf_search.py).
 * ``tickettune`` — `run_search` (what `tickettune search` runs) on a generated config: the same lr and
-  warm-up plus ticket_mode, ticket_lr (rewind only), head_ratio, ffn_ratio, eps; multi-objective (dev
+  warm-up plus ticket_mode, ticket_lr (rewind only), head_ratio, ffn_ratio, eps and the fast path's
+  embeddings (train | freeze) and dropout (0 | 0.1); multi-objective (dev
   metric max, relative_time min), `baseline: true` (trial 0: the dense run, +1 trial), `enqueue`: the
   paper's point (lr 1e-4) and a conservative one (lr 5e-5, prune less), warm-up 0.1 (the HF search gets the same two
   lr/warm-up points enqueued, unless --no-hf-enqueue).
@@ -59,6 +60,8 @@ PAPER = {
     "head_ratio": 1 / 3,
     "ffn_ratio": 0.4,
     "eps": 0.1,
+    "embeddings": "train",
+    "dropout": 0.1,
 }
 CONSERVATIVE = {
     "lr": 5e-5,
@@ -162,6 +165,9 @@ def tickettune_config(args, task: str, seed: int, storage: str) -> dict:
             "head_ratio": {"low": 0.25, "high": 0.6},
             "ffn_ratio": {"low": 0.3, "high": 0.7},
             "eps": {"low": 0.1, "high": 0.3},
+            # the fast path's levers (README "The fast path"): a frozen word embedding, no dropout
+            "embeddings": {"choices": ["train", "freeze"]},
+            "dropout": {"choices": [0.0, 0.1]},
         },
     }
 
@@ -337,6 +343,10 @@ def print_table(res: dict) -> None:
 def finish(res: dict, path: Path | None) -> dict:
     print_table(res)
     if path:
+        if path.exists():  # tasks measured by an earlier run into the same file are kept, not overwritten
+            earlier = json.loads(path.read_text()).get("tasks", {})
+            res["tasks"] = {**{t: v for t, v in earlier.items() if t not in res["tasks"]}, **res["tasks"]}
+            res["headline"] = headline(res["tasks"])
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(res, indent=2, default=str))

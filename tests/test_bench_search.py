@@ -23,7 +23,17 @@ def test_generated_config_is_a_valid_search(task, smoke, tmp_path):
     s = spec.search
     assert s.multi and s.metrics == ["val_metric", "relative_time"] and s.baseline and s.max_concurrent == 1
     assert s.total_trials == args.trials + 1 and s.enqueue[0]["ticket_mode"] == "rewind"
-    assert {"lr", "warmup_ratio", "ticket_mode", "ticket_lr", "head_ratio", "ffn_ratio", "eps"} == set(spec.space)
+    assert {
+        "lr",
+        "warmup_ratio",
+        "ticket_mode",
+        "ticket_lr",
+        "head_ratio",
+        "ffn_ratio",
+        "eps",
+        "embeddings",
+        "dropout",
+    } == set(spec.space)
     assert spec.fixed["budget_epochs"] == (1.0 if smoke or task == "sst2" else 3.0)
     assert spec.fixed["max_train_samples"] == (128 if smoke else {"cola": None, "sst2": 20000}[task])
 
@@ -103,3 +113,14 @@ def test_smoke_run_writes_json_and_png(tmp_path):
     assert len(run["hf"]["trials"]) == 2 and len(run["tickettune"]["trials"]) == 3
     assert (tmp_path / "search_vs_search_cola.png").read_bytes()[:4] == b"\x89PNG"
     assert saved["machine"]["cpu"] is not None
+
+
+def test_a_second_run_into_the_same_json_keeps_the_first_runs_tasks(tmp_path):
+    path = tmp_path / "s.json"
+    c = {"wall_ratio": 0.7, "best_diff_pt": -0.1, "fast_time_ratio": 0.6, "fast_diff_pt": -0.3, "fast_trial": None}
+    cola = {"runs": [{"seed": 0, "comparison": c}]}
+    path.write_text(json.dumps({"tasks": {"cola": cola, "sst2": {"runs": []}}}))
+    bench.finish({"tasks": {"sst2": {"runs": []}}, "headline": []}, path)
+    saved = json.loads(path.read_text())
+    assert set(saved["tasks"]) == {"cola", "sst2"} and saved["tasks"]["cola"] == cola
+    assert [h["task"] for h in saved["headline"]] == ["cola", "sst2"] and saved["headline"][0]["wall_ratio"] == 0.7
