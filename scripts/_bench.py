@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import platform
+import subprocess
 import time
 from typing import Callable
 
@@ -15,6 +17,24 @@ def finish(res: dict, json_path, print_table: Callable[[dict], None]) -> dict:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(res, indent=2))
     return res
+
+
+CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_tile")
+
+
+def cpu() -> dict:
+    """lscpu's model name and those of its flags that decide fast fp32 / bf16 paths: the CPU under these machines
+    changes between sessions, so every benchmark JSON records it."""
+    try:
+        text = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        text = ""
+    fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+    flags = set(fields.get("Flags", "").split())
+    return {
+        "model_name": fields.get("Model name", platform.processor()).strip(),
+        "flags": [f for f in CPU_FLAGS if f in flags],
+    }
 
 
 def now(device: torch.device) -> float:

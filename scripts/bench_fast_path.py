@@ -25,9 +25,8 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
-import platform
+import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -43,7 +42,7 @@ from tickettune.trainables.training.loop import TrainConfig, train
 from tickettune.trainables.training.precision import cpu_has_fast_bf16
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _bench import finish
+from _bench import cpu, finish
 from _step_gap import Skip1, StepTimer, flow_ticket, measure_gap
 
 # name -> (data pad multiple, TrainConfig overrides); "all" is every available lever at once
@@ -58,7 +57,6 @@ LEVERS: dict[str, tuple[int | None, dict]] = {
     "bf16_master": (None, {"precision": "bf16-master"}),
 }
 ALL_TOGETHER = ("pad8", "compile", "embeddings_freeze", "dropout0", "bf16_master")  # --all's default
-FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "fma")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -92,19 +90,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def machine() -> dict:
-    try:
-        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
-    except (OSError, subprocess.SubprocessError):
-        lscpu = ""
-    info = dict(line.split(":", 1) for line in lscpu.splitlines() if ":" in line)
-    flags = set(info.get("Flags", "").split())
-    return {
-        "model_name": info.get("Model name", platform.processor()).strip(),
-        "cpus": info.get("CPU(s)", "").strip(),
-        "flags": {f: f in flags for f in FLAGS},
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-    }
+    return {**cpu(), "cpus": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads()}
 
 
 def available(overrides: dict) -> str | None:

@@ -32,14 +32,11 @@ import argparse
 import json
 import platform
 import shutil
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from tickettune.trainables.earlybert.draw import make_ticket, snapshot
@@ -51,10 +48,10 @@ from tickettune.trainables.ticket.format import load_ticket, save_ticket, ticket
 from tickettune.trainables.training.precision import cpu_has_fast_bf16
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _bench import finish  # noqa: E402
+from _bench import cpu, finish  # noqa: E402
+from _inference_timing import Runner, measure, ratios  # noqa: E402
 
 RUNTIMES = ("eager", "compile", "ort")
-FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -102,18 +99,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def cpu_info() -> dict:
-    """lscpu's model name and the flags that decide fast fp32 / bf16 paths."""
-    try:
-        text = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        text = ""
-    fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
-    flags = set(fields.get("Flags", "").split())
-    return {
-        "model_name": fields.get("Model name", platform.processor()).strip(),
-        "flags": {f: f in flags for f in FLAGS},
-        "fast_bf16": cpu_has_fast_bf16(),
-    }
+    return {**cpu(), "fast_bf16": cpu_has_fast_bf16()}
 
 
 # ------------------------------------------------------------------------------------------ models
@@ -186,71 +172,6 @@ def inputs(tok, args) -> dict[str, dict[str, list[dict]]]:
     f1 = [fixed(rows[i : i + 1]) for i in range(args.requests)]
     f32 = [fixed(rows[i : i + args.batch_size]) for i in range(0, args.batches * args.batch_size, args.batch_size)]
     return {"sst2": {"b1": b1, "b32": b32}, "fixed128": {"b1": f1, "b32": f32}}, sentences
-
-
-# ------------------------------------------------------------------------------------------ runners
-
-
-class Runner:
-    """One model in one runtime at one precision: __call__(batch) -> logits as numpy."""
-
-    def __init__(self, model, runtime: str, precision: str, onnx_path: Path | None, threads: int):
-        self.runtime, self.precision = runtime, precision
-        if runtime == "ort":
-            import onnxruntime as ort
-
-            opts = ort.SessionOptions()
-            opts.intra_op_num_threads = threads
-            self.sess = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
-        else:
-            self.model = torch.compile(model) if runtime == "compile" else model
-
-    @torch.no_grad()
-    def __call__(self, batch: dict) -> np.ndarray:
-        if self.runtime == "ort":
-            return self.sess.run(None, {k: v.numpy() for k, v in batch.items()})[0]
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.precision == "bf16"):
-            return self.model(**batch).logits.float().numpy()
-
-
-def timed(run, batch) -> float:
-    t = time.perf_counter()
-    run(batch)
-    return time.perf_counter() - t
-
-
-def measure(runners: dict[str, Runner], data: dict[str, list[dict]], batch_size: int, warm: int) -> dict:
-    """Batch-1 latency and batch-N throughput of each arm, interleaved request by request."""
-    for _ in range(warm):  # every input once (torch.compile compiles its shapes here)
-        for batches in data.values():
-            for b in batches:
-                for r in runners.values():
-                    r(b)
-    out = {arm: {} for arm in runners}
-    for kind, batches in data.items():
-        times = {arm: [] for arm in runners}
-        for i, b in enumerate(batches):
-            for arm in list(runners) if i % 2 == 0 else list(runners)[::-1]:
-                times[arm].append(timed(runners[arm], b))
-        for arm, t in times.items():
-            ms = 1e3 * np.asarray(t)
-            if kind == "b1":
-                out[arm].update(
-                    latency_p50_ms=float(np.percentile(ms, 50)), latency_p95_ms=float(np.percentile(ms, 95))
-                )
-            else:
-                out[arm].update(
-                    batch_ms=float(statistics.median(ms)), throughput=batch_size / (statistics.median(ms) / 1e3)
-                )
-    return out
-
-
-def ratios(res: dict) -> dict:
-    d, t = res["dense"], res["ticket"]
-    return {
-        "throughput_ratio": t["throughput"] / d["throughput"],
-        "latency_p50_ratio": t["latency_p50_ms"] / d["latency_p50_ms"],
-    }
 
 
 def time_pair(name, dense, ticket, tok, data, args, work: Path) -> dict:

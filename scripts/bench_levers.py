@@ -21,7 +21,6 @@ import argparse
 import copy
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -77,20 +76,6 @@ def parse_args(argv=None) -> argparse.Namespace:
         if getattr(args, name) < 1:
             ap.error(f"--{name} must be >= 1")
     return args
-
-
-def cpu_info() -> dict:
-    """lscpu's model name and the flags that decide bf16 speed on CPU."""
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return {"model_name": platform.processor(), "flags": []}
-    fields = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
-    flags = fields.get("Flags", "").split()
-    return {
-        "model_name": fields.get("Model name", "").strip(),
-        "flags": [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags],
-    }
 
 
 def real_batches(tokenizer, args) -> list[dict]:
@@ -201,7 +186,7 @@ def run(args: argparse.Namespace) -> dict:
     return {
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "machine": {
-            "cpu": cpu_info(),
+            "cpu": cpu(),
             "platform": platform.platform(),
             "torch": torch.__version__,
             "threads": torch.get_num_threads(),

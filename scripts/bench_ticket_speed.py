@@ -56,7 +56,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import ctypes
 import platform
 import resource
 import statistics
@@ -74,6 +73,7 @@ from tickettune.trainables.model.encoder import encoder_of
 from tickettune.trainables.model.flops import layer_forward_flops, shape_of, train_flops_per_sequence
 from tickettune.trainables.tasks.glue import load_glue
 from tickettune.trainables.testing.random_models import write_random_model
+from tickettune.trainables.training.allocator import tune_malloc
 from tickettune.trainables.training.loop import TrainConfig, make_optimizer
 from tickettune.trainables.training.precision import PRECISIONS, Precision
 
@@ -221,29 +221,6 @@ def flop_report(dense, ticket, seq: int) -> dict:
 
 
 # ------------------------------------------------------------------------------------------ timing
-
-
-def tune_malloc() -> bool:
-    """Keep freed memory in glibc's heap instead of handing it back to the OS after every step.
-
-    By default glibc serves large blocks (activations, gradients) with mmap and unmaps them when they are
-    freed, so every training step page-faults much of its working set in again: ~17k minor faults per
-    dense MiniLM step at batch 4, 50k+ at batch 32 x 64, 11.4k of them the 47 MB word-embedding gradient
-    that zero_grad(set_to_none=True) frees every step. Each fault zeroes a 4 KiB page; the cost scales
-    with bytes allocated, not with FLOPs, and shrinks less than the matmuls. Serving everything from the
-    heap (M_MMAP_MAX=0) and not trimming it (M_TRIM_THRESHOLD=1 GiB) brings that to 0 faults per step.
-    It is process-wide, so it applies to both models alike. (Same effect: the MALLOC_MMAP_MAX_ /
-    MALLOC_TRIM_THRESHOLD_ environment variables, or jemalloc / tcmalloc preloaded.) False where glibc's
-    mallopt is not there.
-    """
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return False
-    m_trim_threshold, m_mmap_threshold, m_mmap_max = -1, -3, -4
-    return all(
-        libc.mallopt(k, v) for k, v in ((m_mmap_threshold, 32 << 20), (m_trim_threshold, 1 << 30), (m_mmap_max, 0))
-    )
 
 
 def prepare(model, variant: str, fused: bool):

@@ -20,6 +20,7 @@ from tickettune.trainables.tasks import squad as S
 from tickettune.trainables.tasks.squad_eval import best_answers, squad_scores
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+import _run_qa as run_qa  # noqa: E402
 import bench_qa_parity as bench  # noqa: E402
 
 WORDS = ["river", "stone", "house", "green", "light", "music", "paper", "table", "water", "north"]  # 1 token each
@@ -87,7 +88,7 @@ def test_window_labels_at_the_boundaries(minilm_tokenizer, first, last, holding)
             assert (s, e) == (0, 0), w  # the window does not hold the whole answer: [CLS]
     # the run_qa-style labelling written in the benchmark agrees, window for window
     hf = ds.map(
-        bench.hf_train_windows,
+        run_qa.hf_train_windows,
         batched=True,
         remove_columns=ds.column_names,
         fn_kwargs={"tokenizer": minilm_tokenizer, "max_length": 256, "stride": 128},
@@ -102,7 +103,7 @@ def test_fixture_labels_and_answers_match_the_run_qa_style_code(minilm_tokenizer
         ds = S.load_squad(spec, "train", fixtures)
         tr = S.train_features(ds, minilm_tokenizer, 48)
         hf = ds.map(
-            bench.hf_train_windows,
+            run_qa.hf_train_windows,
             batched=True,
             remove_columns=ds.column_names,
             fn_kwargs={"tokenizer": minilm_tokenizer, "max_length": 48, "stride": S.stride_for(48)},
@@ -117,7 +118,7 @@ def test_fixture_labels_and_answers_match_the_run_qa_style_code(minilm_tokenizer
         start[w, len(offs) :] = end[w, len(offs) :] = -np.inf
     contexts = dict(zip(ds["id"], ds["context"]))
     ours = best_answers(start, end, ev["example_id"], ev["offset_mapping"], contexts, 20, 30)
-    assert ours == bench.hf_answers(start, end, ev["example_id"], ev["offset_mapping"], contexts)
+    assert ours == run_qa.hf_answers(start, end, ev["example_id"], ev["offset_mapping"], contexts)
     assert all(a for a in ours.values())
 
 
@@ -137,7 +138,7 @@ def test_post_processing_n_best_and_max_answer_tokens_on_hand_made_logits(minilm
     expected = {"a": CONTEXT[char_of(130) : char_of(133) - 1]}
     for fn in (
         lambda s, e: best_answers(s, e, ev["example_id"], offs, contexts, 20, 30),
-        lambda s, e: bench.hf_answers(s, e, ev["example_id"], offs, contexts),
+        lambda s, e: run_qa.hf_answers(s, e, ev["example_id"], offs, contexts),
     ):
         assert fn(start, end) == expected
     end[0, tok(0, 169)] = 5.0  # 30 tokens: allowed, and the best
@@ -150,7 +151,7 @@ def test_post_processing_n_best_and_max_answer_tokens_on_hand_made_logits(minilm
     # paired, with 22 it is and wins
     start[1, [tok(1, w) for w in range(140, 161)]] = 3.0
     assert best_answers(start, end, ev["example_id"], offs, contexts, 20, 30)["a"] != expected["a"]
-    assert bench.hf_answers(start, end, ev["example_id"], offs, contexts)["a"] != expected["a"]
+    assert run_qa.hf_answers(start, end, ev["example_id"], offs, contexts)["a"] != expected["a"]
     assert best_answers(start, end, ev["example_id"], offs, contexts, 22, 30) == expected
 
 
