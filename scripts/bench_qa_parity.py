@@ -21,6 +21,7 @@ training), ``total_seconds`` the arm's whole run (loading, tokenising, training,
 
     python scripts/bench_qa_parity.py --json bench/qa_parity.json        # 3000 questions, 1 epoch, 2 seeds
     python scripts/bench_qa_parity.py --smoke                              # < 60 s, a tiny run of every arm
+    python scripts/bench_qa_parity.py --merge --first-seed 1 --seeds 1     # add seed 1 to the file's seed-0 runs
 """
 
 from __future__ import annotations
@@ -163,6 +164,7 @@ def machine() -> dict:
 
 
 def run(args) -> dict:
+    kept = kept_runs(args)  # a --merge that cannot merge stops here, before anything is computed
     torch.set_num_threads(args.threads)
     from tickettune.trainables.training.precision import Precision
 
@@ -172,7 +174,6 @@ def run(args) -> dict:
         "machine": machine(),
         "precision": Precision.of(args.precision).name,
         "tickettune_stride": S.stride_for(args.max_length),
-        "runs": {a: [] for a in args.arms},
         "note": "time figures measured on a shared machine are noisy",
     }
     if out["tickettune_stride"] != args.doc_stride:
@@ -183,7 +184,8 @@ def run(args) -> dict:
         )
     data = DataArgs(root=args.data_root, max_length=args.max_length, max_eval_samples=args.eval_samples)
     get_task("squad").check(data)
-    for seed in range(args.seeds):
+    out["runs"] = {**kept, **{a: kept.get(a, []) for a in args.arms}}
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         # the questions `tickettune finetune --seed <seed> --max-train-samples N` trains on
         train_ds = S.load_squad(spec, "train", args.data_root, args.train_samples, "local", seed)
         dev_ds = S.load_squad(spec, "dev", args.data_root, args.eval_samples, "local", seed)
@@ -195,8 +197,8 @@ def run(args) -> dict:
                 r = arm_earlybert(args, seed)
             else:
                 r = arm_dense(args, seed, grouped=arm == "dense")
-            r["seed"] = seed
-            out["runs"][arm].append(r)
+            r["seed"], r["settings"] = seed, settings(args, arm)
+            out["runs"][arm] = sorted(out["runs"][arm] + [r], key=lambda x: x["seed"])
             print(
                 f"  {arm}: EM {r['exact_match']:.2f} F1 {r['f1']:.2f}, train {r['train_seconds']:.1f}s "
                 f"({r['steps']} steps), total {r['total_seconds']:.1f}s",
@@ -205,6 +207,61 @@ def run(args) -> dict:
     out["summary"] = summarize(out["runs"])
     out["headline"] = headline(out["summary"])
     return out
+
+
+SHARED = ("model", "train_samples", "eval_samples", "epochs", "max_steps", "lr", "batch_size", "max_length")
+SHARED += ("precision", "threads", "data_root")
+ARM_KEYS = {"hf": ("doc_stride",), "earlybert": ("coef_lr", "eps", "window", "mask_interval", "search_max_steps")}
+
+
+MACHINE_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")  # what decides CPU speed per dtype
+
+
+def settings(args, arm: str) -> dict:
+    """What an arm's figures depend on, the CPU included (the machines change between sessions and times
+    compare only on one): a run merged from an earlier file (--merge) must match it."""
+    c = cpu()
+    return {
+        **{k: getattr(args, k) for k in SHARED + ARM_KEYS.get(arm, ())},
+        "cpu": c["model_name"],
+        "cpu_flags": [f for f in MACHINE_FLAGS if f in c["flags"]],
+    }
+
+
+def _recorded(earlier: dict, run: dict, keys) -> dict:
+    """A run's settings as recorded; runs from before they were recorded: the file's config and machine."""
+    if "settings" in run:
+        return run["settings"]
+    m = earlier.get("machine", {})
+    return {
+        **{k: earlier["config"].get(k) for k in keys},
+        "cpu": m.get("cpu"),
+        "cpu_flags": [f for f in MACHINE_FLAGS if f in m.get("flags", [])],
+    }
+
+
+def kept_runs(args) -> dict[str, list[dict]]:
+    """--merge: the runs of the earlier --json this run does not redo (another seed or arm), when they were
+    measured with the same settings; SystemExit naming the first difference before anything is computed."""
+    if not (args.merge and args.json and args.json.exists()):
+        return {}
+    earlier = json.loads(args.json.read_text())
+    redo = set(range(args.first_seed, args.first_seed + args.seeds))
+    kept: dict[str, list[dict]] = {}
+    for arm, rs in earlier.get("runs", {}).items():
+        for r in rs:
+            if arm in args.arms and r["seed"] in redo:
+                continue
+            now = settings(args, arm)
+            had = _recorded(earlier, r, now)
+            for k, v in now.items():
+                if had.get(k) != v:
+                    raise SystemExit(
+                        f"--merge: {args.json}'s {arm} run of seed {r['seed']} has {k}={had.get(k)!r}, this run "
+                        f"{k}={v!r}; redo that arm and seed too (--arms/--seeds/--first-seed) or write another --json"
+                    )
+            kept.setdefault(arm, []).append(r)
+    return kept
 
 
 def summarize(runs: dict[str, list[dict]]) -> dict:
@@ -248,7 +305,8 @@ def headline(summary: dict) -> dict | None:
 def print_table(res: dict) -> None:
     print(
         f"SQuAD v1.1 parity ({res['config']['train_samples']} questions, {res['config']['epochs']:g} epoch(s), "
-        f"{res['config']['seeds']} seed(s), {res['precision']}; ratios vs hf; noisy if the machine is shared)"
+        f"seeds {sorted({r['seed'] for rs in res['runs'].values() for r in rs})}, {res['precision']}; ratios vs hf; "
+        "noisy if the machine is shared)"
     )
     print(f"  {'arm':<16}{'EM':>8}{'F1':>8}{'dEM':>8}{'dF1':>8}{'train s':>9}{'total s':>9}{'time ratio':>11}")
     for arm, s in res["summary"].items():
@@ -265,6 +323,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--arms", default=",".join(DEFAULT_ARMS), help=f"some of {','.join(ARMS)}")
     ap.add_argument("--seeds", type=int, default=2)
+    ap.add_argument("--first-seed", type=int, default=0, help="seeds first..first+seeds-1")
+    ap.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the earlier --json's runs of other seeds/arms (same settings) and redo only these",
+    )
     ap.add_argument("--model", default="minilm-l6")
     ap.add_argument("--train-samples", type=int, default=3000, help="a seeded subset of the train questions")
     ap.add_argument("--eval-samples", type=int, default=None, help="default: every dev question (1,746)")
