@@ -66,7 +66,7 @@ def hp_space(recipe: HFRecipe):
 
 
 def _data(recipe: HFRecipe):
-    from bench_time_to_accuracy import first, loaders
+    from _trainer_arm import first, loaders
 
     from tickettune.trainables.tasks.data import as_tokenizer
 

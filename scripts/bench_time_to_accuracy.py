@@ -41,21 +41,18 @@ from pathlib import Path
 import torch
 
 from tickettune.trainables.config import FlowConfig
-from tickettune.trainables.earlybert.draw import make_ticket, snapshot
 from tickettune.trainables.flow import run_flow
-from tickettune.trainables.model.build import load_model, model_path
-from tickettune.trainables.model.encoder import encoder_of
 from tickettune.trainables.reporter import LocalReporter
-from tickettune.trainables.tasks import DataArgs, get_task
+from tickettune.trainables.tasks import get_task
 from tickettune.trainables.tasks.data import as_tokenizer
-from tickettune.trainables.tasks.glue import glue_metrics
 from tickettune.trainables.ticket.format import read_info
-from tickettune.trainables.training.loop import TrainConfig, train
 from tickettune.trainables.training.precision import Precision
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _bench import finish, flow_config  # noqa: E402
-from _curves import EvalEvery, plot_curves  # noqa: E402
+from _curves import plot_curves  # noqa: E402
+from _random_arm import arm_random  # noqa: E402
+from _trainer_arm import arm_trainer, loaders  # noqa: E402
 
 ARMS = ("trainer", "trainer_compile", "dense", "rewind", "continue", "random")
 TRAINER_ARMS = ("trainer", "trainer_compile")
@@ -127,7 +124,6 @@ def parse_args(argv=None) -> argparse.Namespace:
 def parse_sets(items: list[str]) -> dict:
     """`key=value` strings -> FlowConfig overrides (YAML scalars: true, 8, null, bf16), checked against
     FlowConfig's fields and its own validation before anything runs."""
-    import dataclasses
 
     import yaml
 
@@ -144,101 +140,6 @@ def parse_sets(items: list[str]) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------ arms
-
-
-def arm_trainer(args, task: str, seed: int, epochs: float, every: int, compile: bool = False) -> dict:
-    """HF Trainer as a user runs it: the stock model class, group_by_length, bf16 where fast; `compile`:
-    torch_compile=True (inductor; its compile time falls inside the measured train())."""
-    from transformers import AutoModelForSequenceClassification, Trainer, TrainerCallback, TrainingArguments
-
-    spec = get_task(task)
-    amp = Precision.of(args.precision)
-    train_loader, dev_loader = loaders(args, task, as_tokenizer(args.model), seed)
-    kwargs = {"num_labels": spec.num_labels}
-    if spec.head == "regression":
-        kwargs["problem_type"] = "regression"
-    torch.manual_seed(seed)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        model_path(args.model), attn_implementation="sdpa", **kwargs
-    )
-    curve: list[dict] = []
-    clock = {"start": 0.0, "eval": 0.0}
-
-    class Curve(TrainerCallback):
-        def on_train_begin(self, a, state, control, **kw):
-            clock["start"] = time.perf_counter()
-
-        def on_evaluate(self, a, state, control, metrics=None, **kw):
-            clock["eval"] += metrics.get("eval_runtime", 0.0)
-            now = time.perf_counter() - clock["start"]
-            curve.append(
-                {
-                    "step": state.global_step,
-                    "train_seconds": now - clock["eval"],
-                    "total_seconds": now,
-                    "metric": metrics[f"eval_{spec.main_metric}"],
-                }
-            )
-
-    def compute_metrics(pred):
-        return glue_metrics(task, pred.predictions, pred.label_ids)
-
-    with tempfile.TemporaryDirectory() as out:
-        targs = TrainingArguments(
-            output_dir=out,
-            per_device_train_batch_size=args.batch_size,
-            per_device_eval_batch_size=64,
-            learning_rate=args.lr,
-            num_train_epochs=epochs,
-            warmup_steps=0.1,
-            weight_decay=0.01,
-            max_grad_norm=1.0,
-            lr_scheduler_type="linear",
-            bf16=amp.name == "bf16",
-            fp16=amp.name == "fp16",
-            train_sampling_strategy="group_by_length",
-            eval_strategy="steps",
-            eval_steps=every,
-            save_strategy="no",
-            logging_strategy="no",
-            report_to="none",
-            seed=seed,
-            data_seed=seed,
-            disable_tqdm=True,
-            use_cpu=not torch.cuda.is_available(),
-            dataloader_num_workers=0,
-            torch_compile=compile,
-        )
-        trainer = Trainer(
-            model=model,
-            args=targs,
-            train_dataset=train_loader.dataset,
-            eval_dataset=first(dev_loader).dataset,
-            data_collator=train_loader.collate_fn,
-            compute_metrics=compute_metrics,
-            callbacks=[Curve()],
-        )
-        start = time.perf_counter()
-        result = trainer.train()
-        final = trainer.evaluate()
-        total = time.perf_counter() - start
-    train_seconds = total - clock["eval"]
-    curve.append(
-        {
-            "step": result.global_step,
-            "train_seconds": train_seconds,
-            "total_seconds": total,
-            "metric": final[f"eval_{spec.main_metric}"],
-        }
-    )
-    return {
-        "steps": result.global_step,
-        "search_steps": 0,
-        "train_seconds": train_seconds,
-        "total_seconds": total,
-        "metric": float(final[f"eval_{spec.main_metric}"]),
-        "curve": curve,
-    }
 
 
 def arm_flow(args, task: str, seed: int, epochs: float, every: int, mode: str | None) -> dict:
@@ -288,81 +189,6 @@ def arm_flow(args, task: str, seed: int, epochs: float, every: int, mode: str | 
         "curve": curve,
         "metric_name": spec.main_metric,
     }
-
-
-def arm_random(args, task: str, seed: int, epochs: float, every: int, layout: dict) -> dict:
-    """A ticket at `layout`'s widths with random heads and neurons, rewound, trained the whole budget."""
-    spec = get_task(task)
-    torch.manual_seed(seed)
-    model, tokenizer = load_model(args.model, head=spec.head, num_labels=spec.num_labels)
-    train_loader, dev_loader = loaders(args, task, tokenizer, seed, args.sets.get("pad_to_multiple_of"))
-    g = torch.Generator().manual_seed(seed)
-    layers = encoder_of(model).blocks
-    heads = [_random_mask(l.num_heads, k, g) for l, k in zip(layers, layout["heads_per_layer"])]
-    ffn = [_random_mask(l.ffn_width, k, g) for l, k in zip(layers, layout["ffn_per_layer"])]
-    ticket = make_ticket(snapshot(model), model, heads, ffn, rewind=True)
-    del model
-    budget = max(1, math.ceil(epochs * len(train_loader)))
-    evals = EvalEvery(every, budget, lambda: spec.evaluate(ticket, dev_loader, args.precision)[spec.main_metric])
-    start = time.perf_counter()
-    train_fields = {f.name for f in dataclasses.fields(TrainConfig)} - {"lr", "max_steps", "seed", "warmup_ratio"}
-    extra = {k: v for k, v in args.sets.items() if k in train_fields}
-    res = train(
-        ticket,
-        train_loader,
-        TrainConfig(
-            **{
-                "lr": args.lr,
-                "max_steps": budget,
-                "seed": seed,
-                "warmup_ratio": 0.1,
-                "progress": False,
-                "precision": args.precision,
-                **extra,
-            }
-        ),
-        [evals],
-    )
-    metric = spec.evaluate(ticket, dev_loader, args.precision)[spec.main_metric]
-    total = time.perf_counter() - start
-    train_seconds = res.seconds - evals.eval_seconds
-    curve = evals.curve + [{"step": res.steps, "train_seconds": train_seconds, "metric": metric}]
-    return {
-        "steps": res.steps,
-        "search_steps": 0,
-        "train_seconds": train_seconds,
-        "total_seconds": total,
-        "metric": float(metric),
-        "ticket_layout": layout,
-        "curve": curve,
-    }
-
-
-def _random_mask(n: int, keep: int, g: torch.Generator) -> torch.Tensor:
-    mask = torch.zeros(n, dtype=torch.bool)
-    mask[torch.randperm(n, generator=g)[:keep]] = True
-    return mask
-
-
-def loaders(args, task: str, tokenizer, seed: int, pad_to_multiple_of: int | None = None):
-    """(train loader, the task's dev data), length-grouped train batches, as every arm trains."""
-    t = get_task(task)
-    data = DataArgs(
-        root=args.data_root,
-        max_length=args.max_length,
-        batch_size=args.batch_size,
-        max_train_samples=args.train_samples,
-        max_eval_samples=args.eval_samples,
-        seed=seed,
-        group_by_length=True,
-        pad_to_multiple_of=pad_to_multiple_of,
-    )
-    return t.train_loader(tokenizer, data), t.eval_data(tokenizer, data)
-
-
-def first(dev):
-    """The main dev loader (GLUE tasks hand back {split: loader})."""
-    return next(iter(dev.values())) if isinstance(dev, dict) else dev
 
 
 # ------------------------------------------------------------------------------------------------ run
