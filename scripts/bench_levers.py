@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _bench import finish  # noqa: E402
+from _bench import cpu, finish  # noqa: E402
 
 from tickettune.trainables.earlybert.draw import make_ticket, snapshot  # noqa: E402
 from tickettune.trainables.earlybert.masks import MaskConfig, draw_masks  # noqa: E402
@@ -182,7 +182,7 @@ def run(args: argparse.Namespace) -> dict:
         for arm in arms.values():
             arm.run(args.steps)
     ms = {m: {a: 1e3 * statistics.median(arms[m, a].clock.times) for a in args.arms} for m in ("dense", "ticket")}
-    cpu = {m: {a: 1e3 * statistics.median(arms[m, a].clock.cpu) for a in args.arms} for m in ("dense", "ticket")}
+    cpu_ms = {m: {a: 1e3 * statistics.median(arms[m, a].clock.cpu) for a in args.arms} for m in ("dense", "ticket")}
     return {
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "machine": {
@@ -197,9 +197,9 @@ def run(args: argparse.Namespace) -> dict:
         "step_ms_median": ms,
         "lever_over_today": {m: {a: ms[m][a] / ms[m]["today"] for a in args.arms} for m in ms},
         "ticket_over_dense": {a: ms["ticket"][a] / ms["dense"][a] for a in args.arms},
-        "cpu_ms_median": cpu,
-        "cpu_lever_over_today": {m: {a: cpu[m][a] / cpu[m]["today"] for a in args.arms} for m in cpu},
-        "cpu_ticket_over_dense": {a: cpu["ticket"][a] / cpu["dense"][a] for a in args.arms},
+        "cpu_ms_median": cpu_ms,
+        "cpu_lever_over_today": {m: {a: cpu_ms[m][a] / cpu_ms[m]["today"] for a in args.arms} for m in cpu_ms},
+        "cpu_ticket_over_dense": {a: cpu_ms["ticket"][a] / cpu_ms["dense"][a] for a in args.arms},
         "steps_timed_per_arm": args.rounds * args.steps,
     }
 
