@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import platform
 import subprocess
@@ -24,17 +25,20 @@ CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16",
 
 def cpu() -> dict:
     """lscpu's model name and those of its flags that decide fast fp32 / bf16 paths: the CPU under these machines
-    changes between sessions, so every benchmark JSON records it."""
+    changes between sessions, so every benchmark JSON records it. lscpu runs once per process."""
+    model_name, flags = _lscpu()
+    return {"model_name": model_name, "flags": list(flags)}
+
+
+@functools.lru_cache(maxsize=1)
+def _lscpu() -> tuple[str, tuple[str, ...]]:
     try:
         text = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10, check=True).stdout
     except (OSError, subprocess.SubprocessError):
         text = ""
     fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
-    flags = set(fields.get("Flags", "").split())
-    return {
-        "model_name": fields.get("Model name", platform.processor()).strip(),
-        "flags": [f for f in CPU_FLAGS if f in flags],
-    }
+    present = set(fields.get("Flags", "").split())
+    return fields.get("Model name", platform.processor()).strip(), tuple(f for f in CPU_FLAGS if f in present)
 
 
 def now(device: torch.device) -> float:

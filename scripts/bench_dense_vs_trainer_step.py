@@ -28,6 +28,7 @@ import torch
 
 from tickettune.trainables.model.build import load_model, model_path
 from tickettune.trainables.tasks import DataArgs, get_task
+from tickettune.trainables.tasks.data import as_tokenizer
 from tickettune.trainables.training.precision import Precision
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -95,7 +96,7 @@ def run(args) -> dict:
 
     torch.set_num_threads(args.threads)
     spec = get_task(args.task)
-    tt_model, tok = load_model(args.model, head=spec.head, num_labels=spec.num_labels)
+    tok = as_tokenizer(args.model)
     data = DataArgs(
         root=args.data_root, max_length=args.max_length, batch_size=args.batch_size, group_by_length=True, seed=0
     )

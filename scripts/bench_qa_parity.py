@@ -249,10 +249,10 @@ def kept_runs(args) -> dict[str, list[dict]]:
     redo = set(range(args.first_seed, args.first_seed + args.seeds))
     kept: dict[str, list[dict]] = {}
     for arm, rs in earlier.get("runs", {}).items():
+        now = settings(args, arm)
         for r in rs:
             if arm in args.arms and r["seed"] in redo:
                 continue
-            now = settings(args, arm)
             had = _recorded(earlier, r, now)
             for k, v in now.items():
                 if had.get(k) != v:
