@@ -74,7 +74,7 @@ def flow_config(args, task, seed: int, **fields):
     """A FlowConfig on the flags the benchmarks share (model, data, samples, length, batch, precision, lr)."""
     from tickettune.trainables.config import FlowConfig
 
-    return FlowConfig(
+    shared = dict(
         model=args.model,
         task=task,
         data_root=args.data_root,
@@ -85,5 +85,5 @@ def flow_config(args, task, seed: int, **fields):
         seed=seed,
         precision=args.precision,
         lr=args.lr,
-        **fields,
     )
+    return FlowConfig(**{**shared, **fields})  # an arm's own fields (e.g. --set precision=bf16-master) win

@@ -60,3 +60,16 @@ def test_set_overrides_are_checked_before_anything_runs():
         tta.parse_sets(["pad_to_multiple_of=0"])
     with pytest.raises(SystemExit):
         tta.parse_args(["--set", "compile"])
+
+
+def test_a_set_override_wins_over_the_flag_it_shares_a_name_with():
+    from types import SimpleNamespace
+
+    from _bench import flow_config
+
+    args = SimpleNamespace(
+        model="minilm-l6", data_root=None, train_samples=8, eval_samples=8, max_length=64, batch_size=32,
+        precision="auto", lr=1e-4,
+    )  # fmt: skip
+    cfg = flow_config(args, "sst2", 0, **tta.parse_sets(["precision=bf16-master", "embeddings=freeze"]))
+    assert (cfg.precision, cfg.embeddings, cfg.lr) == ("bf16-master", "freeze", 1e-4)
