@@ -70,6 +70,37 @@ def device_info(device: torch.device) -> dict:
     }
 
 
+def hf_training_args(out: str, *, batch_size: int, lr: float, epochs: float, amp, seed: int, **extra):
+    """`TrainingArguments` for every HF arm: the recipe they all hold fixed (10% linear warm-up, weight decay
+    0.01, clipping at 1.0, no saving or logging, CPU unless CUDA, batches built in the main process, like
+    tickettune's loop); `amp` is a resolved `Precision`; `extra` carries what an arm varies."""
+    from transformers import TrainingArguments
+
+    return TrainingArguments(
+        output_dir=out,
+        per_device_train_batch_size=batch_size,
+        per_device_eval_batch_size=64,
+        learning_rate=lr,
+        num_train_epochs=epochs,
+        warmup_steps=0.1,
+        weight_decay=0.01,
+        max_grad_norm=1.0,
+        lr_scheduler_type="linear",
+        optim="adamw_torch_fused",  # transformers' default with torch >= 2.8, spelled out
+        bf16=amp.name == "bf16",
+        fp16=amp.name == "fp16",
+        save_strategy="no",
+        logging_strategy="no",
+        report_to="none",
+        seed=seed,
+        data_seed=seed,
+        disable_tqdm=True,
+        use_cpu=not torch.cuda.is_available(),
+        dataloader_num_workers=0,
+        **extra,
+    )
+
+
 def flow_config(args, task, seed: int, **fields):
     """A FlowConfig on the flags the benchmarks share (model, data, samples, length, batch, precision, lr)."""
     from tickettune.trainables.config import FlowConfig

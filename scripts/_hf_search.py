@@ -85,7 +85,8 @@ def _worker(recipe: HFRecipe, journal: str, n_trials: int, sampler_seed_offset: 
     """One process of the search: its own Trainer, `n_trials` trials on the shared study."""
     import optuna
     import torch
-    from transformers import AutoModelForSequenceClassification, Trainer, TrainerCallback, TrainingArguments
+    from _bench import hf_training_args
+    from transformers import AutoModelForSequenceClassification, Trainer, TrainerCallback
 
     from tickettune.spaces.optuna_space import tpe_sampler
     from tickettune.trainables.model.build import model_path
@@ -126,28 +127,15 @@ def _worker(recipe: HFRecipe, journal: str, n_trials: int, sampler_seed_offset: 
         )
 
     with tempfile.TemporaryDirectory() as out:
-        targs = TrainingArguments(
-            output_dir=out,
-            per_device_train_batch_size=recipe.batch_size,
-            per_device_eval_batch_size=64,
-            learning_rate=1e-4,
-            num_train_epochs=recipe.epochs,
-            warmup_steps=0.1,
-            weight_decay=0.01,
-            max_grad_norm=1.0,
-            lr_scheduler_type="linear",
-            bf16=amp.name == "bf16",
-            fp16=amp.name == "fp16",
+        targs = hf_training_args(
+            out,
+            batch_size=recipe.batch_size,
+            lr=1e-4,  # each trial's learning rate comes from hp_space
+            epochs=recipe.epochs,
+            amp=amp,
+            seed=recipe.seed,
             train_sampling_strategy="group_by_length",
             eval_strategy="no",
-            save_strategy="no",
-            logging_strategy="no",
-            report_to="none",
-            seed=recipe.seed,
-            data_seed=recipe.seed,
-            disable_tqdm=True,
-            use_cpu=not torch.cuda.is_available(),
-            dataloader_num_workers=0,
             torch_compile=recipe.compile,
         )
         trainer = Trainer(

@@ -9,6 +9,7 @@ from collections import defaultdict
 
 import numpy as np
 import torch
+from _bench import hf_training_args
 
 from tickettune.trainables.tasks.squad_eval import squad_scores
 
@@ -108,7 +109,6 @@ def arm_hf(args, seed: int, train_ds, dev_ds) -> dict:
         AutoModelForQuestionAnswering,
         AutoTokenizer,
         Trainer,
-        TrainingArguments,
         default_data_collator,
     )
 
@@ -139,28 +139,14 @@ def arm_hf(args, seed: int, train_ds, dev_ds) -> dict:
     model = AutoModelForQuestionAnswering.from_pretrained(model_path(args.model), attn_implementation="sdpa")
     amp = Precision.of(args.precision)
     with tempfile.TemporaryDirectory() as out:
-        targs = TrainingArguments(
-            output_dir=out,
-            per_device_train_batch_size=args.batch_size,
-            per_device_eval_batch_size=64,
-            learning_rate=args.lr,
-            num_train_epochs=args.epochs,
-            max_steps=args.max_steps or -1,
-            warmup_steps=0.1,
-            weight_decay=0.01,
-            max_grad_norm=1.0,
-            lr_scheduler_type="linear",
-            optim="adamw_torch_fused",
-            bf16=amp.name == "bf16",
-            fp16=amp.name == "fp16",
-            save_strategy="no",
-            logging_strategy="no",
-            report_to="none",
+        targs = hf_training_args(
+            out,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            epochs=args.epochs,
+            amp=amp,
             seed=seed,
-            data_seed=seed,
-            disable_tqdm=True,
-            use_cpu=not torch.cuda.is_available(),
-            dataloader_num_workers=0,
+            max_steps=args.max_steps or -1,
         )
         trainer = Trainer(model=model, args=targs, train_dataset=train_feats, data_collator=default_data_collator)
         trained = trainer.train()

@@ -128,7 +128,12 @@ def fixed_like(batches: list[dict], length: int) -> list[dict]:
 def measure_gap(dense, ticket, loader, n: int, precision: str, rounds: int, malloc) -> dict:
     """ticket/dense per arm, medians over steps, arms alternating dense/ticket `rounds` times."""
     amp = Precision.of(precision, "cpu")
-    real = list(Skip1(loader, n))
+
+    def same_batches() -> Skip1:  # the loader's batches in the same order on every pass (same shapes)
+        loader.generator.manual_seed(0)
+        return Skip1(loader, n)
+
+    real = list(same_batches())
     mean_len = round(statistics.fmean(b["input_ids"].shape[1] for b in real))
     fixed = fixed_like(real, mean_len)
     seq = max(b["input_ids"].shape[1] for b in real)
@@ -136,7 +141,7 @@ def measure_gap(dense, ticket, loader, n: int, precision: str, rounds: int, mall
         "bare_fixed": lambda m: bare_steps(m, fixed, amp),
         "bare_real": lambda m: bare_steps(m, real, amp),
         "loop_real": lambda m: loop_steps(m, real, n, precision, seq, 32),
-        "loader_real": lambda m: loop_steps(m, Skip1(loader, n), n, precision, seq, 32),
+        "loader_real": lambda m: loop_steps(m, same_batches(), n, precision, seq, 32),
     }
     import copy
 
@@ -151,10 +156,11 @@ def measure_gap(dense, ticket, loader, n: int, precision: str, rounds: int, mall
             res["malloc_tuned"] = malloc()
         for arm, fn in arms.items():
             times = {"dense": [], "ticket": []}
-            for r in range(rounds):
+            for r in range(rounds + 1):  # round 0 untimed: it builds each shape's kernels (once per epoch for real)
                 for name in ("dense", "ticket") if r % 2 == 0 else ("ticket", "dense"):
                     m = copy.deepcopy(dense if name == "dense" else ticket).train()
-                    times[name] += fn(m)[3:]  # the first steps warm allocator and kernels
+                    steps = fn(m)[3:]  # the first steps warm the allocator
+                    times[name] += steps if r else []
             row = {}
             for i, kind in enumerate(("wall", "cpu")):
                 d = [x[i] for x in times["dense"]]

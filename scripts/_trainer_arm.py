@@ -7,6 +7,7 @@ import tempfile
 import time
 
 import torch
+from _bench import hf_training_args
 
 from tickettune.trainables.model.build import model_path
 from tickettune.trainables.tasks import DataArgs, get_task
@@ -18,7 +19,7 @@ from tickettune.trainables.training.precision import Precision
 def arm_trainer(args, task: str, seed: int, epochs: float, every: int, compile: bool = False) -> dict:
     """HF Trainer as a user runs it: the stock model class, group_by_length, bf16 where fast; `compile`:
     torch_compile=True (inductor; its compile time falls inside the measured train())."""
-    from transformers import AutoModelForSequenceClassification, Trainer, TrainerCallback, TrainingArguments
+    from transformers import AutoModelForSequenceClassification, Trainer, TrainerCallback
 
     spec = get_task(task)
     amp = Precision.of(args.precision)
@@ -53,29 +54,16 @@ def arm_trainer(args, task: str, seed: int, epochs: float, every: int, compile: 
         return glue_metrics(task, pred.predictions, pred.label_ids)
 
     with tempfile.TemporaryDirectory() as out:
-        targs = TrainingArguments(
-            output_dir=out,
-            per_device_train_batch_size=args.batch_size,
-            per_device_eval_batch_size=64,
-            learning_rate=args.lr,
-            num_train_epochs=epochs,
-            warmup_steps=0.1,
-            weight_decay=0.01,
-            max_grad_norm=1.0,
-            lr_scheduler_type="linear",
-            bf16=amp.name == "bf16",
-            fp16=amp.name == "fp16",
+        targs = hf_training_args(
+            out,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            epochs=epochs,
+            amp=amp,
+            seed=seed,
             train_sampling_strategy="group_by_length",
             eval_strategy="steps",
             eval_steps=every,
-            save_strategy="no",
-            logging_strategy="no",
-            report_to="none",
-            seed=seed,
-            data_seed=seed,
-            disable_tqdm=True,
-            use_cpu=not torch.cuda.is_available(),
-            dataloader_num_workers=0,
             torch_compile=compile,
         )
         trainer = Trainer(

@@ -182,6 +182,7 @@ def arm_flow(args, task: str, seed: int, epochs: float, every: int, mode: str | 
         "ticket_steps": result.ticket_steps,
         "early_bird_step": result.early_bird_step,
         "train_seconds": train_seconds,
+        "phase_seconds": dict(result.seconds),  # search and ticket apart: the ticket phase's own step time
         "total_seconds": total,
         "metric": float(result.val_metric),
         "relative_cost": result.relative_cost,
