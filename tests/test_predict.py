@@ -93,8 +93,9 @@ def read_jsonl(path: Path) -> list[dict]:
 def test_classification_keeps_order_columns_and_label_names(tickets, tmp_path):
     ids = list(range(100, 100 + len(SENTENCES)))
     src = write(tmp_path / "in.tsv", {"id": ids, "sentence": SENTENCES, "label": [1, 0] * 4})
-    assert run(tickets["sst2"], "--input", src, "--out", tmp_path / "out.jsonl", "--batch-size", 3) == 0
-    rows = read_jsonl(tmp_path / "out.jsonl")
+    out = tmp_path / "out.jsonl"  # fp32: compared below to the model's own fp32 forward (auto is bf16 on a bf16 CPU)
+    assert run(tickets["sst2"], "--input", src, "--out", out, "--batch-size", 3, "--precision", "fp32") == 0
+    rows = read_jsonl(out)
     # the input's columns in the input's order; its gold label kept under input_label
     assert [r["id"] for r in rows] == [str(i) for i in ids] and [r["sentence"] for r in rows] == SENTENCES
     assert [r["input_label"] for r in rows] == ["1", "0"] * 4
