@@ -126,7 +126,8 @@ def fixed_like(batches: list[dict], length: int) -> list[dict]:
 
 
 def measure_gap(dense, ticket, loader, n: int, precision: str, rounds: int, malloc) -> dict:
-    """ticket/dense per arm, medians over steps, arms alternating dense/ticket `rounds` times."""
+    """ticket/dense per arm, medians over steps, arms alternating dense/ticket over one untimed round (kernels
+    built) and then `rounds` timed ones."""
     amp = Precision.of(precision, "cpu")
 
     def same_batches() -> Skip1:  # the loader's batches in the same order on every pass (same shapes)
@@ -160,7 +161,8 @@ def measure_gap(dense, ticket, loader, n: int, precision: str, rounds: int, mall
                 for name in ("dense", "ticket") if r % 2 == 0 else ("ticket", "dense"):
                     m = copy.deepcopy(dense if name == "dense" else ticket).train()
                     steps = fn(m)[3:]  # the first steps warm the allocator
-                    times[name] += steps if r else []
+                    if r:
+                        times[name] += steps
             row = {}
             for i, kind in enumerate(("wall", "cpu")):
                 d = [x[i] for x in times["dense"]]
