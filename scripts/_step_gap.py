@@ -91,7 +91,7 @@ def bare_steps(model, batches: Iterable[dict], amp: Precision) -> list[float]:
     times = []
     for b in batches:
         t0 = clock()
-        with amp.autocast():
+        with amp.train_autocast():
             loss = model(**b).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)

@@ -168,7 +168,7 @@ def pld_time_per_step(model, tok, args, gamma: float) -> float:
             break
         pld.set_step(int(30 / gamma) + i if gamma > 0 else 0)
         t0 = time.perf_counter()
-        with Precision.of(args.precision).autocast():
+        with Precision.of(args.precision).train_autocast():
             loss = model(**batch).loss
         loss.float().backward()
         opt.step()

@@ -137,7 +137,7 @@ def measure(args, model, enc, loader, pld, amp: Precision, device: torch.device)
         enc.layer_drop = pld if use_pld else None
         pld.set_step(t)
         start = now(device)
-        with amp.autocast():
+        with amp.train_autocast():
             loss = model(**batch).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)

@@ -238,12 +238,12 @@ def prepare(model, variant: str, fused: bool):
 
 def step(model, opt, params, batch, amp: Precision) -> tuple[float, float, float, float, int]:
     """Wall seconds of (forward, backward, clip + optimizer + zero_grad), the process's CPU seconds and
-    minor page faults for the whole step. The forward runs under `amp`'s autocast, as train.train does."""
+    minor page faults for the whole step. The forward runs under `amp.train_autocast()`, as train.train does."""
     dev = batch["input_ids"].device
     faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     c0 = time.process_time()
     t0 = now(dev)
-    with amp.autocast():
+    with amp.train_autocast():
         loss = model(**batch).loss
     t1 = now(dev)
     loss.backward()

@@ -94,7 +94,7 @@ def time_mode(model0, mode: str, batch: dict, args) -> dict:
     def step() -> None:
         if mode == "cudagraphs":
             torch.compiler.cudagraph_mark_step_begin()
-        with amp.autocast():
+        with amp.train_autocast():
             loss = fwd(**batch).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)

@@ -323,6 +323,24 @@ def test_glue_loader_shuffling_is_seeded(shared_data, minilm_tokenizer):
     assert len(loader.dataset) == 64 and len(loader) == 8
 
 
+def test_task_dev_data_comes_longest_first_with_the_same_metrics_as_file_order(shared_data, minilm_tokenizer):
+    from tickettune.trainables.model.build import ScratchConfig, scratch_model
+    from tickettune.trainables.tasks import DataArgs, get_task
+
+    task = get_task("sst2")
+    dev = task.eval_data(minilm_tokenizer, DataArgs(root=shared_data, max_length=64, max_eval_samples=200))["dev"]
+    rows = [int(n) for b in dev for n in b["attention_mask"].sum(1)]
+    assert rows == sorted(rows, reverse=True) and len(rows) == 200  # each batch pads to (nearly) nothing
+    file_order = G.glue_loader("sst2", "dev", minilm_tokenizer, 64, 64, 200, root=shared_data)
+    assert sum(b["input_ids"].numel() for b in dev) < 0.8 * sum(b["input_ids"].numel() for b in file_order)
+    torch.manual_seed(0)
+    model, _ = scratch_model(ScratchConfig(layers=1, heads=2, hidden=16, ffn=32, dropout=0.0), head="classification")
+    model.resize_token_embeddings(len(minilm_tokenizer))
+    sorted_metrics = task.evaluate(model, {"dev": dev}, "fp32")
+    assert sorted_metrics == pytest.approx(task.evaluate(model, {"dev": file_order}, "fp32"))
+    assert 0.0 < sorted_metrics["accuracy"] < 1.0
+
+
 # ------------------------------------------------------------------------------------------------ MLM text
 
 

@@ -67,22 +67,26 @@ def test_bf16_matches_fp32_closely_on_a_forward():
     assert abs(fp32 - bf16).max() < 0.05  # bf16 keeps ~3 significant digits
 
 
-def test_bf16_attention_on_cpu_takes_sdpas_math_path_and_fp32_keeps_its_choice():
+def test_bf16_training_on_cpu_takes_sdpas_math_path_and_inference_keeps_its_choice():
     q = torch.randn(2, 2, 8, 16, dtype=torch.bfloat16)
 
     def choice() -> int:
         return torch._fused_sdp_choice(q, q, q)
 
     free = choice()
-    assert free != SDPBackend.MATH.value  # without dropout, torch picks its CPU flash kernel: the slow one in bf16
+    assert free != SDPBackend.MATH.value  # without dropout, torch picks its CPU flash kernel (slow backward in bf16)
     for name in ("bf16", "bf16-master"):
         amp = Precision.of(name, "cpu")
-        for context in (amp.autocast, amp.train_autocast):
-            with context():
-                assert choice() == SDPBackend.MATH.value, (name, context.__name__)
-            assert choice() == free  # left as it was
-    with Precision.of("fp32").autocast():
-        assert choice() == free
+        with amp.train_autocast():
+            assert choice() == SDPBackend.MATH.value, name
+        assert choice() == free  # left as it was
+        with amp.autocast():  # forward only: flash is the faster kernel
+            assert choice() == free, name
+            assert torch.is_autocast_enabled("cpu")
+    for context in (Precision.of("fp32").autocast, Precision.of("fp32").train_autocast):
+        with context():
+            assert choice() == free
+            assert not torch.is_autocast_enabled("cpu")
 
 
 def test_early_bird_is_found_under_bf16_as_under_fp32():

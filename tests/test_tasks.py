@@ -179,8 +179,9 @@ def test_mnli_reports_matched_and_mismatched(minilm_tokenizer):
     task = get_task("mnli")
     data = task.eval_data(minilm_tokenizer, DataArgs(root=str(FIXTURES), eval_batch_size=5))
     assert list(data) == ["dev_matched", "dev_mismatched"]
-    gold = {s: np.array(G.load_glue("mnli", s, root=FIXTURES)["label"]) for s in data}
-    # right on every matched row; on mismatched, right on the first 6 only
+    gold = {s: np.concatenate([b["labels"].numpy() for b in loader]) for s, loader in data.items()}  # rows as fed
+    assert sorted(gold["dev_matched"]) == sorted(G.load_glue("mnli", "dev_matched", root=FIXTURES)["label"])
+    # right on every matched row; on mismatched, right on the first 6 fed only
     logits = np.concatenate(
         [
             np.eye(3)[gold["dev_matched"]],

@@ -142,11 +142,13 @@ def glue_loader(
     num_workers: int = 0,
     group_by_length: bool = False,
     pad_to_multiple_of: int | None = None,
+    sort_by_length: bool = False,
 ) -> DataLoader:
     """Batches of input_ids / token_type_ids / attention_mask / labels, padded to the longest in each batch.
 
     `shuffle` defaults to True for train and False for dev; the order is seeded by `seed` (a torch.Generator), as
-    is the `max_samples` subset. `group_by_length` (train) puts sentences of similar length in one batch."""
+    is the `max_samples` subset. `group_by_length` (train) puts sentences of similar length in one batch;
+    `sort_by_length` (unshuffled) yields the rows longest first."""
     tokenizer = as_tokenizer(tokenizer)
     ds = load_glue(task, split, root=root, max_samples=max_samples, source=source, seed=seed)
     ds = tokenize_glue(ds, tokenizer, task, max_length=max_length)
@@ -161,6 +163,7 @@ def glue_loader(
         num_workers,
         group_by_length,
         pad_to_multiple_of,
+        sort_by_length,
     )
 
 
@@ -225,6 +228,7 @@ class GlueTask(Task):
                 args.seed,
                 args.root,
                 args.source,
+                sort_by_length=True,
             )
             for split in self.spec.dev_splits
         }

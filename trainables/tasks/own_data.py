@@ -268,6 +268,7 @@ class TableTask(Task):
             args.num_workers,
             args.group_by_length,
             args.pad_to_multiple_of if shuffle else None,
+            sort_by_length=not shuffle,
         )
 
     def train_loader(self, tokenizer: PreTrainedTokenizerBase, args: DataArgs) -> DataLoader:

