@@ -11,6 +11,8 @@ Arms, per task and seed, run one after the other in one process:
 * ``continue`` — EarlyBERT: search phase, prune, keep the weights/AdamW moments/schedule, train the rest.
 * ``random``   — a ticket of the same per-layer widths as the seed's EarlyBERT ticket, heads and FFN neurons
   drawn at random, no search, trained the whole budget: what the search itself buys.
+* ``dense_levers``, ``rewind_levers``, ``continue_levers`` — the same flows with the fast path's levers on
+  (`--levers`, default bf16-master + frozen word embedding + no dropout), beside today's path in one run.
 Every arm trains the same data (the task's whole train split unless --train-samples), batch 32, max_length 64,
 peak lr 1e-4 with 10% warm-up and linear decay, for the task's budget (SST-2: 1 epoch; CoLA: 3), and scores
 the dev set every --eval-every steps for a metric-vs-wall-clock curve. Times: `train_seconds` excludes the
@@ -54,10 +56,13 @@ from _curves import plot_curves  # noqa: E402
 from _random_arm import arm_random  # noqa: E402
 from _trainer_arm import arm_trainer, loaders  # noqa: E402
 
+LEVERED = "_levers"  # an arm name's suffix: the flow arm with --levers' overrides on top of --set
 ARMS = ("trainer", "trainer_compile", "dense", "rewind", "continue", "random")
+ARMS += tuple(a + LEVERED for a in ("dense", "rewind", "continue"))
 TRAINER_ARMS = ("trainer", "trainer_compile")
 EPOCHS = {"sst2": 1.0, "cola": 3.0}
-EB_ARMS = ("rewind", "continue")
+EB_ARMS = ("rewind", "continue", "rewind" + LEVERED, "continue" + LEVERED)
+DEFAULT_LEVERS = ["precision=bf16-master", "embeddings=freeze", "dropout=0"]
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -101,6 +106,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="a FlowConfig field for the tickettune arms (repeatable), e.g. compile=true",
     )
     ap.add_argument(
+        "--levers",
+        action="append",
+        default=None,
+        metavar="KEY=VALUE",
+        help=f"the *{LEVERED} arms' FlowConfig overrides (repeatable; default {' '.join(DEFAULT_LEVERS)})",
+    )
+    ap.add_argument(
         "--merge",
         action="store_true",
         help="keep the tasks already in --json that this run does not measure (each task is stamped "
@@ -116,6 +128,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         ap.error("the random arm copies the widths of an EarlyBERT arm's ticket: add rewind or continue")
     try:
         args.sets = parse_sets(args.sets)
+        args.levers = parse_sets(DEFAULT_LEVERS if args.levers is None else args.levers)
     except ValueError as e:
         ap.error(str(e))
     return args
@@ -142,8 +155,9 @@ def parse_sets(items: list[str]) -> dict:
 # ------------------------------------------------------------------------------------------------ arms
 
 
-def arm_flow(args, task: str, seed: int, epochs: float, every: int, mode: str | None) -> dict:
-    """tickettune's flow: `mode` None is the dense baseline trial, else an EarlyBERT ticket mode."""
+def arm_flow(args, task: str, seed: int, epochs: float, every: int, mode: str | None, sets: dict) -> dict:
+    """tickettune's flow: `mode` None is the dense baseline trial, else an EarlyBERT ticket mode; `sets` are
+    the arm's FlowConfig overrides."""
     spec = get_task(task)
     cfg = flow_config(
         args,
@@ -162,7 +176,7 @@ def arm_flow(args, task: str, seed: int, epochs: float, every: int, mode: str | 
         head_ratio=args.head_ratio,
         ffn_ratio=args.ffn_ratio,
         unconverged="ticket",
-        **args.sets,
+        **sets,
     )
     reporter = LocalReporter(verbose=False)
     with tempfile.TemporaryDirectory() as tmp:
@@ -227,7 +241,9 @@ def run(args) -> dict:
                 elif arm == "random":
                     r = arm_random(args, task, seed, epochs, every, layout)
                 else:
-                    r = arm_flow(args, task, seed, epochs, every, None if arm == "dense" else arm)
+                    base = arm.removesuffix(LEVERED)
+                    sets = {**args.sets, **args.levers} if arm.endswith(LEVERED) else args.sets
+                    r = arm_flow(args, task, seed, epochs, every, None if base == "dense" else base, sets)
                     layout = r["ticket_layout"] or layout
                 r["seed"] = seed
                 runs[arm].append(r)
@@ -346,6 +362,7 @@ def headline(out: dict) -> dict | None:
         "time_ratio": s[best]["time_ratio"],
         "metric_diff_pt": s[best]["metric_diff_pt"],
         "dense_vs_trainer": s["dense"]["time_ratio"] if "dense" in s else None,
+        "dense_levers_vs_trainer": s["dense" + LEVERED]["time_ratio"] if "dense" + LEVERED in s else None,
     }
 
 
@@ -355,10 +372,10 @@ def print_table(res: dict) -> None:
             f"{task}: budget {t['budget_steps']} steps ({t['epochs']:g} epochs), dev {t['metric']}, "
             f"ratios vs the {t.get('reference') or reference_arm(t['runs'])} arm"
         )
-        print(f"  {'arm':<10}{'metric':>9}{'diff pt':>9}{'total s':>9}{'train s':>9}{'time ratio':>11}{'search':>8}")
+        print(f"  {'arm':<16}{'metric':>9}{'diff pt':>9}{'total s':>9}{'train s':>9}{'time ratio':>11}{'search':>8}")
         for arm, s in t["summary"].items():
             print(
-                f"  {arm:<10}{s['mean_metric']:>9.4f}{s['metric_diff_pt']:>+9.2f}{s['mean_total_seconds']:>9.0f}"
+                f"  {arm:<16}{s['mean_metric']:>9.4f}{s['metric_diff_pt']:>+9.2f}{s['mean_total_seconds']:>9.0f}"
                 f"{s['mean_train_seconds']:>9.0f}{s['time_ratio']:>11.3f}{s['mean_search_steps']:>8.0f}"
             )
     if res.get("headline"):

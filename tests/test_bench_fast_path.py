@@ -73,3 +73,24 @@ def test_a_set_override_wins_over_the_flag_it_shares_a_name_with():
     )  # fmt: skip
     cfg = flow_config(args, "sst2", 0, **tta.parse_sets(["precision=bf16-master", "embeddings=freeze"]))
     assert (cfg.precision, cfg.embeddings, cfg.lr) == ("bf16-master", "freeze", 1e-4)
+
+
+def test_levered_arms_run_the_same_flow_with_the_levers_on_top_of_set(monkeypatch):
+    seen = []
+
+    def fake_flow(args, task, seed, epochs, every, mode, sets):
+        seen.append((mode, sets))
+        return {"metric": 0.9, "total_seconds": 1.0, "train_seconds": 1.0, "steps": 1, "search_steps": 0,
+                "ticket_layout": None}  # fmt: skip
+
+    monkeypatch.setattr(tta, "arm_flow", fake_flow)
+    monkeypatch.setattr(tta, "loaders", lambda *a, **k: ([0] * 10, None))
+    monkeypatch.setattr(tta, "as_tokenizer", lambda name: None)
+    args = tta.parse_args(["--tasks", "sst2", "--seeds", "1", "--arms", "dense,continue_levers", "--set", "lr=0.001"])
+    assert args.levers == {"precision": "bf16-master", "embeddings": "freeze", "dropout": 0}
+    res = tta.run(args)
+    levers = {"lr": 0.001, "precision": "bf16-master", "embeddings": "freeze", "dropout": 0}
+    assert seen == [(None, {"lr": 0.001}), ("continue", levers)]
+    assert set(res["tasks"]["sst2"]["summary"]) == {"dense", "continue_levers"}
+    with pytest.raises(SystemExit):
+        tta.parse_args(["--arms", "dense_levers", "--levers", "no_such_field=1"])
