@@ -22,6 +22,7 @@ from torch import nn
 from transformers import PreTrainedConfig, PreTrainedTokenizerBase
 
 from .model.weights import TICKET_JSON
+from .tasks.sampler import length_order
 from .training.precision import Precision
 
 SERVED_HEADS = ("classification", "regression", "qa")
@@ -120,11 +121,6 @@ def load_served(facts: ModelFacts) -> tuple[nn.Module, PreTrainedTokenizerBase]:
     else:
         model, tokenizer = load_model(facts.source, head=facts.head, num_labels=facts.num_labels)
     return model.to(place("auto").device).eval(), tokenizer
-
-
-def length_order(lengths: Sequence[int]) -> np.ndarray:
-    """Row indices longest first (stable): batches of similar lengths, little padding, memory peak first."""
-    return np.argsort(-np.asarray(lengths), kind="stable")
 
 
 def sorted_batches(

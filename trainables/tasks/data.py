@@ -31,7 +31,7 @@ from datasets import Dataset, Features, Value, load_dataset
 from torch.utils.data import DataLoader
 from transformers import AutoTokenizer, DataCollatorForLanguageModeling, PreTrainedTokenizerBase
 
-from .sampler import LengthGroupedSampler, longest_first
+from .sampler import LengthGroupedSampler, length_order
 
 ENV_VAR = "TICKETTUNE_DATA"
 WIKITEXT_HUB = ("Salesforce/wikitext", "wikitext-2-raw-v1")  # the hub's canonical name for "wikitext"
@@ -202,7 +202,7 @@ def _seeded_loader(
         return DataLoader(
             ds,
             batch_size=batch_size,
-            sampler=grouped if shuffle else longest_first(lengths),
+            sampler=grouped if shuffle else length_order(lengths).tolist(),
             generator=generator,
             collate_fn=collator,
             num_workers=num_workers,
