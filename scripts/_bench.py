@@ -13,6 +13,10 @@ import torch
 
 
 def finish(res: dict, json_path, print_table: Callable[[dict], None]) -> dict:
+    """Print the table, and write the JSON with the CPU it ran on (lscpu) where the script has not put it."""
+    machine = res.setdefault("machine", {})
+    if isinstance(machine, dict) and "model_name" not in machine and "cpu" not in machine:
+        machine["cpu"] = cpu()
     print_table(res)
     if json_path:
         json_path.parent.mkdir(parents=True, exist_ok=True)
