@@ -161,11 +161,9 @@ def measure_gap(dense, ticket, loader, n: int, precision: str, rounds: int, mall
                 for name in ("dense", "ticket") if r % 2 == 0 else ("ticket", "dense"):
                     m = copy.deepcopy(dense if name == "dense" else ticket).train()
                     steps = fn(m)
-                    steps = steps[
-                        min(3, len(steps) - 1) :
-                    ]  # the first steps warm the allocator (a smoke run keeps one)
+                    warm = min(3, len(steps) - 1)  # the first steps warm the allocator (a smoke run keeps one)
                     if r:
-                        times[name] += steps
+                        times[name] += steps[warm:]
             row = {}
             for i, kind in enumerate(("wall", "cpu")):
                 d = [x[i] for x in times["dense"]]

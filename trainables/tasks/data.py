@@ -198,11 +198,14 @@ def _seeded_loader(
     tokenized = "input_ids" in (getattr(ds, "column_names", None) or ())
     if tokenized and ((shuffle and group_by_length) or (sort_by_length and not shuffle)):
         lengths = [len(ids) for ids in ds["input_ids"]]
-        grouped = LengthGroupedSampler(lengths, batch_size, generator=generator)
+        if shuffle:
+            sampler = LengthGroupedSampler(lengths, batch_size, generator=generator)
+        else:
+            sampler = length_order(lengths).tolist()
         return DataLoader(
             ds,
             batch_size=batch_size,
-            sampler=grouped if shuffle else length_order(lengths).tolist(),
+            sampler=sampler,
             generator=generator,
             collate_fn=collator,
             num_workers=num_workers,
