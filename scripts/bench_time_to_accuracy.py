@@ -11,8 +11,12 @@ Arms, per task and seed, run one after the other in one process:
 * ``continue`` — EarlyBERT: search phase, prune, keep the weights/AdamW moments/schedule, train the rest.
 * ``random``   — a ticket of the same per-layer widths as the seed's EarlyBERT ticket, heads and FFN neurons
   drawn at random, no search, trained the whole budget: what the search itself buys.
-* ``dense_levers``, ``rewind_levers``, ``continue_levers`` — the same flows with the fast path's levers on
-  (`--levers`, default bf16-master + frozen word embedding + no dropout), beside today's path in one run.
+* ``dense_levers``, ``rewind_levers``, ``continue_levers`` — the same flows with `--levers` set explicitly
+  (default bf16-master + frozen word embedding + no dropout: what an unset FlowConfig now picks on a bf16 CPU).
+* ``dense_plain``, ``rewind_plain``, ``continue_plain`` — the same flows with `fast_path: false`: autocast,
+  a trained word embedding, the model's dropout (the EarlyBERT trial before the fast path became its default).
+The flow arms train in the flow's own precision (`trainables/fast_path.py`) unless `--set precision=...`;
+`--precision` is the Trainer and random arms'.
 Every arm trains the same data (the task's whole train split unless --train-samples), batch 32, max_length 64,
 peak lr 1e-4 with 10% warm-up and linear decay, for the task's budget (SST-2: 1 epoch; CoLA: 3), and scores
 the dev set every --eval-every steps for a metric-vs-wall-clock curve. Times: `train_seconds` excludes the
@@ -57,11 +61,13 @@ from _random_arm import arm_random  # noqa: E402
 from _trainer_arm import arm_trainer, loaders  # noqa: E402
 
 LEVERED = "_levers"  # an arm name's suffix: the flow arm with --levers' overrides on top of --set
-ARMS = ("trainer", "trainer_compile", "dense", "rewind", "continue", "random")
-ARMS += tuple(a + LEVERED for a in ("dense", "rewind", "continue"))
+PLAIN = "_plain"  # the flow arm with fast_path: false on top of --set
+FLOW_ARMS = ("dense", "rewind", "continue")
+ARMS = ("trainer", "trainer_compile", *FLOW_ARMS, "random")
+ARMS += tuple(a + suffix for suffix in (LEVERED, PLAIN) for a in FLOW_ARMS)
 TRAINER_ARMS = ("trainer", "trainer_compile")
 EPOCHS = {"sst2": 1.0, "cola": 3.0}
-EB_ARMS = ("rewind", "continue", "rewind" + LEVERED, "continue" + LEVERED)
+EB_ARMS = tuple(a for a in ARMS if a.startswith(("rewind", "continue")))
 DEFAULT_LEVERS = ["precision=bf16-master", "embeddings=freeze", "dropout=0"]
 
 
@@ -78,7 +84,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--max-length", type=int, default=64)
     ap.add_argument("--lr", type=float, default=1e-4)
-    ap.add_argument("--precision", default="auto")
+    ap.add_argument("--precision", default="auto", help="the Trainer and random arms' (the flow arms: --set)")
     ap.add_argument("--threads", type=int, default=2)
     # EarlyBERT (the issue's settings: coef_lr 1e-2, eps 0.2, window 4, a mask every 10 steps)
     ap.add_argument("--coef-lr", type=float, default=1e-2)
@@ -176,7 +182,7 @@ def arm_flow(args, task: str, seed: int, epochs: float, every: int, mode: str | 
         head_ratio=args.head_ratio,
         ffn_ratio=args.ffn_ratio,
         unconverged="ticket",
-        **sets,
+        **{"precision": None, **sets},  # None: the flow's own (fast_path.py)
     )
     reporter = LocalReporter(verbose=False)
     with tempfile.TemporaryDirectory() as tmp:
@@ -241,8 +247,9 @@ def run(args) -> dict:
                 elif arm == "random":
                     r = arm_random(args, task, seed, epochs, every, layout)
                 else:
-                    base = arm.removesuffix(LEVERED)
+                    base = arm.removesuffix(LEVERED).removesuffix(PLAIN)
                     sets = {**args.sets, **args.levers} if arm.endswith(LEVERED) else args.sets
+                    sets = {**sets, "fast_path": False} if arm.endswith(PLAIN) else sets
                     r = arm_flow(args, task, seed, epochs, every, None if base == "dense" else base, sets)
                     layout = r["ticket_layout"] or layout
                 r["seed"] = seed

@@ -11,6 +11,7 @@ import time
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from .cli_args import (  # noqa: E402
+    FAST_PATH_NOTE,
     PRECISION_HELP,
     PRECISIONS,
     CliError,
@@ -246,7 +247,7 @@ def parser() -> argparse.ArgumentParser:
     f.add_argument("--data-root", default=None, help="defaults to $TICKETTUNE_DATA or ../shared/data")
     f.add_argument("--json", default=None, help="also write the metrics here")
     f.add_argument("--precision", default="auto", choices=PRECISIONS, help=PRECISION_HELP)
-    lever_args(f, "train")
+    lever_args(f, fast_path=False)
     f.add_argument(
         "--group-by-length",
         action=argparse.BooleanOptionalAction,
@@ -273,8 +274,13 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--out", default=None, help="write the ticket here")
     e.set_defaults(task=None)
     own_data_args(e)
-    e.add_argument("--precision", default=None, choices=PRECISIONS, help=PRECISION_HELP + " (default: auto)")
-    lever_args(e, None)
+    e.add_argument(
+        "--precision",
+        default=None,
+        choices=PRECISIONS,
+        help=PRECISION_HELP + FAST_PATH_NOTE % ("bf16-master where the CPU runs bf16 fast, else auto", "auto"),
+    )
+    lever_args(e, fast_path=True)
     e.set_defaults(run=cmd_earlybert)
 
     address = {"default": None, "help": "join a running cluster (HOST:PORT); default: $RAY_ADDRESS or a local Ray"}

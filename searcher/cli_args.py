@@ -102,18 +102,22 @@ def dropout_arg(text: str) -> float:
     return p
 
 
-def lever_args(p: argparse.ArgumentParser, embeddings_default: str | None) -> None:
+FAST_PATH_NOTE = " (default: the fast path, trainables/fast_path.py: %s; pre-training: %s)"
+
+
+def lever_args(p: argparse.ArgumentParser, fast_path: bool) -> None:
+    """--embeddings and --dropout; `fast_path`: unset, the trial config's fast path decides (earlybert)."""
     p.add_argument(
         "--embeddings",
-        default=embeddings_default,
+        default=None if fast_path else "train",
         choices=EMBEDDINGS,
         help="word embedding: train (dense), sparse (only the rows a batch uses get a gradient and an "
-        "AdamW step), freeze (not trained)" + ("" if embeddings_default else " (default: train)"),
+        "AdamW step), freeze (not trained)" + (FAST_PATH_NOTE % ("freeze", "train") if fast_path else ""),
     )
     p.add_argument(
         "--dropout",
         default=None,
         type=dropout_arg,
         help="every dropout of the model (hidden, attention probabilities, head); 0 removes them "
-        "(default: the model's own config)",
+        + (FAST_PATH_NOTE % ("0", "the model's own config") if fast_path else "(default: the model's own config)"),
     )

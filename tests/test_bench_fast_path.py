@@ -75,7 +75,7 @@ def test_a_set_override_wins_over_the_flag_it_shares_a_name_with():
     assert (cfg.precision, cfg.embeddings, cfg.lr) == ("bf16-master", "freeze", 1e-4)
 
 
-def test_levered_arms_run_the_same_flow_with_the_levers_on_top_of_set(monkeypatch):
+def test_levered_and_plain_arms_run_the_same_flow_with_their_settings_on_top_of_set(monkeypatch):
     seen = []
 
     def fake_flow(args, task, seed, epochs, every, mode, sets):
@@ -86,11 +86,13 @@ def test_levered_arms_run_the_same_flow_with_the_levers_on_top_of_set(monkeypatc
     monkeypatch.setattr(tta, "arm_flow", fake_flow)
     monkeypatch.setattr(tta, "loaders", lambda *a, **k: ([0] * 10, None))
     monkeypatch.setattr(tta, "as_tokenizer", lambda name: None)
-    args = tta.parse_args(["--tasks", "sst2", "--seeds", "1", "--arms", "dense,continue_levers", "--set", "lr=0.001"])
+    arms = "dense,continue_levers,continue_plain"
+    args = tta.parse_args(["--tasks", "sst2", "--seeds", "1", "--arms", arms, "--set", "lr=0.001"])
     assert args.levers == {"precision": "bf16-master", "embeddings": "freeze", "dropout": 0}
     res = tta.run(args)
     levers = {"lr": 0.001, "precision": "bf16-master", "embeddings": "freeze", "dropout": 0}
-    assert seen == [(None, {"lr": 0.001}), ("continue", levers)]
-    assert set(res["tasks"]["sst2"]["summary"]) == {"dense", "continue_levers"}
+    plain = {"lr": 0.001, "fast_path": False}  # the EarlyBERT trial before the fast path was its default
+    assert seen == [(None, {"lr": 0.001}), ("continue", levers), ("continue", plain)]
+    assert set(res["tasks"]["sst2"]["summary"]) == {"dense", "continue_levers", "continue_plain"}
     with pytest.raises(SystemExit):
         tta.parse_args(["--arms", "dense_levers", "--levers", "no_such_field=1"])

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import fast_path
 from .budget import budget_problems
 from .config_keys import unknown_keys
 from .model.dropout import problems as dropout_problems
@@ -37,9 +38,12 @@ class FlowConfig:
     batch_size: int = 32
     seed: int = 0
     group_by_length: bool = True  # train batches of similar lengths (sampler.py), as Trainer's option
-    precision: str = "auto"  # auto | fp32 | bf16 | fp16 | bf16-master (training/precision.py, training/optimizer.py)
-    embeddings: str = "train"  # train | sparse | freeze: the word embedding (word_embeddings.py)
-    dropout: float | None = None  # every dropout of the model (model/dropout.py); None: the model's config
+    # the fast path's levers; unset (None): fast_path.py's choice when fine-tuning (bf16-master where bf16 is fast,
+    # freeze, 0), the plain one (auto, train, the model's dropout) when pre-training or with fast_path: false
+    fast_path: bool = True
+    precision: str | None = None  # auto | fp32 | bf16 | fp16 | bf16-master (training/precision.py, optimizer.py)
+    embeddings: str | None = None  # train | sparse | freeze: the word embedding (word_embeddings.py)
+    dropout: float | None = None  # every dropout of the model (model/dropout.py); pre-training's None: the model's
     pad_to_multiple_of: int | None = None  # train batches padded to a multiple: few shapes (data.py); None: exact
     compile: bool = False  # torch.compile the training forward/backward (compile_step.py); pads to 8
     compile_cache_dir: str | None = None  # inductor's cache; a search puts it under its experiment folder
@@ -109,7 +113,7 @@ class FlowConfig:
             p.append(f"window={self.window!r} must be >= 2")
         if self.pld_phase not in PLD_PHASES:
             p.append(f"pld_phase={self.pld_phase!r}: expected one of {PLD_PHASES}")
-        if self.precision not in PRECISIONS:
+        if self.precision is not None and self.precision not in PRECISIONS:
             p.append(f"precision={self.precision!r}: expected one of {PRECISIONS}")
         if self.pad_to_multiple_of is not None and (
             isinstance(self.pad_to_multiple_of, bool)
@@ -122,7 +126,7 @@ class FlowConfig:
                 "compile=true with pld=true: PLD picks the layers each step, a new graph for each choice; "
                 "use one or the other"
             )
-        if self.embeddings not in EMBEDDINGS:
+        if self.embeddings is not None and self.embeddings not in EMBEDDINGS:
             p.append(f"embeddings={self.embeddings!r}: expected one of {EMBEDDINGS}")
         p += dropout_problems(self.dropout)
         if self.unconverged not in ("stop", "ticket"):
@@ -160,12 +164,24 @@ class FlowConfig:
             pad_to_multiple_of=self.pad_to_multiple_of or (COMPILE_PAD if self.compile else None),
         )
 
-    def levers(self) -> dict[str, Any]:
-        """The fast-path settings every TrainConfig of the trial gets."""
+    @property
+    def pretraining(self) -> bool:
+        """From random weights or on an MLM task: the word embedding must train (fast_path.py)."""
+        return self.scratch is not None or self.task_obj.head == "mlm"
+
+    def levers(self, device: str | None = None) -> dict[str, Any]:
+        """The fast-path settings every TrainConfig of the trial gets, unset ones resolved for `device`."""
+        lv = fast_path.resolve(
+            self.precision,
+            self.embeddings,
+            self.dropout,
+            plain=self.pretraining or not self.fast_path,
+            device=device or fast_path.fast_device(),
+        )
         return {
-            "precision": self.precision,
-            "embeddings": self.embeddings,
-            "dropout": self.dropout,
+            "precision": lv.precision,
+            "embeddings": lv.embeddings,
+            "dropout": lv.dropout,
             "compile": self.compile,
             "compile_cache_dir": self.compile_cache_dir,
         }

@@ -31,7 +31,9 @@ from .trial_run import TrialRun
 
 def run_flow(cfg: FlowConfig, reporter: Reporter | None = None, ticket_dir: str | None = None) -> FlowResult:
     reporter = reporter or LocalReporter()
-    resolve_precision(cfg.precision, "cuda" if torch.cuda.is_available() else "cpu")  # refused before any compute
+    resolve_precision(
+        cfg.levers()["precision"], "cuda" if torch.cuda.is_available() else "cpu"
+    )  # refused before compute
     torch.manual_seed(cfg.seed)
     model, tokenizer = build(cfg)
     task, args = cfg.task_obj, cfg.data_args()
@@ -108,6 +110,7 @@ def _finish(
     bird_step = state.early_bird_step if state.converged else None
     info = {
         "flow": asdict(cfg),
+        "levers": {k: cfg.levers()[k] for k in ("precision", "embeddings", "dropout")},  # what it trained with
         "task": cfg.task_obj.info(),
         "metric": metric_name,
         "val_metric": val,

@@ -55,7 +55,9 @@ class TrialRun:
         """The task's main dev metric, its time kept out of the training clock."""
         task = self.cfg.task_obj
         self.val = float(
-            self.clock.paused_for(lambda: task.evaluate(model, eval_data, self.cfg.precision))[task.main_metric]
+            self.clock.paused_for(lambda: task.evaluate(model, eval_data, self.cfg.levers()["precision"]))[
+                task.main_metric
+            ]
         )
         return self.val
 

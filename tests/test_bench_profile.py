@@ -1,0 +1,48 @@
+"""scripts/profile_step.py (where a step's time goes, dense against its ticket) and bench_compile_dynamic.py
+(torch.compile with a symbolic length) run on real SST-2 batches and MiniLM, and write what they measured."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+import bench_compile_dynamic
+import profile_step
+
+
+def test_ops_fall_into_the_groups_that_say_whether_pruning_shrinks_them():
+    assert profile_step.group_of("aten::addmm") == "matmul (Linear)"
+    assert profile_step.group_of("aten::bmm") == "attention (bmm, softmax, sdpa)"
+    assert profile_step.group_of("aten::_fused_adamw_") == "optimizer (AdamW, clipping)"
+    assert profile_step.group_of("aten::bernoulli_") == "dropout"
+    assert profile_step.group_of("aten::view").startswith("other ops")
+    t = profile_step.table({"aten::mm": 6.0, "aten::view": 4.0}, {"aten::mm": 3.0, "aten::view": 4.0})
+    assert t["total"]["ratio"] == pytest.approx(0.7)
+    assert t["groups"]["matmul (Linear)"]["ratio"] == pytest.approx(0.5)
+    assert t["groups"]["matmul (Linear)"]["dense_share"] == pytest.approx(0.6)
+
+
+def test_profile_smoke_writes_both_paths(tmp_path, shared_data, one_thread):
+    out = tmp_path / "profile.json"
+    res = profile_step.main(["--smoke", "--threads", "1", "--data-root", str(shared_data), "--json", str(out)])
+    assert json.loads(out.read_text())["paths"].keys() == {"fast_path", "plain"}
+    plain = res["paths"]["plain"]
+    assert plain["levers"] == {"precision": "auto", "embeddings": "train", "dropout": None}
+    for p in res["paths"].values():
+        mm = p["groups"]["matmul (Linear)"]
+        assert mm["dense_ms"] > mm["ticket_ms"] > 0  # the ticket's Linears are narrower
+        assert 0 < p["total"]["ratio"] < 1.5
+    assert "dropout" in plain["groups"] and plain["groups"]["dropout"]["dense_ms"] > 0  # the model's 0.1
+    assert 0.5 < res["flop_ratio_at_16"] < 0.75 and "model_name" in res["machine"]
+
+
+@pytest.mark.slow
+def test_compile_dynamic_smoke_compiles_one_graph_per_model_and_reuses_it(tmp_path, shared_data):
+    res = bench_compile_dynamic.main(["--smoke", "--data-root", str(shared_data), "--json", str(tmp_path / "c.json")])
+    for m in res["models"].values():
+        assert m["graphs_first_compiled_run"] >= 1 and m["graphs_second_compiled_run"] == 0
+        assert m["steady_compiled_over_eager"] > 0
