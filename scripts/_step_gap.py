@@ -19,9 +19,11 @@ mega-batch of the length-grouped order, i.e. a fair sample of the epoch's length
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import time
 from collections.abc import Iterable
+from pathlib import Path
 
 import torch
 
@@ -29,6 +31,7 @@ from tickettune.trainables.cost_meter import CostMeter
 from tickettune.trainables.earlybert import slimming
 from tickettune.trainables.earlybert.draw import make_ticket
 from tickettune.trainables.earlybert.masks import MaskConfig, draw_masks
+from tickettune.trainables.tasks import DataArgs, get_task
 from tickettune.trainables.training.callbacks import Callback, Every
 from tickettune.trainables.training.loop import TrainConfig, make_optimizer, train
 from tickettune.trainables.training.precision import Precision
@@ -183,3 +186,38 @@ def measure_gap(dense, ticket, loader, n: int, precision: str, rounds: int, mall
                 flush=True,
             )
     return res
+
+
+def sst2_loader(tokenizer, data_root: str | None, train_samples: int | None, pad: int | None = None):
+    """The sst2 task's real train loader as the flow builds it: length-grouped, batch 32, max_length 64."""
+    args = DataArgs(
+        root=data_root,
+        max_length=64,
+        batch_size=32,
+        group_by_length=True,
+        max_train_samples=train_samples,
+        pad_to_multiple_of=pad,
+    )
+    return get_task("sst2").train_loader(tokenizer, args)
+
+
+def parse_real_batch_args(
+    doc: str, argv, steps: int, smoke_steps: int, min_steps: int = 1, extra: list[tuple[str, str]] = ()
+) -> argparse.Namespace:
+    """The flags of a script that times real SST-2 batches (and `extra` string options: (flag, help)); --smoke:
+    `smoke_steps` steps on 640 rows."""
+    ap = argparse.ArgumentParser(description=doc.split("\n")[0])
+    ap.add_argument("--steps", type=int, default=steps)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--train-samples", type=int, default=None, help="default: the whole SST-2 train split")
+    ap.add_argument("--data-root", default=None)
+    ap.add_argument("--smoke", action="store_true", help=f"{smoke_steps} steps on 640 rows")
+    ap.add_argument("--json", type=Path, default=None)
+    for flag, help_ in extra:
+        ap.add_argument(flag, default=None, help=help_)
+    args = ap.parse_args(argv)
+    if args.smoke:
+        args.steps, args.train_samples = smoke_steps, args.train_samples or 640
+    if args.steps < min_steps:
+        ap.error(f"--steps must be >= {min_steps}, got {args.steps}")
+    return args

@@ -7,6 +7,8 @@ measures the other way: `torch.compile(model, dynamic=True)`, MiniLM and a flow-
 real loop on real length-grouped SST-2 batches at exact lengths, on the fast path's levers, eager and compiled
 alternating (eager, dynamic, eager, dynamic per model): the first step's seconds (the compile), the median step
 after it, graphs compiled. The second compiled run of a model reuses the first one's graph (dynamo's cache).
+Inductor's on-disk cache is a fresh temporary folder unless --cache-dir names one (a warm cache from an earlier
+run turns a 60 s compile into a few seconds: what the trials of one search get for the shapes they share).
 
     python scripts/bench_compile_dynamic.py --steps 80 --json bench/compile_dynamic_bf16.json
     python scripts/bench_compile_dynamic.py --smoke
@@ -18,6 +20,7 @@ import argparse
 import copy
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -25,14 +28,14 @@ import torch
 
 from tickettune.trainables import fast_path
 from tickettune.trainables.model.build import load_model
-from tickettune.trainables.tasks import DataArgs, get_task
 from tickettune.trainables.training import loop
 from tickettune.trainables.training.allocator import tune_malloc
+from tickettune.trainables.training.compile_step import use_cache_dir
 from tickettune.trainables.training.loop import TrainConfig, train
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _bench import cpu, finish  # noqa: E402
-from _step_gap import Skip1, StepTimer, flow_ticket  # noqa: E402
+from _step_gap import Skip1, StepTimer, flow_ticket, parse_real_batch_args, sst2_loader  # noqa: E402
 
 
 class Dynamic:
@@ -77,20 +80,12 @@ def one_run(model, loader, steps: int, levers: dict, dynamic: bool) -> dict:
 
 def run(args) -> dict:
     torch.set_num_threads(args.threads)
+    use_cache_dir(args.cache_dir or tempfile.mkdtemp(prefix="inductor-"))  # cold unless asked otherwise
     tune_malloc()
     torch.manual_seed(0)
     dense, tok = load_model("minilm-l6", head="classification", num_labels=2)
     ticket = flow_ticket(dense, 0)
-    loader = get_task("sst2").train_loader(
-        tok,
-        DataArgs(
-            root=args.data_root,
-            max_length=64,
-            batch_size=32,
-            group_by_length=True,
-            max_train_samples=args.train_samples,
-        ),
-    )
+    loader = sst2_loader(tok, args.data_root, args.train_samples)
     lv = fast_path.resolve(None, None, None, plain=False, device="cpu")
     levers = {"precision": lv.precision, "embeddings": lv.embeddings, "dropout": lv.dropout}
     res = {
@@ -128,19 +123,14 @@ def print_table(res: dict) -> None:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--steps", type=int, default=80)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--train-samples", type=int, default=None, help="default: the whole SST-2 train split")
-    ap.add_argument("--data-root", default=None)
-    ap.add_argument("--smoke", action="store_true", help="4 steps on 640 rows")
-    ap.add_argument("--json", type=Path, default=None)
-    args = ap.parse_args(argv)
-    if args.smoke:
-        args.steps, args.train_samples = 4, args.train_samples or 640
-    if args.steps < 2:
-        ap.error(f"--steps must be >= 2, got {args.steps}")
-    return args
+    return parse_real_batch_args(
+        __doc__,
+        argv,
+        steps=80,
+        smoke_steps=4,
+        min_steps=2,
+        extra=[("--cache-dir", "inductor's cache (default: fresh)")],
+    )
 
 
 def main(argv=None) -> dict:

@@ -44,7 +44,7 @@ from tickettune.trainables.training.precision import cpu_has_fast_bf16
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _bench import cpu, finish
-from _step_gap import Skip1, StepTimer, flow_ticket, measure_gap
+from _step_gap import Skip1, StepTimer, flow_ticket, measure_gap, sst2_loader
 
 # name -> (data pad multiple, TrainConfig overrides); "all" is every available lever at once
 LEVERS: dict[str, tuple[int | None, dict]] = {
@@ -122,17 +122,7 @@ def padding_share(lengths: list[int], batch: int, multiple: int | None, seed: in
 
 
 def run_variant(name: str, pad: int | None, overrides: dict, dense, ticket, tok, args) -> dict:
-    loader = get_task("sst2").train_loader(
-        tok,
-        DataArgs(
-            root=args.data_root,
-            max_length=64,
-            batch_size=32,
-            group_by_length=True,
-            max_train_samples=args.train_samples,
-            pad_to_multiple_of=pad,
-        ),
-    )
+    loader = sst2_loader(tok, args.data_root, args.train_samples, pad)
     cfg = dict(lr=1e-5, max_steps=args.steps, progress=False, precision=args.precision)
     cfg.update(overrides)
     out = {"dense": [], "ticket": []}
@@ -204,16 +194,7 @@ def run(args) -> dict:
         + ", ".join(f"{k} {v:.3f}" for k, v in res["unpadding_bound"].items())
     )
     if args.gap:
-        loader = get_task("sst2").train_loader(
-            tok,
-            DataArgs(
-                root=args.data_root,
-                max_length=64,
-                batch_size=32,
-                group_by_length=True,
-                max_train_samples=args.train_samples,
-            ),
-        )
+        loader = sst2_loader(tok, args.data_root, args.train_samples)
         res["gap"] = measure_gap(dense, ticket, loader, args.steps, args.precision, args.rounds, tune_malloc)
     res["malloc_tuned"] = tune_malloc()  # what the loop's users get from allocator.py; the same for every variant
     names = [v for v in args.variants if v != "all"]

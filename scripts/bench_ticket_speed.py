@@ -75,12 +75,13 @@ from tickettune.trainables.tasks.glue import load_glue
 from tickettune.trainables.testing.random_models import write_random_model
 from tickettune.trainables.training.allocator import tune_malloc
 from tickettune.trainables.training.loop import TrainConfig, make_optimizer
+from tickettune.trainables.training.optimizer import TrainOptimizer
 from tickettune.trainables.training.precision import PRECISIONS, Precision
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _bench import device_info, device_of, finish, now  # noqa: E402
 
-VARIANTS = ("base", "unrounded", "foreach", "no_dropout", "frozen_word_emb")
+VARIANTS = ("base", "unrounded", "foreach", "no_dropout", "frozen_word_emb", "fast_path")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -223,15 +224,17 @@ def flop_report(dense, ticket, seq: int) -> dict:
 # ------------------------------------------------------------------------------------------ timing
 
 
-def prepare(model, variant: str, fused: bool):
+def prepare(model, variant: str, fused: bool, amp: Precision):
+    """A copy of `model` in `variant` (fast_path: no dropout + frozen word embedding) and its optimizer, which
+    for bf16-master casts the working weights and keeps fp32 masters, as train.train's does."""
     model = copy.deepcopy(model).train()
-    if variant == "no_dropout":
+    if variant in ("no_dropout", "fast_path"):
         for m in model.modules():
             if isinstance(m, torch.nn.Dropout):
                 m.p = 0.0  # the attention-probability dropout reads attention.self.dropout.p too
-    if variant == "frozen_word_emb":
+    if variant in ("frozen_word_emb", "fast_path"):
         model.get_input_embeddings().weight.requires_grad_(False)
-    opt = make_optimizer(model, TrainConfig(lr=2e-5, fused=fused and variant != "foreach"))
+    opt = make_optimizer(model, TrainConfig(lr=2e-5, fused=fused and variant != "foreach", precision=amp.name))
     params = [p for g in opt.param_groups for p in g["params"]]
     return model, opt, params
 
@@ -248,7 +251,10 @@ def step(model, opt, params, batch, amp: Precision) -> tuple[float, float, float
     t1 = now(dev)
     loss.backward()
     t2 = now(dev)
-    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    if isinstance(opt, TrainOptimizer):  # fp32 master grads, as train.train clips them
+        opt.clip_grad_norm_(1.0)
+    else:
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
     opt.step()
     opt.zero_grad(set_to_none=True)
     t3 = now(dev)
@@ -272,7 +278,7 @@ def fused_available() -> bool:
 
 
 def time_variant(args, variant: str, dense0, ticket0, batches, fused: bool, amp: Precision) -> dict:
-    arms = {"dense": prepare(dense0, variant, fused), "ticket": prepare(ticket0, variant, fused)}
+    arms = {"dense": prepare(dense0, variant, fused, amp), "ticket": prepare(ticket0, variant, fused, amp)}
     rows = {arm: [] for arm in arms}
     for i in range(args.warmup + args.steps):
         batch = batches[i % len(batches)]

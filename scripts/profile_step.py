@@ -5,12 +5,12 @@ MiniLM-L6 (dense) and a ticket made as the flow makes it (`_step_gap.flow_ticket
 of FFN neurons pruned, FFN widths to multiples of 8; FLOP ratio ~0.62), each trained by the real loop
 (`train.train`) on the same real length-grouped SST-2 batches, on the path a trial takes by default
 (`trainables/fast_path.py`) and on the plain one (`fast_path: false`). Per path: one untimed run per model
-(every shape's kernels built), then one run each under torch.profiler. Ops are put in groups (matmuls, attention's
-batched matmuls, casts and copies, the optimizer, ...) by self CPU time per step; the group's ticket/dense ratio
-says whether pruning shrinks it. Self CPU time is the calling thread's: the profiler's own overhead is in it too,
-so read the shares and ratios, not the milliseconds.
+(every shape's kernels built), then 4 runs each under torch.profiler, dense and ticket alternating. Ops are put
+in groups (matmuls, attention's batched matmuls, casts and copies, the optimizer, ...) by self CPU time per step;
+the group's ticket/dense ratio says whether pruning shrinks it. Self CPU time is the calling thread's: the
+profiler's own overhead is in it too, so read the shares and ratios, not the milliseconds.
 
-    python scripts/profile_step.py --steps 60 --json bench/step_profile_bf16.json
+    python scripts/profile_step.py --steps 25 --json bench/step_profile_bf16.json   # 4 x 25 steps per model
     python scripts/profile_step.py --smoke     # 3 steps, 640 rows
 """
 
@@ -27,13 +27,12 @@ from torch.profiler import ProfilerActivity, profile
 from tickettune.trainables import fast_path
 from tickettune.trainables.model.build import load_model
 from tickettune.trainables.model.flops import shape_of, train_flops_per_sequence
-from tickettune.trainables.tasks import DataArgs, get_task
 from tickettune.trainables.training.allocator import tune_malloc
 from tickettune.trainables.training.loop import TrainConfig, train
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _bench import cpu, finish  # noqa: E402
-from _step_gap import Skip1, flow_ticket  # noqa: E402
+from _step_gap import Skip1, flow_ticket, parse_real_batch_args, sst2_loader  # noqa: E402
 
 # group -> op-name prefixes (the first group that matches takes the op)
 GROUPS = {
@@ -55,18 +54,24 @@ def group_of(key: str) -> str:
     return "other ops (elementwise, views, autograd bookkeeping)"
 
 
-def profiled(model, loader, steps: int, levers: dict) -> dict[str, float]:
-    """{op: self CPU ms per step} over `steps` steps of the real loop (after one untimed run)."""
+def profiled(models: dict, loader, steps: int, rounds: int, levers: dict) -> dict[str, dict[str, float]]:
+    """{model: {op: self CPU ms per step}} over `rounds` runs of `steps` steps of the real loop per model, the
+    models alternating which goes first (this machine's speed drifts between runs: alternation spreads it over
+    both), after one untimed run each (every shape's kernels built)."""
     cfg = TrainConfig(lr=1e-5, max_steps=steps, progress=False, **levers)
-    for timed in (False, True):
-        loader.generator.manual_seed(0)
-        m = copy.deepcopy(model).train()
-        if not timed:
-            train(m, Skip1(loader, steps), cfg)
-            continue
-        with profile(activities=[ProfilerActivity.CPU]) as prof:
-            train(m, Skip1(loader, steps), cfg)
-    return {e.key: e.self_cpu_time_total / 1e3 / steps for e in prof.key_averages()}
+    out: dict[str, dict[str, float]] = {name: {} for name in models}
+    for r in range(rounds + 1):
+        for name in list(models) if r % 2 == 0 else list(models)[::-1]:
+            loader.generator.manual_seed(0)
+            m = copy.deepcopy(models[name]).train()
+            if r == 0:
+                train(m, Skip1(loader, steps), cfg)
+                continue
+            with profile(activities=[ProfilerActivity.CPU]) as prof:
+                train(m, Skip1(loader, steps), cfg)
+            for e in prof.key_averages():
+                out[name][e.key] = out[name].get(e.key, 0.0) + e.self_cpu_time_total / 1e3 / (steps * rounds)
+    return out
 
 
 def table(dense: dict[str, float], ticket: dict[str, float]) -> dict:
@@ -94,16 +99,7 @@ def run(args) -> dict:
     torch.manual_seed(0)
     dense, tok = load_model("minilm-l6", head="classification", num_labels=2)
     ticket = flow_ticket(dense, 0)
-    loader = get_task("sst2").train_loader(
-        tok,
-        DataArgs(
-            root=args.data_root,
-            max_length=64,
-            batch_size=32,
-            group_by_length=True,
-            max_train_samples=args.train_samples,
-        ),
-    )
+    loader = sst2_loader(tok, args.data_root, args.train_samples)
     res = {
         "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "machine": {**cpu(), "torch": torch.__version__, "threads": torch.get_num_threads()},
@@ -116,7 +112,7 @@ def run(args) -> dict:
         levers = {"precision": lv.precision, "embeddings": lv.embeddings, "dropout": lv.dropout}
         res["paths"][path] = {
             "levers": levers,
-            **table(*(profiled(m, loader, args.steps, levers) for m in (dense, ticket))),
+            **table(*profiled({"dense": dense, "ticket": ticket}, loader, args.steps, args.rounds, levers).values()),
         }
     return res
 
@@ -139,18 +135,8 @@ def print_table(res: dict) -> None:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--steps", type=int, default=60)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--train-samples", type=int, default=None, help="default: the whole SST-2 train split")
-    ap.add_argument("--data-root", default=None)
-    ap.add_argument("--smoke", action="store_true", help="3 steps on 640 rows")
-    ap.add_argument("--json", type=Path, default=None)
-    args = ap.parse_args(argv)
-    if args.smoke:
-        args.steps, args.train_samples = 3, args.train_samples or 640
-    if args.steps < 1:
-        ap.error(f"--steps must be >= 1, got {args.steps}")
+    args = parse_real_batch_args(__doc__, argv, steps=25, smoke_steps=3, min_steps=1)
+    args.rounds = 1 if args.smoke else 4
     return args
 
 

@@ -1,5 +1,6 @@
-"""scripts/profile_step.py (where a step's time goes, dense against its ticket) and bench_compile_dynamic.py
-(torch.compile with a symbolic length) run on real SST-2 batches and MiniLM, and write what they measured."""
+"""scripts/profile_step.py (where a step's time goes, dense against its ticket), bench_compile_dynamic.py
+(torch.compile with a symbolic length) and bench_ffn_widths.py (a pruned FFN's GEMMs) run and write what they
+measured."""
 
 from __future__ import annotations
 
@@ -46,3 +47,30 @@ def test_compile_dynamic_smoke_compiles_one_graph_per_model_and_reuses_it(tmp_pa
     for m in res["models"].values():
         assert m["graphs_first_compiled_run"] >= 1 and m["graphs_second_compiled_run"] == 0
         assert m["steady_compiled_over_eager"] > 0
+
+
+def test_ffn_widths_smoke_times_each_width_against_the_dense_one(tmp_path):
+    import bench_ffn_widths
+
+    res = bench_ffn_widths.main(["--smoke", "--threads", "1", "--json", str(tmp_path / "w.json")])
+    for rows in res["dtypes"].values():
+        assert rows["1536"]["time_ratio"] == pytest.approx(1.0) and rows["1536"]["flop_ratio"] == 1.0
+        assert rows["1024"]["ms"] > 0 and rows["1024"]["flop_ratio"] == pytest.approx(1024 / 1536)
+    with pytest.raises(SystemExit):
+        bench_ffn_widths.parse_args(["--widths", "1536"])
+
+
+def test_ticket_speed_prepares_the_fast_path_as_the_loop_trains_it():
+    import bench_ticket_speed
+    import torch
+
+    from tickettune.trainables.model.build import ScratchConfig, scratch_model
+    from tickettune.trainables.training.optimizer import TrainOptimizer
+    from tickettune.trainables.training.precision import Precision
+
+    model, _ = scratch_model(ScratchConfig(layers=1, heads=2, hidden=16, ffn=32), head="classification")
+    m, opt, _ = bench_ticket_speed.prepare(model, "fast_path", True, Precision.of("bf16-master", "cpu"))
+    assert isinstance(opt, TrainOptimizer) and opt.working_dtype == torch.bfloat16  # fp32 masters, bf16 blocks
+    assert any(p.dtype == torch.bfloat16 for p in m.parameters())
+    assert not m.get_input_embeddings().weight.requires_grad
+    assert all(d.p == 0 for d in m.modules() if isinstance(d, torch.nn.Dropout))
