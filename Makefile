@@ -38,7 +38,7 @@ test-slow: $(STAMP)
 bench-time: $(STAMP)
 	$(BIN)/python scripts/bench_time_to_accuracy.py --tasks sst2,cola --seeds 2 \
 		--arms trainer,trainer_compile,dense,continue \
-		--json bench/time_to_accuracy.json --plot bench/time_to_accuracy.png
+		--json bench/time_to_accuracy_defaults.json --plot bench/time_to_accuracy_defaults.png
 
 # pre-training from scratch: base, base_hilr, PLD, EarlyBERT, EarlyBERT + PLD, 8 min each (about 45 min here)
 bench-pretrain: $(STAMP)
