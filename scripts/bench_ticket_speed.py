@@ -232,9 +232,11 @@ def prepare(model, variant: str, fused: bool, amp: Precision):
         for m in model.modules():
             if isinstance(m, torch.nn.Dropout):
                 m.p = 0.0  # the attention-probability dropout reads attention.self.dropout.p too
-    if variant in ("frozen_word_emb", "fast_path"):
-        model.get_input_embeddings().weight.requires_grad_(False)
-    opt = make_optimizer(model, TrainConfig(lr=2e-5, fused=fused and variant != "foreach", precision=amp.name))
+    frozen = variant in ("frozen_word_emb", "fast_path")  # make_optimizer puts the embedding in this mode
+    cfg = TrainConfig(
+        lr=2e-5, fused=fused and variant != "foreach", precision=amp.name, embeddings="freeze" if frozen else "train"
+    )
+    opt = make_optimizer(model, cfg)
     params = [p for g in opt.param_groups for p in g["params"]]
     return model, opt, params
 
