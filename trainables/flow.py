@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from . import fast_path
 from .baseline import baseline_trial
 from .budget import budget_steps
 from .config import FlowConfig, FlowResult
@@ -31,9 +32,7 @@ from .trial_run import TrialRun
 
 def run_flow(cfg: FlowConfig, reporter: Reporter | None = None, ticket_dir: str | None = None) -> FlowResult:
     reporter = reporter or LocalReporter()
-    resolve_precision(
-        cfg.levers()["precision"], "cuda" if torch.cuda.is_available() else "cpu"
-    )  # refused before compute
+    resolve_precision(cfg.levers()["precision"], fast_path.fast_device())  # refused before any compute
     torch.manual_seed(cfg.seed)
     model, tokenizer = build(cfg)
     task, args = cfg.task_obj, cfg.data_args()
@@ -110,7 +109,7 @@ def _finish(
     bird_step = state.early_bird_step if state.converged else None
     info = {
         "flow": asdict(cfg),
-        "levers": {k: cfg.levers()[k] for k in ("precision", "embeddings", "dropout")},  # what it trained with
+        "levers": {k: v for k, v in cfg.levers().items() if k in ("precision", "embeddings", "dropout")},
         "task": cfg.task_obj.info(),
         "metric": metric_name,
         "val_metric": val,
