@@ -27,7 +27,6 @@ from pathlib import Path
 
 import torch
 
-from tickettune.trainables.cost_meter import CostMeter
 from tickettune.trainables.earlybert import slimming
 from tickettune.trainables.earlybert.draw import make_ticket
 from tickettune.trainables.earlybert.masks import MaskConfig, draw_masks
@@ -35,6 +34,7 @@ from tickettune.trainables.tasks import DataArgs, get_task
 from tickettune.trainables.training.callbacks import Callback, Every
 from tickettune.trainables.training.loop import TrainConfig, make_optimizer, train
 from tickettune.trainables.training.precision import Precision
+from tickettune.trainables.trial_run import CostMeter
 
 
 def clock() -> tuple[float, float]:

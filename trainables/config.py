@@ -11,9 +11,9 @@ from typing import Any
 
 from . import fast_path
 from .budget import budget_problems
-from .config_keys import unknown_keys
 from .model.dropout import problems as dropout_problems
 from .tasks import DataArgs, Task, get_task, task_problems
+from .tasks.config_keys import unknown_keys
 from .training.precision import PRECISIONS
 from .training.word_embeddings import EMBEDDINGS
 

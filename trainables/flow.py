@@ -17,7 +17,6 @@ from . import fast_path
 from .baseline import baseline_trial
 from .budget import budget_steps
 from .config import FlowConfig, FlowResult
-from .cost_meter import CostMeter
 from .earlybert import mask_search_state
 from .earlybert.draw import draw_ticket
 from .earlybert.mask_search import search_phase
@@ -27,7 +26,7 @@ from .reporter import LocalReporter, Reporter, finished_checkpoint, new_checkpoi
 from .ticket.format import save_ticket
 from .ticket_phase import ticket_phase
 from .training.precision import resolve_precision
-from .trial_run import TrialRun
+from .trial_run import CostMeter, TrialRun
 
 
 def run_flow(cfg: FlowConfig, reporter: Reporter | None = None, ticket_dir: str | None = None) -> FlowResult:

@@ -1,4 +1,4 @@
-"""What one trial carries from phase to phase: its budget, FLOPs and clock, and where its reports go.
+"""What one trial carries from phase to phase: its budget, FLOPs (`CostMeter`) and clock, and where its reports go.
 
 Every report of a trial states the same running totals (relative cost and time against the dense run it
 replaces, the last dev metric); the phases only add what is theirs.
@@ -11,11 +11,28 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
+from . import pld as pld_mod
 from .budget import relative_time
 from .config import FlowConfig, FlowResult
-from .cost_meter import CostMeter
+from .model.flops import shape_of, train_flops_per_sequence
 from .reporter import Reporter
+from .training.callbacks import Callback
 from .training.clock import TrainingClock
+
+
+class CostMeter(Callback):
+    """Training FLOPs so far, counting only the layers PLD actually ran."""
+
+    def __init__(self, model: nn.Module, seq: int, batch: int, dense_flops_per_step: float):
+        self.shape, self.seq, self.batch = shape_of(model), seq, batch
+        self.dense = dense_flops_per_step
+        self.flops = 0.0
+        self.dropper = pld_mod.dropper_of(model)
+
+    def after_step(self, step: int, logs: dict) -> bool:
+        kept = self.dropper.last_kept() if self.dropper is not None else None
+        self.flops += self.batch * train_flops_per_sequence(self.shape, self.seq, kept)
+        return False
 
 
 @dataclass

@@ -23,9 +23,9 @@ from torch import nn
 from torch.utils.data import DataLoader
 from transformers import DataCollatorForLanguageModeling, PreTrainedTokenizerBase
 
-from ..config_keys import unknown_keys
 from ..training.loop import mlm_eval
 from .base import DataArgs, Task
+from .config_keys import unknown_keys
 from .data import check_max_length, load_text, mlm_loader, seeded_loader, subset, text_blocks
 
 MLM_PROBABILITY = 0.15

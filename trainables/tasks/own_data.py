@@ -23,9 +23,9 @@ from torch import nn
 from torch.utils.data import DataLoader
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 
-from ..config_keys import unknown_keys
 from ..training.loop import predict
 from .base import DataArgs, Task
+from .config_keys import unknown_keys
 from .data import seeded_loader, subset
 from .glue import tokenize_pairs
 from .metrics import classification_metrics, regression_metrics
