@@ -140,20 +140,31 @@ def cmd_search(args: argparse.Namespace) -> int:
         spec.search.wandb_project = args.wandb_project
     if args.num_samples:
         spec.search.num_samples = args.num_samples
-    result = run_search(spec, address=args.address, overwrite=args.overwrite, verbose=verbose)
+    result = run_search(spec, address=args.address, overwrite=args.overwrite, verbose=verbose, auth=args.ray_auth)
+    return _ended(result)
+
+
+def _ended(result) -> int:
+    """Where the search is, its best, and last the outcome's line; non-zero when no trial finished or the
+    export failed."""
+    from tickettune.searcher.outcome import exit_status
+
     print(f"experiment: {result.experiment_dir}")
     if result.exported:
         print(f"best ticket(s): {result.exported}")
-    return 0
+    status = exit_status(result.outcome)
+    if result.outcome is not None:
+        name = os.path.basename(result.experiment_dir.rstrip("/"))
+        print(result.outcome.line(name), file=sys.stderr if status else sys.stdout, flush=True)
+    return status
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
     verbose = _verbosity(args)
     from tickettune.searcher.resume import resume_search
 
-    result = resume_search(args.experiment_dir, address=args.address, verbose=verbose)
-    print(f"experiment: {result.experiment_dir}")
-    return 0
+    result = resume_search(args.experiment_dir, address=args.address, verbose=verbose, auth=args.ray_auth)
+    return _ended(result)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -284,6 +295,11 @@ def parser() -> argparse.ArgumentParser:
     e.set_defaults(run=cmd_earlybert)
 
     address = {"default": None, "help": "join a running cluster (HOST:PORT); default: $RAY_ADDRESS or a local Ray"}
+    ray_auth = {
+        "default": None,
+        "choices": ("token", "disabled"),
+        "help": "the cluster's Ray token auth; default: $RAY_AUTH_MODE, else asked of the cluster",
+    }
     verbose = {
         "action": "store_true",
         "help": "also show what Ray, Tune, transformers and Optuna log (load "
@@ -292,6 +308,7 @@ def parser() -> argparse.ArgumentParser:
     sr = sub.add_parser("search", help="run a search from a YAML config (see spaces/README.md)")
     sr.add_argument("config")
     sr.add_argument("--address", **address)
+    sr.add_argument("--ray-auth", **ray_auth)
     sr.add_argument("--wandb-project", default=None, help="log every trial to this W&B project")
     sr.add_argument("--num-samples", type=int, default=None, help="override search.num_samples")
     sr.add_argument("--overwrite", action="store_true", help="replace an experiment of the same name")
@@ -301,6 +318,7 @@ def parser() -> argparse.ArgumentParser:
     rs = sub.add_parser("resume", help="continue an interrupted search; finished trials are not rerun")
     rs.add_argument("experiment_dir")
     rs.add_argument("--address", **address)
+    rs.add_argument("--ray-auth", **ray_auth)
     rs.add_argument("-v", "--verbose", **verbose)
     rs.set_defaults(run=cmd_resume)
 

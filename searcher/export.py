@@ -98,6 +98,28 @@ def _read_results(path: Path) -> list[dict]:
     return out
 
 
+def error_line(path: Path) -> str | None:
+    """The last line of a Tune error file (the exception and its message), or None without one."""
+    try:
+        lines = path.read_text().strip().splitlines()
+    except OSError:
+        return None
+    return lines[-1][:500] if lines else None
+
+
+def _died_unsaved(trial_dir: Path) -> bool:
+    """A trial whose error Tune wrote but whose state it never saved as ERROR.
+
+    When a trial's process has died by the time Tune handles its error, Ray 2.60 sets it ERROR in memory
+    but never re-saves it: the state file keeps RUNNING after the search has ended. Its ``error.txt`` is
+    there, with no report after it (a retried trial reports again)."""
+    err = trial_dir / "error.txt"
+    if not err.is_file():
+        return False
+    results = trial_dir / "result.json"
+    return not results.is_file() or results.stat().st_mtime <= err.stat().st_mtime
+
+
 def load_trials(experiment_dir: str | os.PathLike) -> list[TrialRecord]:
     """Every trial of the experiment, in creation order, with its reports."""
     exp = Path(experiment_dir)
@@ -127,10 +149,12 @@ def load_trials(experiment_dir: str | os.PathLike) -> list[TrialRecord]:
         m = meta[tid]
         error = m["error"]
         failure = read_failure(d)
+        if m["status"] in ("RUNNING", "PENDING") and _died_unsaved(d):
+            m["status"], error = "ERROR", "error.txt"
         if failure is not None:
             error = f"{failure['error']}: {failure['message']}"
         elif error and (d / str(error)).is_file():
-            error = (d / str(error)).read_text().strip().splitlines()[-1][:500]
+            error = error_line(d / str(error))
         trials.append(TrialRecord(tid, m["status"], m["config"], d, _read_results(d / "result.json"), error))
     return trials
 

@@ -1,12 +1,12 @@
-"""The driver's Ray session: environment defaults, starting or joining Ray (token auth on a cluster), and
-shutting it down; `start_driver` is what a new and a resumed search both do first."""
+"""The driver's Ray session: environment defaults, starting or joining Ray (its token auth chosen by
+cluster_auth.py), and shutting it down; `start_driver` is what a new and a resumed search both do first."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from . import console
+from . import cluster_auth, console
 
 # Set before a local Ray instance starts (workers inherit them); also sent to a remote cluster through
 # the job's runtime_env. Measured here (2 CPUs, busy machine), a Ray Train trial with an empty loop:
@@ -26,32 +26,19 @@ DRIVER_ENV_DEFAULTS = {
 }
 
 
-def _has_token() -> bool:
-    return bool(os.environ.get("RAY_AUTH_TOKEN")) or (Path.home() / ".ray" / "auth_token").is_file()
-
-
-def _enable_token_auth() -> None:
-    """RAY_AUTH_MODE=token for this process (and its children), also for a Ray already imported here."""
-    try:  # sets the variable and refreshes Ray's cached config (plain os.environ is read only at start)
-        from ray._private.authentication.authentication_token_setup import maybe_enable_token_auth_if_token_available
-
-        maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
-    except ImportError:  # another Ray version: the variable alone
-        os.environ["RAY_AUTH_MODE"] = "token"
-
-
 def connect(
     address: str | None = None,
     num_cpus: int | None = None,
     env: dict | None = None,
     verbose: bool = True,
     logging_level: int | str = "INFO",
+    auth: str | None = None,
 ) -> bool:
     """Make sure Ray is up. Returns True if this call started it (the caller shuts it down).
 
     address None and no $RAY_ADDRESS: a new local instance (``address="local"``: never attaches to a
-    ``ray start`` cluster by accident). Otherwise join that cluster; Ray 2.60 clusters started with
-    ``ray start`` use token auth, so RAY_AUTH_MODE=token is set when a token is available.
+    ``ray start`` cluster by accident). Otherwise join that cluster, with the token-auth mode `auth`
+    (``--ray-auth``), $RAY_AUTH_MODE or the cluster's own (`cluster_auth.choose`).
     verbose False: the workers' output does not reach this console (``log_to_driver``);
     logging_level: of Ray's loggers in this process (see console.py).
     """
@@ -73,13 +60,17 @@ def connect(
             logging_level=logging_level,
         )
         return True
-    if "RAY_AUTH_MODE" not in os.environ and _has_token():
-        _enable_token_auth()
+    cluster_auth.choose(address, auth)
     env_vars = {k: os.environ.get(k, v) for k, v in env_vars.items()}
     for k in ("WANDB_MODE", "WANDB_API_KEY", "WANDB_DIR", "TICKETTUNE_DATA", "HF_HUB_OFFLINE"):
         if k in os.environ:
             env_vars.setdefault(k, os.environ[k])
-    ray.init(address=address, runtime_env={"env_vars": env_vars}, log_to_driver=verbose, logging_level=logging_level)
+    try:
+        ray.init(
+            address=address, runtime_env={"env_vars": env_vars}, log_to_driver=verbose, logging_level=logging_level
+        )
+    except Exception as e:
+        raise (cluster_auth.explain(e, address) or e) from e
     return True
 
 
@@ -90,7 +81,9 @@ def shutdown() -> None:
         ray.shutdown()
 
 
-def start_driver(spec, exp_dir: Path, address: str | None, num_cpus: int | None, verbose: int) -> bool:
+def start_driver(
+    spec, exp_dir: Path, address: str | None, num_cpus: int | None, verbose: int, auth: str | None = None
+) -> bool:
     """The driver's environment (Tune's settings, W&B's folder) and its Ray connection, for a new or a resumed
     search; True when it started a local Ray instance (to be shut down at the end)."""
     for k, v in DRIVER_ENV_DEFAULTS.items():
@@ -105,4 +98,5 @@ def start_driver(spec, exp_dir: Path, address: str | None, num_cpus: int | None,
         env=console.worker_env(verbose),
         verbose=verbose > 0,
         logging_level=console.ray_logging_level(verbose),
+        auth=auth,
     )

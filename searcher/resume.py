@@ -50,6 +50,7 @@ def resume_search(
     flow_fn: Callable | None = None,
     export: bool = True,
     verbose: int = 1,
+    auth: str | None = None,
 ) -> SearchResult:
     """Resume the search in `experiment_dir`; returns the same `SearchResult` as `run_search`.
 
@@ -63,7 +64,7 @@ def resume_search(
         raise ValueError(f"{exp} was searched with flow_fn={state['flow_fn']}: pass it to resume_search again")
     spec = load(state["spec"])
     console.prepare_driver(verbose)
-    started = start_driver(spec, exp, address, num_cpus, verbose)
+    started = start_driver(spec, exp, address, num_cpus, verbose, auth)
     try:
         from ray import tune
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import console
+from .outcome import Outcome, outcome_of
 from .ray_session import shutdown, start_driver
 from .resources import ResourcePlan, plan_resources
 from .state import STATE_FILE, write_state
@@ -42,6 +43,7 @@ class SearchResult:
     plan: dict | None = None
     seconds: float = 0.0  # the whole call
     timings: dict[str, float] = field(default_factory=dict)  # connect / fit / export / shutdown
+    outcome: Outcome | None = None  # finished / failed counts, the first failure, an export error
 
 
 # ----------------------------------------------------------------------------------------- the pieces
@@ -215,6 +217,7 @@ def run_search(
     export: bool = True,
     verbose: int = 1,
     overwrite: bool = False,
+    auth: str | None = None,
 ) -> SearchResult:
     """Run a search end to end; returns a `SearchResult`.
 
@@ -229,6 +232,8 @@ def run_search(
     verbose: 0 silent, 1 our lines and Tune's progress (the CLI's default), 2 also what Ray, transformers
         and Optuna log (``tickettune search -v``); see console.py.
     overwrite: delete an earlier experiment of the same name first (else ExperimentExists).
+    auth: Ray token auth to join a cluster with ("token" / "disabled"); default $RAY_AUTH_MODE, else the
+        cluster's own (cluster_auth.py).
     """
     start = time.time()
     console.prepare_driver(verbose)
@@ -236,7 +241,7 @@ def run_search(
     exp_dir = experiment_dir_of(spec)
     _clear(exp_dir, overwrite)
     t0 = time.time()
-    started = start_driver(spec, exp_dir, address, num_cpus, verbose)
+    started = start_driver(spec, exp_dir, address, num_cpus, verbose, auth)
     console.quiet_optuna(verbose)
     timings = {"connect": time.time() - t0}
     tune_callbacks: list = []
@@ -327,7 +332,7 @@ def _tuner(
 
 def _finish(spec, exp_dir: Path, plan: ResourcePlan, export: bool, start: float, verbose: int) -> SearchResult:
     """Count the trials' outcomes; when every sample has ended, export the best ticket (or the front)."""
-    from .export import export_best, load_trials
+    from .export import load_trials
 
     trials = load_trials(exp_dir)
     statuses: dict[str, int] = {}
@@ -336,6 +341,7 @@ def _finish(spec, exp_dir: Path, plan: ResourcePlan, export: bool, start: float,
     ended = sum(n for st, n in statuses.items() if st in ("TERMINATED", "ERROR"))
     finished = ended >= spec.search.total_trials
     res = SearchResult(str(exp_dir), len(trials), statuses, finished, plan=plan.to_dict())
+    res.outcome = outcome_of(trials, spec.search.total_trials)
     if not finished:
         print(
             f"[tickettune] {spec.name}: interrupted after {ended} of {spec.search.total_trials} trials; "
@@ -343,17 +349,23 @@ def _finish(spec, exp_dir: Path, plan: ResourcePlan, export: bool, start: float,
             file=sys.stderr,
             flush=True,
         )
-        return res
-    if not export:
-        return res
+    elif export and res.outcome.finished:
+        _export(spec, exp_dir, res, verbose)
+    return res
+
+
+def _export(spec, exp_dir: Path, res: SearchResult, verbose: int) -> None:
+    """The best ticket (or the front) into best/ (pareto/), logged to W&B; a failure is kept in the outcome."""
+    from .export import export_best
+
     t0 = time.time()
     pareto = spec.search.multi
     out = exp_dir / (PARETO_DIR if pareto else BEST_DIR)
     try:
         exported = export_best(exp_dir, out, pareto=pareto)
-    except LookupError as e:
-        print(f"[tickettune] {spec.name}: nothing to export: {e}", file=sys.stderr, flush=True)
-        return res
+    except (LookupError, OSError, ValueError) as e:
+        res.outcome.export_error = f"nothing to export: {e}" if isinstance(e, LookupError) else str(e)
+        return
     res.exported, res.selection = str(out), exported
     if spec.search.wandb_project:
         from .tracking import log_ticket_artifact
@@ -368,4 +380,3 @@ def _finish(spec, exp_dir: Path, plan: ResourcePlan, export: bool, start: float,
                 flush=True,
             )
     res.timings["export"] = time.time() - t0
-    return res

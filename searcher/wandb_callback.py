@@ -12,9 +12,18 @@ Two tracebacks a first search printed with ``WANDB_MODE=offline``, both after it
   ``_WandbLoggingActor``: after ``wandb.finish()`` the actor is killed with its W&B service connection still
   registered for an atexit teardown, which races the service process going away. `_LoggingActor` tears W&B
   down itself (``wandb.teardown()``, which also unregisters that hook) before returning.
+
+And one crash that ended a whole search on a cluster: a trial whose actor never started (it could not be
+placed, its node was lost, its runtime env failed) ends without ever having started its logging actor, and
+Ray's ``log_trial_end`` raised ``KeyError`` from ``self._trial_queues[trial]``. Such a trial has no run to end.
+More generally, W&B is a side channel: an error in any hook is printed against its trial and kept in
+`errors`, and the search goes on.
 """
 
 from __future__ import annotations
+
+import functools
+import sys
 
 import ray
 from ray.air.integrations.wandb import WandbLoggerCallback, _WandbLoggingActor
@@ -30,10 +39,48 @@ class _LoggingActor(_WandbLoggingActor):
             self._wandb.teardown()
 
 
+def _guarded(hook):
+    """A hook whose error is reported against its trial instead of raised into Tune's loop."""
+
+    @functools.wraps(hook)
+    def run(self, *args, **kwargs):
+        try:
+            return hook(self, *args, **kwargs)
+        except Exception as e:  # noqa: BLE001 - logging must never end the search
+            trial = kwargs.get("trial") or next((a for a in args if hasattr(a, "trial_id")), None)
+            tid = getattr(trial, "trial_id", "?")
+            self.errors.setdefault(tid, f"{hook.__name__}: {type(e).__name__}: {e}")
+            print(
+                f"[tickettune] trial {tid}: W&B logging failed ({self.errors[tid]}); the search goes on",
+                file=sys.stderr,
+                flush=True,
+            )
+            return None
+
+    return run
+
+
 class WandbCallback(WandbLoggerCallback):
-    """`WandbLoggerCallback` whose actors end in `close` and that never logs from ``__del__``."""
+    """`WandbLoggerCallback` whose actors end in `close`, that never logs from ``__del__``, and whose errors
+    stay with their trial (`errors`: trial id -> the first error)."""
 
     _logger_actor_cls = _LoggingActor  # Ray's hook for the actor class it starts per trial
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.errors: dict[str, str] = {}
+
+    def log_trial_end(self, trial, failed: bool = False):
+        if trial not in self._trial_queues:  # it never reported: no logging actor, no run to end
+            return
+        super().log_trial_end(trial, failed=failed)
+
+    on_trial_start = _guarded(WandbLoggerCallback.on_trial_start)
+    on_trial_restore = _guarded(WandbLoggerCallback.on_trial_restore)
+    on_trial_result = _guarded(WandbLoggerCallback.on_trial_result)
+    on_trial_save = _guarded(WandbLoggerCallback.on_trial_save)
+    on_trial_complete = _guarded(WandbLoggerCallback.on_trial_complete)
+    on_trial_error = _guarded(WandbLoggerCallback.on_trial_error)
 
     def close(self, timeout: float = CLOSE_TIMEOUT_S) -> None:
         """Finish every trial's run still open and end the logging actors; call it while Ray is up."""
