@@ -7,7 +7,7 @@ export TOKENIZERS_PARALLELISM := false
 export HF_HUB_OFFLINE ?= 1
 export WANDB_SILENT := true
 
-.PHONY: setup lint format test test-slow demo bench-time bench-pretrain bench-search clean
+.PHONY: setup lint format test test-slow demo bench bench-time bench-pretrain bench-search clean
 
 setup: $(STAMP)
 
@@ -34,21 +34,25 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow -q
 
-# time to accuracy against HF Trainer (most of an hour and a half here: run it alone on the machine)
+# what the benchmarks and diagnostics measure and how long each takes here (standard library only: no set-up)
+bench:
+	@$(or $(wildcard $(BIN)/python),python3) scripts/benchkit/catalogue.py
+
+# time to accuracy against HF Trainer, SST-2 and CoLA, 2 seeds (~1.5 h here: run it alone on the machine)
 bench-time: $(STAMP)
-	$(BIN)/python scripts/bench_time_to_accuracy.py --tasks sst2,cola --seeds 2 \
+	$(BIN)/python scripts/bench/time_to_accuracy.py --tasks sst2,cola --seeds 2 \
 		--arms trainer,trainer_compile,dense,continue \
 		--json bench/time_to_accuracy_defaults.json --plot bench/time_to_accuracy_defaults.png
 
-# pre-training from scratch: base, base_hilr, PLD, EarlyBERT, EarlyBERT + PLD, 8 min each (about 45 min here)
+# pre-training from scratch: base, base_hilr, PLD, EarlyBERT, EarlyBERT + PLD, 8 min each (~48 min here)
 bench-pretrain: $(STAMP)
-	$(BIN)/python scripts/bench_pld_pretrain.py --seconds 480 --threads 2 --json bench/pld_pretrain.json \
+	$(BIN)/python scripts/bench/pld_pretrain.py --seconds 480 --threads 2 --json bench/pld_pretrain.json \
 		--plot bench/pld_pretrain.png
 
 # tickettune's search against Trainer.hyperparameter_search(optuna): CoLA and SST-2, 8 trials each (+ the baseline),
-# two trials at a time (one core each) on both sides (about 1.5 h here: run it alone on the machine)
+# two trials at a time (one core each) on both sides (~1.8 h here: run it alone on the machine)
 bench-search: $(STAMP)
-	$(BIN)/python scripts/bench_search_vs_search.py --tasks cola,sst2 --trials 8 --seeds 1 --concurrency 2 \
+	$(BIN)/python scripts/bench/search_vs_search.py --tasks cola,sst2 --trials 8 --seeds 1 --concurrency 2 \
 		--json bench/search_vs_search.json --plot-dir bench
 
 demo: $(STAMP)

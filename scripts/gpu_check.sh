@@ -3,7 +3,7 @@
 # into OUT_DIR. Needs no Ray, Optuna, W&B, network or shared data folder: it runs on a machine with
 # torch (CUDA), transformers, numpy, pyarrow, pandas, scikit-learn, scipy and pytest, plus the bundle
 # (git-ignored; `datasets` wheels, the BERT vocabulary, SST-2 and WikiText-2) made beforehand, online, by
-#     python scripts/gpu_check.py prepare gpu_bundle
+#     python scripts/gpu/check.py prepare gpu_bundle
 #
 #   scripts/gpu_check.sh OUT_DIR [--smoke]
 #
@@ -12,10 +12,10 @@
 #   install   the bundle's wheels the machine lacks, into a temporary folder (install.json)
 #   tests     pytest -m gpu: bf16/fp16 train steps, GradScaler, placement, pruned == masked dense, PLD, nccl+DDP
 #   bert      a random BERT-base (12 layers, 12 heads, hidden 768, FFN 3072) saved with the vocabulary
-#   ticket    bench_ticket_speed on it, fp32 (TF32) and bf16, batch 32 x 128 (ticket_speed.json)
-#   pld       bench_pld_speed at BERT-base size, fp32 and bf16 (pld_speed.json)
-#   fastpath  gpu_fast_path: dense vs ticket at 32x128 and 128x128, bf16, eager and torch.compile in CUDA
-#             graphs (mode reduce-overhead), compile time apart (fast_path.json)
+#   ticket    scripts/bench/ticket_speed.py on it, fp32 (TF32) and bf16, batch 32 x 128 (ticket_speed.json)
+#   pld       scripts/bench/pld_speed.py at BERT-base size, fp32 and bf16 (pld_speed.json)
+#   fastpath  scripts/gpu/fast_path.py: dense vs ticket at 32x128 and 128x128, bf16, eager and torch.compile
+#             in CUDA graphs (mode reduce-overhead), compile time apart (fast_path.json)
 #   flow      one EarlyBERT trial (search -> early bird -> prune -> ticket -> eval) on the GPU (flow.json)
 #   ddp       the same flow with PLD inside a one-process nccl group, model wrapped in DDP (ddp.json)
 #   summary   summary.json and summary.txt, with the GPU's name; exit 0 only if every step passed
@@ -66,11 +66,11 @@ step() {  # step NAME TIMEOUT_S CMD...: run, log, time; the check goes on after 
 # 1. the device
 if [ $SMOKE -eq 1 ]; then
   touch "$OUT/SMOKE"
-  "$PY" "$REPO/scripts/gpu_check.py" cuda --json "$OUT/device.json" > "$OUT/cuda.log" 2>&1
+  "$PY" "$REPO/scripts/gpu/check.py" cuda --json "$OUT/device.json" > "$OUT/cuda.log" 2>&1
   echo "gpu_check: --smoke: every step on the CPU at toy sizes; nothing measured" >&2
   DEVICE=cpu
 else
-  if ! step cuda 120 "$PY" "$REPO/scripts/gpu_check.py" cuda --json "$OUT/device.json"; then
+  if ! step cuda 120 "$PY" "$REPO/scripts/gpu/check.py" cuda --json "$OUT/device.json"; then
     echo "gpu_check: NO CUDA DEVICE: nothing was checked or measured ($(tail -1 "$OUT/cuda.log"))" >&2
     echo "NO CUDA DEVICE: nothing was checked or measured" > "$OUT/summary.txt"
     exit 3
@@ -81,15 +81,15 @@ fi
 
 # 2. the bundle
 if [ ! -d "$BUNDLE/wheels" ] || [ ! -d "$BUNDLE/data" ] || [ ! -d "$BUNDLE/tokenizer" ]; then
-  echo "gpu_check: no bundle at $BUNDLE: run 'python scripts/gpu_check.py prepare gpu_bundle' online first" >&2
+  echo "gpu_check: no bundle at $BUNDLE: run 'python scripts/gpu/check.py prepare gpu_bundle' online first" >&2
   exit 4
 fi
-step install 300 "$PY" "$REPO/scripts/gpu_check.py" install "$BUNDLE" "$WORK/site" --json "$OUT/install.json" \
-  || { "$PY" "$REPO/scripts/gpu_check.py" summary "$OUT" >&2; exit 5; }
+step install 300 "$PY" "$REPO/scripts/gpu/check.py" install "$BUNDLE" "$WORK/site" --json "$OUT/install.json" \
+  || { "$PY" "$REPO/scripts/gpu/check.py" summary "$OUT" >&2; exit 5; }
 export TICKETTUNE_DATA="$BUNDLE/data"
 
 # 3. the gpu-marked tests
-step tests 240 "$PY" -m pytest -m gpu "$REPO/tests/test_gpu.py" -q -p no:cacheprovider -rs \
+step tests 240 "$PY" -m pytest -m gpu "$REPO/tests/trainables/training/test_gpu.py" -q -p no:cacheprovider -rs \
   --junitxml="$OUT/tests.xml" --rootdir "$REPO"
 "$PY" - "$OUT" <<'EOF' || true
 import json, sys, xml.etree.ElementTree as ET
@@ -105,7 +105,7 @@ EOF
 # 4. a random BERT-base, then the benchmarks at that size
 SMOKE_FLAG=()
 [ $SMOKE -eq 1 ] && SMOKE_FLAG=(--smoke)
-step bert 300 "$PY" "$REPO/scripts/gpu_check.py" bert "$WORK/bert" --tokenizer "$BUNDLE/tokenizer" "${SMOKE_FLAG[@]}"
+step bert 300 "$PY" "$REPO/scripts/gpu/check.py" bert "$WORK/bert" --tokenizer "$BUNDLE/tokenizer" "${SMOKE_FLAG[@]}"
 PREC=()  # the benchmarks time fp32 and bf16 side by side where they take --precision
 if [ $SMOKE -eq 1 ]; then
   TICKET_SIZE=(--steps 2 --warmup 1 --batch-size 4 --seq-len 16)
@@ -115,7 +115,7 @@ else
   PLD_SIZE=(--steps 30 --warmup 5 --batch-size 32 --seq-len 128 --layers 12 --hidden 768 --heads 12 --ffn 3072)
 fi
 for b in ticket pld; do
-  script="$REPO/scripts/bench_${b}_speed.py"
+  script="$REPO/scripts/bench/${b}_speed.py"
   PREC=()
   "$PY" "$script" --help 2>/dev/null | grep -q -- "--precision" && PREC=(--precision fp32,bf16)
   if [ $b = ticket ]; then
@@ -129,13 +129,13 @@ done
 
 FAST=(--modes eager,cudagraphs)
 [ $SMOKE -eq 1 ] && FAST=(--smoke)
-step fastpath 360 "$PY" "$REPO/scripts/gpu_fast_path.py" --model "$WORK/bert" --device $DEVICE "${FAST[@]}" \
+step fastpath 360 "$PY" "$REPO/scripts/gpu/fast_path.py" --model "$WORK/bert" --device $DEVICE "${FAST[@]}" \
   --json "$OUT/fast_path.json"
 
 # 5. one EarlyBERT trial on the GPU, then the same inside a one-process nccl group (DDP)
 FLOW=(--model "$WORK/bert" --data-root "$BUNDLE/data" --device $DEVICE "${SMOKE_FLAG[@]}")
-step flow 300 "$PY" "$REPO/scripts/gpu_check.py" flow "$OUT" "${FLOW[@]}"
-step ddp 300 "$PY" "$REPO/scripts/gpu_check.py" ddp "$OUT" "${FLOW[@]}"
+step flow 300 "$PY" "$REPO/scripts/gpu/check.py" flow "$OUT" "${FLOW[@]}"
+step ddp 300 "$PY" "$REPO/scripts/gpu/check.py" ddp "$OUT" "${FLOW[@]}"
 
 # 6. the summary; exit 0 only if every step passed
-"$PY" "$REPO/scripts/gpu_check.py" summary "$OUT"
+"$PY" "$REPO/scripts/gpu/check.py" summary "$OUT"

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .fit import _coerce
-from .schema import _FLOW_FIELDS, _FLOW_HINTS, Domain, same_value
+from .domain import Domain, same_value
+from .flow_keys import FLOW_HINTS, as_field
 
 
 def check_enqueue(
@@ -51,10 +51,10 @@ def check_enqueue(
                 )
                 continue
             if key not in space:
-                known = "a FlowConfig key that is not searched" if key in _FLOW_FIELDS else "unknown key"
+                known = "a FlowConfig key that is not searched" if key in FLOW_HINTS else "unknown key"
                 problems.append(f"{where}.{key}: {known}; the searched keys are {list(space)}")
                 continue
-            value = _coerce(value, _FLOW_HINTS[key])
+            value = as_field(key, value)
             d = space[key]
             if not d.contains(value):
                 inside = f"one of {list(d.choices)}" if d.kind == "categorical" else f"in [{d.low}, {d.high}]"

@@ -16,7 +16,8 @@ from dataclasses import fields
 from typing import TYPE_CHECKING, Any
 
 from ..trainables.config import FlowConfig
-from .schema import Domain, SearchSpec, same_value
+from .domain import Domain, same_value
+from .schema import SearchSpec
 
 if TYPE_CHECKING:
     import optuna

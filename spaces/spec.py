@@ -14,7 +14,9 @@ A config has five top-level sections (all optional except that a search needs so
       theta_bar: {low: 0.5, high: 0.9, when: {pld: true}}    # sampled only when pld is true
 
 `load_spec` checks everything before any trial starts and raises one `SpecError` (a ValueError) that
-lists every problem found, each naming the offending key and value. See spaces/README.md.
+lists every problem found, each naming the offending key and value: the sections' pydantic models
+(schema.py, settings.py, flow_keys.py, domain.py) type each value, then checks.py looks across them.
+See spaces/README.md.
 """
 
 from __future__ import annotations
@@ -25,9 +27,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import ValidationError
 
-from .schema import TOP_LEVEL, SearchSpec, SpecError
-from .validate import Validator
+from .checks import cross_check
+from .flow_keys import FLOW_HINTS
+from .problems import problem_lines
+from .schema import SearchSpec, SpecError, SpecFile
+
+SECTIONS = ("search", "fixed", "space")
 
 
 class _Loader(yaml.SafeLoader):
@@ -89,12 +96,40 @@ def load_spec(source: str | os.PathLike | dict) -> SearchSpec:
     if problems and data is None:
         raise SpecError(problems, where)
     if not isinstance(data, dict):
+        sections = list(SpecFile.model_fields)
         raise SpecError(
-            problems + [f"the config must be a mapping with sections {list(TOP_LEVEL)}, got {type(data).__name__}"],
-            where,
+            problems + [f"the config must be a mapping with sections {sections}, got {type(data).__name__}"], where
         )
-    v = Validator(problems)
-    spec = v.spec(data, default_name, where)
-    if v.problems:
-        raise SpecError(v.problems, where)
-    return spec
+    data.setdefault("name", default_name)
+    raw_fixed = dict(data["fixed"]) if isinstance(data.get("fixed"), dict) else {}
+    file, found, broken = _validate(data)
+    fixed = file.fixed.model_dump(exclude_unset=True)
+    space, more = cross_check(file.search, fixed, file.space, raw_fixed, broken)
+    problems = list(dict.fromkeys(problems + found + more))
+    if problems:
+        raise SpecError(problems, where)
+    return SearchSpec(file.name, file.storage, file.search, fixed, space, source=where)
+
+
+def _validate(data: dict) -> tuple[SpecFile, list[str], set[str]]:
+    """(the config as a SpecFile, its problems, the searched keys whose domain was rejected).
+
+    Every rejected entry is dropped and the rest validated again, so that the checks across sections still
+    see every valid part. Problems of the later rounds only follow from the dropping: not reported.
+    """
+    problems: list[str] = []
+    broken: set[str] = set()
+    for _ in range(5):
+        try:
+            return SpecFile.model_validate(data), problems, broken
+        except ValidationError as e:
+            problems = problems or problem_lines(e, SpecFile)
+            for error in e.errors():
+                section, *rest = error["loc"]
+                if rest and section in SECTIONS and isinstance(data.get(section), dict):
+                    data[section].pop(rest[0], None)
+                    if section == "space" and rest[0] in FLOW_HINTS:
+                        broken.add(rest[0])
+                else:
+                    data.pop(section, None)
+    return SpecFile(), problems, broken

@@ -13,6 +13,10 @@ from tickettune.searcher.cluster_auth import ClusterAuthError
 
 @pytest.fixture
 def home(tmp_path, monkeypatch):
+    """An empty home and no auth settings. The mode is set in the environment only: Ray's own config (and its
+    C++ token loader, which keeps the first token it reads) must not change inside a test process that starts
+    local Ray instances later."""
+    monkeypatch.setattr(cluster_auth, "_apply", lambda mode: os.environ.__setitem__("RAY_AUTH_MODE", mode))
     monkeypatch.setenv("HOME", str(tmp_path))
     for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):
         monkeypatch.setenv(k, "")  # recorded, so that what `choose` sets is undone after the test

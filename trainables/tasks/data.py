@@ -35,8 +35,8 @@ from .sampler import LengthGroupedSampler, length_order
 
 ENV_VAR = "TICKETTUNE_DATA"
 WIKITEXT_HUB = ("Salesforce/wikitext", "wikitext-2-raw-v1")  # the hub's canonical name for "wikitext"
-# ../shared/data beside the checkout: this file is <checkout>/trainables/data.py
-CHECKOUT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+# ../shared/data beside the checkout: this file is <checkout>/trainables/tasks/data.py
+CHECKOUT_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 
 
 def data_root(root: str | os.PathLike | None = None) -> Path:

@@ -3,7 +3,7 @@
 The only real checkpoint on hand is MiniLM (BERT). Other families are exercised through random models
 built from their transformers config classes, saved with `save_pretrained` (plus a tokenizer) and then
 loaded back through the real path (`model.load_model(dir)`), as a downloaded checkpoint would be. Used by
-the tests (tiny sizes) and by scripts/bench_ticket_speed.py (MiniLM-like size).
+the tests (tiny sizes) and by scripts/bench/ticket_speed.py (MiniLM-like size).
 """
 
 from __future__ import annotations

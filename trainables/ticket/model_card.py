@@ -169,7 +169,7 @@ def render(f: CardFacts) -> str:
     return "\n".join(lines)
 
 
-SPEED_KEY = "inference_speed"  # written by scripts/bench_inference.py (ticket ./ dense, same process)
+SPEED_KEY = "inference_speed"  # written by scripts/bench/inference.py (ticket ./ dense, same process)
 
 
 def _inference_speed(speed: dict | None) -> list[str]:
@@ -180,7 +180,7 @@ def _inference_speed(speed: dict | None) -> list[str]:
         "",
         "## Inference speed",
         "",
-        f"Measured by `{speed.get('command', 'scripts/bench_inference.py')}` on {speed.get('cpu', 'a CPU')}, "
+        f"Measured by `{speed.get('command', 'scripts/bench/inference.py')}` on {speed.get('cpu', 'a CPU')}, "
         f"{speed.get('threads', '?')} threads, batch {speed.get('batch', '?')} x {speed.get('seq_len', '?')} "
         f"tokens, medians after warm-up (matmul FLOP ratio {_fmt(speed.get('flop_ratio'))}). "
         f"{speed.get('note', '')}".rstrip(),

@@ -6,7 +6,7 @@ them in again (50k+ minor faults per dense MiniLM step at 32 x 64; each fault ze
 scales with bytes allocated, not with FLOPs, so it does not shrink with a ticket. Serving everything from the
 heap (M_MMAP_MAX=0) and not trimming it (M_TRIM_THRESHOLD=1 GiB) brings it to 0 faults per step after
 warm-up. Process-wide; the same as the MALLOC_MMAP_MAX_ / MALLOC_TRIM_THRESHOLD_ environment variables set
-before start, or jemalloc / tcmalloc preloaded. bench_ticket_speed always did this; the training loop now does
+before start, or jemalloc / tcmalloc preloaded. bench/ticket_speed.py always did this; the training loop now does
 on CPU (TrainConfig.tune_malloc). Measured (bench_fast_path --gap, MiniLM, real SST-2 batches, fp32, one
 thread, process CPU time; noisy, shared machine): dense 819 -> 607 ms/step, ticket 533 -> 409.
 """
