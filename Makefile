@@ -7,7 +7,7 @@ export TOKENIZERS_PARALLELISM := false
 export HF_HUB_OFFLINE ?= 1
 export WANDB_SILENT := true
 
-.PHONY: setup lint format test test-slow demo bench bench-time bench-pretrain bench-search clean
+.PHONY: setup lint format test test-slow demo bench bench-time bench-pretrain bench-search bench-map bench-chaos bench-load clean
 
 setup: $(STAMP)
 
@@ -54,6 +54,21 @@ bench-pretrain: $(STAMP)
 bench-search: $(STAMP)
 	$(BIN)/python scripts/bench/search_vs_search.py --tasks cola,sst2 --trials 8 --seeds 1 --concurrency 2 \
 		--json bench/search_vs_search.json --plot-dir bench
+
+# how much each task can be pruned: tickettune dense against tickets on a ladder of FLOP ratios, with and without
+# distillation from the dense run's cached logits, CoLA and SST-2, 2 seeds (hours here: run it alone)
+bench-map: $(STAMP)
+	$(BIN)/python scripts/bench/ticket_map.py --tasks cola,sst2 --seeds 2 --json bench/ticket_map.json \
+		--plot bench/ticket_map.png
+
+# faults on a two-node `ray start` cluster on this machine: a lost worker node (one-worker and DDP trials), a killed
+# driver then `tickettune resume` (~10 min here: run it alone)
+bench-chaos: $(STAMP)
+	$(BIN)/python scripts/bench/chaos_search.py --json bench/chaos.json
+
+# the search's driver cost per trial: 8 and 32 tiny trials, 4 at a time, on a two-node cluster (~3 min here)
+bench-load: $(STAMP)
+	$(BIN)/python scripts/bench/cluster_load.py --json bench/cluster_load.json
 
 demo: $(STAMP)
 	$(BIN)/tickettune search spaces/demo.yaml --overwrite

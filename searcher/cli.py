@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-import time
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -15,85 +13,14 @@ from .cli_args import (  # noqa: E402
     PRECISION_HELP,
     PRECISIONS,
     CliError,
+    distill_args,
+    distill_settings,
     key_values,
     lever_args,
     own_data,
     own_data_args,
-    task_setting,
 )
-
-
-def torch_cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
-
-
-def cmd_finetune(args: argparse.Namespace) -> int:
-    from tickettune.trainables.model.build import load_model
-    from tickettune.trainables.tasks import DataArgs, get_task
-    from tickettune.trainables.training.loop import TrainConfig, train
-
-    task = get_task(task_setting(args, "sst2"))
-    problems = task.problems()
-    if problems:
-        raise CliError("; ".join(problems))
-    from tickettune.trainables.training.precision import resolve_precision
-
-    resolve_precision(args.precision, "cuda" if torch_cuda() else "cpu")  # fp16 without CUDA: refused before loading
-    if args.pad_to_multiple_of < 0:
-        raise CliError(f"--pad-to-multiple-of {args.pad_to_multiple_of}: must be >= 0 (0: off)")
-    cfg = TrainConfig(
-        lr=args.lr,
-        epochs=args.epochs,
-        max_steps=args.max_steps,
-        seed=args.seed,
-        precision=args.precision,
-        embeddings=args.embeddings,
-        dropout=args.dropout,
-        compile=args.compile,
-    )
-    max_length = args.max_length or task.default_max_length  # SQuAD: run_qa's 384, else 64
-    data = DataArgs(
-        root=args.data_root,
-        max_length=max_length,
-        batch_size=args.batch_size,
-        max_train_samples=args.max_train_samples,
-        max_eval_samples=args.max_eval_samples,
-        seed=args.seed,
-        group_by_length=args.group_by_length,
-        pad_to_multiple_of=args.pad_to_multiple_of or (8 if args.compile else None),
-    )
-    task.check(data)  # every row read and checked before the model loads
-    model, tokenizer = load_model(args.model, head=task.head, num_labels=task.num_labels)
-    from tickettune.trainables.training.device import place
-
-    model = model.to(place("auto").device)  # the GPU when torch sees one (batches follow the model)
-    train_loader = task.train_loader(tokenizer, data)
-    dev = task.eval_data(tokenizer, data)
-    rows = task.size(train_loader)
-    print(
-        f"fine-tuning {args.model} on {task.name}: {rows if rows >= 0 else 'streamed'} train rows, "
-        f"{task.size(dev)} dev rows",
-        flush=True,
-    )
-    result = train(model, train_loader, cfg)
-    start = time.perf_counter()
-    metrics = task.evaluate(model, dev, args.precision)
-    print(
-        f"trained {result.steps} steps in {result.seconds:.1f}s "
-        f"(loss {result.losses[0]:.4f} -> {sum(result.losses[-10:]) / len(result.losses[-10:]):.4f}); "
-        f"eval {time.perf_counter() - start:.1f}s"
-    )
-    print("dev " + "  ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(
-                {"task": task.info(), "metrics": metrics, "steps": result.steps, "train_seconds": result.seconds},
-                f,
-                indent=2,
-            )
-    return 0
+from .finetune_cmd import cmd_finetune  # noqa: E402
 
 
 def cmd_earlybert(args: argparse.Namespace) -> int:
@@ -104,6 +31,7 @@ def cmd_earlybert(args: argparse.Namespace) -> int:
     for key in ("precision", "embeddings", "dropout"):
         if getattr(args, key) is not None:
             settings[key] = getattr(args, key)
+    settings.update(distill_settings(args))
     own = own_data(args)
     if own is not None:
         if "task" in settings:
@@ -272,6 +200,7 @@ def parser() -> argparse.ArgumentParser:
         help="pad train batches to a multiple of this many tokens: few shapes (default 0: off; 8 with --compile)",
     )
     f.add_argument("--compile", action="store_true", help="torch.compile the training step (slow to start on CPU)")
+    distill_args(f)
     f.set_defaults(run=cmd_finetune)
 
     e = sub.add_parser("earlybert", help="one EarlyBERT(+PLD) run without Ray: search, draw, prune, train")
@@ -292,6 +221,7 @@ def parser() -> argparse.ArgumentParser:
         help=PRECISION_HELP + FAST_PATH_NOTE % ("bf16-master where the CPU runs bf16 fast, else auto", "auto"),
     )
     lever_args(e, fast_path=True)
+    distill_args(e)
     e.set_defaults(run=cmd_earlybert)
 
     address = {"default": None, "help": "join a running cluster (HOST:PORT); default: $RAY_ADDRESS or a local Ray"}

@@ -121,3 +121,32 @@ def lever_args(p: argparse.ArgumentParser, fast_path: bool) -> None:
         help="every dropout of the model (hidden, attention probabilities, head); 0 removes them "
         + (FAST_PATH_NOTE % ("0", "the model's own config") if fast_path else "(default: the model's own config)"),
     )
+
+
+def distill_args(p: argparse.ArgumentParser) -> None:
+    """--teacher and its settings: the teacher's logits cached over the training rows before training, then a
+    distillation term on them (trainables/ticket/distill.py)."""
+    g = p.add_argument_group("distillation from a teacher (its logits cached once, before training)")
+    g.add_argument("--teacher", default=None, metavar="DIR", help="a fine-tuned model or ticket folder of this task")
+    g.add_argument(
+        "--teacher-cache",
+        default=None,
+        metavar="DIR",
+        help="keep the cache here (default: a temporary folder); one made for other data is refused",
+    )
+    g.add_argument("--distill-weight", type=float, default=None, help="the term's weight (default with --teacher: 1)")
+    g.add_argument("--distill-temperature", type=float, default=None, help="softmax temperature (default 2)")
+
+
+def distill_settings(args: argparse.Namespace) -> dict:
+    """The FlowConfig fields the distillation flags set (only those given; --teacher alone weighs 1)."""
+    out = {
+        k: getattr(args, k)
+        for k in ("teacher", "teacher_cache", "distill_weight", "distill_temperature")
+        if getattr(args, k) is not None
+    }
+    if args.teacher is not None:
+        out.setdefault("distill_weight", 1.0)
+    elif out:
+        raise CliError(f"{', '.join('--' + k.replace('_', '-') for k in out)} without --teacher: nothing to cache")
+    return out

@@ -24,6 +24,7 @@ from tickettune.trainables.ticket.format import publish_dir
 
 from .front import dominates, non_dominated  # noqa: F401  (dominates: part of this module's API)
 from .state import read_state
+from .stops import stop_reason, stopped_trials
 from .trial import TICKET, TRIAL_PREFIX, read_failure
 
 COST = "relative_cost"
@@ -38,6 +39,7 @@ class TrialRecord:
     trial_dir: Path
     history: list[dict] = field(default_factory=list)  # every report, in order
     error: str | None = None
+    stopped: dict | None = None  # the scheduler stopped it early: its decision (stops.py)
 
     @property
     def last(self) -> dict:
@@ -143,6 +145,7 @@ def load_trials(experiment_dir: str | os.PathLike) -> list[TrialRecord]:
                 params = json.loads((d / "params.json").read_text())
             meta[tid] = {"status": "UNKNOWN", "config": params, "error": None}
             order.append(tid)
+    stops = stopped_trials(exp)
     trials = []
     for tid in order:
         d = exp / f"{TRIAL_PREFIX}{tid}"
@@ -155,7 +158,8 @@ def load_trials(experiment_dir: str | os.PathLike) -> list[TrialRecord]:
             error = f"{failure['error']}: {failure['message']}"
         elif error and (d / str(error)).is_file():
             error = error_line(d / str(error))
-        trials.append(TrialRecord(tid, m["status"], m["config"], d, _read_results(d / "result.json"), error))
+        results = _read_results(d / "result.json")
+        trials.append(TrialRecord(tid, m["status"], m["config"], d, results, error, stops.get(tid)))
     return trials
 
 
@@ -184,11 +188,15 @@ def objectives(experiment_dir: str | os.PathLike, metric: str | None = None) -> 
 
 
 def candidates(trials: list[TrialRecord], metrics: list[str]) -> list[TrialRecord]:
-    """Trials that finished with a ticket and finite values of every metric."""
+    """Trials that finished with a ticket and finite values of every metric; never one the scheduler stopped
+    (its last values are a partial run's)."""
     return [
         t
         for t in trials
-        if t.ticket_dir is not None and t.status != "ERROR" and all(math.isfinite(t.metric(m)) for m in metrics)
+        if t.ticket_dir is not None
+        and t.status != "ERROR"
+        and t.stopped is None
+        and all(math.isfinite(t.metric(m)) for m in metrics)
     ]
 
 
@@ -240,6 +248,8 @@ def _chosen(trials: list[TrialRecord], trial_id: str, exp: Path) -> TrialRecord:
     if not found:
         raise ValueError(f"--trial {trial_id!r}: no such trial in {exp} (trials: {[t.trial_id for t in trials]})")
     t = found[0]
+    if t.stopped is not None:
+        raise ValueError(f"--trial {trial_id!r}: nothing to export: the scheduler stopped it, {stop_reason(t.stopped)}")
     if t.ticket_dir is None:
         why = (
             "it is the dense baseline (no ticket)"
@@ -277,7 +287,10 @@ def export_best(
         [_chosen(trials, trial, exp)] if trial is not None else candidates(trials, metrics if pareto else metrics[:1])
     )
     if not pool:
-        why = {t.trial_id: (t.status, "ticket" if t.ticket_dir else "no ticket", t.error) for t in trials}
+        why = {
+            t.trial_id: (t.status, "ticket" if t.ticket_dir else "no ticket", t.error or (t.stopped and "stopped"))
+            for t in trials
+        }
         raise LookupError(
             f"no trial of {exp} finished with a ticket and a finite {metrics if pareto else metrics[0]} "
             f"({len(trials)} trials: {why})"

@@ -59,7 +59,9 @@ class _RayReporter:
         raise NotImplementedError
 
     def report(self, metrics: dict, checkpoint_dir: str | None = None) -> None:
-        self._send(clean_metrics(metrics, self.ticket_dir if self.rank == 0 else None), checkpoint_dir)
+        sent = clean_metrics(metrics, self.ticket_dir if self.rank == 0 else None)
+        self._send(sent, checkpoint_dir)
+        self.last = sent  # trial.py keeps a finished trial's last report (FINISHED.json)
         self.reports += 1
         if (
             checkpoint_dir is not None

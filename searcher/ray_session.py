@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from . import cluster_auth, console
+from .storage import check_shared
 
 # Set before a local Ray instance starts (workers inherit them); also sent to a remote cluster through
 # the job's runtime_env. Measured here (2 CPUs, busy machine), a Ray Train trial with an empty loop:
@@ -20,6 +21,9 @@ RAY_ENV_DEFAULTS = {
     "RAY_TRAIN_METRICS_ENABLED": "0",  # no Prometheus metrics callbacks per trial
     "TOKENIZERS_PARALLELISM": "false",
     "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",  # no progress bars from every worker in the driver's log
+    # Ray starts its workers at nice 15, so a trial yields its core to any other process on the host (an HF
+    # Trainer process runs at 0): trials at 0. Read by a local instance's raylet; a cluster's: `ray start`'s env
+    "RAY_worker_niceness": "0",
 }
 DRIVER_ENV_DEFAULTS = {
     "TUNE_GLOBAL_CHECKPOINT_S": "5",  # experiment state saved every 5 s (default 10+): a kill loses less
@@ -85,14 +89,15 @@ def start_driver(
     spec, exp_dir: Path, address: str | None, num_cpus: int | None, verbose: int, auth: str | None = None
 ) -> bool:
     """The driver's environment (Tune's settings, W&B's folder) and its Ray connection, for a new or a resumed
-    search; True when it started a local Ray instance (to be shut down at the end)."""
+    search; True when it started a local Ray instance (to be shut down at the end). On a cluster of several
+    nodes, every node must see the experiment folder (storage.py), else nothing starts."""
     for k, v in DRIVER_ENV_DEFAULTS.items():
         os.environ.setdefault(k, v)
     if spec.search.wandb_project:
         from .tracking import prepare_wandb_env
 
         prepare_wandb_env(exp_dir)
-    return connect(
+    started = connect(
         address,
         num_cpus=num_cpus,
         env=console.worker_env(verbose),
@@ -100,3 +105,10 @@ def start_driver(
         logging_level=console.ray_logging_level(verbose),
         auth=auth,
     )
+    try:
+        check_shared(exp_dir, verbose=verbose)
+    except BaseException:
+        if started:
+            shutdown()
+        raise
+    return started

@@ -18,9 +18,11 @@ from pathlib import Path
 
 from .export import COST, candidates, load_trials, objectives, pareto_front, search_state
 from .front import non_dominated
+from .stops import stop_reason
 
 REPORT_DIR = "report"
 TIME = "relative_time"
+STOPPED = "stopped"  # why the scheduler stopped a trial early (stops.py): printed whole, the table's last column
 
 
 def _fmt(v) -> str:
@@ -51,7 +53,11 @@ def trial_table(experiment_dir: str | os.PathLike) -> tuple[list[str], list[list
     keys = _searched_keys(exp, trials)
     shown = list(dict.fromkeys(metrics + [COST, TIME, "train_seconds"]))
     header = (
-        ["trial_id", "kind", "status"] + keys + ["converged", "early_bird_step", "search_steps"] + shown + ["error"]
+        ["trial_id", "kind", "status"]
+        + keys
+        + ["converged", "early_bird_step", "search_steps"]
+        + shown
+        + ["error", STOPPED]
     )
     rows = []
     for t in trials:
@@ -62,14 +68,14 @@ def trial_table(experiment_dir: str | os.PathLike) -> tuple[list[str], list[list
             + [t.config.get(k) for k in keys]
             + [last.get("converged"), None if ebs in (None, -1) else ebs, last.get("search_steps")]
             + [t.metric(m) for m in shown]
-            + [t.error]
+            + [t.error, stop_reason(t.stopped) if t.stopped else None]
         )
     return header, rows
 
 
 def format_table(header: list[str], rows: list[list]) -> str:
     cells = [header] + [[_fmt(v) for v in r] for r in rows]
-    cells = [[c if len(c) <= 40 else c[:37] + "..." for c in r] for r in cells]
+    cells = [[c if len(c) <= 40 or h == STOPPED else c[:37] + "..." for c, h in zip(r, header)] for r in cells]
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))

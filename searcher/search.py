@@ -6,7 +6,8 @@
 
 The experiment folder is ``<spec.storage>/<spec.name>``: Tune's own state (trials, searcher state,
 tuner.pkl, so that `resume.resume_search` continues it), one ``trial_<id>/`` per trial (see trial.py),
-``tickettune_search.json`` (the spec and the resource plan), ``wandb/`` (W&B offline runs, if any),
+``tickettune_search.json`` (the spec and the resource plan), ``scheduler.state`` (ASHA's rungs and
+early stops, stops.py), ``wandb/`` (W&B offline runs, if any),
 and at the end ``best/`` (single objective) or ``pareto/<trial_id>/`` (several).
 """
 
@@ -104,61 +105,6 @@ def points_to_evaluate(spec) -> list[dict] | None:
     return ([{}] if spec.search.baseline else []) + points
 
 
-def _most(spec, key: str) -> int | None:
-    """The largest value a FlowConfig int key can take in this spec (space, else fixed, else default)."""
-    from dataclasses import fields as dc_fields
-
-    from ..trainables.config import FlowConfig
-
-    if key in spec.space:
-        return int(max(spec.space[key].corners()))
-    defaults = {f.name: f.default for f in dc_fields(FlowConfig)}
-    value = spec.fixed.get(key, defaults[key])
-    return None if value is None else int(value)
-
-
-def asha_rungs(spec) -> tuple[int, int]:
-    """ASHA's (max_t, grace_period), in ticket-training steps.
-
-    Time is `ticket_step`, which a trial reports only next to a fresh dev metric: every trial is judged
-    after the same amount of ticket training, whenever its early bird came. The search phase is never
-    judged by ASHA (its val_metric is NaN); the early-bird detector ends it."""
-    from ..trainables.budget import LEGACY_TICKET_STEPS
-
-    if _most(spec, "budget_steps") is None and (spec.fixed.get("budget_epochs") or "budget_epochs" in spec.space):
-        raise ValueError(
-            "scheduler: asha needs budget_steps (its max_t is fixed before the data is read); "
-            "budget_epochs is only known per trial"
-        )
-    max_t = max(4, _most(spec, "budget_steps") or _most(spec, "ticket_steps") or LEGACY_TICKET_STEPS)
-    return max_t, max(1, max_t // 4)
-
-
-def with_rung_evaluations(spec):
-    """With ASHA and no eval_interval given, evaluate every grace_period ticket steps: at each rung."""
-    if spec.search.scheduler != "asha" or "eval_interval" in spec.fixed or "eval_interval" in spec.space:
-        return spec
-    from dataclasses import replace
-
-    return replace(spec, fixed={**spec.fixed, "eval_interval": asha_rungs(spec)[1]})
-
-
-def make_scheduler(spec):
-    if spec.search.scheduler != "asha":
-        return None
-    from ray.tune.schedulers import ASHAScheduler
-
-    max_t, grace = asha_rungs(spec)
-    return ASHAScheduler(
-        time_attr="ticket_step",
-        metric=spec.search.primary_metric,
-        mode=spec.search.primary_mode,
-        max_t=max_t,
-        grace_period=grace,
-        reduction_factor=2,
-    )
-
-
 def make_callbacks(spec, experiment_dir: Path) -> list:
     project = spec.search.wandb_project
     if not project:
@@ -237,8 +183,13 @@ def run_search(
     """
     start = time.time()
     console.prepare_driver(verbose)
+    from .scheduling import with_rung_evaluations
+
     spec = with_rung_evaluations(load(spec))
     exp_dir = experiment_dir_of(spec)
+    from .distilling import with_teacher_cache
+
+    spec = with_teacher_cache(spec, exp_dir)  # a distilling search's cache, in the spec the experiment keeps
     _clear(exp_dir, overwrite)
     t0 = time.time()
     started = start_driver(spec, exp_dir, address, num_cpus, verbose, auth)
@@ -306,11 +257,12 @@ def _tuner(
 ):
     from ray import tune
 
+    from .scheduling import make_scheduler
     from .trial import trial_dirname, trial_name
 
     tune_config = tune.TuneConfig(
         search_alg=make_searcher(spec, space),
-        scheduler=make_scheduler(spec),
+        scheduler=make_scheduler(spec, exp_dir),  # scheduling.py: ASHA, the baseline spared, stops recorded
         num_samples=spec.search.total_trials,
         max_concurrent_trials=plan.max_concurrent_trials,  # Tune sees only the driver: never more than fit
         trial_dirname_creator=trial_dirname,

@@ -14,6 +14,9 @@ Trial folder (``<experiment>/trial_<id>``, absolute, on storage every node sees)
     train_<id>/    the Ray Train run (checkpoints), train executor only
     FAILED.json    a deterministic failure (loss became NaN/inf): retries fail at once instead of
                    training again
+    FINISHED.json  the flow's last report, written once it was sent: a finished trial that runs again
+                   (its driver was killed before Tune saved it as TERMINATED, its node lost before the
+                   trial process returned) sends that report again instead of training again
 
 A trial whose loss diverges raises `TrialDiverged`: the trial ends in ERROR and the search goes on.
 """
@@ -30,6 +33,8 @@ from .resources import ResourcePlan
 
 TRIAL_PREFIX = "trial_"
 FAILED = "FAILED.json"
+FINISHED = "FINISHED.json"
+REPLAYED = "replayed"  # the key marking a finished trial's last report sent again
 TICKET = "ticket"
 
 
@@ -73,6 +78,20 @@ def write_failure(trial_dir: str | os.PathLike, error: BaseException) -> None:
     os.replace(tmp, trial_dir / FAILED)
 
 
+def read_finished(trial_dir: str | os.PathLike) -> dict | None:
+    try:
+        return json.loads((Path(trial_dir) / FINISHED).read_text())["report"]
+    except (FileNotFoundError, json.JSONDecodeError, KeyError):
+        return None
+
+
+def write_finished(trial_dir: str | os.PathLike, report: dict) -> None:
+    trial_dir = Path(trial_dir)
+    tmp = trial_dir / f".{FINISHED}.{os.getpid()}"
+    tmp.write_text(json.dumps({"report": report, "time": time.time()}, default=str))
+    os.replace(tmp, trial_dir / FINISHED)
+
+
 def _raise_if_failed(trial_dir: str | os.PathLike) -> None:
     failure = read_failure(trial_dir)
     if failure is not None:
@@ -104,10 +123,14 @@ def run_one(payload: dict, reporter) -> Any:
     cfg = FlowConfig.from_dict(payload["flow"])
     flow_fn = payload.get("flow_fn") or default_flow_fn()
     try:
-        return flow_fn(cfg, reporter, ticket_dir=payload["ticket_dir"])
+        result = flow_fn(cfg, reporter, ticket_dir=payload["ticket_dir"])
     except FloatingPointError as e:  # train.train(): the loss became NaN/inf
         write_failure(payload["trial_dir"], e)
         raise TrialDiverged(str(e)) from e
+    last = getattr(reporter, "last", None)
+    if reporter.rank == 0 and last and last.get("flow_done"):
+        write_finished(payload["trial_dir"], last)
+    return result
 
 
 def train_loop_per_worker(payload: dict) -> None:
@@ -152,6 +175,10 @@ def driver(config: dict, settings: dict) -> None:
     trial_dir = trial_dir_of(settings["experiment_dir"], trial_id)
     trial_dir.mkdir(parents=True, exist_ok=True)
     _raise_if_failed(trial_dir)  # a retry (or a resumed search) of a trial that diverged
+    finished = read_finished(trial_dir)
+    if finished is not None:  # it ran to its end already: its last report again, nothing trained
+        tune.report({**finished, REPLAYED: True})
+        return
     plan = ResourcePlan.from_dict(settings["plan"])
     payload = _payload(config, settings, trial_dir, plan)
     if plan.executor == "inline":

@@ -18,6 +18,19 @@ placed, its node was lost, its runtime env failed) ends without ever having star
 Ray's ``log_trial_end`` raised ``KeyError`` from ``self._trial_queues[trial]``. Such a trial has no run to end.
 More generally, W&B is a side channel: an error in any hook is printed against its trial and kept in
 `errors`, and the search goes on.
+
+A trial that runs again (retried after its node was lost, or restarted by `tickettune resume`) logs to the
+same run: Ray names the run after the trial id but opens it with ``resume=False``, which online starts a
+new run under an id that already exists; here it is ``resume="allow"`` (W&B: continue the run with that id if
+there is one, else create it). Offline, every attempt is its own folder ``offline-run-<time>-<trial id>``;
+`wandb sync` uploads the folders of one run id in order of start time, into that one run.
+
+And a retried trial's first reports were dropped: Ray logs each result at ``step=training_iteration``, and a
+trial restored from its checkpoint counts its iterations again from the checkpoint's (6, 7, ... after 14 had
+been logged), which W&B ignores ("Tried to log to step 6 that is less than the current step 14"; seen in the
+chaos run, scripts/bench/chaos_search.py). `_LoggingActor` logs without an explicit step (W&B's own counter,
+which a resumed run continues) and keeps Tune's iteration as the metric ``tune_iteration``; the flow's own
+``step`` (training steps) is logged as before.
 """
 
 from __future__ import annotations
@@ -26,12 +39,20 @@ import functools
 import sys
 
 import ray
+from ray.air.constants import TRAINING_ITERATION
 from ray.air.integrations.wandb import WandbLoggerCallback, _WandbLoggingActor
 
 CLOSE_TIMEOUT_S = 30  # for each run still open at close(): offline it is a local flush
+TUNE_ITERATION = "tune_iteration"  # Tune's training_iteration, logged as a metric (not W&B's step)
 
 
 class _LoggingActor(_WandbLoggingActor):
+    def _handle_result(self, result: dict) -> tuple[dict, dict]:
+        log, config_update = super()._handle_result(result)
+        if TRAINING_ITERATION in log:  # Ray logs at step=log.get(TRAINING_ITERATION): None -> W&B's own step
+            log[TUNE_ITERATION] = log.pop(TRAINING_ITERATION)
+        return log, config_update
+
     def run(self):
         try:
             super().run()
@@ -67,6 +88,7 @@ class WandbCallback(WandbLoggerCallback):
     _logger_actor_cls = _LoggingActor  # Ray's hook for the actor class it starts per trial
 
     def __init__(self, *args, **kwargs):
+        kwargs.setdefault("resume", "allow")  # Ray's wandb.init kwargs are updated with these: a retry continues
         super().__init__(*args, **kwargs)
         self.errors: dict[str, str] = {}
 

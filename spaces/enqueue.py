@@ -6,10 +6,11 @@
         - {lr: 1.0e-4, ticket_mode: continue, head_ratio: 0.333, ffn_ratio: 0.4, eps: 0.1}   # the paper's point
         - {lr: 3.0e-5, head_ratio: 0.25, ffn_ratio: 0.3}                                      # a conservative one
 
-Why: Optuna's TPE samples its first `n_startup_trials` (10) at random, so in an 8-trial search no trial is
-chosen by the model at all; a known-good point (and a safe one) makes the few trials count. Each point is
-a mapping of *searched* keys to values inside their domains; keys left out are sampled as usual. The points
-reach `ray.tune.search.optuna.OptunaSearch(points_to_evaluate=...)`, which enqueues them in the study.
+Why: a search of ~8 trials has room for a few start-up trials only (`optuna_space.startup_trials`: a quarter
+of them, counting these points and the baseline), so a known-good point (and a safe one) should be among
+them rather than a random draw. Each point is a mapping of *searched* keys to values inside their domains;
+keys left out are sampled as usual. The points reach `ray.tune.search.optuna.OptunaSearch(points_to_evaluate=
+...)`, which enqueues them in the study.
 """
 
 from __future__ import annotations

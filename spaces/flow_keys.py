@@ -80,7 +80,15 @@ def _model(model: str) -> str:
     return str(local.absolute()) if model not in MODEL_ALIASES and local.exists() else model
 
 
-_NORMALISE = {"data_root": _data_root, "task": _task, "model": _model}
+def _folder(path: str | None) -> str | None:
+    return None if path is None else absolute(path)
+
+
+def _teacher(model: str | None) -> str | None:
+    return None if model is None else _model(model)
+
+
+_NORMALISE = {"data_root": _data_root, "task": _task, "model": _model, "teacher": _teacher, "teacher_cache": _folder}
 
 
 def _field_type(name: str, hint: Any) -> Any:

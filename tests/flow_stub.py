@@ -5,7 +5,8 @@ It trains a tiny scratch BERT for a few steps on random tokens with the real tra
 "mask distance" that shrinks with the step (faster for larger `eps`), agrees the early-bird stop through
 `reporter.agree`, and saves a real ticket with `trainables.ticket.save_ticket`. Knobs carried by FlowConfig
 fields: `lr >= 0.5` makes the loss NaN (the trial must fail cleanly); `seed == 13` crashes the worker
-process once (hard exit) after its first checkpoint, to exercise restarts from a checkpoint.
+process once (hard exit) after its first checkpoint, to exercise restarts from a checkpoint. A `baseline`
+trial only reports its dense steps (`_baseline`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ def _batches(n: int, seed: int):
 
 
 def stub_flow(cfg, reporter, ticket_dir: str | None = None):
+    if cfg.baseline:
+        return _baseline(cfg, reporter)
     from tickettune.trainables.model.build import ScratchConfig, scratch_model
     from tickettune.trainables.ticket.format import save_ticket
     from tickettune.trainables.training.loop import TrainConfig, train
@@ -130,6 +133,24 @@ def stub_flow(cfg, reporter, ticket_dir: str | None = None):
     return val
 
 
+def _baseline(cfg, reporter) -> float:
+    """The dense reference trial: `budget_steps` in reports every `mask_interval` steps. With interim metrics it
+    scores 0.0 at each (on the tickets' ticket_step scale): behind every ticket, so a scheduler that judged it
+    would stop it."""
+    interim = os.environ.get("TICKETTUNE_STUB_INTERIM") == "1"
+    pause = float(os.environ.get("TICKETTUNE_STUB_SLEEP", "0"))
+    budget = cfg.budget_steps
+    for step in range(cfg.mask_interval, budget, cfg.mask_interval):
+        time.sleep(pause)
+        metrics = {"phase": "baseline", "step": step, "val_metric": 0.0 if interim else math.nan}
+        if interim:
+            metrics["ticket_step"] = step // cfg.mask_interval
+        reporter.report({**metrics, "relative_cost": step / budget, "baseline": True, "done": False})
+    done = {"phase": "done", "step": budget, "val_metric": 0.0, "relative_cost": 1.0, "baseline": True}
+    reporter.report({**done, "converged": False, "early_bird_step": -1, "search_steps": 0, "done": True})
+    return 0.0
+
+
 class _CrashAfterCheckpoint:
     """Wraps a Reporter: on the first attempt (no checkpoint to restore) the worker process dies right
     after reporting its first checkpoint, as a machine failure would."""
@@ -182,6 +203,15 @@ def space_with_nan(trial) -> dict:
         cfg["lr"] = 0.9
     if trial.number == 2:
         cfg.update(eps=0.001, unconverged="stop")
+    return cfg
+
+
+def space_ahead_behind(trial) -> dict:
+    """`space` whose interim dev metric (TICKETTUNE_STUB_INTERIM=1: head_ratio) is 0.5, 0.1, 0.2, 0.5, ... by trial;
+    the first ends at ASHA's first rung (ticket_step 2), a tight ε keeps the others' search phases going past it
+    (here, not in a test module: Tune's searcher state pickles the space by reference, and a resume imports it)."""
+    cfg = space(trial)
+    cfg.update(head_ratio=[0.5, 0.1, 0.2][trial.number % 3], eps=[0.2, 0.05, 0.05][trial.number % 3])
     return cfg
 
 

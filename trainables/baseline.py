@@ -1,9 +1,13 @@
 """The dense reference trial (`baseline: true`): the run a ticket replaces, inside the same search.
 
-Its cost and time are 1.0 by definition; the table and the Pareto plot put every ticket against it.
+Its cost and time are 1.0 by definition; the table and the Pareto plot put every ticket against it. In a
+distilling search it then writes the teacher cache (ticket/distill.py): that pass is counted in its time and FLOPs
+(above 1.0), once for the whole search.
 """
 
 from __future__ import annotations
+
+from typing import Callable
 
 from torch import nn
 
@@ -14,7 +18,10 @@ from .training.loop import TrainConfig, make_optimizer, train
 from .trial_run import TrialRun
 
 
-def baseline_trial(run: TrialRun, model: nn.Module, train_loader, eval_data) -> FlowResult:
+def baseline_trial(
+    run: TrialRun, model: nn.Module, train_loader, eval_data, write_teacher: Callable[[nn.Module], object] | None = None
+) -> FlowResult:
+    """`write_teacher(model)` (a `distill.Teacher` back): the trained model's logits cached for the tickets."""
     cfg = run.cfg
 
     def report(step: int, logs: dict) -> None:
@@ -43,6 +50,11 @@ def baseline_trial(run: TrialRun, model: nn.Module, train_loader, eval_data) -> 
     seconds = {"ticket": train_seconds, "eval_during": eval_during}
     run.score(model, eval_data)
     seconds["eval"] = run.clock.paused - eval_during
+    teacher = write_teacher(model) if write_teacher is not None else None
+    if teacher is not None and teacher.seconds:
+        seconds["teacher_cache"] = teacher.seconds
+        run.clock.frozen = train_seconds + teacher.seconds  # the cache is this trial's work, counted once
+        run.cost.flops += teacher.flops
     run.send(
         {
             "phase": "done",
@@ -57,4 +69,11 @@ def baseline_trial(run: TrialRun, model: nn.Module, train_loader, eval_data) -> 
         },
         checkpoint_dir=finished_checkpoint(run.reporter),
     )
-    return run.result(converged=False, early_bird_step=None, search_steps=0, ticket_steps=result.steps, seconds=seconds)
+    return run.result(
+        converged=False,
+        early_bird_step=None,
+        search_steps=0,
+        ticket_steps=result.steps,
+        seconds=seconds,
+        teacher=teacher.to_dict() if teacher is not None else None,
+    )

@@ -76,6 +76,12 @@ class FlowConfig:
     ticket_steps: int | None = None  # only without a budget (default 300); with one it is derived
     ticket_lr: float = 1e-4  # rewind's peak lr (continue goes on with `lr`'s schedule)
     eval_interval: int | None = None  # dev metric every N ticket steps too (ASHA's rungs); None: at the end
+    # distillation from a cached teacher, ticket phases only (ticket/distill.py):
+    # + weight · KL(teacher/T ‖ ticket/T) · T²
+    distill_weight: float = 0.0  # 0: off
+    distill_temperature: float = 2.0
+    teacher: str | None = None  # a fine-tuned model or ticket folder whose logits are cached before training
+    teacher_cache: str | None = None  # the cache folder (a distilling search: <experiment>/teacher_cache)
     # progressive layer dropping
     pld: bool = False
     pld_phase: str = "ticket"
@@ -135,6 +141,10 @@ class FlowConfig:
             p.append(f"theta_bar={self.theta_bar!r} must be in (0, 1]")
         if self.gamma < 0:
             p.append(f"gamma={self.gamma!r} must be >= 0")
+        if not self.distill_weight >= 0:
+            p.append(f"distill_weight={self.distill_weight!r} must be >= 0 (0: no distillation)")
+        if not self.distill_temperature > 0:
+            p.append(f"distill_temperature={self.distill_temperature!r} must be > 0")
         return p
 
     @classmethod
@@ -202,3 +212,4 @@ class FlowResult:
     seconds: dict = field(default_factory=dict)
     ticket_dir: str | None = None
     history: list[dict] = field(default_factory=list)
+    teacher: dict | None = None  # distill.Teacher's record: the cache, whether the ticket phase used it, its cost

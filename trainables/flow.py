@@ -23,6 +23,8 @@ from .earlybert.mask_search import search_phase
 from .model.build import load_model, scratch_from_dict, scratch_model
 from .model.flops import shape_of, train_flops_per_sequence
 from .reporter import LocalReporter, Reporter, finished_checkpoint, new_checkpoint_dir
+from .tasks.example_index import with_example_index
+from .ticket import distill
 from .ticket.format import save_ticket
 from .ticket_phase import ticket_phase
 from .training.precision import resolve_precision
@@ -35,22 +37,43 @@ def run_flow(cfg: FlowConfig, reporter: Reporter | None = None, ticket_dir: str 
     torch.manual_seed(cfg.seed)
     model, tokenizer = build(cfg)
     task, args = cfg.task_obj, cfg.data_args()
-    train_loader, eval_data = (
-        reporter.prepare_loader(task.train_loader(tokenizer, args)),
-        task.eval_data(tokenizer, args),
-    )
+    distilling = distill.Distill.of(cfg)
+    distill.check(distilling, task, reporter.world_size)
+    rows = task.train_loader(tokenizer, args)  # before data parallelism: the teacher cache covers every row
+    distill.check_present(distilling, task, tokenizer, rows, args)
+    if cfg.distill_weight > 0 and not cfg.baseline:
+        rows = with_example_index(rows)  # the same batches, saying which rows they hold
+    train_loader, eval_data = reporter.prepare_loader(rows), task.eval_data(tokenizer, args)
     budget = budget_steps(cfg, batches_per_epoch(train_loader))  # the dense run this trial replaces
     dense_step = cfg.batch_size * train_flops_per_sequence(shape_of(model), cfg.max_length)
     run = TrialRun(cfg, reporter, budget, CostMeter(model, cfg.max_length, cfg.batch_size, dense_step))
+    precision = cfg.levers()["precision"]
     if cfg.baseline:
-        return baseline_trial(run, model, train_loader, eval_data)
+        writes = cfg.teacher_cache is not None and cfg.teacher is None and reporter.rank == 0
+        teacher = (lambda m: distill.write(distilling, m, tokenizer, task, rows, args, precision)) if writes else None
+        return baseline_trial(run, model, train_loader, eval_data, write_teacher=teacher)
+    written, tmp = distill.Teacher.of(distilling), None
+    if cfg.teacher:  # standalone: the teacher's logits first, their cost in this run's
+        written, tmp = distill.write_from_teacher(
+            distilling, task, tokenizer, rows, args, precision, _device(reporter), reporter.rank
+        )
+        run.cost.flops += written.flops
+    try:
+        return _earlybert(run, model, tokenizer, rows, train_loader, eval_data, ticket_dir, written)
+    finally:
+        distill.remove(tmp)
 
+
+def _earlybert(run: TrialRun, model, tokenizer, rows, train_loader, eval_data, ticket_dir, written) -> FlowResult:
+    """Search, draw, ticket phase (distilled where the config and the cache say so), finish."""
+    cfg, reporter, task = run.cfg, run.reporter, run.cfg.task_obj
     latest = reporter.checkpoint()  # a restarted worker finds the search done in its checkpoint
     restored = mask_search_state.load(latest) if latest is not None else None
     if restored is None:
         searched = search_phase(cfg, model, train_loader, run)
         state = searched.state
-        ticket, opt_state = draw_ticket(searched, cfg) if searched.drawable(cfg.unconverged) else (None, None)
+        drawable = searched.drawable(cfg.unconverged)
+        ticket, opt_state = draw_ticket(searched, cfg.ticket_mode) if drawable else (None, None)
         if ticket is not None:
             _checkpoint_search(run, state, ticket, tokenizer, opt_state)
     else:
@@ -58,7 +81,7 @@ def run_flow(cfg: FlowConfig, reporter: Reporter | None = None, ticket_dir: str 
         run.cost.flops = state.flops
     del model
     run.dense_step_s = state.seconds / max(1, state.steps)
-    run.clock.offset = state.seconds
+    run.clock.offset = state.seconds + written.seconds  # the teacher cache this run wrote is its training time too
     if ticket is None:  # not converged and cfg.unconverged == "stop"
         run.send(
             {
@@ -79,8 +102,12 @@ def run_flow(cfg: FlowConfig, reporter: Reporter | None = None, ticket_dir: str 
             seconds={"search": state.seconds},
         )
 
-    tuned = ticket_phase(run, state, ticket, opt_state, train_loader, eval_data)
-    return _finish(run, state, ticket, tokenizer, tuned.steps, eval_data, ticket_dir)
+    settings = distill.Distill(cfg.distill_weight, cfg.distill_temperature, cfg.teacher, written.cache)
+    callback, teacher = distill.ticket_callback(settings, task, tokenizer, rows, cfg.data_args(), reporter.agree)
+    if teacher is not None:
+        teacher.written, teacher.seconds = written.written, written.seconds
+    tuned = ticket_phase(run, state, ticket, opt_state, train_loader, eval_data, [callback] if callback else [])
+    return _finish(run, state, ticket, tokenizer, tuned.steps, eval_data, ticket_dir, teacher or written)
 
 
 def _checkpoint_search(run: TrialRun, state, ticket: nn.Module, tokenizer, opt_state: dict | None) -> None:
@@ -97,12 +124,25 @@ def _checkpoint_search(run: TrialRun, state, ticket: nn.Module, tokenizer, opt_s
 
 
 def _finish(
-    run: TrialRun, state, ticket: nn.Module, tokenizer, ticket_steps: int, eval_data, ticket_dir: str | None
+    run: TrialRun,
+    state,
+    ticket: nn.Module,
+    tokenizer,
+    ticket_steps: int,
+    eval_data,
+    ticket_dir: str | None,
+    teacher: distill.Teacher,
 ) -> FlowResult:
     """Score the trained ticket, save it (rank 0), and send the trial's last report."""
     cfg = run.cfg
     eval_during = run.clock.paused
-    seconds = {"search": state.seconds, "ticket": run.clock.elapsed() - state.seconds, "eval_during": eval_during}
+    seconds = {
+        "search": state.seconds,
+        "ticket": run.clock.elapsed() - state.seconds - teacher.seconds,
+        "eval_during": eval_during,
+    }
+    if teacher.seconds:
+        seconds["teacher_cache"] = teacher.seconds
     metric_name, val = cfg.task_obj.main_metric, run.score(ticket, eval_data)
     seconds["eval"] = run.clock.paused - eval_during
     bird_step = state.early_bird_step if state.converged else None
@@ -119,6 +159,7 @@ def _finish(
         "relative_time": run.relative_time,
         "masks": {"heads": state.head_masks, "ffn": state.ffn_masks},
         "mask_history": state.mask_history,
+        "distill": teacher.to_dict() if cfg.distill_weight > 0 or teacher.written else None,
     }
     if ticket_dir is not None and run.reporter.rank == 0:
         save_ticket(ticket, tokenizer, ticket_dir, info, overwrite=True)
@@ -131,6 +172,7 @@ def _finish(
             "early_bird": state.converged,
             "early_bird_step": -1 if bird_step is None else bird_step,
             "search_steps": state.steps,
+            "distilled": teacher.used,
             "done": True,
         },
         checkpoint_dir=finished_checkpoint(run.reporter),
@@ -142,7 +184,14 @@ def _finish(
         ticket_steps=ticket_steps,
         seconds=seconds,
         ticket_dir=ticket_dir,
+        teacher=info["distill"],
     )
+
+
+def _device(reporter: Reporter) -> torch.device:
+    """Where this worker computes (a teacher model runs there): the reporter's placement, else the CPU."""
+    placement = getattr(reporter, "placement", None)
+    return placement.device if placement is not None else torch.device("cpu")
 
 
 def build(cfg: FlowConfig):

@@ -6,6 +6,7 @@ fresh run from the pre-trained weights at `ticket_lr`. Dev metric every `eval_in
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -16,15 +17,22 @@ from .budget import ticket_plan
 from .earlybert import optimizer_carry
 from .earlybert.mask_search_state import SearchState
 from .model.flops import shape_of
-from .training.callbacks import Every
+from .training.callbacks import Callback, Every
 from .training.clock import TrainingClock
 from .training.loop import TrainConfig, TrainResult, make_optimizer, train
 from .trial_run import TrialRun
 
 
 def ticket_phase(
-    run: TrialRun, state: SearchState, ticket: nn.Module, opt_state: dict | None, train_loader, eval_data
+    run: TrialRun,
+    state: SearchState,
+    ticket: nn.Module,
+    opt_state: dict | None,
+    train_loader,
+    eval_data,
+    extra: Sequence[Callback] = (),
 ) -> TrainResult:
+    """`extra`: more loss terms for the ticket's steps (distillation's, ticket/distill.py)."""
     cfg = run.cfg
     plan = ticket_plan(cfg, run.budget, state.steps)
     if cfg.pld_in("ticket"):
@@ -47,6 +55,7 @@ def ticket_phase(
         run.send(metrics)
 
     callbacks = [run.cost] + ([pld_mod.PLDCallback(run.cost.dropper)] if run.cost.dropper is not None else [])
+    callbacks += list(extra)
     callbacks.append(Every([cfg.report_interval, cfg.eval_interval], report))
     peak_lr = cfg.lr if cfg.ticket_mode == "continue" else cfg.ticket_lr  # continue: the same run goes on
     train_cfg = TrainConfig(

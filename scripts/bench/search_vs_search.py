@@ -6,38 +6,47 @@ Per task and seed, two searches of N trials each (Optuna TPE, seeded alike: `opt
 * ``hf``         — HF `Trainer.hyperparameter_search` over learning_rate (log 2e-5..2e-4) and warm-up (0..0.2),
   dense, length-grouped batches, precision as tickettune's `auto` (bf16 where fast), plain Trainer unless
   --hf-compile (scripts/benchkit/hf_search.py).
+* ``hf_pruned``  — the same HF search at its strongest: Optuna's `MedianPruner` (passed through
+  `hyperparameter_search` to `optuna.create_study`), the trials evaluated every quarter of their steps, where
+  tickettune's ASHA judges (hf_search.py `rung_grace`), so that trials behind the median stop (--no-hf-pruned:
+  not run).
 * ``tickettune`` — `run_search` (what `tickettune search` runs) on a generated config: the same lr and
   warm-up plus ticket_mode, ticket_lr (rewind only), head_ratio, ffn_ratio, eps and the fast path's
   embeddings (train | freeze) and dropout (0 | 0.1); multi-objective (dev
   metric max, relative_time min), `baseline: true` (trial 0: the dense run, +1 trial), `enqueue`: the
   paper's point (lr 1e-4) and a conservative one (lr 5e-5, prune less), warm-up 0.1 (the HF search gets the same two
-  lr/warm-up points enqueued, unless --no-hf-enqueue).
+  lr/warm-up points enqueued, unless --no-hf-enqueue), then the dense model with the fast path's levers (ratios 0,
+  its lr sampled). The ratios range from 0 (dense) through light tickets (~0.1) to 0.6 / 0.7.
+  `--scheduler asha` (default): ASHA stops trials behind at its rungs (searcher/scheduling.py `asha_rungs`).
 Every trial has the budget of one dense fine-tune: CoLA its whole train split for 3 epochs, SST-2 a seeded
-20,000-row subset for 1 epoch, scored on the whole dev split; batch 32, max_length 64, eval at the end.
+20,000-row subset for 1 epoch (tickettune: `budget_steps`, counted from the same loader, so that ASHA's max_t is
+known), scored on the whole dev split; batch 32, max_length 64.
 
-Concurrency (--concurrency): 1 (default) runs both searches one trial at a time on every core (tickettune
-`max_concurrent: 1` with `cpus_per_worker` = --threads; HF one process). 2 runs two trials at a time, one
-core each (tickettune as `make demo` does; HF as two processes on one Optuna journal study, each with its own
-Trainer and sampler seed+k: HF's own `n_jobs` would train two trials on one shared Trainer from two threads).
+The tax, like for like (benchkit/concurrent_arms.py, as scripts/bench/concurrent_step.py; --no-tax: not run): per
+task, before the searches, tickettune's dense trial on the plain path against HF's trial step, two at a time,
+--tax-steps steps each: `dense_step_ratio` in the headline.
+
+Concurrency (--concurrency): 1 (default) runs the searches one trial at a time on every core (tickettune
+`max_concurrent: 1`, `cpus_per_worker` = --threads; HF one process). 2: two trials at a time, one core each
+(tickettune as `make demo` does; HF as two processes on one Optuna journal study, each with its own Trainer and
+sampler seed+k: HF's own `n_jobs` would train two trials on one shared Trainer from two threads).
 
 Wall-clock: a search's is the whole call (tickettune: Ray start to shutdown, every trial loading its model
 and data; HF: data, every trial's model load, training and dev evaluation). A trial's is its training time
 (tickettune `train_seconds`: search phase + ticket training; HF: Trainer.train), evaluations excluded.
 
     python scripts/bench/search_vs_search.py --json bench/search_vs_search.json --plot-dir bench   # hours
-    python scripts/bench/search_vs_search.py --smoke --json /tmp/svs.json --plot-dir /tmp           # < 90 s
+    python scripts/bench/search_vs_search.py --smoke --json /tmp/svs.json --plot-dir /tmp           # minutes
 
-Time here: ~1.8 h for `make bench-search` (its four searches: 6,479 s in bench/search_vs_search.json); --smoke < 90 s
+Time here: ~1.8 h for `make bench-search`'s four searches before issue 28 (6,479 s); the two HF + MedianPruner
+searches and the tax (~5 min per task) come on top, not timed yet; --smoke ~2.5 min (the tax's arms included)
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -45,15 +54,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # scripts/: the root of benchkit and the rooms
 
+from benchkit.bench import cpu
+from benchkit.concurrent_arms import measure_task
 from benchkit.hf_search import HFRecipe, hf_search
-from benchkit.search_compare import compare, plot_task
+from benchkit.search_compare import compare, headline, plot_task, print_table
 
 EPOCHS = {"cola": 3.0, "sst2": 1.0}
 TRAIN_SAMPLES = {"cola": None, "sst2": 20000}  # None: the whole train split
 TOLERANCE_PT = {"cola": 1.5, "sst2": 0.5}  # "as good as HF's best", in metric points
 LR, WARMUP = (2e-5, 2e-4), (0.0, 0.2)
 # EarlyBERT's paper point (4 of 12 heads and 40% of the FFN pruned, eps 0.1, rewind) and a conservative one
-# (prune less, keep training the searched weights): the sampler's first two trials after the baseline
+# (prune less, keep training the searched weights): with DENSE, the first trials after the baseline
 PAPER = {
     "lr": 1e-4,
     "warmup_ratio": 0.1,
@@ -73,6 +84,10 @@ CONSERVATIVE = {
     "ffn_ratio": 0.3,
     "eps": 0.1,
 }
+# the dense model as a point of the space: ratio 0 prunes nothing (its search phase ends at its first early-bird
+# window; the whole model trains the rest of the budget, its ticket exportable), on the fast path's levers; lr and
+# warm-up are the sampler's. The baseline trial stays the fixed-lr reference for relative_time.
+DENSE = {"ticket_mode": "continue", "head_ratio": 0.0, "ffn_ratio": 0.0, "embeddings": "freeze", "dropout": 0.0}
 SMOKE = {
     "train_samples": 128,
     "eval_samples": 64,
@@ -101,10 +116,20 @@ def parse_args(argv=None) -> argparse.Namespace:
         action="store_false",
         help="HF samples every trial (default: it first tries the lr/warm-up of tickettune's points)",
     )
+    ap.add_argument("--scheduler", default="asha", choices=("asha", "none"), help="tickettune's search.scheduler")
+    ap.add_argument("--no-hf-pruned", dest="hf_pruned", action="store_false", help="no HF search with a MedianPruner")
+    ap.add_argument(
+        "--pruner-startup",
+        type=int,
+        default=2,
+        help="MedianPruner n_startup_trials: trials that finish before it prunes (Optuna's default 5)",
+    )
+    ap.add_argument("--no-tax", dest="tax", action="store_false", help="no dense_step_ratio measurement")
+    ap.add_argument("--tax-steps", type=int, default=100, help="steps per run of the tax measurement")
     ap.add_argument("--storage", default=None, help="tickettune experiments here (default: a temp folder)")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--plot-dir", type=Path, default=None, help="search_vs_search_<task>.png here")
-    ap.add_argument("--smoke", action="store_true", help=f"tiny subsets, {SMOKE['trials']} trials: < 90 s")
+    ap.add_argument("--smoke", action="store_true", help=f"tiny subsets, {SMOKE['trials']} trials: minutes")
     args = ap.parse_args(argv)
     args.tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     bad = [t for t in args.tasks if t not in EPOCHS]
@@ -123,10 +148,31 @@ def sizes(args, task: str) -> dict:
     return {"train_samples": TRAIN_SAMPLES[task], "eval_samples": None, "max_length": 64, "epochs": EPOCHS[task]}
 
 
-def tickettune_config(args, task: str, seed: int, storage: str) -> dict:
-    """The search config (what a user would write as YAML) for one task and seed."""
+def dense_steps(args, task: str) -> int:
+    """Optimizer steps of one dense fine-tune of the budget (the flow's own count: tickettune's train loader)."""
+    from tickettune.trainables.budget import budget_steps
+    from tickettune.trainables.config import FlowConfig
+    from tickettune.trainables.tasks.data import as_tokenizer
+
+    s = sizes(args, task)
+    cfg = FlowConfig(
+        model=args.model,
+        task=task,
+        data_root=args.data_root,
+        max_train_samples=s["train_samples"],
+        max_length=s["max_length"],
+        batch_size=32,
+        budget_epochs=s["epochs"],
+    )
+    return budget_steps(cfg, len(cfg.task_obj.train_loader(as_tokenizer(cfg.model), cfg.data_args())))
+
+
+def tickettune_config(args, task: str, seed: int, storage: str, budget_steps: int | None = None) -> dict:
+    """The search config (what a user would write as YAML) for one task and seed; `budget_steps` (what
+    `dense_steps` counts) instead of budget_epochs where given: ASHA's max_t must be known before the data is."""
     s = sizes(args, task)
     small = SMOKE if args.smoke else {"search_max_steps": 400, "mask_interval": 10, "window": 4}
+    budget = {"budget_epochs": s["epochs"]} if budget_steps is None else {"budget_steps": budget_steps}
     return {
         "name": f"svs-{task}-seed{seed}",
         "storage": storage,
@@ -135,12 +181,12 @@ def tickettune_config(args, task: str, seed: int, storage: str) -> dict:
             "objective": "multi",
             "metric": ["val_metric", "relative_time"],
             "seed": seed,
-            "scheduler": "none",
+            "scheduler": args.scheduler,
             "baseline": True,
             "max_failures": 1,
             "max_concurrent": args.concurrency,
             "cpus_per_worker": args.threads // args.concurrency,
-            "enqueue": [PAPER, CONSERVATIVE][: args.trials],
+            "enqueue": [PAPER, CONSERVATIVE, DENSE][: args.trials],
         },
         "fixed": {
             "model": args.model,
@@ -151,7 +197,7 @@ def tickettune_config(args, task: str, seed: int, storage: str) -> dict:
             "max_eval_samples": s["eval_samples"],
             "max_length": s["max_length"],
             "batch_size": 32,
-            "budget_epochs": s["epochs"],
+            **budget,
             "coef_lr": 1e-2,
             "search_max_steps": small["search_max_steps"],
             "mask_interval": small["mask_interval"],
@@ -164,8 +210,9 @@ def tickettune_config(args, task: str, seed: int, storage: str) -> dict:
             "warmup_ratio": {"low": WARMUP[0], "high": WARMUP[1]},
             "ticket_mode": {"choices": ["rewind", "continue"]},
             "ticket_lr": {"low": LR[0], "high": LR[1], "log": True, "when": {"ticket_mode": "rewind"}},
-            "head_ratio": {"low": 0.25, "high": 0.6},
-            "ffn_ratio": {"low": 0.3, "high": 0.7},
+            # from 0 (the dense model, DENSE) through light tickets (~0.1) and the paper's (1/3, 0.4) to heavy ones
+            "head_ratio": {"low": 0.0, "high": 0.6},
+            "ffn_ratio": {"low": 0.0, "high": 0.7},
             "eps": {"low": 0.1, "high": 0.3},
             # the fast path's levers (README "The fast path"): a frozen word embedding, no dropout
             "embeddings": {"choices": ["train", "freeze"]},
@@ -174,17 +221,18 @@ def tickettune_config(args, task: str, seed: int, storage: str) -> dict:
     }
 
 
-def run_tickettune(args, task: str, seed: int, storage: str) -> tuple[dict, object]:
+def run_tickettune(args, task: str, seed: int, storage: str, budget_steps: int | None) -> tuple[dict, object]:
     from tickettune.searcher.export import load_trials
     from tickettune.searcher.search import run_search
+    from tickettune.searcher.stops import stopped_trials
     from tickettune.spaces import load_spec
 
-    config = tickettune_config(args, task, seed, storage)
+    config = tickettune_config(args, task, seed, storage, budget_steps)
     if config["fixed"]["data_root"] is None:
         del config["fixed"]["data_root"]
     spec = load_spec(config)  # every problem of the config before anything starts
     res = run_search(spec, num_cpus=args.threads, overwrite=True, verbose=0)
-    trials = []
+    trials, stops = [], stopped_trials(res.experiment_dir)
     for t in load_trials(res.experiment_dir):
         trials.append(
             {
@@ -197,6 +245,9 @@ def run_tickettune(args, task: str, seed: int, storage: str) -> tuple[dict, obje
                 "relative_time": t.metric("relative_time"),
                 "relative_cost": t.metric("relative_cost"),
                 "converged": t.last.get("converged"),
+                "stopped": t.trial_id in stops,  # by ASHA: its metric is from a rung (stops.py: which, why)
+                "stop": stops.get(t.trial_id),
+                "ticket_step": t.last.get("ticket_step"),
                 "error": t.error,
             }
         )
@@ -211,7 +262,7 @@ def run_tickettune(args, task: str, seed: int, storage: str) -> tuple[dict, obje
     }, spec
 
 
-def run_hf(args, task: str, seed: int, spec) -> dict:
+def run_hf(args, task: str, seed: int, spec, pruned: bool = False) -> dict:
     from tickettune.spaces.optuna_space import sampler_settings
 
     s = sizes(args, task)
@@ -229,6 +280,7 @@ def run_hf(args, task: str, seed: int, spec) -> dict:
         lr_range=LR,
         warmup_range=WARMUP,
         sampler=sampler_settings(spec),
+        pruner={"n_startup_trials": args.pruner_startup, "n_warmup_steps": 0} if pruned else None,
     )
     points = [{"learning_rate": p["lr"], "warmup_ratio": p["warmup_ratio"]} for p in (PAPER, CONSERVATIVE)]
     enqueue = list({json.dumps(p): p for p in points}.values())[: args.trials] if args.hf_enqueue else None
@@ -240,37 +292,17 @@ def machine() -> dict:
 
     from tickettune.trainables.training.precision import Precision
 
+    c = cpu()
     info = {
         "torch": torch.__version__,
         "cpus": os.cpu_count(),
         "precision_auto": Precision.of("auto", "cuda" if torch.cuda.is_available() else "cpu").name,
+        "cpu": c["model_name"] or None,
+        "flags": c["flags"],
     }
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        fields = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
-        flags = set(fields.get("Flags", "").split())
-        info["cpu"] = fields.get("Model name", "").strip()
-        info["flags"] = sorted(flags & {"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "avx512_vnni"})
-    except (OSError, subprocess.CalledProcessError):
-        info["cpu"] = None
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
-
-
-def headline(tasks: dict) -> list[dict]:
-    """One entry per task, averaged over seeds (the issue's definitions; see _search_compare.compare)."""
-    out = []
-    for task, t in tasks.items():
-        cs = [r["comparison"] for r in t["runs"]]
-        entry = {"task": task}
-        for k in ("wall_ratio", "best_diff_pt", "fast_time_ratio", "fast_diff_pt"):
-            vals = [c[k] for c in cs if c[k] is not None and math.isfinite(c[k])]
-            entry[k] = statistics.median(vals) if vals else None
-        entry["seeds"] = len(cs)
-        entry["fast_found"] = sum(c["fast_trial"] is not None for c in cs)
-        out.append(entry)
-    return out
 
 
 def run(args) -> dict:
@@ -286,20 +318,34 @@ def run(args) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         storage = args.storage or tmp
         for task in args.tasks:
-            runs = []
+            runs, tax = [], None
+            if args.tax:
+                print(f"[{task}] the tax: dense trial steps, two at a time ...", flush=True)
+                threads = max(1, args.threads // 2)
+                tax = measure_task(
+                    task, args.model, args.data_root, threads, sizes(args, task), args.tax_steps, args.smoke
+                )
+                print(f"  dense_step_ratio {tax['dense_step_ratio']}", flush=True)
+            budget = dense_steps(args, task)
             for seed in range(args.seeds):
                 print(f"[{task} seed {seed}] tickettune search ...", flush=True)
-                tt, spec = run_tickettune(args, task, seed, storage)
+                tt, spec = run_tickettune(args, task, seed, storage, budget)
                 print(f"  {tt['seconds']:.0f} s, {tt['statuses']}", flush=True)
                 print(f"[{task} seed {seed}] HF Trainer.hyperparameter_search ...", flush=True)
                 hf = run_hf(args, task, seed, spec)
                 print(f"  {hf['seconds']:.0f} s", flush=True)
-                runs.append(
-                    {"seed": seed, "hf": hf, "tickettune": tt, "comparison": compare(hf, tt, TOLERANCE_PT[task])}
-                )
+                hf_pruned = None
+                if args.hf_pruned:
+                    print(f"[{task} seed {seed}] HF Trainer.hyperparameter_search + MedianPruner ...", flush=True)
+                    hf_pruned = run_hf(args, task, seed, spec, pruned=True)
+                    print(f"  {hf_pruned['seconds']:.0f} s, {hf_pruned['pruned']} pruned", flush=True)
+                c = compare(hf, tt, TOLERANCE_PT[task], hf_pruned=hf_pruned)
+                runs.append({"seed": seed, "hf": hf, "hf_pruned": hf_pruned, "tickettune": tt, "comparison": c})
             out["tasks"][task] = {
                 "metric": _metric_name(task),
                 "sizes": sizes(args, task),
+                "budget_steps": budget,
+                "tax": tax,
                 "runs": runs,
                 "measured": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             }
@@ -318,28 +364,6 @@ def _metric_name(task: str) -> str:
     from tickettune.trainables.tasks import get_task
 
     return get_task(task).main_metric
-
-
-def print_table(res: dict) -> None:
-    for task, t in res["tasks"].items():
-        for r in t["runs"]:
-            c = r["comparison"]
-            print(
-                f"{task} seed {r['seed']} ({t['metric']}): search wall-clock HF {c['hf_seconds']:.0f} s, "
-                f"tickettune {c['tickettune_seconds']:.0f} s (ratio {c['wall_ratio']:.3f}); best HF "
-                f"{c['hf_best']:.4f}, tickettune {c['tickettune_best']:.4f} ({c['best_diff_pt']:+.2f} pt)"
-            )
-            f = c["fast_trial"]
-            print(
-                "  fastest ticket within tolerance: "
-                + (
-                    f"{f['trial_id']} at {c['fast_time_ratio']:.3f} of a dense HF trial, {c['fast_diff_pt']:+.2f} pt"
-                    if f
-                    else "none"
-                )
-            )
-    for h in res["headline"]:
-        print("headline " + json.dumps(h))
 
 
 def finish(res: dict, path: Path | None) -> dict:

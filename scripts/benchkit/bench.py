@@ -27,6 +27,17 @@ def finish(res: dict, json_path, print_table: Callable[[dict], None]) -> dict:
 CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_tile")
 
 
+def run_all(procs: list, what: str) -> None:
+    """Start every process, wait for all, and raise naming the exit codes if any failed."""
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    failed = [p.exitcode for p in procs if p.exitcode != 0]
+    if failed:
+        raise RuntimeError(f"{what} processes failed with exit codes {failed}")
+
+
 def cpu() -> dict:
     """lscpu's model name and those of its flags that decide fast fp32 / bf16 paths: the CPU under these machines
     changes between sessions, so every benchmark JSON records it. lscpu runs once per process."""

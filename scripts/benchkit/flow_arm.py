@@ -61,6 +61,7 @@ def arm_flow(args, task: str, seed: int, epochs: float, every: int, mode: str | 
         "metric": float(result.val_metric),
         "relative_cost": result.relative_cost,
         "ticket_layout": layout,
+        "teacher": result.teacher,  # distillation's record (ticket/distill.py): the cache, used or why not, its cost
         "curve": curve,
         "metric_name": spec.main_metric,
     }

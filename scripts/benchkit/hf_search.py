@@ -9,9 +9,16 @@ study, each with its own `Trainer` — the way Optuna parallelises. Threads insi
 (`n_jobs`) would share the one Trainer (and model) `hyperparameter_search` trains every trial on, so they
 are not offered.
 
+HF at its strongest (`HFRecipe.pruner`): Optuna's `MedianPruner`, which `hyperparameter_search` passes on to
+`optuna.create_study`. The Trainer reports every evaluation to the trial and stops it (`TrialPruned`) when the
+pruner says so; so the trials evaluate at the fractions of the budget where tickettune's ASHA judges its trials
+(searcher/scheduling.py `asha_rungs`: grace period a quarter of max_t, reduction factor 2): every quarter of the
+trial's steps, and at its last step (whose metric is the trial's value).
+
 Per trial (Optuna user attributes): `train_seconds` (Trainer.train, from its train-begin to train-end
-callbacks: model loading and the final dev evaluation excluded), `eval_seconds`, and the study's own
-start/complete times (the whole trial).
+callbacks, evaluations during training taken out: model loading and every dev evaluation excluded),
+`eval_seconds` (all of them), `steps` (a pruned trial's: where it stopped), and the study's own start/complete
+times (the whole trial).
 """
 
 from __future__ import annotations
@@ -46,6 +53,27 @@ class HFRecipe:
     lr_range: tuple[float, float] = (2e-5, 2e-4)  # log-uniform
     warmup_range: tuple[float, float] = (0.0, 0.2)  # uniform, a fraction of the training steps
     sampler: dict = field(default_factory=dict)  # TPESampler keyword arguments (seeded)
+    pruner: dict | None = None  # MedianPruner keyword arguments; None: no pruner, one evaluation at the end
+
+
+def rung_grace(max_steps: int) -> int:
+    """The steps between two evaluations of a pruned trial: ASHA's grace period in tickettune's search
+    (searcher/scheduling.py `asha_rungs`: a quarter of max_t), so both searches judge at the same fractions."""
+    return max(1, max_steps // 4)
+
+
+def rung_evaluations():
+    """A `TrainerCallback` asking for a dev evaluation every `rung_grace` steps and at the last step (the
+    trial's value: with evaluations during training, `hyperparameter_search` takes the last one)."""
+    from transformers import TrainerCallback
+
+    class RungEvaluations(TrainerCallback):
+        def on_step_end(self, args, state, control, **kw):
+            step, last = state.global_step, state.max_steps
+            if step % rung_grace(last) == 0 or step >= last:
+                control.should_evaluate = True
+
+    return RungEvaluations()
 
 
 def hp_space(recipe: HFRecipe):
@@ -106,14 +134,20 @@ def _worker(recipe: HFRecipe, journal: str, n_trials: int, sampler_seed_offset: 
 
     class Clock(TrainerCallback):
         def on_train_begin(self, a, state, control, **kw):
-            current["start"] = time.perf_counter()
+            current.update(start=time.perf_counter(), training=True, eval_in_train=0.0, eval=0.0)
 
-        def on_train_end(self, a, state, control, **kw):
-            current["trial"].set_user_attr("train_seconds", time.perf_counter() - current["start"])
+        def on_train_end(self, a, state, control, **kw):  # HF calls it before raising TrialPruned, too
+            current["training"] = False
+            seconds = time.perf_counter() - current["start"] - current["eval_in_train"]
+            current["trial"].set_user_attr("train_seconds", seconds)
             current["trial"].set_user_attr("steps", state.global_step)
 
         def on_evaluate(self, a, state, control, metrics=None, **kw):
-            current["trial"].set_user_attr("eval_seconds", float(metrics.get("eval_runtime", math.nan)))
+            runtime = float(metrics.get("eval_runtime", math.nan))
+            current["eval"] += runtime
+            if current["training"]:
+                current["eval_in_train"] += runtime
+            current["trial"].set_user_attr("eval_seconds", current["eval"])
 
     def model_init(trial=None):
         kwargs = {"num_labels": spec.num_labels}
@@ -132,9 +166,10 @@ def _worker(recipe: HFRecipe, journal: str, n_trials: int, sampler_seed_offset: 
             amp=amp,
             seed=recipe.seed,
             train_sampling_strategy="group_by_length",
-            eval_strategy="no",
+            eval_strategy="no",  # a pruned search evaluates through rung_evaluations()
             torch_compile=recipe.compile,
         )
+        callbacks = [Clock()] + ([rung_evaluations()] if recipe.pruner is not None else [])
         trainer = Trainer(
             model_init=model_init,
             args=targs,
@@ -142,9 +177,10 @@ def _worker(recipe: HFRecipe, journal: str, n_trials: int, sampler_seed_offset: 
             eval_dataset=dev_loader.dataset,
             data_collator=train_loader.collate_fn,
             compute_metrics=lambda pred: glue_metrics(recipe.task, pred.predictions, pred.label_ids),
-            callbacks=[Clock()],
+            callbacks=callbacks,
         )
         sampler = tpe_sampler(**{**recipe.sampler, "seed": _offset(recipe.sampler.get("seed"), sampler_seed_offset)})
+        extra = {} if recipe.pruner is None else {"pruner": optuna.pruners.MedianPruner(**recipe.pruner)}
         trainer.hyperparameter_search(
             hp_space=tracked_space,
             compute_objective=lambda m: m[key],
@@ -155,6 +191,7 @@ def _worker(recipe: HFRecipe, journal: str, n_trials: int, sampler_seed_offset: 
             study_name=STUDY,
             storage=_storage(journal),
             load_if_exists=True,
+            **extra,
         )
 
 
@@ -177,7 +214,8 @@ def split_trials(n: int, jobs: int) -> list[int]:
 
 def hf_search(recipe: HFRecipe, n_trials: int, enqueue: list[dict] | None = None, jobs: int = 1) -> dict:
     """Run the search; returns {"seconds": the whole search, "jobs", "trials": [{number, params, metric,
-    train_seconds, eval_seconds, trial_seconds, state}], "best": the best trial}. `enqueue`: points in
+    train_seconds, eval_seconds, trial_seconds, state, pruned_at}], "best": the best finished trial, "pruned":
+    how many the pruner stopped}. `enqueue`: points in
     Optuna's names (learning_rate, warmup_ratio) tried first. jobs > 1: that many processes (spawned, each
     `recipe.threads` torch threads), trials split between them."""
     import optuna
@@ -193,24 +231,28 @@ def hf_search(recipe: HFRecipe, n_trials: int, enqueue: list[dict] | None = None
         if jobs == 1:
             _worker(recipe, journal, n_trials, 0)
         else:
+            from .bench import run_all
+
             ctx = multiprocessing.get_context("spawn")
             procs = [
                 ctx.Process(target=_worker, args=(recipe, journal, n, k))
                 for k, n in enumerate(split_trials(n_trials, jobs))
             ]
-            for p in procs:
-                p.start()
-            for p in procs:
-                p.join()
-            failed = [p.exitcode for p in procs if p.exitcode != 0]
-            if failed:
-                raise RuntimeError(f"HF search worker processes failed with exit codes {failed}")
+            run_all(procs, "HF search worker")
         seconds = time.perf_counter() - start
         study = optuna.load_study(study_name=STUDY, storage=_storage(journal))
         trials = [_record(t) for t in study.trials]
     done = [t for t in trials if t["state"] == "COMPLETE"]
     best = max(done, key=lambda t: t["metric"]) if done else None
-    return {"seconds": seconds, "jobs": jobs, "recipe": asdict(recipe), "trials": trials, "best": best}
+    pruned = sum(t["state"] == "PRUNED" for t in trials)
+    return {
+        "seconds": seconds,
+        "jobs": jobs,
+        "recipe": asdict(recipe),
+        "trials": trials,
+        "best": best,
+        "pruned": pruned,
+    }
 
 
 def _record(t) -> dict:
@@ -228,4 +270,6 @@ def _record(t) -> dict:
         "eval_seconds": t.user_attrs.get("eval_seconds", math.nan),
         "steps": t.user_attrs.get("steps"),
         "trial_seconds": whole,
+        "pruned_at": t.last_step if t.state.name == "PRUNED" else None,  # its metric: the evaluation there
+        "evaluations": {str(k): float(v) for k, v in sorted(t.intermediate_values.items())},
     }

@@ -18,6 +18,7 @@ def test_generated_config_is_a_valid_search(task, smoke, tmp_path):
     spec = load_spec(bench.tickettune_config(args, task, 0, str(tmp_path)))
     s = spec.search
     assert s.multi and s.metrics == ["val_metric", "relative_time"] and s.baseline and s.max_concurrent == 1
+    assert s.scheduler == "asha"  # trials behind stop at ASHA's rungs
     assert s.total_trials == args.trials + 1 and s.enqueue[0]["ticket_mode"] == "rewind"
     assert {
         "lr",
@@ -34,6 +35,22 @@ def test_generated_config_is_a_valid_search(task, smoke, tmp_path):
     assert spec.fixed["max_train_samples"] == (128 if smoke else {"cola": None, "sst2": 20000}[task])
 
 
+def test_a_counted_budget_gives_asha_its_max_t_and_hf_the_same_rungs(tmp_path):
+    from benchkit.hf_search import rung_grace
+
+    from tickettune.searcher.scheduling import asha_rungs, with_rung_evaluations
+
+    args = bench.parse_args(["--tasks", "cola"])
+    spec = load_spec(bench.tickettune_config(args, "cola", 0, str(tmp_path), budget_steps=804))
+    assert spec.fixed["budget_steps"] == 804 and "budget_epochs" not in spec.fixed
+    max_t, grace = asha_rungs(spec)
+    assert (max_t, grace) == (804, rung_grace(804))  # HF + MedianPruner evaluates where ASHA judges
+    assert with_rung_evaluations(spec).fixed["eval_interval"] == grace
+    none = bench.parse_args(["--tasks", "cola", "--scheduler", "none", "--no-hf-pruned", "--no-tax"])
+    assert load_spec(bench.tickettune_config(none, "cola", 0, str(tmp_path))).search.scheduler == "none"
+    assert not none.hf_pruned and not none.tax
+
+
 def test_concurrency_two_splits_the_cores(tmp_path):
     args = bench.parse_args(["--tasks", "cola", "--concurrency", "2"])
     s = load_spec(bench.tickettune_config(args, "cola", 0, str(tmp_path))).search
@@ -42,8 +59,15 @@ def test_concurrency_two_splits_the_cores(tmp_path):
         bench.parse_args(["--concurrency", "2", "--threads", "3"])
 
 
-def _tt(trial_id, metric, seconds, baseline=False):
-    return {"trial_id": trial_id, "metric": metric, "train_seconds": seconds, "baseline": baseline, "params": {}}
+def _tt(trial_id, metric, seconds, baseline=False, stopped=False):
+    return {
+        "trial_id": trial_id,
+        "metric": metric,
+        "train_seconds": seconds,
+        "baseline": baseline,
+        "params": {},
+        "stopped": stopped,
+    }
 
 
 def test_compare_follows_the_issue_definitions():
@@ -76,6 +100,29 @@ def test_compare_follows_the_issue_definitions():
     none = compare(hf, {"seconds": 1.0, "trials": [_tt("c", 0.80, 30.0)]}, 0.5)
     assert none["fast_trial"] is None and none["fast_time_ratio"] is None
     assert [t["trial_id"] for t in front(tt["trials"])] == ["base", "d", "a", "b", "c"]
+    assert c["stopped_early"] == {"tickettune": 0} and "wall_ratio_pruned" not in c
+
+
+def test_trials_stopped_early_count_in_the_wall_clock_never_as_a_best():
+    hf = {"seconds": 1000.0, "trials": [{"number": 0, "metric": 0.90, "train_seconds": 100.0, "state": "COMPLETE"}]}
+    pruned = {
+        "seconds": 500.0,
+        "trials": [
+            {"number": 0, "metric": 0.89, "train_seconds": 100.0, "state": "COMPLETE"},
+            {"number": 1, "metric": 0.95, "train_seconds": 25.0, "state": "PRUNED"},  # a rung's metric, not a best
+            {"number": 2, "metric": 0.50, "train_seconds": 30.0, "state": "PRUNED"},
+        ],
+    }
+    tt = {
+        "seconds": 400.0,
+        "trials": [_tt("base", 0.90, 95.0, True), _tt("a", 0.899, 60.0), _tt("s", 0.97, 10.0, stopped=True)],
+    }
+    c = compare(hf, tt, tolerance_pt=0.5, hf_pruned=pruned)
+    assert c["tickettune_best"] == 0.899 and c["fast_trial"]["trial_id"] == "a"  # not the stopped trial
+    assert c["wall_ratio"] == pytest.approx(0.4) and c["wall_ratio_pruned"] == pytest.approx(0.8)
+    assert c["hf_pruned_best"] == 0.89 and c["best_diff_pt_pruned"] == pytest.approx(0.9)
+    assert c["stopped_early"] == {"tickettune": 1, "hf_pruned": 2}
+    assert c["hf_pruned_front"] == ["0"] and "s" not in c["tickettune_front"] and c["hf_failed"] == 0
 
 
 def test_headline_is_one_entry_per_task():
@@ -86,7 +133,10 @@ def test_headline_is_one_entry_per_task():
         "fast_diff_pt": -0.3,
         "fast_trial": {"trial_id": "a"},
     }
-    h = bench.headline({"cola": {"runs": [{"comparison": c}, {"comparison": {**c, "wall_ratio": 0.9}}]}})
+    c2 = {**c, "wall_ratio": 0.9, "wall_ratio_pruned": 0.5, "stopped_early": {"tickettune": 3, "hf_pruned": 2}}
+    c1 = {**c, "wall_ratio_pruned": 0.7, "stopped_early": {"tickettune": 1, "hf_pruned": 4}}
+    tax = {"dense_step_ratio": 1.02}
+    h = bench.headline({"cola": {"tax": tax, "runs": [{"comparison": c1}, {"comparison": c2}]}})
     assert h == [
         {
             "task": "cola",
@@ -94,10 +144,16 @@ def test_headline_is_one_entry_per_task():
             "best_diff_pt": -0.1,
             "fast_time_ratio": 0.6,
             "fast_diff_pt": -0.3,
+            "wall_ratio_pruned": pytest.approx(0.6),
             "seeds": 2,
             "fast_found": 2,
+            "dense_step_ratio": 1.02,
+            "stopped_early": {"tickettune": 4, "hf_pruned": 6},
         }
     ]
+    # a run from before these fields (kept in the JSON by finish) still makes a headline
+    old = bench.headline({"sst2": {"runs": [{"comparison": c}]}})[0]
+    assert old["wall_ratio_pruned"] is None and old["dense_step_ratio"] is None and old["stopped_early"] == {}
 
 
 @pytest.mark.slow
@@ -107,6 +163,11 @@ def test_smoke_run_writes_json_and_png(tmp_path):
     assert [h["task"] for h in saved["headline"]] == ["cola"]
     run = out["tasks"]["cola"]["runs"][0]
     assert len(run["hf"]["trials"]) == 2 and len(run["tickettune"]["trials"]) == 3
+    assert len(run["hf_pruned"]["trials"]) == 2 and run["hf_pruned"]["recipe"]["pruner"]["n_startup_trials"] == 2
+    h = saved["headline"][0]
+    assert h["wall_ratio_pruned"] > 0 and h["dense_step_ratio"] > 0
+    assert set(h["stopped_early"]) == {"tickettune", "hf_pruned"}
+    assert out["tasks"]["cola"]["budget_steps"] == 4  # 128 rows, batch 32, 1 epoch
     assert (tmp_path / "search_vs_search_cola.png").read_bytes()[:4] == b"\x89PNG"
     assert saved["machine"]["cpu"] is not None
 
@@ -120,3 +181,14 @@ def test_a_second_run_into_the_same_json_keeps_the_first_runs_tasks(tmp_path):
     saved = json.loads(path.read_text())
     assert set(saved["tasks"]) == {"cola", "sst2"} and saved["tasks"]["cola"] == cola
     assert [h["task"] for h in saved["headline"]] == ["cola", "sst2"] and saved["headline"][0]["wall_ratio"] == 0.7
+
+
+def test_the_space_holds_the_dense_model_and_light_tickets(tmp_path):
+    """Item 3 of issue 28: the dense model on the fast path's levers with a sampled lr is a point of the space
+    (ratio 0, enqueued after the paper's and the conservative point), and so are light tickets (~0.1)."""
+    spec = load_spec(bench.tickettune_config(bench.parse_args(["--tasks", "cola"]), "cola", 0, str(tmp_path)))
+    heads, ffn = spec.space["head_ratio"], spec.space["ffn_ratio"]
+    assert heads.low == ffn.low == 0.0 and heads.contains(0.1) and ffn.contains(0.1) and ffn.contains(0.4)
+    dense = spec.search.enqueue[2]
+    assert dense == bench.DENSE and dense["head_ratio"] == dense["ffn_ratio"] == dense["dropout"] == 0.0
+    assert "lr" not in dense and "lr" in spec.space  # the sampler tunes the dense model's lr

@@ -48,3 +48,33 @@ def test_trials_split_between_processes_and_bad_jobs():
     assert split_trials(8, 2) == [4, 4] and split_trials(9, 2) == [5, 4] and split_trials(3, 1) == [3]
     with pytest.raises(ValueError, match="jobs=3"):
         hf_search(HFRecipe(model="x", task="cola", epochs=1.0), n_trials=2, jobs=3)
+
+
+def test_a_pruned_search_evaluates_where_asha_judges_and_keeps_evaluations_out_of_training_time(tiny_bert):
+    from benchkit.hf_search import rung_grace
+
+    recipe = HFRecipe(
+        model=tiny_bert,
+        task="cola",
+        epochs=4.0,  # 11 rows, batch 4: 12 steps; evaluations every rung_grace(12) = 3 steps
+        data_root=str(FIXTURES),
+        batch_size=4,
+        max_length=32,
+        threads=1,
+        precision="fp32",
+        sampler={"seed": 3},
+        pruner={"n_startup_trials": 1, "n_warmup_steps": 0},
+    )
+    res = hf_search(recipe, n_trials=2, enqueue=[{"learning_rate": 1e-4, "warmup_ratio": 0.1}])
+    assert rung_grace(12) == 3 and rung_grace(3) == 1 and rung_grace(804) == 201
+    assert res["recipe"]["pruner"] == {"n_startup_trials": 1, "n_warmup_steps": 0}
+    assert res["pruned"] == sum(t["state"] == "PRUNED" for t in res["trials"])
+    first = res["trials"][0]  # the pruner's start-up trial: never pruned
+    assert first["state"] == "COMPLETE" and first["steps"] == 12 and first["pruned_at"] is None
+    assert list(first["evaluations"]) == ["3", "6", "9", "12"]
+    assert first["metric"] == first["evaluations"]["12"]  # the trial's value: the evaluation at its last step
+    for t in res["trials"]:
+        assert 0 < t["train_seconds"] < t["trial_seconds"] and t["eval_seconds"] > 0
+        if t["state"] == "PRUNED":  # stopped at a rung: its metric is that rung's evaluation
+            assert t["pruned_at"] == t["steps"] and t["metric"] == t["evaluations"][str(t["steps"])]
+    assert res["best"]["number"] in {t["number"] for t in res["trials"] if t["state"] == "COMPLETE"}

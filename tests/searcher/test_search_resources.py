@@ -102,7 +102,7 @@ def test_an_existing_experiment_is_refused_or_overwritten_never_a_foreign_folder
 def test_asha_judges_ticket_training_and_trials_evaluate_at_its_rungs():
     from ray.tune.schedulers import ASHAScheduler
 
-    from tickettune.searcher.search import make_scheduler, with_rung_evaluations
+    from tickettune.searcher.scheduling import make_scheduler, with_rung_evaluations
     from tickettune.spaces.spec import load_spec
 
     base = {
@@ -112,13 +112,13 @@ def test_asha_judges_ticket_training_and_trials_evaluate_at_its_rungs():
         "space": {"ticket_steps": {"low": 100, "high": 200}},
     }
     spec = with_rung_evaluations(load_spec(base))
-    asha = make_scheduler(spec)
+    asha = make_scheduler(spec, "unused")  # the folder of its record (stops.py): written at the first rung
     assert isinstance(asha, ASHAScheduler) and asha._time_attr == "ticket_step" and asha._max_t == 200
     assert spec.fixed["eval_interval"] == 50 and [m for m, _ in asha._brackets[0]._rungs] == [200, 100, 50]
     own = load_spec({**base, "fixed": {"task": "sst2", "eval_interval": 7}})
     assert with_rung_evaluations(own).fixed["eval_interval"] == 7  # the config's own value wins
     none = load_spec({**base, "search": {"scheduler": "none"}})
-    assert make_scheduler(none) is None and "eval_interval" not in with_rung_evaluations(none).fixed
+    assert make_scheduler(none, "unused") is None and "eval_interval" not in with_rung_evaluations(none).fixed
 
 
 # ------------------------------------------------------------------------------------ GPUs shared by trials

@@ -4,8 +4,20 @@ that they need not import the loop."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import torch
 from torch import nn
+
+EXAMPLE_INDEX = "example_index"  # a train row's position in its dataset (tasks/example_index.py): never a model input
+
+
+def split_rows(batch: Mapping[str, Any]) -> tuple[dict, dict]:
+    """(the model's inputs, the keys that only say which rows the batch holds): the loop passes the first to the
+    forward and both to `Callback.batch_loss`."""
+    inputs = {k: v for k, v in batch.items() if k != EXAMPLE_INDEX}
+    return inputs, {k: v for k, v in batch.items() if k == EXAMPLE_INDEX}
 
 
 class Callback:
@@ -16,6 +28,11 @@ class Callback:
 
     def extra_loss(self, model: nn.Module) -> torch.Tensor | None:
         """A term added once per optimizer step (e.g. L1 on slimming coefficients)."""
+        return None
+
+    def batch_loss(self, outputs: Any, batch: dict) -> torch.Tensor | None:
+        """A term of this micro-batch's loss from the model's `outputs` (e.g. distillation against cached teacher
+        logits, looked up by `batch[EXAMPLE_INDEX]`); the loop scales it for gradient accumulation like the loss."""
         return None
 
     def after_step(self, step: int, logs: dict) -> bool:

@@ -22,7 +22,7 @@ from ..model.dropout import problems as dropout_problems
 from ..model.dropout import set_dropout
 from . import word_embeddings
 from .allocator import tune_malloc
-from .callbacks import Callback  # noqa: F401 (the loop's hook type; imported from here too)
+from .callbacks import Callback, split_rows
 from .device import to_device
 from .optimizer import TrainOptimizer
 from .precision import PRECISIONS, Precision
@@ -221,13 +221,19 @@ def train(
         step_loss = torch.zeros((), device=device)
         for micro in range(cfg.grad_accum):
             last = micro == cfg.grad_accum - 1
-            batch = to_device(next(batches), device)
+            batch, rows = split_rows(next(batches))  # which rows: for callbacks, never the model; kept on the host
+            batch = to_device(batch, device)
             result.samples += len(batch["input_ids"])
             shapes.add(tuple(batch["input_ids"].shape))
             with contextlib.nullcontext() if last or not hasattr(model, "no_sync") else model.no_sync():
                 with precision.train_autocast():
-                    loss = forward(**batch).loss.float() / cfg.grad_accum
-                step_loss += loss.detach()
+                    outputs = forward(**batch)
+                    loss = outputs.loss.float() / cfg.grad_accum
+                step_loss += loss.detach()  # the task's loss: what the logs and the divergence check read
+                whole = {**batch, **rows} if rows else batch
+                terms = [t for cb in callbacks if (t := cb.batch_loss(outputs, whole)) is not None]
+                if terms:  # per micro-batch terms (distillation): part of the loss DDP all-reduces
+                    loss = loss + sum(terms) / cfg.grad_accum
                 extra = None
                 if last:  # the L1 penalty in fp32, outside autocast: coefficients are fp32 parameters
                     extra = sum(

@@ -1,0 +1,70 @@
+"""The ticket map (scripts/bench/ticket_map.py): its ladder of FLOP ratios, the headline as the issue defines it,
+and the --smoke run of the whole script (dense with its teacher cache, plain and distilled tickets, JSON and PNG)."""
+
+import json
+
+import pytest
+
+from bench import ticket_map as bench
+
+
+def test_the_ladder_runs_from_light_to_beyond_the_papers_point():
+    args = bench.parse_args(["--tasks", "cola"])
+    dense = bench.dense_shape(args.model)
+    ratios = [bench.predicted_ratio(dense, i, args.max_length) for i in args.rungs]
+    assert len(ratios) == 5 and ratios == sorted(ratios, reverse=True)
+    assert ratios[0] == pytest.approx(0.9, abs=0.02) and ratios[bench.PAPER - 1] == pytest.approx(0.62, abs=0.01)
+    assert ratios[-1] < 0.55
+    assert bench.rung_ratios(bench.PAPER) == pytest.approx((1 / 3, 0.4))
+    names = [bench.arm_name(a) for a in bench.arms_of(args)]
+    assert names[:7] == [f"continue@{i}" for i in range(1, 6)] + ["rewind@1", "rewind@4"]
+    assert names[7:] == [f"continue@{i}+distill" for i in range(1, 6)]
+    assert all(not a["distill"] for a in bench.arms_of(bench.parse_args(["--no-distill"])))
+
+
+def _arm(metric, flop, seconds=10.0, mode="continue", rung=1, distill=False):
+    return {"mode": mode, "rung": rung, "distill": distill, "metric": metric, "flop_ratio": flop,
+            "train_seconds": seconds}  # fmt: skip
+
+
+def test_headline_follows_the_issue():
+    runs = {
+        "dense": [_arm(0.50, 1.0, 20.0), _arm(0.52, 1.0, 20.0)],
+        "continue@1": [_arm(0.505, 0.9, 18.0), _arm(0.515, 0.9, 18.0)],
+        "continue@3": [_arm(0.500, 0.72, 14.0), _arm(0.510, 0.72, 16.0)],  # -0.5 pt: within 1.5
+        "continue@4": [_arm(0.46, 0.62), _arm(0.48, 0.62)],  # -4 pt
+        "continue@4+distill": [_arm(0.49, 0.62, distill=True), _arm(0.51, 0.62, distill=True)],  # -1 pt: within
+    }
+    runs["continue@4+distill"][0]["teacher_cache_seconds"] = runs["continue@4+distill"][1]["teacher_cache_seconds"] = 2
+    h = bench.headline("cola", {"summary": bench.summarize(runs), "tolerance_pt": 1.5})
+    assert set(h) == {
+        "task",
+        "tolerance_pt",
+        "dense_metric",
+        "lowest_flop_ratio_within",
+        "its_metric_diff_pt",
+        "its_time_ratio",
+        "distill_gain_pt",
+    }
+    assert h["dense_metric"] == pytest.approx(0.51) and h["lowest_flop_ratio_within"] == pytest.approx(0.62)
+    assert h["its_metric_diff_pt"] == pytest.approx(-1.0)
+    assert h["its_time_ratio"] == pytest.approx(12.0 / 20.0)  # the distilled arm carries the cache's seconds
+    assert h["distill_gain_pt"] == pytest.approx(3.0)
+    none = bench.headline("cola", {"summary": bench.summarize({k: runs[k] for k in ("dense", "continue@4")}),
+                                   "tolerance_pt": 1.5})  # fmt: skip
+    assert none["lowest_flop_ratio_within"] is None and none["distill_gain_pt"] is None
+
+
+def test_smoke_run(tmp_path):
+    out = tmp_path / "map.json"
+    res = bench.main(["--smoke", "--tasks", "cola", "--json", str(out), "--plot", str(tmp_path / "map.png")])
+    t = res["tasks"]["cola"]
+    plain = {"continue@1", "continue@4", "rewind@4"}
+    assert set(t["runs"]) == {"dense", *plain, "continue@1+distill", "continue@4+distill"}
+    assert t["runs"]["dense"][0]["teacher_cache_seconds"] > 0 and t["runs"]["dense"][0]["teacher"]["written"]
+    assert all(r["teacher"]["used"] for name, rs in t["runs"].items() if name.endswith("+distill") for r in rs)
+    assert all(r["teacher"] is None for r in t["runs"]["continue@4"])
+    assert t["summary"]["continue@4"]["flop_ratio"] < t["summary"]["continue@1"]["flop_ratio"] < 1.0
+    [h] = json.loads(out.read_text())["headline"]
+    assert h["task"] == "cola" and h["tolerance_pt"] == 1.5 and h["distill_gain_pt"] is not None
+    assert (tmp_path / "map.png").stat().st_size > 0 and not out.with_suffix(".partial.json").exists()
