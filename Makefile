@@ -29,7 +29,7 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow" -q
+	$(BIN)/python -m pytest -m "not slow" -q --durations=25
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow -q
@@ -50,7 +50,7 @@ bench-pretrain: $(STAMP)
 		--plot bench/pld_pretrain.png
 
 # tickettune's search against Trainer.hyperparameter_search(optuna): CoLA and SST-2, 8 trials each (+ the baseline),
-# two trials at a time (one core each) on both sides (~1.8 h here: run it alone on the machine)
+# two trials at a time (one core each) on both sides, + HF with a MedianPruner (~4 h here: run it alone)
 bench-search: $(STAMP)
 	$(BIN)/python scripts/bench/search_vs_search.py --tasks cola,sst2 --trials 8 --seeds 1 --concurrency 2 \
 		--json bench/search_vs_search.json --plot-dir bench

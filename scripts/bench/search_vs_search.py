@@ -38,8 +38,8 @@ and data; HF: data, every trial's model load, training and dev evaluation). A tr
     python scripts/bench/search_vs_search.py --json bench/search_vs_search.json --plot-dir bench   # hours
     python scripts/bench/search_vs_search.py --smoke --json /tmp/svs.json --plot-dir /tmp           # minutes
 
-Time here: ~1.8 h for `make bench-search`'s four searches before issue 28 (6,479 s); the two HF + MedianPruner
-searches and the tax (~5 min per task) come on top, not timed yet; --smoke ~2.5 min (the tax's arms included)
+Time here: CoLA alone ~2 h 10 min (2026-12-07, fp32 AVX2: the tax 6 min, tickettune 2,321 s, HF 3,033 s, HF +
+MedianPruner 2,009 s); SST-2 about as long; --smoke ~3 min
 """
 
 from __future__ import annotations
