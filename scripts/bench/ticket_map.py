@@ -40,10 +40,11 @@ from tickettune.trainables.tasks import get_task
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # scripts/: the root of benchkit and the rooms
 from benchkit.bench import finish
+from benchkit.curves import save_figure
 from benchkit.flow_arm import arm_flow
 
 EPOCHS = {"sst2": 1.0, "cola": 3.0}
-TOLERANCE_PT = {"cola": 1.5, "sst2": 0.3}  # the targets: MCC points, accuracy points
+TOLERANCE_PT = {"cola": 1.5, "sst2": 0.3}  # the targets: MCC points, accuracy points
 DEFAULT_TOLERANCE_PT = 1.0
 RUNGS = (1, 2, 3, 4, 5)  # twelfths of each layer's heads pruned, with 0.1·i of the FFN: 4 is the paper's point
 PAPER, LIGHT = 4, 1
@@ -316,11 +317,7 @@ def plot_map(res: dict, path: Path) -> Path:
         ax.set_title(f"{task}: how much can you prune?")
         ax.invert_xaxis()
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def main(argv=None) -> dict:

@@ -72,6 +72,13 @@ def plot_curves(res: dict, path: Path) -> Path:
         ax.set_ylabel(f"dev {t['metric']}")
         ax.set_title(f"{task}: {t['epochs']:g} epoch(s), {t['budget_steps']} steps; solid seed 0, dashed others")
         ax.legend(fontsize=8)
+    return save_figure(fig, path)
+
+
+def save_figure(fig, path: Path) -> Path:
+    """Lay out, write (its folder made) and close a matplotlib figure; the path back."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)

@@ -98,7 +98,7 @@ def compare(hf: dict, tt: dict, tolerance_pt: float, hf_pruned: dict | None = No
 
 
 def headline(tasks: dict) -> list[dict]:
-    """One entry per task, medians over seeds (the issue's definitions; see `compare`);
+    """One entry per task, medians over seeds (see `compare`);
     dense_step_ratio from the task's tax measurement; stopped_early: trials stopped by ASHA (tickettune) and by
     the MedianPruner (hf_pruned), summed over seeds."""
     out = []
@@ -219,10 +219,9 @@ def plot_task(task: str, result: dict, tolerance_pt: float, path: Path) -> Path:
         ax.set_ylabel(f"dev {result['metric']}")
         ax.set_title(f"{task}, seed {r['seed']}: tickettune / HF search wall-clock {c['wall_ratio']:.2f}")
         ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    from .curves import save_figure
+
+    return save_figure(fig, path)
 
 
 def print_table(res: dict) -> None:
