@@ -1,4 +1,5 @@
-"""Trial scheduling: ASHA stops the trials that are behind on the dev metric at fixed fractions of the budget.
+"""Trial scheduling: ASHA stops the trials that are behind on the dev metric (or, with `rung_metric: val_loss`, the
+dev loss) at fixed fractions of the budget.
 
 A trial reports its progress (`ticket_step`, next to a fresh dev metric); only the scheduler decides whether it
 stops. Rungs at a quarter and a half of the largest ticket budget (reduction factor 2: a trial below the median
@@ -69,11 +70,12 @@ def make_scheduler(spec, experiment_dir) -> "RungScheduler | None":
     if spec.search.scheduler != "asha":
         return None
     max_t, grace = asha_rungs(spec)
+    metric, mode = spec.search.rungs_judge
     return RungScheduler(
         str(experiment_dir),
         time_attr=TIME_ATTR,
-        metric=spec.search.primary_metric,
-        mode=spec.search.primary_mode,
+        metric=metric,
+        mode=mode,
         max_t=max_t,
         grace_period=grace,
         reduction_factor=REDUCTION,

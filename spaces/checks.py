@@ -36,7 +36,7 @@ def cross_check(
             "(the same budget every trial replaces)"
         )
     search.enqueue, enqueue_problems = check_enqueue(search.enqueue, fixed, space, broken, search.num_samples)
-    problems += enqueue_problems + _infer_mode(search, fixed, space)
+    problems += enqueue_problems + _infer_mode(search, fixed, space) + _rung_metric(search, fixed, space)
     problems += condition_problems(space, fixed, broken)
     order, cycles = sampling_order(space)
     problems += cycles + _corners(fixed, space) + pruning_problems(fixed, space) + _dead(fixed, space)
@@ -52,7 +52,7 @@ def _infer_mode(s: SearchSettings, fixed: dict, space: dict[str, Domain]) -> lis
         if m != "val_metric":
             modes.append("min")
             continue
-        tasks = space["task"].corners() if "task" in space else [fixed.get("task", FLOW_DEFAULTS["task"])]
+        tasks = _task_choices(fixed, space)
         try:
             found = {get_task(t).mode for t in tasks}
         except ValueError:
@@ -65,6 +65,22 @@ def _infer_mode(s: SearchSettings, fixed: dict, space: dict[str, Domain]) -> lis
         modes.append(found.pop())
     s.mode = modes if s.multi else modes[0]
     return []
+
+
+def _task_choices(fixed: dict, space: dict[str, Domain]) -> list:
+    return space["task"].corners() if "task" in space else [fixed.get("task", FLOW_DEFAULTS["task"])]
+
+
+def _rung_metric(s: SearchSettings, fixed: dict, space: dict[str, Domain]) -> list[str]:
+    """`rung_metric: val_loss` needs a task with a dev loss, at every task choice."""
+    if s.rung_metric != "val_loss":
+        return []
+    tasks = _task_choices(fixed, space)
+    try:
+        without = [t for t in tasks if get_task(t).loss_key is None]
+    except ValueError:
+        return []  # an unknown task: reported at the corners
+    return [f"search.rung_metric: val_loss, but task {t!r} reports no dev loss; leave rung_metric out" for t in without]
 
 
 def _flow_problems(values: dict[str, Any]) -> list[str]:

@@ -34,6 +34,9 @@ class SearchSettings(BaseModel):
     mode: str | list | None = None
     seed: int | None = 0
     scheduler: Annotated[Literal["asha", "none"], BeforeValidator(lambda v: "none" if v is None else v)] = "asha"
+    # what ASHA compares at its rungs; null: the first metric. val_loss (the dev loss, minimised) where the
+    # metric is flat early on (CoLA's MCC is 0 for every trial that still predicts one class)
+    rung_metric: Literal["val_loss"] | None = None
     max_concurrent: int | None = Field(None, ge=1)
     workers_per_trial: int = Field(1, ge=1)
     cpus_per_worker: float | None = Field(None, gt=0)
@@ -73,6 +76,11 @@ class SearchSettings(BaseModel):
     @property
     def primary_mode(self) -> str:
         return self.modes[0]
+
+    @property
+    def rungs_judge(self) -> tuple[str, str]:
+        """(metric, mode) that ASHA compares at its rungs."""
+        return (self.rung_metric, "min") if self.rung_metric else (self.primary_metric, self.primary_mode)
 
     # -- validation -----------------------------------------------------------------------------------
     @model_validator(mode="before")

@@ -44,6 +44,7 @@ class TrialRun:
     clock: TrainingClock = field(default_factory=TrainingClock)
     dense_step_s: float = math.nan  # measured on the dense model (search phase or baseline)
     val: float = math.nan  # the latest dev metric
+    val_loss: float = math.nan  # the latest dev loss (NaN: the task has none): what `rung_metric: val_loss` judges
     history: list[dict] = field(default_factory=list)
 
     @property
@@ -58,6 +59,7 @@ class TrialRun:
         """One report: the running totals, then the phase's own metrics (which may override them)."""
         metrics = {
             "val_metric": self.val,
+            "val_loss": self.val_loss,
             "relative_cost": self.relative_cost,
             "relative_time": self.relative_time,
             "train_seconds": self.clock.elapsed(),
@@ -69,13 +71,11 @@ class TrialRun:
         self.reporter.report(metrics, checkpoint_dir=checkpoint_dir)
 
     def score(self, model: nn.Module, eval_data) -> float:
-        """The task's main dev metric, its time kept out of the training clock."""
+        """The task's main dev metric (and its dev loss, kept), its time kept out of the training clock."""
         task = self.cfg.task_obj
-        self.val = float(
-            self.clock.paused_for(lambda: task.evaluate(model, eval_data, self.cfg.levers()["precision"]))[
-                task.main_metric
-            ]
-        )
+        scores = self.clock.paused_for(lambda: task.evaluate(model, eval_data, self.cfg.levers()["precision"]))
+        self.val = float(scores[task.main_metric])
+        self.val_loss = float(scores[task.loss_key]) if task.loss_key else math.nan
         return self.val
 
     def result(self, **facts) -> FlowResult:

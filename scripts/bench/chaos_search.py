@@ -48,7 +48,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # scripts/: the root of benchkit and the rooms
 from benchkit.bench import finish
 from benchkit.chaos_measure import measure
-from benchkit.local_cluster import LocalCluster
+from benchkit.local_cluster import LocalCluster, write_search_config
 
 TICKETTUNE = str(Path(sys.executable).with_name("tickettune"))
 FLOW = {  # a few seconds of search, then a ticket phase long enough to be hit (~10-20 s here)
@@ -87,27 +87,19 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def write_spec(root: Path, name: str, model: Path, workers: int, trials: int, ticket_steps: int) -> Path:
-    from tickettune.trainables.tasks.data import data_root
-
-    spec = {
-        "name": name,
-        "storage": str(root / "runs"),
-        "search": {
-            "num_samples": trials,
-            "seed": 0,
-            "scheduler": "none",
-            "workers_per_trial": workers,
-            # DDP: 0.9 of each 1-CPU node, so that the trial's driver (0.01 CPU) fits beside a worker
-            "cpus_per_worker": 1.0 if workers == 1 else 0.9,
-            "max_failures": 2,
-            "wandb_project": "tickettune-chaos",
-        },
-        "fixed": {**FLOW, "model": str(model), "data_root": str(data_root()), "ticket_steps": ticket_steps},
-        "space": SPACE,
-    }
-    path = root / f"{name}.yaml"
-    path.write_text(json.dumps(spec, indent=1))  # JSON is YAML
-    return path
+    return write_search_config(
+        root,
+        name,
+        model,
+        trials,
+        {**FLOW, "ticket_steps": ticket_steps},
+        SPACE,
+        workers_per_trial=workers,
+        # DDP: 0.9 of each 1-CPU node, so that the trial's driver (0.01 CPU) fits beside a worker
+        cpus_per_worker=1.0 if workers == 1 else 0.9,
+        max_failures=2,
+        wandb_project="tickettune-chaos",
+    )
 
 
 class Driver:

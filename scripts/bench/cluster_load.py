@@ -24,7 +24,6 @@ Time here: not timed
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
@@ -38,7 +37,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # scripts/: the root of benchkit and the rooms
 from benchkit.bench import finish
-from benchkit.local_cluster import LocalCluster
+from benchkit.local_cluster import LocalCluster, write_search_config
 
 TICKETTUNE = str(Path(sys.executable).with_name("tickettune"))
 FLOW = {
@@ -89,29 +88,24 @@ def one_search(
 ) -> dict:
     """`tickettune search --address` of `trials` trials: wall, the driver's CPU, the trials' own times."""
     from tickettune.searcher.export import load_trials
-    from tickettune.trainables.tasks.data import data_root
 
     name = name or f"load-{trials}"
-    spec = {
-        "name": name,
-        "storage": str(root / "runs"),
-        "search": {
-            "num_samples": trials,
-            "seed": 0,
-            "scheduler": "none",
-            "workers_per_trial": 1,
-            "cpus_per_worker": 1.0,
-            "max_concurrent": args.concurrent,
-            "max_failures": 0,
-        },
-        "fixed": {**FLOW, "model": str(model), "data_root": str(data_root())},
-        "space": {"head_ratio": {"low": 0.2, "high": 0.5}, "ffn_ratio": {"low": 0.2, "high": 0.5}},
-    }
-    (root / f"{name}.yaml").write_text(json.dumps(spec))
+    config = write_search_config(
+        root,
+        name,
+        model,
+        trials,
+        FLOW,
+        {"head_ratio": {"low": 0.2, "high": 0.5}, "ffn_ratio": {"low": 0.2, "high": 0.5}},
+        workers_per_trial=1,
+        cpus_per_worker=1.0,
+        max_concurrent=args.concurrent,
+        max_failures=0,
+    )
     with open(root / f"{name}.log", "w") as log:
         t0 = time.perf_counter()
         proc = subprocess.Popen(
-            [TICKETTUNE, "search", str(root / f"{name}.yaml"), "--address", cluster.address],
+            [TICKETTUNE, "search", str(config), "--address", cluster.address],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=cluster.env(WANDB_MODE="disabled"),

@@ -17,7 +17,8 @@ Per task and seed, two searches of N trials each (Optuna TPE, seeded alike: `opt
   paper's point (lr 1e-4) and a conservative one (lr 5e-5, prune less), warm-up 0.1 (the HF search gets the same two
   lr/warm-up points enqueued, unless --no-hf-enqueue), then the dense model with the fast path's levers (ratios 0,
   its lr sampled). The ratios range from 0 (dense) through light tickets (~0.1) to 0.6 / 0.7.
-  `--scheduler asha` (default): ASHA stops trials behind at its rungs (searcher/scheduling.py `asha_rungs`).
+  `--scheduler asha` (default): ASHA stops trials behind at its rungs (searcher/scheduling.py `asha_rungs`),
+  on the dev metric, or on the dev loss with `--rung-metric val_loss`.
 Every trial has the budget of one dense fine-tune: CoLA its whole train split for 3 epochs, SST-2 a seeded
 20,000-row subset for 1 epoch (tickettune: `budget_steps`, counted from the same loader, so that ASHA's max_t is
 known), scored on the whole dev split; batch 32, max_length 64.
@@ -117,6 +118,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="HF samples every trial (default: it first tries the lr/warm-up of tickettune's points)",
     )
     ap.add_argument("--scheduler", default="asha", choices=("asha", "none"), help="tickettune's search.scheduler")
+    ap.add_argument("--rung-metric", default=None, choices=("val_loss",), help="ASHA's rungs on the dev loss")
     ap.add_argument("--no-hf-pruned", dest="hf_pruned", action="store_false", help="no HF search with a MedianPruner")
     ap.add_argument(
         "--pruner-startup",
@@ -182,6 +184,7 @@ def tickettune_config(args, task: str, seed: int, storage: str, budget_steps: in
             "metric": ["val_metric", "relative_time"],
             "seed": seed,
             "scheduler": args.scheduler,
+            "rung_metric": args.rung_metric,
             "baseline": True,
             "max_failures": 1,
             "max_concurrent": args.concurrency,

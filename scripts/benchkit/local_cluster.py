@@ -13,6 +13,7 @@ inherited, and the cluster runs without token auth unless asked (`auth="token"`)
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -25,6 +26,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 RAY = str(Path(sys.executable).with_name("ray"))
+
+
+def write_search_config(root: Path, name: str, model: Path, trials: int, flow: dict, space: dict, **search) -> Path:
+    """`<root>/<name>.yaml` for `tickettune search` on such a cluster: experiments under `<root>/runs`, the shared
+    data, no scheduler; `search` adds to (or overrides) the search section."""
+    from tickettune.trainables.tasks.data import data_root
+
+    config = {
+        "name": name,
+        "storage": str(root / "runs"),
+        "search": {"num_samples": trials, "seed": 0, "scheduler": "none", **search},
+        "fixed": {**flow, "model": str(model), "data_root": str(data_root())},
+        "space": space,
+    }
+    path = root / f"{name}.yaml"
+    path.write_text(json.dumps(config, indent=1))  # JSON is YAML
+    return path
 
 
 def free_port() -> int:

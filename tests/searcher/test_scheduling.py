@@ -77,6 +77,18 @@ def test_a_minimised_metric_stops_above_the_cutoff(tmp_path):
     assert stop["cutoff"] == pytest.approx(30.0) and "val_metric 40 above the rung's cutoff 30" in stop_reason(stop)
 
 
+def test_rungs_on_the_dev_loss_stop_the_higher_loss_while_the_metric_is_flat(tmp_path):
+    """rung_metric val_loss: two trials tied on the metric (CoLA's MCC 0 early) are told apart by their loss."""
+    s = _scheduler(tmp_path, rung_metric="val_loss")
+    assert (s._metric, s._mode) == ("val_loss", "min")
+    a, b = _trial("a"), _trial("b")
+    s.on_trial_add(None, a), s.on_trial_add(None, b)
+    assert s.on_trial_result(None, a, _at(2, 0.0, val_loss=0.58)) == GO
+    assert s.on_trial_result(None, b, _at(2, 0.0, val_loss=0.61)) == STOP
+    stop = stopped_trials(tmp_path)["b"]
+    assert stop_reason(stop) == "rung 1 (ticket_step 2): val_loss 0.61 above the rung's cutoff 0.58"
+
+
 def test_a_restored_scheduler_judges_against_the_rungs_recorded_before(tmp_path):
     """Tune's resume unpickles the scheduler as it was when the search started (empty rungs): it reloads them."""
     pickled = pickle.dumps(_scheduler(tmp_path))  # what tuner.pkl holds

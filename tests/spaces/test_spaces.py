@@ -283,6 +283,14 @@ def test_mode_is_inferred_per_metric_and_mixed_tasks_need_an_explicit_mode():
     assert load_spec({**mixed, "search": {"mode": "max"}}).search.mode == "max"
 
 
+def test_rungs_on_the_dev_loss_need_a_task_that_has_one():
+    assert load_spec({**minimal(), "search": {"rung_metric": "val_loss"}}).search.rungs_judge == ("val_loss", "min")
+    assert load_spec(minimal()).search.rungs_judge == ("val_metric", "max")
+    squad = {"space": {"task": {"choices": ["sst2", "squad"]}}, "search": {"rung_metric": "val_loss"}}
+    assert "search.rung_metric: val_loss, but task 'squad' reports no dev loss" in "\n".join(problems_of(squad))
+    assert "rung_metric" in "\n".join(problems_of({**minimal(), "search": {"rung_metric": "val_acc"}}))
+
+
 def test_normalisation_paths_yaml_floats_defaults(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     path = tmp_path / "s.yaml"

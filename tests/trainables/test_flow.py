@@ -154,6 +154,6 @@ def test_ticket_phase_reports_the_dev_metric_every_eval_interval(base):
     result = run_flow(cfg, reporter)
     rung = [r for r in reporter.history if "ticket_step" in r]
     assert [r["ticket_step"] for r in rung] == [3, 6, 8]  # every 3 steps, and the final evaluation
-    assert all(0 <= r["val_metric"] <= 1 for r in rung)
+    assert all(0 <= r["val_metric"] <= 1 and r["val_loss"] > 0 for r in rung)  # the dev loss beside it
     assert rung[-1]["val_metric"] == result.val_metric
     assert all(r["val_metric"] != r["val_metric"] for r in reporter.history if r["phase"] == "search")  # NaN

@@ -39,6 +39,9 @@ class Task(ABC):
 
     name: str
     mode: str = "max"
+    # the key of `evaluate`'s dev loss (lower is better; what ASHA may judge early rungs on: rung_metric val_loss),
+    # None: the task has none (SQuAD's windows keep no answer positions at eval)
+    loss_key: str | None = "loss"
     default_max_length: int = 64  # tokens per sequence when the user gives none (the CLI's --max-length)
 
     @property

@@ -26,7 +26,7 @@ from ..training.loop import predict
 from .base import DataArgs, Task
 from .data import as_tokenizer, check_max_length, line_error, read_tsv, seeded_loader, subset
 from .glue_specs import GLUE_HUB, SPECS, TASKS, GlueSpec, TaskSpec, glue_file, split_name, task_spec
-from .metrics import classification_metrics, regression_metrics
+from .metrics import classification_metrics, dev_loss, regression_metrics
 
 _NUMBER = r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$"
 
@@ -193,6 +193,10 @@ class GlueTask(Task):
     def main_metric(self) -> str:
         return self.spec.main_key
 
+    @property
+    def loss_key(self) -> str:
+        return "loss" + self.spec.suffix(self.spec.dev_splits[0])  # the dev set main_metric is read on
+
     def check(self, args: DataArgs) -> None:
         if args.source == "local":
             for split in ("train", *self.spec.dev_splits):
@@ -238,7 +242,9 @@ class GlueTask(Task):
         for split, loader in data.items():
             logits, labels = predict(model, loader, precision)
             suffix = self.spec.suffix(split)
-            out.update({k + suffix: v for k, v in glue_metrics(self.spec, logits, labels).items()})
+            loss = dev_loss(logits, labels, self.spec.is_regression, self.name)
+            scores = {**glue_metrics(self.spec, logits, labels), "loss": loss}
+            out.update({k + suffix: v for k, v in scores.items()})
         return out
 
     def info(self) -> dict:

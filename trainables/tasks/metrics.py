@@ -5,7 +5,8 @@ compute them from what the model emits: logits of shape (n, num_labels) for clas
 1-D integer class ids are accepted too) and (n,) or (n, 1) scores for regression. NumPy arrays, lists and
 torch tensors (any device, bf16 included) all work. A correlation that is undefined because one side is
 constant (a collapsed regressor) is reported as 0.0, the value sklearn gives Matthews correlation in the
-same case, rather than NaN, so that a search can still rank the trial. Every metric here is higher-is-better.
+same case, rather than NaN, so that a search can still rank the trial. Every metric here is higher-is-better,
+except `dev_loss` (the loss the model trains on, taken on dev: what moves before an argmax-based metric does).
 """
 
 from __future__ import annotations
@@ -106,4 +107,21 @@ def regression_metrics(metrics: Sequence[str], predictions, labels, name: str = 
     return {m: REGRESSION[m](y.astype(np.float64), preds.astype(np.float64)) for m in metrics}
 
 
-__all__ = ["CLASSIFICATION", "REGRESSION", "as_array", "classification_metrics", "regression_metrics"]
+def dev_loss(predictions, labels, regression: bool, name: str = "task") -> float:
+    """The training loss on dev, lower is better: mean cross-entropy of logits (n, C), or mean squared error.
+
+    Early in fine-tuning a model may predict the majority class on every dev example (CoLA's MCC is then 0 for
+    every trial); the loss still ranks trials there."""
+    preds, y = _checked(name, predictions, labels)
+    if regression:
+        preds = preds.reshape(len(preds), -1)[:, 0] if preds.ndim == 2 and preds.shape[1] == 1 else preds
+        return float(np.mean((preds.astype(np.float64) - y.astype(np.float64)) ** 2))
+    if preds.ndim != 2:
+        raise ValueError(f"{name}: a dev loss needs logits of shape (n, classes), got shape {preds.shape}")
+    z = preds.astype(np.float64)
+    z = z - z.max(axis=1, keepdims=True)
+    log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    return float(-log_p[np.arange(len(y)), y.astype(np.int64)].mean())
+
+
+__all__ = ["CLASSIFICATION", "REGRESSION", "as_array", "classification_metrics", "dev_loss", "regression_metrics"]

@@ -37,6 +37,7 @@ class MlmTask(Task):
     """Shared by every MLM task: perplexity on held-out text, minimised."""
 
     mode = "min"
+    loss_key = "mlm_loss"
 
     @property
     def head(self) -> str:

@@ -28,7 +28,7 @@ from .base import DataArgs, Task
 from .config_keys import unknown_keys
 from .data import seeded_loader, subset
 from .glue import tokenize_pairs
-from .metrics import classification_metrics, regression_metrics
+from .metrics import classification_metrics, dev_loss, regression_metrics
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
 _INT = re.compile(r"^[+-]?\d+$")
@@ -279,9 +279,12 @@ class TableTask(Task):
 
     def evaluate(self, model: nn.Module, data: DataLoader, precision: str = "auto") -> dict[str, float]:
         logits, labels = predict(model, data, precision)
-        if self.head == "regression":
-            return regression_metrics(self.metrics, logits, labels, self.name)
-        return classification_metrics(self.metrics, self.num_labels, logits, labels, self.name)
+        regression = self.head == "regression"
+        if regression:
+            scores = regression_metrics(self.metrics, logits, labels, self.name)
+        else:
+            scores = classification_metrics(self.metrics, self.num_labels, logits, labels, self.name)
+        return {**scores, "loss": dev_loss(logits, labels, regression, self.name)}
 
     def info(self) -> dict:
         return {

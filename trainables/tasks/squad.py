@@ -258,6 +258,7 @@ def qa_logits(model: nn.Module, loader, precision: str = "auto") -> tuple[np.nda
 
 class SquadTask(Task):
     default_max_length = 384  # run_qa's: a question and most of a paragraph in one window
+    loss_key = None  # dev windows keep offsets, not answer positions: no dev loss
 
     def __init__(self, spec: SquadSpec):
         self.spec, self.name = spec, spec.name

@@ -324,17 +324,24 @@ def save_ticket(
 
 
 def read_info(path: str | os.PathLike) -> dict:
-    p = Path(path) / TICKET_JSON
+    return read_versioned_json(Path(path) / TICKET_JSON, "tickettune ticket", FORMAT, versions=(1, VERSION))
+
+
+def read_versioned_json(p: Path, what: str, fmt: str, versions: tuple[int, int]) -> dict:
+    """The JSON that says what a folder is (its `format`, and a `version` in `versions`, both ends included),
+    refused with the file and the reason: missing, cut short while being written, or another format."""
     if not p.is_file():
-        raise FileNotFoundError(f"{path} has no {TICKET_JSON}: not a tickettune ticket")
+        raise FileNotFoundError(f"{p.parent} has no {p.name}: not a {what}")
     try:
         info = json.loads(p.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"{p} is corrupt (cut short while being written?): {e}") from None
-    if not isinstance(info, dict) or info.get("format") != FORMAT:
-        raise ValueError(f"{p}: format {info.get('format') if isinstance(info, dict) else info!r}, expected {FORMAT!r}")
-    if not isinstance(info.get("version"), int) or not 1 <= info["version"] <= VERSION:
-        raise ValueError(f"{p}: ticket format version {info.get('version')!r}; this tickettune reads 1 to {VERSION}")
+    if not isinstance(info, dict) or info.get("format") != fmt:
+        raise ValueError(f"{p}: format {info.get('format') if isinstance(info, dict) else info!r}, expected {fmt!r}")
+    low, high = versions
+    if not isinstance(info.get("version"), int) or not low <= info["version"] <= high:
+        reads = f"{low}" if low == high else f"{low} to {high}"
+        raise ValueError(f"{p}: {what} version {info.get('version')!r}; this tickettune reads {reads}")
     return info
 
 

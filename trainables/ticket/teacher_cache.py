@@ -38,7 +38,7 @@ from ..training.device import to_device
 from ..training.distill_loss import TeacherLogits, student_kind
 from ..training.loop import unwrap
 from ..training.precision import Precision
-from .format import publish_dir
+from .format import publish_dir, read_versioned_json
 
 FORMAT = "tickettune-teacher-cache"
 VERSION = 1
@@ -184,18 +184,7 @@ def write(path, model: nn.Module, loader: DataLoader, made_for: dict, precision:
 
 
 def read_info(path: str | os.PathLike) -> dict:
-    p = Path(path) / INFO
-    if not p.is_file():
-        raise FileNotFoundError(f"{path} has no {INFO}: not a teacher cache")
-    try:
-        info = json.loads(p.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{p} is corrupt: {e}") from None
-    if not isinstance(info, dict) or info.get("format") != FORMAT:
-        raise ValueError(f"{p}: format {info.get('format') if isinstance(info, dict) else info!r}, expected {FORMAT!r}")
-    if info.get("version") != VERSION:
-        raise ValueError(f"{p}: teacher cache version {info.get('version')!r}; this tickettune reads {VERSION}")
-    return info
+    return read_versioned_json(Path(path) / INFO, "teacher cache", FORMAT, versions=(VERSION, VERSION))
 
 
 def check(path: str | os.PathLike, wanted: dict) -> dict:

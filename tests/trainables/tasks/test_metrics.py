@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from tickettune.trainables.tasks.glue import TASKS, glue_metrics
+from tickettune.trainables.tasks.metrics import dev_loss
 
 # logits -> argmax [0, 1, 0, 1]; labels [0, 1, 1, 1]: TP=2 TN=1 FP=0 FN=1
 LOGITS = np.array([[2.0, 1.0], [0.0, 3.0], [1.0, 0.5], [-1.0, 1.0]])
@@ -92,3 +93,14 @@ def test_three_class_accuracy_and_classification_metric_table():
     assert glue_metrics("mnli", logits, [0, 1, 2, 1, 1]) == {"accuracy": 0.8}
     with pytest.raises(ValueError, match="class ids in 0..2"):
         glue_metrics("mnli", logits, [0, 1, 3, 1, 1])
+
+
+def test_dev_loss_is_the_training_loss_on_dev():
+    """Cross-entropy of the logits as torch takes it (large logits too), squared error for regression."""
+    logits = torch.tensor([[2.0, -1.0], [0.5, 0.4], [300.0, -300.0]])
+    labels = torch.tensor([0, 1, 1])
+    want = torch.nn.functional.cross_entropy(logits.double(), labels).item()
+    assert dev_loss(logits, labels, regression=False) == pytest.approx(want)
+    assert dev_loss([[1.0], [3.0]], [2.0, 2.0], regression=True) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="needs logits"):
+        dev_loss([0, 1], [0, 1], regression=False)

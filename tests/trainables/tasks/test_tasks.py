@@ -189,7 +189,9 @@ def test_mnli_reports_matched_and_mismatched(minilm_tokenizer):
         ]
     )
     metrics = task.evaluate(Fixed(logits), data, precision="fp32")
+    losses = {k: metrics.pop(k) for k in ("loss_matched", "loss_mismatched")}
     assert metrics == {"accuracy_matched": 1.0, "accuracy_mismatched": 0.5}
+    assert task.loss_key == "loss_matched" and losses["loss_matched"] < losses["loss_mismatched"]
 
 
 @pytest.mark.parametrize("task", ["mnli", "mrpc", "stsb"])
