@@ -36,6 +36,7 @@ def test_scoring_time_is_paused_out_of_the_budget():
     assert len(curve.points) == 2 and clock.elapsed() < 0.2 and clock.peaks == [2.0]
 
 
+@pytest.mark.slow  # a benchmark's smoke run; its clock is tested above
 def test_every_arm_runs_on_its_budget_and_is_measured_against_the_baseline(tmp_path):
     from bench import pld_pretrain as bench
 

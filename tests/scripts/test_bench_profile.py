@@ -23,6 +23,7 @@ def test_ops_fall_into_the_groups_that_say_whether_pruning_shrinks_them():
     assert t["groups"]["matmul (Linear)"]["dense_share"] == pytest.approx(0.6)
 
 
+@pytest.mark.slow  # a benchmark's smoke run
 def test_profile_smoke_writes_both_paths(tmp_path, shared_data, one_thread):
     out = tmp_path / "profile.json"
     res = profile_step.main(["--smoke", "--threads", "1", "--data-root", str(shared_data), "--json", str(out)])
@@ -45,6 +46,7 @@ def test_compile_dynamic_smoke_compiles_one_graph_per_model_and_reuses_it(tmp_pa
         assert m["steady_compiled_over_eager"] > 0
 
 
+@pytest.mark.slow  # a benchmark's smoke run
 def test_ffn_widths_smoke_times_each_width_against_the_dense_one(tmp_path):
     from diagnostics import ffn_widths as bench_ffn_widths
 

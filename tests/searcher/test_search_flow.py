@@ -81,7 +81,8 @@ def test_real_flow_search_on_sst2(tmp_path, workers):
         assert float(r.stdout.split()[0]) == pytest.approx(e["metrics"]["val_metric"])
 
 
-@pytest.mark.parametrize("executor", ["train", "inline"])
+# train: slow (test_search_train's DDP crash test resumes a Train trial from its checkpoint in the default run)
+@pytest.mark.parametrize("executor", [pytest.param("train", marks=pytest.mark.slow), "inline"])
 def test_real_flow_worker_crash_after_the_early_bird_resumes_at_the_ticket(tmp_path, executor):
     """The worker dies right after the search phase's checkpoint: Ray restarts it (Train's FailureConfig,
     or Tune's for an inline trial) and the restarted flow goes straight to ticket training."""

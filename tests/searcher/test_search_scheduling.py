@@ -77,6 +77,7 @@ def _by_score(exp):
     return by[0.5], by[0.1], by[0.2]
 
 
+@pytest.mark.slow  # without Ray in the default run: test_scheduling.py's restored scheduler and resumed-stop tests
 def test_a_resumed_search_keeps_its_stops_and_its_rungs(tmp_path):
     session_file = tmp_path / "session.json"
     env = {**os.environ, "TICKETTUNE_TEST_KILL": "1", "TUNE_GLOBAL_CHECKPOINT_S": "0.5", "TICKETTUNE_STUB_SLEEP": "1.0"}
