@@ -15,6 +15,7 @@ import warnings
 from collections.abc import Callable, Sequence
 
 import numpy as np
+from scipy.special import log_softmax
 from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
@@ -99,12 +100,18 @@ def classification_metrics(
 def regression_metrics(metrics: Sequence[str], predictions, labels, name: str = "task") -> dict[str, float]:
     """`metrics` (keys of REGRESSION) as plain floats, in the order given."""
     _pick(REGRESSION, metrics, name)
+    preds, y = _scores(name, predictions, labels)
+    return {m: REGRESSION[m](y, preds) for m in metrics}
+
+
+def _scores(name: str, predictions, labels) -> tuple[np.ndarray, np.ndarray]:
+    """Regression predictions (n,) or (n, 1) and labels, both (n,) float64."""
     preds, y = _checked(name, predictions, labels)
     if preds.ndim == 2 and preds.shape[1] == 1:
         preds = preds[:, 0]
     if preds.ndim != 1:
         raise ValueError(f"{name}: regression predictions must have shape (n,) or (n, 1), got {preds.shape}")
-    return {m: REGRESSION[m](y.astype(np.float64), preds.astype(np.float64)) for m in metrics}
+    return preds.astype(np.float64), y.astype(np.float64)
 
 
 def dev_loss(predictions, labels, regression: bool, name: str = "task") -> float:
@@ -112,15 +119,13 @@ def dev_loss(predictions, labels, regression: bool, name: str = "task") -> float
 
     Early in fine-tuning a model may predict the majority class on every dev example (CoLA's MCC is then 0 for
     every trial); the loss still ranks trials there."""
-    preds, y = _checked(name, predictions, labels)
     if regression:
-        preds = preds.reshape(len(preds), -1)[:, 0] if preds.ndim == 2 and preds.shape[1] == 1 else preds
-        return float(np.mean((preds.astype(np.float64) - y.astype(np.float64)) ** 2))
+        preds, y = _scores(name, predictions, labels)
+        return float(np.mean((preds - y) ** 2))
+    preds, y = _checked(name, predictions, labels)
     if preds.ndim != 2:
         raise ValueError(f"{name}: a dev loss needs logits of shape (n, classes), got shape {preds.shape}")
-    z = preds.astype(np.float64)
-    z = z - z.max(axis=1, keepdims=True)
-    log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    log_p = log_softmax(preds.astype(np.float64), axis=1)
     return float(-log_p[np.arange(len(y)), y.astype(np.int64)].mean())
 
 
