@@ -2,8 +2,9 @@
 dev loss) at fixed fractions of the budget.
 
 A trial reports its progress (`ticket_step`, next to a fresh dev metric); only the scheduler decides whether it
-stops. Rungs at a quarter and a half of the largest ticket budget (reduction factor 2: a trial below the median
-of those judged at a rung stops there). On top of Ray's `ASHAScheduler`, `RungScheduler`:
+stops. By default the rungs are at a quarter and a half of the largest ticket budget (`search.first_rung` 0.25,
+`search.reduction_factor` 2: a trial below the median of those judged at a rung stops there). On top of Ray's
+`ASHAScheduler`, `RungScheduler`:
 
 * never judges the dense baseline trial (`search.baseline`): it is the reference every ticket's relative time is
   read against, so it always finishes, and its dense steps are not a ticket's steps, so it sets no cutoff;
@@ -26,7 +27,6 @@ from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 from .stops import read_scheduler_state, write_scheduler_state
 
 TIME_ATTR = "ticket_step"
-REDUCTION = 2
 
 
 def _most(spec, key: str) -> int | None:
@@ -56,7 +56,7 @@ def asha_rungs(spec) -> tuple[int, int]:
             "budget_epochs is only known per trial"
         )
     max_t = max(4, _most(spec, "budget_steps") or _most(spec, "ticket_steps") or LEGACY_TICKET_STEPS)
-    return max_t, max(1, max_t // 4)
+    return max_t, spec.search.first_rung_steps(max_t)
 
 
 def with_rung_evaluations(spec):
@@ -78,7 +78,7 @@ def make_scheduler(spec, experiment_dir) -> "RungScheduler | None":
         mode=mode,
         max_t=max_t,
         grace_period=grace,
-        reduction_factor=REDUCTION,
+        reduction_factor=spec.search.reduction_factor,
     )
 
 

@@ -62,7 +62,8 @@ def stopped_trials(experiment_dir: str | os.PathLike) -> dict[str, dict]:
 
 def stop_reason(decision: dict) -> str:
     """One line: at which rung and why, e.g. "rung 2 (ticket_step 150): val_metric 0.71 below the rung's cutoff
-    0.78" (the cutoff: the median of the trials judged at that rung before it, for ASHA's reduction factor 2)."""
+    0.78" (the cutoff: of the trials judged at that rung before it, the value that 1/reduction_factor of them
+    beat, as Ray's ASHA computes it: their median for reduction factor 2)."""
     side = "below" if decision.get("mode", "max") == "max" else "above"
     m = float(decision["milestone"])
     return (

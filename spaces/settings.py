@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -37,6 +38,11 @@ class SearchSettings(BaseModel):
     # what ASHA compares at its rungs; null: the first metric. val_loss (the dev loss, minimised) where the
     # metric is flat early on (CoLA's MCC is 0 for every trial that still predicts one class)
     rung_metric: Literal["val_loss"] | None = None
+    # ASHA's first rung, as a fraction of the largest ticket budget (Ray's grace_period = first_rung * max_t), and
+    # its reduction factor (rungs at first_rung * max_t * reduction_factor^k; about 1/reduction_factor of the
+    # trials judged at a rung go on). Smaller and larger: cheaper stops, earlier and on less signal.
+    first_rung: float = Field(0.25, gt=0, le=0.5)
+    reduction_factor: int = Field(2, ge=2)
     max_concurrent: int | None = Field(None, ge=1)
     workers_per_trial: int = Field(1, ge=1)
     cpus_per_worker: float | None = Field(None, gt=0)
@@ -76,6 +82,11 @@ class SearchSettings(BaseModel):
     @property
     def primary_mode(self) -> str:
         return self.modes[0]
+
+    def first_rung_steps(self, max_t: int) -> int:
+        """ASHA's grace period for a budget of max_t steps: rounded up, so that no rung falls within a first rung
+        of max_t (a trial is never judged a few steps before it would have finished)."""
+        return max(1, math.ceil(max_t * self.first_rung - 1e-9))
 
     @property
     def rungs_judge(self) -> tuple[str, str]:

@@ -7,9 +7,9 @@ Per task and seed, two searches of N trials each (Optuna TPE, seeded alike: `opt
   dense, length-grouped batches, precision as tickettune's `auto` (bf16 where fast), plain Trainer unless
   --hf-compile (scripts/benchkit/hf_search.py).
 * ``hf_pruned``  — the same HF search at its strongest: Optuna's `MedianPruner` (passed through
-  `hyperparameter_search` to `optuna.create_study`), the trials evaluated every quarter of their steps, where
-  tickettune's ASHA judges (hf_search.py `rung_grace`), so that trials behind the median stop (--no-hf-pruned:
-  not run).
+  `hyperparameter_search` to `optuna.create_study`), the trials evaluated every --first-rung of their steps
+  (a quarter by default), where tickettune's ASHA judges (hf_search.py `rung_grace`), so that trials behind the
+  median stop (--no-hf-pruned: not run).
 * ``tickettune`` — `run_search` (what `tickettune search` runs) on a generated config: the same lr and
   warm-up plus ticket_mode, ticket_lr (rewind only), head_ratio, ffn_ratio, eps and the fast path's
   embeddings (train | freeze) and dropout (0 | 0.1); multi-objective (dev
@@ -18,7 +18,9 @@ Per task and seed, two searches of N trials each (Optuna TPE, seeded alike: `opt
   lr/warm-up points enqueued, unless --no-hf-enqueue), then the dense model with the fast path's levers (ratios 0,
   its lr sampled). The ratios range from 0 (dense) through light tickets (~0.1) to 0.6 / 0.7.
   `--scheduler asha` (default): ASHA stops trials behind at its rungs (searcher/scheduling.py `asha_rungs`),
-  on the dev metric, or on the dev loss with `--rung-metric val_loss`.
+  on the dev metric, or on the dev loss with `--rung-metric val_loss`; --first-rung and --reduction-factor place
+  them (search.first_rung, search.reduction_factor). --hf-from takes the HF arms from an earlier run's JSON
+  instead of running them (recorded as `hf_from`: an across-runs comparison; --rerun-hf-pruned runs that arm).
 Every trial has the budget of one dense fine-tune: CoLA its whole train split for 3 epochs, SST-2 a seeded
 20,000-row subset for 1 epoch (tickettune: `budget_steps`, counted from the same loader, so that ASHA's max_t is
 known), scored on the whole dev split; batch 32, max_length 64.
@@ -55,10 +57,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # scripts/: the root of benchkit and the rooms
 
-from benchkit.bench import cpu
+from benchkit.bench import machine
 from benchkit.concurrent_arms import measure_task
 from benchkit.hf_search import HFRecipe, hf_search
-from benchkit.search_compare import compare, headline, plot_task, print_table
+from benchkit.search_compare import compare, earlier_hf, headline, plot_task, print_table
 
 EPOCHS = {"cola": 3.0, "sst2": 1.0}
 TRAIN_SAMPLES = {"cola": None, "sst2": 20000}  # None: the whole train split
@@ -119,6 +121,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     ap.add_argument("--scheduler", default="asha", choices=("asha", "none"), help="tickettune's search.scheduler")
     ap.add_argument("--rung-metric", default=None, choices=("val_loss",), help="ASHA's rungs on the dev loss")
+    ap.add_argument("--first-rung", type=float, default=0.25, help="ASHA's first rung, HF's evaluations (a fraction)")
+    ap.add_argument("--reduction-factor", type=int, default=2, help="ASHA's reduction factor")
+    ap.add_argument("--hf-from", type=Path, default=None, help="the HF arms from this earlier JSON (see above)")
+    ap.add_argument("--rerun-hf-pruned", action="store_true", help="with --hf-from: run HF + MedianPruner here")
     ap.add_argument("--no-hf-pruned", dest="hf_pruned", action="store_false", help="no HF search with a MedianPruner")
     ap.add_argument(
         "--pruner-startup",
@@ -185,6 +191,8 @@ def tickettune_config(args, task: str, seed: int, storage: str, budget_steps: in
             "seed": seed,
             "scheduler": args.scheduler,
             "rung_metric": args.rung_metric,
+            "first_rung": args.first_rung,
+            "reduction_factor": args.reduction_factor,
             "baseline": True,
             "max_failures": 1,
             "max_concurrent": args.concurrency,
@@ -284,28 +292,11 @@ def run_hf(args, task: str, seed: int, spec, pruned: bool = False) -> dict:
         warmup_range=WARMUP,
         sampler=sampler_settings(spec),
         pruner={"n_startup_trials": args.pruner_startup, "n_warmup_steps": 0} if pruned else None,
+        first_rung=args.first_rung,
     )
     points = [{"learning_rate": p["lr"], "warmup_ratio": p["warmup_ratio"]} for p in (PAPER, CONSERVATIVE)]
     enqueue = list({json.dumps(p): p for p in points}.values())[: args.trials] if args.hf_enqueue else None
     return hf_search(recipe, args.trials, enqueue=enqueue, jobs=args.concurrency)
-
-
-def machine() -> dict:
-    import torch
-
-    from tickettune.trainables.training.precision import Precision
-
-    c = cpu()
-    info = {
-        "torch": torch.__version__,
-        "cpus": os.cpu_count(),
-        "precision_auto": Precision.of("auto", "cuda" if torch.cuda.is_available() else "cpu").name,
-        "cpu": c["model_name"] or None,
-        "flags": c["flags"],
-    }
-    if torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name(0)
-    return info
 
 
 def run(args) -> dict:
@@ -334,16 +325,27 @@ def run(args) -> dict:
                 print(f"[{task} seed {seed}] tickettune search ...", flush=True)
                 tt, spec = run_tickettune(args, task, seed, storage, budget)
                 print(f"  {tt['seconds']:.0f} s, {tt['statuses']}", flush=True)
-                print(f"[{task} seed {seed}] HF Trainer.hyperparameter_search ...", flush=True)
-                hf = run_hf(args, task, seed, spec)
-                print(f"  {hf['seconds']:.0f} s", flush=True)
-                hf_pruned = None
-                if args.hf_pruned:
+                earlier = earlier_hf(args.hf_from, task, seed) if args.hf_from else None
+                if earlier:
+                    hf, hf_pruned = earlier["hf"], None if args.rerun_hf_pruned else earlier["hf_pruned"]
+                    print(f"[{task} seed {seed}] HF searches from {args.hf_from} ({earlier['measured']})", flush=True)
+                else:
+                    print(f"[{task} seed {seed}] HF Trainer.hyperparameter_search ...", flush=True)
+                    hf, hf_pruned = run_hf(args, task, seed, spec), None
+                    print(f"  {hf['seconds']:.0f} s", flush=True)
+                if args.hf_pruned and hf_pruned is None:
                     print(f"[{task} seed {seed}] HF Trainer.hyperparameter_search + MedianPruner ...", flush=True)
                     hf_pruned = run_hf(args, task, seed, spec, pruned=True)
                     print(f"  {hf_pruned['seconds']:.0f} s, {hf_pruned['pruned']} pruned", flush=True)
                 c = compare(hf, tt, TOLERANCE_PT[task], hf_pruned=hf_pruned)
                 runs.append({"seed": seed, "hf": hf, "hf_pruned": hf_pruned, "tickettune": tt, "comparison": c})
+                if earlier:
+                    runs[-1]["hf_from"] = {
+                        "path": str(args.hf_from),
+                        "measured": earlier["measured"],
+                        "cpu": earlier["cpu"],
+                        "hf_pruned_first_rung": earlier["first_rung"] if not args.rerun_hf_pruned else args.first_rung,
+                    }
             out["tasks"][task] = {
                 "metric": _metric_name(task),
                 "sizes": sizes(args, task),

@@ -77,6 +77,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--window", type=int, default=4)
     ap.add_argument("--mask-interval", type=int, default=10)
     ap.add_argument("--search-max-steps", type=int, default=400)
+    ap.add_argument(
+        "--detect",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="--no-detect: no early bird; every ticket is drawn at --search-max-steps (a later draw)",
+    )
     ap.add_argument("--data-root", default=None)
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--plot", type=Path, default=None)
@@ -198,6 +204,7 @@ def ticket_arm(args, task: str, seed: int, epochs: float, arm: dict, cache: str,
     h, f = rung_ratios(arm["rung"])
     sets = {"distill_weight": args.distill_weight, "distill_temperature": args.distill_temperature}
     sets = {**sets, "teacher_cache": cache} if arm["distill"] else {}
+    sets = sets if args.detect else {**sets, "detect": False}
     at_rung = argparse.Namespace(**{**vars(args), "head_ratio": h, "ffn_ratio": f})
     r = arm_flow(at_rung, task, seed, epochs, None, arm["mode"], sets)
     lay = r["ticket_layout"]

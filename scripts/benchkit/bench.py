@@ -45,6 +45,26 @@ def cpu() -> dict:
     return {"model_name": model_name, "flags": list(flags)}
 
 
+def machine() -> dict:
+    """What a benchmark JSON records of the machine: the CPU (model and fast-path flags), cores, torch, the
+    precision tickettune's `auto` picks here, the GPU where there is one."""
+    import os
+
+    from tickettune.trainables.training.precision import Precision
+
+    c = cpu()
+    info = {
+        "torch": torch.__version__,
+        "cpus": os.cpu_count(),
+        "precision_auto": Precision.of("auto", "cuda" if torch.cuda.is_available() else "cpu").name,
+        "cpu": c["model_name"] or None,
+        "flags": c["flags"],
+    }
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
 @functools.lru_cache(maxsize=1)
 def _lscpu() -> tuple[str, tuple[str, ...]]:
     try:

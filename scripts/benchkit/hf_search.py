@@ -12,8 +12,8 @@ are not offered.
 HF at its strongest (`HFRecipe.pruner`): Optuna's `MedianPruner`, which `hyperparameter_search` passes on to
 `optuna.create_study`. The Trainer reports every evaluation to the trial and stops it (`TrialPruned`) when the
 pruner says so; so the trials evaluate at the fractions of the budget where tickettune's ASHA judges its trials
-(searcher/scheduling.py `asha_rungs`: grace period a quarter of max_t, reduction factor 2): every quarter of the
-trial's steps, and at its last step (whose metric is the trial's value).
+(searcher/scheduling.py `asha_rungs`: grace period `search.first_rung` of max_t, a quarter by default): every
+`first_rung` of the trial's steps, and at its last step (whose metric is the trial's value).
 
 Per trial (Optuna user attributes): `train_seconds` (Trainer.train, from its train-begin to train-end
 callbacks, evaluations during training taken out: model loading and every dev evaluation excluded),
@@ -23,6 +23,7 @@ times (the whole trial).
 
 from __future__ import annotations
 
+import functools
 import math
 import multiprocessing
 import os
@@ -54,15 +55,19 @@ class HFRecipe:
     warmup_range: tuple[float, float] = (0.0, 0.2)  # uniform, a fraction of the training steps
     sampler: dict = field(default_factory=dict)  # TPESampler keyword arguments (seeded)
     pruner: dict | None = None  # MedianPruner keyword arguments; None: no pruner, one evaluation at the end
+    first_rung: float = 0.25  # a pruned trial evaluates every first_rung of its steps (tickettune's search.first_rung)
 
 
-def rung_grace(max_steps: int) -> int:
-    """The steps between two evaluations of a pruned trial: ASHA's grace period in tickettune's search
-    (searcher/scheduling.py `asha_rungs`: a quarter of max_t), so both searches judge at the same fractions."""
-    return max(1, max_steps // 4)
+@functools.lru_cache
+def rung_grace(max_steps: int, first_rung: float = 0.25) -> int:
+    """The steps between two evaluations of a pruned trial: ASHA's grace period in tickettune's search for the
+    same `first_rung` (searcher/scheduling.py `asha_rungs`), so both searches judge at the same fractions."""
+    from tickettune.spaces.settings import SearchSettings
+
+    return SearchSettings(first_rung=first_rung).first_rung_steps(max_steps)
 
 
-def rung_evaluations():
+def rung_evaluations(first_rung: float = 0.25):
     """A `TrainerCallback` asking for a dev evaluation every `rung_grace` steps and at the last step (the
     trial's value: with evaluations during training, `hyperparameter_search` takes the last one)."""
     from transformers import TrainerCallback
@@ -70,7 +75,7 @@ def rung_evaluations():
     class RungEvaluations(TrainerCallback):
         def on_step_end(self, args, state, control, **kw):
             step, last = state.global_step, state.max_steps
-            if step % rung_grace(last) == 0 or step >= last:
+            if step % rung_grace(last, first_rung) == 0 or step >= last:
                 control.should_evaluate = True
 
     return RungEvaluations()
@@ -169,7 +174,7 @@ def _worker(recipe: HFRecipe, journal: str, n_trials: int, sampler_seed_offset: 
             eval_strategy="no",  # a pruned search evaluates through rung_evaluations()
             torch_compile=recipe.compile,
         )
-        callbacks = [Clock()] + ([rung_evaluations()] if recipe.pruner is not None else [])
+        callbacks = [Clock()] + ([rung_evaluations(recipe.first_rung)] if recipe.pruner is not None else [])
         trainer = Trainer(
             model_init=model_init,
             args=targs,

@@ -35,6 +35,23 @@ def front(trials: list[dict]) -> list[dict]:
     return [pool[i] for i in non_dominated([(t["metric"], t["train_seconds"]) for t in pool], ["max", "min"])]
 
 
+def earlier_hf(path: Path, task: str, seed: int) -> dict:
+    """The HF arms of `task` and `seed` in an earlier run's JSON, with when, on which CPU and at which first rung
+    (the pruned arm's evaluations) they were measured."""
+    res = json.loads(path.read_text())
+    entry = res.get("tasks", {}).get(task)
+    run = next((r for r in (entry or {}).get("runs", []) if r["seed"] == seed), None)
+    if run is None:
+        raise SystemExit(f"--hf-from {path}: no {task} seed {seed} run in it")
+    return {
+        "hf": run["hf"],
+        "hf_pruned": run.get("hf_pruned"),
+        "measured": entry.get("measured"),
+        "cpu": res.get("machine", {}).get("cpu"),
+        "first_rung": res.get("config", {}).get("first_rung", 0.25),
+    }
+
+
 def _id(t: dict) -> str:
     return str(t.get("trial_id", t.get("number")))
 

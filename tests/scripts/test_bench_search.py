@@ -46,6 +46,10 @@ def test_a_counted_budget_gives_asha_its_max_t_and_hf_the_same_rungs(tmp_path):
     max_t, grace = asha_rungs(spec)
     assert (max_t, grace) == (804, rung_grace(804))  # HF + MedianPruner evaluates where ASHA judges
     assert with_rung_evaluations(spec).fixed["eval_interval"] == grace
+    eighth = bench.parse_args(["--tasks", "cola", "--first-rung", "0.125", "--reduction-factor", "3"])
+    spec8 = load_spec(bench.tickettune_config(eighth, "cola", 0, str(tmp_path), budget_steps=804))
+    assert (spec8.search.first_rung, spec8.search.reduction_factor) == (0.125, 3)
+    assert asha_rungs(spec8) == (804, 101) == (804, rung_grace(804, 0.125))
     none = bench.parse_args(["--tasks", "cola", "--scheduler", "none", "--no-hf-pruned", "--no-tax"])
     assert load_spec(bench.tickettune_config(none, "cola", 0, str(tmp_path))).search.scheduler == "none"
     assert not none.hf_pruned and not none.tax
@@ -192,3 +196,42 @@ def test_the_space_holds_the_dense_model_and_light_tickets(tmp_path):
     dense = spec.search.enqueue[2]
     assert dense == bench.DENSE and dense["head_ratio"] == dense["ffn_ratio"] == dense["dropout"] == 0.0
     assert "lr" not in dense and "lr" in spec.space  # the sampler tunes the dense model's lr
+
+
+def test_hf_from_takes_the_earlier_runs_hf_arms_and_records_it(tmp_path, monkeypatch):
+    """--hf-from: the HF arms come from an earlier JSON (recorded with when, which CPU, which first rung); with
+    --rerun-hf-pruned only the pruned arm runs again, at this run's first rung; a missing task is named."""
+    hf = {"seconds": 100.0, "trials": [{"number": 0, "metric": 0.5, "train_seconds": 40.0, "state": "COMPLETE"}]}
+    pruned = {**hf, "seconds": 80.0, "pruned": 0}
+    earlier = tmp_path / "earlier.json"
+    earlier.write_text(
+        json.dumps(
+            {
+                "machine": {"cpu": "AMD EPYC"},
+                "config": {},
+                "tasks": {
+                    "cola": {"measured": "2026-12-07T12:00:00Z", "runs": [{"seed": 0, "hf": hf, "hf_pruned": pruned}]}
+                },
+            }
+        )
+    )
+    ran = []
+    monkeypatch.setattr(bench, "dense_steps", lambda args, task: 8)
+    monkeypatch.setattr(
+        bench, "run_tickettune", lambda *a: ({"seconds": 50.0, "statuses": {}, "trials": [_tt("t", 0.52, 30.0)]}, None)
+    )
+    monkeypatch.setattr(
+        bench,
+        "run_hf",
+        lambda args, task, seed, spec, pruned=False: ran.append(pruned) or {**hf, "seconds": 60.0, "pruned": 0},
+    )
+    flags = ["--tasks", "cola", "--no-tax", "--hf-from", str(earlier), "--first-rung", "0.125"]
+    run = bench.run(bench.parse_args(flags))["tasks"]["cola"]["runs"][0]
+    assert ran == [] and run["comparison"]["wall_ratio"] == 0.5 and run["comparison"]["wall_ratio_pruned"] == 0.625
+    assert run["hf_from"] == {"path": str(earlier), "measured": "2026-12-07T12:00:00Z", "cpu": "AMD EPYC",
+                              "hf_pruned_first_rung": 0.25}  # fmt: skip
+    run = bench.run(bench.parse_args([*flags, "--rerun-hf-pruned"]))["tasks"]["cola"]["runs"][0]
+    assert ran == [True] and run["comparison"]["wall_ratio_pruned"] == 50 / 60
+    assert run["hf_from"]["hf_pruned_first_rung"] == 0.125
+    with pytest.raises(SystemExit, match="no sst2 seed 0 run"):
+        bench.run(bench.parse_args(["--tasks", "sst2", "--no-tax", "--hf-from", str(earlier)]))

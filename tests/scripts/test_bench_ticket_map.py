@@ -68,3 +68,20 @@ def test_smoke_run(tmp_path):
     [h] = json.loads(out.read_text())["headline"]
     assert h["task"] == "cola" and h["tolerance_pt"] == 1.5 and h["distill_gain_pt"] is not None
     assert (tmp_path / "map.png").stat().st_size > 0 and not out.with_suffix(".partial.json").exists()
+
+
+def test_no_detect_draws_every_ticket_at_the_search_budget(monkeypatch):
+    """--no-detect (a later draw): the ticket arms run with detect off, so the flow draws at --search-max-steps."""
+    seen = []
+
+    def fake_flow(args, task, seed, epochs, every, mode, sets):
+        seen.append(sets)
+        return {"ticket_layout": {"heads_per_layer": [9] * 6, "ffn_per_layer": [1000] * 6}, "metric": 0.0}
+
+    monkeypatch.setattr(bench, "arm_flow", fake_flow)
+    for flags, detect in (([], True), (["--no-detect", "--search-max-steps", "300"], False)):
+        args = bench.parse_args(["--tasks", "cola", *flags])
+        dense = bench.dense_shape(args.model)
+        bench.ticket_arm(args, "cola", 0, 3.0, {"mode": "continue", "rung": 3, "distill": False}, "c", dense)
+        assert seen[-1].get("detect", True) is detect
+    assert args.search_max_steps == 300

@@ -67,6 +67,42 @@ def test_behind_at_a_rung_stops_with_its_reason_and_the_baseline_never(tmp_path)
     assert rungs["2"] == {"a": 0.8, "b": 0.5, "c": 0.85} and rungs["4"] == {"a": 0.9, "c": 0.2}
 
 
+def test_a_cheaper_first_rung_and_a_larger_reduction_factor_stop_more_and_sooner(tmp_path):
+    """first_rung 1/8 of max_t 24 with reduction factor 3: rungs at 3 and 9 (none within a first rung of the end);
+    a trial goes on only from the top third of those judged at its rung before it."""
+    spec = load_spec(
+        {
+            "name": "s",
+            "storage": str(tmp_path),
+            "search": {"scheduler": "asha", "first_rung": 0.125, "reduction_factor": 3},
+            "fixed": {"task": "sst2", "ticket_steps": 24},
+            "space": {"head_ratio": {"low": 0.1, "high": 0.5}},
+        }
+    )
+    assert with_rung_evaluations(spec).fixed["eval_interval"] == 3
+    s = make_scheduler(with_rung_evaluations(spec), tmp_path)
+    assert [m for m, _ in s._brackets[0]._rungs] == [9, 3]
+    trials = [_trial(t) for t in "abcd"]
+    for t in trials:
+        s.on_trial_add(None, t)
+    decisions = [s.on_trial_result(None, t, _at(3, v)) for t, v in zip(trials, (0.9, 0.8, 0.85, 0.95))]
+    # b: below a's 0.9; c: below the top third of 0.9 and 0.8 (with rf 2 it would go on: it equals their median)
+    assert decisions == [GO, STOP, STOP, GO]
+    assert set(stopped_trials(tmp_path)) == {"b", "c"}
+
+
+def test_first_rung_steps_round_up_and_bad_settings_are_named():
+    from pydantic import ValidationError
+
+    from tickettune.spaces.settings import SearchSettings
+
+    assert SearchSettings().first_rung_steps(804) == 201 and SearchSettings().first_rung_steps(625) == 157
+    assert SearchSettings(first_rung=0.125).first_rung_steps(804) == 101
+    for bad in ({"first_rung": 0.0}, {"first_rung": 0.75}, {"reduction_factor": 1}, {"reduction_factor": 2.5}):
+        with pytest.raises(ValidationError, match=next(iter(bad))):
+            SearchSettings(**bad)
+
+
 def test_a_minimised_metric_stops_above_the_cutoff(tmp_path):
     s = _scheduler(tmp_path, mode="min")
     a, b = _trial("a"), _trial("b")
