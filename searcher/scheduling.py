@@ -8,7 +8,9 @@ stops. By default the rungs are at a quarter and a half of the largest ticket bu
 
 * never judges the dense baseline trial (`search.baseline`): it is the reference every ticket's relative time is
   read against, so it always finishes, and its dense steps are not a ticket's steps, so it sets no cutoff;
-* never stops a trial on the report that ends it (it finished on its own; its metric still counts at the rung);
+* never stops a trial on the report that ends it (it finished on its own; its metric still counts at the rung),
+  nor at a rung within a grace period of max_t (ASHA's top rung can fall a few steps before the end, e.g. 624 of
+  625: a trial there has spent its budget, and a stop would only lose its ticket);
 * records every rung value and every early stop in ``<experiment>/scheduler.state`` (stops.py): the report says
   at which rung and why a trial stopped, export skips it, and a resumed search judges new trials against the
   same rungs (Tune restores the scheduler as pickled when the search started, so it reloads the file).
@@ -92,6 +94,7 @@ class RungScheduler(ASHAScheduler):
     def __init__(self, experiment_dir: str, **asha):
         # stop_last_trials=False: a trial at max_t ends on its own (its ticket saved); ASHA only cuts at rungs
         super().__init__(stop_last_trials=False, **asha)
+        self._grace = asha["grace_period"]
         self.experiment_dir = experiment_dir
         self.stopped: dict[str, dict] = {}
         self._spared: set[str] = set()
@@ -113,7 +116,8 @@ class RungScheduler(ASHAScheduler):
         if rung is None:
             return action
         number, milestone, cutoff, compared = rung
-        if action == TrialScheduler.STOP and cutoff is not None and not result.get("flow_done"):
+        decides = not result.get("flow_done") and milestone <= self._max_t - self._grace
+        if action == TrialScheduler.STOP and cutoff is not None and decides:
             self.stopped[trial.trial_id] = {
                 "rung": number,
                 "rungs": len(self._bracket()._rungs),

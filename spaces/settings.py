@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -84,9 +83,8 @@ class SearchSettings(BaseModel):
         return self.modes[0]
 
     def first_rung_steps(self, max_t: int) -> int:
-        """ASHA's grace period for a budget of max_t steps: rounded up, so that no rung falls within a first rung
-        of max_t (a trial is never judged a few steps before it would have finished)."""
-        return max(1, math.ceil(max_t * self.first_rung - 1e-9))
+        """ASHA's grace period for a budget of max_t steps (rounded down, at least 1)."""
+        return max(1, int(max_t * self.first_rung + 1e-9))
 
     @property
     def rungs_judge(self) -> tuple[str, str]:

@@ -49,7 +49,7 @@ def test_a_counted_budget_gives_asha_its_max_t_and_hf_the_same_rungs(tmp_path):
     eighth = bench.parse_args(["--tasks", "cola", "--first-rung", "0.125", "--reduction-factor", "3"])
     spec8 = load_spec(bench.tickettune_config(eighth, "cola", 0, str(tmp_path), budget_steps=804))
     assert (spec8.search.first_rung, spec8.search.reduction_factor) == (0.125, 3)
-    assert asha_rungs(spec8) == (804, 101) == (804, rung_grace(804, 0.125))
+    assert asha_rungs(spec8) == (804, 100) == (804, rung_grace(804, 0.125))
     none = bench.parse_args(["--tasks", "cola", "--scheduler", "none", "--no-hf-pruned", "--no-tax"])
     assert load_spec(bench.tickettune_config(none, "cola", 0, str(tmp_path))).search.scheduler == "none"
     assert not none.hf_pruned and not none.tax

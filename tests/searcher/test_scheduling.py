@@ -68,8 +68,8 @@ def test_behind_at_a_rung_stops_with_its_reason_and_the_baseline_never(tmp_path)
 
 
 def test_a_cheaper_first_rung_and_a_larger_reduction_factor_stop_more_and_sooner(tmp_path):
-    """first_rung 1/8 of max_t 24 with reduction factor 3: rungs at 3 and 9 (none within a first rung of the end);
-    a trial goes on only from the top third of those judged at its rung before it."""
+    """first_rung 1/8 of max_t 24 with reduction factor 3: rungs at 3 and 9; a trial goes on only from the top
+    third of those judged at its rung before it."""
     spec = load_spec(
         {
             "name": "s",
@@ -91,13 +91,34 @@ def test_a_cheaper_first_rung_and_a_larger_reduction_factor_stop_more_and_sooner
     assert set(stopped_trials(tmp_path)) == {"b", "c"}
 
 
-def test_first_rung_steps_round_up_and_bad_settings_are_named():
+def test_a_rung_a_few_steps_before_the_end_stops_nobody(tmp_path):
+    """max_t 25, grace 6: ASHA's rungs at 6, 12 and 24; at 24 a trial has spent its budget: recorded, not stopped."""
+    spec = load_spec(
+        {
+            "name": "s",
+            "storage": str(tmp_path),
+            "search": {"scheduler": "asha"},
+            "fixed": {"task": "sst2", "ticket_steps": 25},
+            "space": {"head_ratio": {"low": 0.1, "high": 0.5}},
+        }
+    )
+    s = make_scheduler(with_rung_evaluations(spec), tmp_path)
+    assert [m for m, _ in s._brackets[0]._rungs] == [24, 12, 6]
+    a, b = _trial("a"), _trial("b")
+    s.on_trial_add(None, a), s.on_trial_add(None, b)
+    assert [s.on_trial_result(None, a, _at(t, 0.9)) for t in (6, 12, 24)] == [GO] * 3
+    assert [s.on_trial_result(None, b, _at(t, 0.95)) for t in (6, 12)] == [GO] * 2
+    assert s.on_trial_result(None, b, _at(24, 0.1)) == GO and not stopped_trials(tmp_path)
+    assert s._brackets[0]._rungs[0][1] == {"a": 0.9, "b": 0.1}
+
+
+def test_first_rung_steps_and_bad_settings_are_named():
     from pydantic import ValidationError
 
     from tickettune.spaces.settings import SearchSettings
 
-    assert SearchSettings().first_rung_steps(804) == 201 and SearchSettings().first_rung_steps(625) == 157
-    assert SearchSettings(first_rung=0.125).first_rung_steps(804) == 101
+    assert SearchSettings().first_rung_steps(804) == 201 and SearchSettings().first_rung_steps(625) == 156
+    assert SearchSettings(first_rung=0.125).first_rung_steps(804) == 100 and SearchSettings().first_rung_steps(3) == 1
     for bad in ({"first_rung": 0.0}, {"first_rung": 0.75}, {"reduction_factor": 1}, {"reduction_factor": 2.5}):
         with pytest.raises(ValidationError, match=next(iter(bad))):
             SearchSettings(**bad)
