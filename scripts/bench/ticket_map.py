@@ -40,7 +40,7 @@ from tickettune.trainables.model.flops import Shape, train_flops_per_sequence
 from tickettune.trainables.tasks import get_task
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # scripts/: the root of benchkit and the rooms
-from benchkit.bench import finish
+from benchkit.bench import cpu, finish
 from benchkit.curves import save_figure
 from benchkit.flow_arm import arm_flow
 
@@ -162,7 +162,7 @@ def run(args) -> dict:
     dense = dense_shape(args.model)
     out = {
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "machine": {"torch": torch.__version__, "threads": torch.get_num_threads()},
+        "machine": {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpu": cpu()},  # partials too
         "tasks": {},
     }
     for task in args.tasks:
