@@ -345,7 +345,7 @@ def run(args) -> dict:
                         "path": str(args.hf_from),
                         "measured": earlier["measured"],
                         "cpu": earlier["cpu"],
-                        "hf_pruned_first_rung": earlier["first_rung"] if not args.rerun_hf_pruned else args.first_rung,
+                        "hf_pruned_first_rung": args.first_rung if args.rerun_hf_pruned else earlier["first_rung"],
                     }
             out["tasks"][task] = {
                 "metric": _metric_name(task),

@@ -203,9 +203,11 @@ def run(args) -> dict:
 
 def ticket_arm(args, task: str, seed: int, epochs: float, arm: dict, cache: str, dense: Shape) -> dict:
     h, f = rung_ratios(arm["rung"])
-    sets = {"distill_weight": args.distill_weight, "distill_temperature": args.distill_temperature}
-    sets = {**sets, "teacher_cache": cache} if arm["distill"] else {}
-    sets = sets if args.detect else {**sets, "detect": False}
+    sets = {} if args.detect else {"detect": False}
+    if arm["distill"]:
+        sets.update(
+            distill_weight=args.distill_weight, distill_temperature=args.distill_temperature, teacher_cache=cache
+        )
     at_rung = argparse.Namespace(**{**vars(args), "head_ratio": h, "ffn_ratio": f})
     r = arm_flow(at_rung, task, seed, epochs, None, arm["mode"], sets)
     lay = r["ticket_layout"]

@@ -23,7 +23,6 @@ times (the whole trial).
 
 from __future__ import annotations
 
-import functools
 import math
 import multiprocessing
 import os
@@ -58,7 +57,6 @@ class HFRecipe:
     first_rung: float = 0.25  # a pruned trial evaluates every first_rung of its steps (tickettune's search.first_rung)
 
 
-@functools.lru_cache
 def rung_grace(max_steps: int, first_rung: float = 0.25) -> int:
     """The steps between two evaluations of a pruned trial: ASHA's grace period in tickettune's search for the
     same `first_rung` (searcher/scheduling.py `asha_rungs`), so both searches judge at the same fractions."""
@@ -73,9 +71,12 @@ def rung_evaluations(first_rung: float = 0.25):
     from transformers import TrainerCallback
 
     class RungEvaluations(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kw):
+            self.grace = rung_grace(state.max_steps, first_rung)  # once per trial, not per step
+
         def on_step_end(self, args, state, control, **kw):
             step, last = state.global_step, state.max_steps
-            if step % rung_grace(last, first_rung) == 0 or step >= last:
+            if step % self.grace == 0 or step >= last:
                 control.should_evaluate = True
 
     return RungEvaluations()
