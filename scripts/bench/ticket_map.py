@@ -9,6 +9,9 @@ Per task and seed, in one process (scripts/benchkit/flow_arm.py runs every arm a
   MiniLM at max_length 64); ``rewind@1`` and ``rewind@4`` the paper's mode at the light point and the paper's.
 * ``continue@i+distill`` (``--distill``; ``--distill-modes`` adds rewind) — the same tickets whose ticket phase
   adds ``distill_weight · KL(dense/T ‖ ticket/T) · T²`` read from that cache (no teacher runs in a ticket step).
+* ``--lever NAME:KEY=VALUE,...`` (repeatable) — one more ticket arm named NAME: `rung` (default 4) and `mode`
+  (continue) pick its ladder point, the rest are FlowConfig overrides (e.g. ``ffn_scope=layer``, or ratios of
+  its own); one with ``distill_weight`` reads the dense run's cache.
 Each arm's dev metric, training seconds (search + ticket; evaluations excluded) and the ticket's FLOP ratio
 (model/flops.py, from the ticket's layout, at max_length) are recorded; a distilled arm's time also carries the
 cache's seconds (the dense run's teacher pass). `headline`, one entry per task: the lowest FLOP ratio whose mean
@@ -40,7 +43,7 @@ from tickettune.trainables.model.flops import Shape, train_flops_per_sequence
 from tickettune.trainables.tasks import get_task
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # scripts/: the root of benchkit and the rooms
-from benchkit.bench import cpu, finish
+from benchkit.bench import cpu, finish, parse_sets
 from benchkit.curves import save_figure
 from benchkit.flow_arm import arm_flow
 
@@ -62,6 +65,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--distill-modes", default="continue", help="which modes get distilled arms (continue,rewind)")
     ap.add_argument("--distill-weight", type=float, default=1.0)
     ap.add_argument("--distill-temperature", type=float, default=2.0)
+    ap.add_argument(
+        "--lever",
+        dest="levers",
+        action="append",
+        default=[],
+        metavar="NAME:KEY=VALUE,...",
+        help="an extra ticket arm, e.g. ffn-by-layer:rung=3,ffn_scope=layer or ffn-only:head_ratio=0,ffn_ratio=0.45",
+    )
     ap.add_argument("--tolerance", type=float, default=None, help="pt; default: cola 1.5, sst2 0.3, else 1.0")
     ap.add_argument("--model", default="minilm-l6")
     ap.add_argument("--train-samples", type=int, default=None, help="default: the whole train split")
@@ -98,6 +109,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     ]
     if bad:
         ap.error(f"rungs are 1..9 and distill modes continue/rewind; got {bad}")
+    try:
+        args.levers = [parse_lever(text) for text in args.levers]
+    except ValueError as e:
+        ap.error(str(e))
+    names = [arm_name(a) for a in arms_of(args)]
+    if len(set(names)) < len(names):
+        ap.error(f"two arms share a name: {sorted(n for n in set(names) if names.count(n) > 1)}")
     args.head_ratio, args.ffn_ratio = rung_ratios(PAPER)  # flow_arm's; each ticket arm sets its rung's
     if args.smoke:
         args.rungs, args.rewind_rungs, args.seeds = [LIGHT, PAPER], [PAPER], 1
@@ -140,18 +158,33 @@ def predicted_ratio(dense: Shape, i: int, seq: int) -> float:
     return flop_ratio(dense, heads, ffn, seq)
 
 
+def parse_lever(text: str) -> dict:
+    """`NAME:rung=3,mode=continue,KEY=VALUE,...` -> a ticket arm whose other keys are FlowConfig overrides."""
+    name, sep, rest = text.partition(":")
+    pairs = [p.strip() for p in rest.split(",") if p.strip()]
+    if not name.strip() or not sep or not pairs:
+        raise ValueError(f"--lever {text!r}: expected NAME:KEY=VALUE,... (e.g. ffn-by-layer:rung=3,ffn_scope=layer)")
+    picks = {k: v for k, _, v in (p.partition("=") for p in pairs) if k.strip() in ("rung", "mode")}
+    sets = parse_sets([p for p in pairs if p.partition("=")[0].strip() not in ("rung", "mode")])
+    rung, mode = int(picks.get("rung", PAPER)), picks.get("mode", "continue").strip()
+    if not 1 <= rung <= 9 or mode not in ("continue", "rewind"):
+        raise ValueError(f"--lever {text!r}: rung is 1..9 and mode continue or rewind")
+    distill = sets.get("distill_weight", 0.0) > 0
+    return {"mode": mode, "rung": rung, "distill": distill, "lever": name.strip(), "sets": sets}
+
+
 def arms_of(args) -> list[dict]:
-    """Every ticket arm of a task-seed, in run order: the plain ladder, then the distilled one."""
+    """Every ticket arm of a task-seed, in run order: the plain ladder, the distilled one, then the levers."""
     plain = [{"mode": "continue", "rung": i} for i in args.rungs]
     plain += [{"mode": "rewind", "rung": i} for i in args.rewind_rungs]
     arms = [{**a, "distill": False} for a in plain]
     if args.distill:
         arms += [{**a, "distill": True} for a in plain if a["mode"] in args.distill_modes]
-    return arms
+    return arms + list(args.levers)
 
 
 def arm_name(arm: dict) -> str:
-    return f"{arm['mode']}@{arm['rung']}" + (DISTILL if arm["distill"] else "")
+    return arm.get("lever") or f"{arm['mode']}@{arm['rung']}" + (DISTILL if arm["distill"] else "")
 
 
 # ------------------------------------------------------------------------------------------------------- run
@@ -202,17 +235,20 @@ def run(args) -> dict:
 
 
 def ticket_arm(args, task: str, seed: int, epochs: float, arm: dict, cache: str, dense: Shape) -> dict:
+    lever = dict(arm.get("sets", {}))
     h, f = rung_ratios(arm["rung"])
+    h, f = lever.pop("head_ratio", h), lever.pop("ffn_ratio", f)  # flow_arm's own arguments
     sets = {} if args.detect else {"detect": False}
     if arm["distill"]:
         sets.update(
             distill_weight=args.distill_weight, distill_temperature=args.distill_temperature, teacher_cache=cache
         )
+    sets.update(lever)
     at_rung = argparse.Namespace(**{**vars(args), "head_ratio": h, "ffn_ratio": f})
     r = arm_flow(at_rung, task, seed, epochs, None, arm["mode"], sets)
     lay = r["ticket_layout"]
     r["flop_ratio"] = flop_ratio(dense, lay["heads_per_layer"], lay["ffn_per_layer"], args.max_length)
-    r.update(mode=arm["mode"], rung=arm["rung"], distill=arm["distill"])
+    r.update(mode=arm["mode"], rung=arm["rung"], distill=arm["distill"], lever=arm.get("sets"))
     return r
 
 
@@ -255,6 +291,8 @@ def summarize(runs: dict[str, list[dict]]) -> dict:
         }
         if name != "dense":
             out[name].update(mode=rs[0]["mode"], rung=rs[0]["rung"], distill=rs[0]["distill"])
+            if rs[0].get("lever"):
+                out[name]["lever"] = rs[0]["lever"]
     return out
 
 
@@ -311,8 +349,13 @@ def plot_map(res: dict, path: Path) -> Path:
         ax.axhspan(min(dense), max(dense), color="gray", alpha=0.25, label="dense (seeds' range)")
         ax.axhline(statistics.fmean(dense), color="gray", lw=1)
         lines: dict[tuple, list] = {}
-        for a in t["summary"].values():
-            if "mode" in a:
+        for name, a in t["summary"].items():
+            if "lever" in a:  # a point of its own, named
+                ax.plot(a["flop_ratio"], a["mean_metric"], "D", color="tab:green")
+                ax.annotate(
+                    name, (a["flop_ratio"], a["mean_metric"]), fontsize=7, xytext=(3, 3), textcoords="offset points"
+                )
+            elif "mode" in a:
                 lines.setdefault((a["mode"], a["distill"]), []).append(a)
         for (mode, distilled), pts in sorted(lines.items()):
             pts.sort(key=lambda a: a["flop_ratio"])

@@ -36,7 +36,6 @@ Time here: ~1.5 h for `make bench-time` (2 tasks x 2 seeds x 4 arms, bf16 CPU); 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import math
 import os
@@ -47,13 +46,12 @@ from pathlib import Path
 
 import torch
 
-from tickettune.trainables.config import FlowConfig
 from tickettune.trainables.tasks import get_task
 from tickettune.trainables.tasks.data import as_tokenizer
 from tickettune.trainables.training.precision import Precision
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # scripts/: the root of benchkit and the rooms
-from benchkit.bench import finish
+from benchkit.bench import finish, parse_sets
 from benchkit.curves import plot_curves
 from benchkit.flow_arm import arm_flow
 from benchkit.random_arm import arm_random
@@ -137,24 +135,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     except ValueError as e:
         ap.error(str(e))
     return args
-
-
-def parse_sets(items: list[str]) -> dict:
-    """`key=value` strings -> FlowConfig overrides (YAML scalars: true, 8, null, bf16), checked against
-    FlowConfig's fields and its own validation before anything runs."""
-
-    import yaml
-
-    fields = {f.name for f in dataclasses.fields(FlowConfig)}
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        key = key.strip()
-        if not sep or key not in fields:
-            raise ValueError(f"--set {item!r}: expected KEY=VALUE with KEY a FlowConfig field")
-        out[key] = yaml.safe_load(value)
-    FlowConfig(**out)  # its own checks name a bad value
-    return out
 
 
 # ------------------------------------------------------------------------------------------------ run

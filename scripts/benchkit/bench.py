@@ -153,3 +153,24 @@ def flow_config(args, task, seed: int, **fields):
         lr=args.lr,
     )
     return FlowConfig(**{**shared, **fields})  # an arm's own fields (e.g. --set precision=bf16-master) win
+
+
+def parse_sets(items: list[str]) -> dict:
+    """`key=value` strings -> FlowConfig overrides (YAML scalars: true, 8, null, bf16), checked against
+    FlowConfig's fields and its own validation before anything runs."""
+    import dataclasses
+
+    import yaml
+
+    from tickettune.trainables.config import FlowConfig
+
+    fields = {f.name for f in dataclasses.fields(FlowConfig)}
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or key not in fields:
+            raise ValueError(f"--set {item!r}: expected KEY=VALUE with KEY a FlowConfig field")
+        out[key] = yaml.safe_load(value)
+    FlowConfig(**out)  # its own checks name a bad value
+    return out

@@ -85,3 +85,29 @@ def test_no_detect_draws_every_ticket_at_the_search_budget(monkeypatch):
         bench.ticket_arm(args, "cola", 0, 3.0, {"mode": "continue", "rung": 3, "distill": False}, "c", dense)
         assert seen[-1].get("detect", True) is detect
     assert args.search_max_steps == 300
+
+
+def test_a_lever_is_one_more_arm_with_its_overrides(monkeypatch):
+    """--lever NAME:...: an arm of its own name whose FlowConfig overrides (and ratios) reach the flow."""
+    seen = []
+
+    def fake_flow(args, task, seed, epochs, every, mode, sets):
+        seen.append((args.head_ratio, args.ffn_ratio, mode, sets))
+        return {"ticket_layout": {"heads_per_layer": [12] * 6, "ffn_per_layer": [800] * 6}, "metric": 0.0,
+                "train_seconds": 1.0}  # fmt: skip
+
+    monkeypatch.setattr(bench, "arm_flow", fake_flow)
+    levers = ["--lever", "ffn-by-layer:rung=3,ffn_scope=layer", "--lever", "ffn-only:head_ratio=0,ffn_ratio=0.45"]
+    args = bench.parse_args(["--tasks", "cola", "--no-distill", "--rungs", "3", "--rewind-rungs", "", *levers])
+    arms = bench.arms_of(args)
+    assert [bench.arm_name(a) for a in arms] == ["continue@3", "ffn-by-layer", "ffn-only"]
+    dense = bench.dense_shape(args.model)
+    rs = [bench.ticket_arm(args, "cola", 0, 3.0, a, "cache", dense) for a in arms[1:]]
+    assert seen[0] == (pytest.approx(0.25), pytest.approx(0.3), "continue", {"ffn_scope": "layer"})
+    assert seen[1] == (0, 0.45, "continue", {})
+    assert rs[1]["lever"] == {"head_ratio": 0, "ffn_ratio": 0.45} and 0.5 < rs[1]["flop_ratio"] < 0.8
+    summary = bench.summarize({"dense": [{**rs[0], "flop_ratio": 1.0}], "ffn-only": rs[1:]})
+    assert summary["ffn-only"]["lever"] == {"head_ratio": 0, "ffn_ratio": 0.45}
+    for bad in ("ffn_scope=layer", "x:no_such_field=1", "x:rung=12,ffn_scope=layer", "continue@3:ffn_scope=layer"):
+        with pytest.raises(SystemExit):
+            bench.parse_args(["--tasks", "cola", "--rungs", "3", "--lever", bad])
