@@ -164,11 +164,18 @@ def parse_lever(text: str) -> dict:
     pairs = [p.strip() for p in rest.split(",") if p.strip()]
     if not name.strip() or not sep or not pairs:
         raise ValueError(f"--lever {text!r}: expected NAME:KEY=VALUE,... (e.g. ffn-by-layer:rung=3,ffn_scope=layer)")
-    picks = {k: v for k, _, v in (p.partition("=") for p in pairs) if k.strip() in ("rung", "mode")}
-    sets = parse_sets([p for p in pairs if p.partition("=")[0].strip() not in ("rung", "mode")])
-    rung, mode = int(picks.get("rung", PAPER)), picks.get("mode", "continue").strip()
-    if not 1 <= rung <= 9 or mode not in ("continue", "rewind"):
+    picks, fields = {}, []
+    for p in pairs:
+        key, _, value = p.partition("=")
+        if key.strip() in ("rung", "mode"):
+            picks[key.strip()] = value.strip()
+        else:
+            fields.append(p)
+    sets = parse_sets(fields)
+    rung, mode = picks.get("rung", str(PAPER)), picks.get("mode", "continue")
+    if not rung.isdigit() or not 1 <= int(rung) <= 9 or mode not in ("continue", "rewind"):
         raise ValueError(f"--lever {text!r}: rung is 1..9 and mode continue or rewind")
+    rung = int(rung)
     distill = sets.get("distill_weight", 0.0) > 0
     return {"mode": mode, "rung": rung, "distill": distill, "lever": name.strip(), "sets": sets}
 
@@ -208,7 +215,8 @@ def run(args) -> dict:
             with tempfile.TemporaryDirectory(prefix="ticket-map-") as tmp:
                 cache = str(Path(tmp) / "teacher_cache")
                 print(f"[{task} seed {seed}] dense ...", flush=True)
-                sets = {"teacher_cache": cache} if args.distill else {}
+                distilling = any(a["distill"] for a in arms_of(args))  # the ladder's or a lever's
+                sets = {"teacher_cache": cache} if distilling else {}
                 r = arm_flow(args, task, seed, epochs, None, None, sets)
                 r["teacher_cache_seconds"] = r["phase_seconds"].get("teacher_cache", 0.0)
                 runs["dense"].append({**r, "seed": seed})

@@ -108,6 +108,26 @@ def test_a_lever_is_one_more_arm_with_its_overrides(monkeypatch):
     assert rs[1]["lever"] == {"head_ratio": 0, "ffn_ratio": 0.45} and 0.5 < rs[1]["flop_ratio"] < 0.8
     summary = bench.summarize({"dense": [{**rs[0], "flop_ratio": 1.0}], "ffn-only": rs[1:]})
     assert summary["ffn-only"]["lever"] == {"head_ratio": 0, "ffn_ratio": 0.45}
-    for bad in ("ffn_scope=layer", "x:no_such_field=1", "x:rung=12,ffn_scope=layer", "continue@3:ffn_scope=layer"):
+    bad_levers = ("ffn_scope=layer", "x:no_such_field=1", "x:rung=12,ffn_scope=layer", "x:rung=three,ffn_scope=layer",
+                  "continue@3:ffn_scope=layer")  # fmt: skip
+    for bad in bad_levers:
         with pytest.raises(SystemExit):
             bench.parse_args(["--tasks", "cola", "--rungs", "3", "--lever", bad])
+
+
+def test_a_distilling_lever_gets_the_dense_runs_cache_without_the_distilled_ladder(monkeypatch):
+    """--no-distill with a lever that distills: the dense run still writes the cache, and the lever reads it."""
+    seen = []
+
+    def fake_flow(args, task, seed, epochs, every, mode, sets):
+        seen.append((mode, sets))
+        layout = None if mode is None else {"heads_per_layer": [12] * 6, "ffn_per_layer": [800] * 6}
+        return {"ticket_layout": layout, "metric": 0.0, "train_seconds": 1.0, "phase_seconds": {}}
+
+    monkeypatch.setattr(bench, "arm_flow", fake_flow)
+    args = bench.parse_args(["--tasks", "cola", "--seeds", "1", "--no-distill", "--rungs", "3", "--rewind-rungs", "",
+                             "--lever", "kd:rung=3,distill_weight=0.5"])  # fmt: skip
+    bench.run(args)
+    (_, dense_sets), (_, plain_sets), (_, lever_sets) = seen
+    assert dense_sets["teacher_cache"] and "teacher_cache" not in plain_sets
+    assert lever_sets["teacher_cache"] == dense_sets["teacher_cache"] and lever_sets["distill_weight"] == 0.5
