@@ -43,7 +43,8 @@ and data; HF: data, every trial's model load, training and dev evaluation). A tr
 
 Time here: CoLA alone ~2 h 10 min (2026-12-07, fp32 AVX2: the tax 6 min, tickettune 2,321 s, HF 3,033 s, HF +
 MedianPruner 2,009 s); SST-2 ~2 h 5 min (tickettune 1,870 s, HF 3,009 s, HF + MedianPruner 1,954 s); CoLA with
---hf-from, --rerun-hf-pruned, --first-rung 0.125 ~57 min (tickettune 1,457 s, HF + MedianPruner 1,897 s); --smoke ~3 min
+--hf-from, --rerun-hf-pruned, --first-rung 0.125 ~57 min (tickettune 1,457 s, HF + MedianPruner 1,897 s), SST-2 so
+~62 min (tickettune 1,789 s, HF + MedianPruner 1,549 s); --smoke ~3 min
 """
 
 from __future__ import annotations
