@@ -1,9 +1,11 @@
 """Trial scheduling: ASHA stops the trials that are behind on the dev metric (or, with `rung_metric: val_loss`, the
 dev loss) at fixed fractions of the budget.
 
-A trial reports its progress (`ticket_step`, next to a fresh dev metric); only the scheduler decides whether it
-stops. By default the rungs are at a quarter and a half of the largest ticket budget (`search.first_rung` 0.25,
-`search.reduction_factor` 2: a trial below the median of those judged at a rung stops there). On top of Ray's
+A trial reports its progress (`eval_step`: its own step count, search phase included, next to a fresh dev
+metric); only the scheduler decides whether it stops. By default the rungs are at a quarter and a half of the
+largest budget (`search.first_rung` 0.25, `search.reduction_factor` 2: a trial below the median of those judged at
+a rung stops there). A rung is a fraction of what the trial costs, as with HF's pruners: a trial still in its mask
+search there is judged on the searching model's dev metric, and a stop saves the search phase too. On top of Ray's
 `ASHAScheduler`, `RungScheduler`:
 
 * never judges the dense baseline trial (`search.baseline`): it is the reference every ticket's relative time is
@@ -28,7 +30,7 @@ from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 
 from .stops import read_scheduler_state, write_scheduler_state
 
-TIME_ATTR = "ticket_step"
+TIME_ATTR = "eval_step"
 
 
 def _most(spec, key: str) -> int | None:
@@ -45,11 +47,11 @@ def _most(spec, key: str) -> int | None:
 
 
 def asha_rungs(spec) -> tuple[int, int]:
-    """ASHA's (max_t, grace_period), in ticket-training steps.
+    """ASHA's (max_t, grace_period), in the trial's own steps.
 
-    Time is `ticket_step`, which a trial reports only next to a fresh dev metric: every trial is judged
-    after the same amount of ticket training, whenever its early bird came. The search phase is never
-    judged by ASHA (its val_metric is NaN); the early-bird detector ends it."""
+    Time is `eval_step`, which a trial reports only next to a fresh dev metric: every trial is judged after
+    the same number of optimizer steps, whichever phase it is in (the dense run a ticket replaces has
+    `budget_steps` of them; without a budget a trial runs search_max_steps + ticket_steps at most)."""
     from ..trainables.budget import LEGACY_TICKET_STEPS
 
     if _most(spec, "budget_steps") is None and (spec.fixed.get("budget_epochs") or "budget_epochs" in spec.space):
@@ -57,12 +59,13 @@ def asha_rungs(spec) -> tuple[int, int]:
             "scheduler: asha needs budget_steps (its max_t is fixed before the data is read); "
             "budget_epochs is only known per trial"
         )
-    max_t = max(4, _most(spec, "budget_steps") or _most(spec, "ticket_steps") or LEGACY_TICKET_STEPS)
+    legacy = (_most(spec, "search_max_steps") or 0) + (_most(spec, "ticket_steps") or LEGACY_TICKET_STEPS)
+    max_t = max(4, _most(spec, "budget_steps") or legacy)
     return max_t, spec.search.first_rung_steps(max_t)
 
 
 def with_rung_evaluations(spec):
-    """With ASHA and no eval_interval given, evaluate every grace_period ticket steps: at each rung."""
+    """With ASHA and no eval_interval given, evaluate every grace_period steps: at each rung."""
     if spec.search.scheduler != "asha" or "eval_interval" in spec.fixed or "eval_interval" in spec.space:
         return spec
     return replace(spec, fixed={**spec.fixed, "eval_interval": asha_rungs(spec)[1]})
@@ -168,6 +171,9 @@ class RungScheduler(ASHAScheduler):
         if self._loaded:
             return
         state = read_scheduler_state(self.experiment_dir)
+        clock = state.get("time_attr", self._time_attr)
+        if clock != self._time_attr:  # rungs on another clock do not compare; its stops stay, saying their clock
+            state = {"stopped": {tid: {"time_attr": clock, **d} for tid, d in (state.get("stopped") or {}).items()}}
         for milestone, recorded in self._bracket()._rungs:
             saved = (state.get("rungs") or {}).get(f"{milestone:g}") or {}
             recorded.update({tid: self._metric_op * v for tid, v in saved.items()})

@@ -10,7 +10,7 @@ JSON, but not named ``*.json``: restoring an experiment, Ray Tune 2.60 copies ev
 of it into its driver staging folder, and its periodic sync copies them back; the copy made at the restore
 would then overwrite the decisions taken since.
 
-    {"version": 1, "metric": "val_metric", "mode": "max", "time_attr": "ticket_step",
+    {"version": 1, "metric": "val_metric", "mode": "max", "time_attr": "eval_step",
      "rungs": {"2": {"<trial_id>": 0.5, ...}, "4": {...}},                # milestone -> trial -> metric
      "stopped": {"<trial_id>": {"rung": 1, "rungs": 3, "milestone": 2, "at": 2,      # rung 1: the lowest
                                 "value": 0.1, "cutoff": 0.5, "compared": 1, "time": ...}}}
@@ -61,7 +61,7 @@ def stopped_trials(experiment_dir: str | os.PathLike) -> dict[str, dict]:
 
 
 def stop_reason(decision: dict) -> str:
-    """One line: at which rung and why, e.g. "rung 2 (ticket_step 150): val_metric 0.71 below the rung's cutoff
+    """One line: at which rung and why, e.g. "rung 2 (eval_step 150): val_metric 0.71 below the rung's cutoff
     0.78" (the cutoff: of the trials judged at that rung before it, the value that 1/reduction_factor of them
     beat, as Ray's ASHA computes it: their median for reduction factor 2)."""
     side = "below" if decision.get("mode", "max") == "max" else "above"

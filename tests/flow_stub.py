@@ -74,8 +74,8 @@ def stub_flow(cfg, reporter, ticket_dir: str | None = None):
             "relative_cost": step / (steps + cfg.ticket_steps),
             "done": False,
         }
-        if interim == interim:  # an interim dev metric: give it a ticket_step, ASHA's clock (below its max_t)
-            metrics["ticket_step"] = step // cfg.mask_interval
+        if interim == interim:  # an interim dev metric: give it an eval_step, ASHA's clock (the trial's steps)
+            metrics["eval_step"] = step
         ckpt_dir = None
         if cfg.seed == CRASH_SEED and reporter.rank == 0 and resumed_from is None:
             ckpt_dir = reporter.checkpoint_dir()
@@ -135,7 +135,7 @@ def stub_flow(cfg, reporter, ticket_dir: str | None = None):
 
 def _baseline(cfg, reporter) -> float:
     """The dense reference trial: `budget_steps` in reports every `mask_interval` steps. With interim metrics it
-    scores 0.0 at each (on the tickets' ticket_step scale): behind every ticket, so a scheduler that judged it
+    scores 0.0 at each (eval_step: its steps, as the tickets'): behind every ticket, so a scheduler that judged it
     would stop it."""
     interim = os.environ.get("TICKETTUNE_STUB_INTERIM") == "1"
     pause = float(os.environ.get("TICKETTUNE_STUB_SLEEP", "0"))
@@ -144,7 +144,7 @@ def _baseline(cfg, reporter) -> float:
         time.sleep(pause)
         metrics = {"phase": "baseline", "step": step, "val_metric": 0.0 if interim else math.nan}
         if interim:
-            metrics["ticket_step"] = step // cfg.mask_interval
+            metrics["eval_step"] = step
         reporter.report({**metrics, "relative_cost": step / budget, "baseline": True, "done": False})
     done = {"phase": "done", "step": budget, "val_metric": 0.0, "relative_cost": 1.0, "baseline": True}
     reporter.report({**done, "converged": False, "early_bird_step": -1, "search_steps": 0, "done": True})
@@ -208,10 +208,11 @@ def space_with_nan(trial) -> dict:
 
 def space_ahead_behind(trial) -> dict:
     """`space` whose interim dev metric (TICKETTUNE_STUB_INTERIM=1: head_ratio) is 0.5, 0.1, 0.2, 0.5, ... by trial;
-    the first ends at ASHA's first rung (ticket_step 2), a tight ε keeps the others' search phases going past it
+    the first ends at the report past ASHA's first rung (eval_step 12 of max_t 50: at step 15), a tight ε keeps the
+    others' search phases going past it
     (here, not in a test module: Tune's searcher state pickles the space by reference, and a resume imports it)."""
     cfg = space(trial)
-    cfg.update(head_ratio=[0.5, 0.1, 0.2][trial.number % 3], eps=[0.2, 0.05, 0.05][trial.number % 3])
+    cfg.update(head_ratio=[0.5, 0.1, 0.2][trial.number % 3], eps=[0.12, 0.05, 0.05][trial.number % 3])
     return cfg
 
 

@@ -28,7 +28,7 @@ def baseline_trial(
         run.dense_step_s = run.clock.elapsed() / step
         metrics = {"phase": "baseline", "step": step, "loss": logs["loss"], "lr": logs["lr"], "done": False}
         if cfg.eval_interval and step % cfg.eval_interval == 0 and step < run.budget:
-            metrics.update(ticket_step=step, val_metric=run.score(model, eval_data))
+            metrics.update(eval_step=step, val_metric=run.score(model, eval_data))
         run.send(metrics)
 
     train_cfg = TrainConfig(
@@ -59,7 +59,8 @@ def baseline_trial(
         {
             "phase": "done",
             "step": result.steps,
-            "ticket_step": result.steps,
+            "eval_step": result.steps,
+            "ticket_steps": result.steps,
             "val_metric": run.val,
             "converged": False,
             "early_bird": False,

@@ -70,7 +70,7 @@ def _earlybert(run: TrialRun, model, tokenizer, rows, train_loader, eval_data, t
     latest = reporter.checkpoint()  # a restarted worker finds the search done in its checkpoint
     restored = mask_search_state.load(latest) if latest is not None else None
     if restored is None:
-        searched = search_phase(cfg, model, train_loader, run)
+        searched = search_phase(cfg, model, train_loader, run, eval_data)
         state = searched.state
         drawable = searched.drawable(cfg.unconverged)
         ticket, opt_state = draw_ticket(searched, cfg.ticket_mode) if drawable else (None, None)
@@ -167,7 +167,8 @@ def _finish(
         {
             "phase": "done",
             "step": state.steps + ticket_steps,
-            "ticket_step": ticket_steps,
+            "eval_step": state.steps + ticket_steps,
+            "ticket_steps": ticket_steps,
             "converged": state.converged,
             "early_bird": state.converged,
             "early_bird_step": -1 if bird_step is None else bird_step,

@@ -1,7 +1,8 @@
 """The ticket phase: the drawn ticket trains on, without L1, for what the budget leaves it (budget.py).
 
 `continue` goes on with the search's lr schedule, data order and pruned AdamW moments; `rewind` starts a
-fresh run from the pre-trained weights at `ticket_lr`. Dev metric every `eval_interval` steps (ASHA's rungs).
+fresh run from the pre-trained weights at `ticket_lr`. Dev metric every `eval_interval` steps of the trial
+(search phase counted, as ASHA's rungs count them).
 """
 
 from __future__ import annotations
@@ -49,14 +50,14 @@ def ticket_phase(
             "early_bird": state.converged,
             "done": False,
         }
-        if cfg.eval_interval and step % cfg.eval_interval == 0 and step < plan.steps:
+        if cfg.eval_interval and (state.steps + step) % cfg.eval_interval == 0 and step < plan.steps:
             run.score(ticket, eval_data)
-            metrics["ticket_step"] = step  # only next to a fresh val_metric: what ASHA's rungs compare
+            metrics["eval_step"] = state.steps + step  # only next to a fresh val_metric: what ASHA's rungs compare
         run.send(metrics)
 
     callbacks = [run.cost] + ([pld_mod.PLDCallback(run.cost.dropper)] if run.cost.dropper is not None else [])
     callbacks += list(extra)
-    callbacks.append(Every([cfg.report_interval, cfg.eval_interval], report))
+    callbacks.append(Every([cfg.report_interval, cfg.eval_interval], report, offset=state.steps))  # the trial's steps
     peak_lr = cfg.lr if cfg.ticket_mode == "continue" else cfg.ticket_lr  # continue: the same run goes on
     train_cfg = TrainConfig(
         lr=peak_lr,

@@ -14,9 +14,10 @@ Per task and seed, two searches of N trials each (Optuna TPE, seeded alike: `opt
   warm-up plus ticket_mode, ticket_lr (rewind only), head_ratio, ffn_ratio, eps and the fast path's
   embeddings (train | freeze) and dropout (0 | 0.1); multi-objective (dev
   metric max, relative_time min), `baseline: true` (trial 0: the dense run, +1 trial), `enqueue`: the
-  paper's point (lr 1e-4) and a conservative one (lr 5e-5, prune less), warm-up 0.1 (the HF search gets the same two
-  lr/warm-up points enqueued, unless --no-hf-enqueue), then the dense model with the fast path's levers (ratios 0,
-  its lr sampled). The ratios range from 0 (dense) through light tickets (~0.1) to 0.6 / 0.7.
+  paper's ratios (lr 1e-4, `continue`) and a conservative one (lr 5e-5, prune less), warm-up 0.1 (the HF
+  search gets the same two lr/warm-up points enqueued, unless --no-hf-enqueue), then the dense model with the
+  fast path's levers (ratios 0, its lr sampled). The ratios range from 0 (dense) through light tickets (~0.1)
+  to 0.6 / 0.7.
   `--scheduler asha` (default): ASHA stops trials behind at its rungs (searcher/scheduling.py `asha_rungs`),
   on the dev metric, or on the dev loss with `--rung-metric val_loss`; --first-rung and --reduction-factor place
   them (search.first_rung, search.reduction_factor). --hf-from takes the HF arms from an earlier run's JSON
@@ -68,13 +69,14 @@ EPOCHS = {"cola": 3.0, "sst2": 1.0}
 TRAIN_SAMPLES = {"cola": None, "sst2": 20000}  # None: the whole train split
 TOLERANCE_PT = {"cola": 1.5, "sst2": 0.5}  # "as good as HF's best", in metric points
 LR, WARMUP = (2e-5, 2e-4), (0.0, 0.2)
-# EarlyBERT's paper point (4 of 12 heads and 40% of the FFN pruned, eps 0.1, rewind) and a conservative one
-# (prune less, keep training the searched weights): with DENSE, the first trials after the baseline
+# EarlyBERT's paper point (4 of 12 heads and 40% of the FFN pruned, eps 0.1) and a conservative one (prune
+# less): with DENSE, the first trials after the baseline. Both `continue` (tickettune's default): the paper's
+# `rewind` retrains the whole budget after the search phase, so at ASHA's rungs (the trial's steps) it is always
+# behind by its search phase; the sampler still draws rewind points.
 PAPER = {
     "lr": 1e-4,
     "warmup_ratio": 0.1,
-    "ticket_mode": "rewind",
-    "ticket_lr": 1e-4,
+    "ticket_mode": "continue",
     "head_ratio": 1 / 3,
     "ffn_ratio": 0.4,
     "eps": 0.1,
@@ -260,7 +262,7 @@ def run_tickettune(args, task: str, seed: int, storage: str, budget_steps: int |
                 "converged": t.last.get("converged"),
                 "stopped": t.trial_id in stops,  # by ASHA: its metric is from a rung (stops.py: which, why)
                 "stop": stops.get(t.trial_id),
-                "ticket_step": t.last.get("ticket_step"),
+                "eval_step": t.last.get("eval_step"),  # where it ended: the trial's steps
                 "error": t.error,
             }
         )

@@ -47,7 +47,7 @@ def arm_flow(args, task: str, seed: int, epochs: float, every: int, mode: str | 
     curve = [
         {"step": r["step"], "train_seconds": r["train_seconds"], "metric": r["val_metric"]}
         for r in reporter.history
-        if "ticket_step" in r and math.isfinite(r["val_metric"])
+        if "eval_step" in r and r["phase"] != "search" and math.isfinite(r["val_metric"])  # the ticket's curve
     ]
     train_seconds = sum(v for k, v in result.seconds.items() if k in ("search", "ticket"))
     return {

@@ -19,7 +19,9 @@ def test_generated_config_is_a_valid_search(task, smoke, tmp_path):
     s = spec.search
     assert s.multi and s.metrics == ["val_metric", "relative_time"] and s.baseline and s.max_concurrent == 1
     assert s.scheduler == "asha"  # trials behind stop at ASHA's rungs
-    assert s.total_trials == args.trials + 1 and s.enqueue[0]["ticket_mode"] == "rewind"
+    # the paper's ratios first, in `continue`: a rewind point is behind at every rung by its search phase
+    assert s.total_trials == args.trials + 1 and s.enqueue[0]["ticket_mode"] == "continue"
+    assert (s.enqueue[0]["head_ratio"], s.enqueue[0]["ffn_ratio"]) == (1 / 3, 0.4)
     assert {
         "lr",
         "warmup_ratio",

@@ -25,7 +25,7 @@ def _spec(tmp_path, **search):
             "name": "s",
             "storage": str(tmp_path),
             "search": {"scheduler": "asha", **search},
-            "fixed": {"task": "sst2", "ticket_steps": 8},  # max_t 8, grace 2: rungs at 2, 4, 8
+            "fixed": {"task": "sst2", "budget_steps": 8, "search_max_steps": 4},  # max_t 8, grace 2: rungs 2, 4, 8
             "space": {"head_ratio": {"low": 0.1, "high": 0.5}},
         }
     )
@@ -40,7 +40,7 @@ def _scheduler(tmp_path, **search) -> RungScheduler:
 
 
 def _at(step, value, **more):
-    return {"ticket_step": step, "val_metric": value, **more}
+    return {"eval_step": step, "val_metric": value, **more}
 
 
 def test_behind_at_a_rung_stops_with_its_reason_and_the_baseline_never(tmp_path):
@@ -62,7 +62,7 @@ def test_behind_at_a_rung_stops_with_its_reason_and_the_baseline_never(tmp_path)
     stops = stopped_trials(tmp_path)
     assert list(stops) == ["b"]
     assert stops["b"]["value"] == 0.5 and stops["b"]["cutoff"] == pytest.approx(0.8) and stops["b"]["at"] == 2
-    assert stop_reason(stops["b"]) == "rung 1 (ticket_step 2): val_metric 0.5 below the rung's cutoff 0.8"
+    assert stop_reason(stops["b"]) == "rung 1 (eval_step 2): val_metric 0.5 below the rung's cutoff 0.8"
     rungs = json.loads((tmp_path / STOPS_FILE).read_text())["rungs"]
     assert rungs["2"] == {"a": 0.8, "b": 0.5, "c": 0.85} and rungs["4"] == {"a": 0.9, "c": 0.2}
 
@@ -75,7 +75,7 @@ def test_a_cheaper_first_rung_and_a_larger_reduction_factor_stop_more_and_sooner
             "name": "s",
             "storage": str(tmp_path),
             "search": {"scheduler": "asha", "first_rung": 0.125, "reduction_factor": 3},
-            "fixed": {"task": "sst2", "ticket_steps": 24},
+            "fixed": {"task": "sst2", "budget_steps": 24, "search_max_steps": 4},
             "space": {"head_ratio": {"low": 0.1, "high": 0.5}},
         }
     )
@@ -98,7 +98,7 @@ def test_a_rung_a_few_steps_before_the_end_stops_nobody(tmp_path):
             "name": "s",
             "storage": str(tmp_path),
             "search": {"scheduler": "asha"},
-            "fixed": {"task": "sst2", "ticket_steps": 25},
+            "fixed": {"task": "sst2", "budget_steps": 25, "search_max_steps": 4},
             "space": {"head_ratio": {"low": 0.1, "high": 0.5}},
         }
     )
@@ -143,7 +143,7 @@ def test_rungs_on_the_dev_loss_stop_the_higher_loss_while_the_metric_is_flat(tmp
     assert s.on_trial_result(None, a, _at(2, 0.0, val_loss=0.58)) == GO
     assert s.on_trial_result(None, b, _at(2, 0.0, val_loss=0.61)) == STOP
     stop = stopped_trials(tmp_path)["b"]
-    assert stop_reason(stop) == "rung 1 (ticket_step 2): val_loss 0.61 above the rung's cutoff 0.58"
+    assert stop_reason(stop) == "rung 1 (eval_step 2): val_loss 0.61 above the rung's cutoff 0.58"
 
 
 def test_a_restored_scheduler_judges_against_the_rungs_recorded_before(tmp_path):
@@ -165,6 +165,31 @@ def test_a_restored_scheduler_judges_against_the_rungs_recorded_before(tmp_path)
     assert fresh.on_trial_result(None, d, _at(2, 0.60)) == GO  # without the rungs: nothing to compare with
 
 
+def test_rungs_recorded_on_another_clock_are_not_compared_but_their_stops_stay(tmp_path):
+    """An experiment whose rungs counted ticket steps (an earlier tickettune) resumes on the trial's steps: the
+    old values are not a cutoff at the new rungs; the trial it stopped stays stopped."""
+    old_stop = {"rung": 1, "rungs": 3, "milestone": 2, "at": 2, "value": 0.1, "cutoff": 0.5, "compared": 1, "time": 0}
+    write_scheduler_state(
+        tmp_path,
+        {
+            "metric": "val_metric",
+            "mode": "max",
+            "time_attr": "ticket_step",
+            "rungs": {"2": {"a": 0.9}},
+            "stopped": {"b": old_stop},
+        },
+    )
+    s = _scheduler(tmp_path)
+    d = _trial("d")
+    s.on_trial_add(None, d)
+    assert s.on_trial_result(None, d, _at(2, 0.60)) == GO  # 0.9 on the old clock is not this rung's cutoff
+    assert set(stopped_trials(tmp_path)) == {"b"}
+    assert (
+        stop_reason(stopped_trials(tmp_path)["b"])
+        == "rung 1 (ticket_step 2): val_metric 0.1 below the rung's cutoff 0.5"
+    )
+
+
 def test_a_moved_experiment_keeps_its_record_where_tune_now_writes(tmp_path):
     old, new = tmp_path / "old", tmp_path / "new"
     new.mkdir()
@@ -182,7 +207,7 @@ def test_no_scheduler_when_none(tmp_path):
 def _stop_b(exp):
     stop = {"rung": 1, "rungs": 3, "milestone": 2, "at": 2, "value": 0.5, "cutoff": 0.8, "compared": 1, "time": 0}
     write_scheduler_state(
-        exp, {"metric": "val_metric", "mode": "max", "time_attr": "ticket_step", "rungs": {}, "stopped": {"b": stop}}
+        exp, {"metric": "val_metric", "mode": "max", "time_attr": "eval_step", "rungs": {}, "stopped": {"b": stop}}
     )
 
 
@@ -193,13 +218,13 @@ def test_a_stopped_trial_is_never_exported_and_the_report_says_why(tmp_path):
     assert best["trial_id"] == "a"
     front = export_best(exp, tmp_path / "front", pareto=True)
     assert "b" not in {e["trial_id"] for e in front}
-    with pytest.raises(ValueError, match=r"the scheduler stopped it, rung 1 \(ticket_step 2\)"):
+    with pytest.raises(ValueError, match=r"the scheduler stopped it, rung 1 \(eval_step 2\)"):
         export_best(exp, tmp_path / "chosen", trial="b")
     header, rows = trial_table(exp)
     stopped = {r[0]: r[header.index("stopped")] for r in rows}
     assert stopped == {
         "a": None,
-        "b": "rung 1 (ticket_step 2): val_metric 0.5 below the rung's cutoff 0.8",
+        "b": "rung 1 (eval_step 2): val_metric 0.5 below the rung's cutoff 0.8",
         "c": None,
         "d": None,
         "e": None,

@@ -123,6 +123,7 @@ def asha_mlm_space(trial) -> dict:
         "ticket_steps": 24,
         "min_ffn": 4,
         "unconverged": "ticket",
+        "ticket_mode": "rewind",  # a fresh run at ticket_lr after the search
         "ticket_lr": [1e-3, 1e-7, 1e-3][trial.number % 3],
         "head_ratio": trial.suggest_float("head_ratio", 0.25, 0.25),
         "eval_interval": 6,
@@ -130,7 +131,7 @@ def asha_mlm_space(trial) -> dict:
 
 
 @pytest.mark.slow
-def test_asha_cuts_a_weak_real_trial_on_its_dev_metric_after_equal_ticket_training(tmp_path):
+def test_asha_cuts_a_weak_real_trial_on_its_dev_metric_at_equal_trial_steps(tmp_path):
     s = {
         "name": "asha-mlm",
         "storage": str(tmp_path),
@@ -142,7 +143,7 @@ def test_asha_cuts_a_weak_real_trial_on_its_dev_metric_after_equal_ticket_traini
             "max_failures": 0,
             "mode": "min",
         },
-        "fixed": {"task": "wikitext", "ticket_steps": 24},
+        "fixed": {"task": "wikitext", "search_max_steps": 10, "ticket_steps": 24},  # max_t 34: rungs at 8, 16, 32
         "space": {"head_ratio": {"low": 0.2, "high": 0.3}},
     }
     res = run_search(s, num_cpus=2, space=asha_mlm_space, verbose=0)
@@ -150,10 +151,11 @@ def test_asha_cuts_a_weak_real_trial_on_its_dev_metric_after_equal_ticket_traini
     trials = sorted(load_trials(tmp_path / "asha-mlm"), key=lambda t: t.config["ticket_lr"] == 1e-7)
     weak = trials[-1]
     assert weak.config["ticket_lr"] == 1e-7 and not weak.finished  # cut by ASHA, no ticket
-    rungs = [r["ticket_step"] for r in weak.history if "ticket_step" in r]
-    assert rungs and rungs[-1] < 24
-    for t in trials[:-1]:  # the learning trials ran to the end, evaluated at every eval_interval
-        assert t.finished and [r["ticket_step"] for r in t.history if "ticket_step" in r] == [6, 12, 18, 24]
+    rungs = [r["eval_step"] for r in weak.history if "eval_step" in r]
+    assert rungs and rungs[-1] < 10 + 24  # stopped before its search (at most 10) and ticket (24) steps ended
+    for t in trials[:-1]:  # the learning trials ran to the end, evaluated at every eval_interval of their steps
+        total = t.last["search_steps"] + t.last["ticket_steps"]
+        assert t.finished and [r["eval_step"] for r in t.history if "eval_step" in r] == [*range(6, total, 6), total]
 
 
 def test_a_search_with_a_dense_baseline_reports_it_and_the_report_marks_it(tmp_path):
@@ -171,9 +173,9 @@ def test_a_search_with_a_dense_baseline_reports_it_and_the_report_marks_it(tmp_p
     [base] = [t for t in trials if t.is_baseline]
     [ticket] = [t for t in trials if not t.is_baseline]
     assert base.ticket_dir is None and base.last["phase"] == "done" and 0 <= base.metric("val_metric") <= 1
-    assert base.metric("relative_cost") == pytest.approx(1.0) and base.last["ticket_step"] == 16
+    assert base.metric("relative_cost") == pytest.approx(1.0) and base.last["eval_step"] == 16
     assert ticket.ticket_dir is not None and ticket.metric("relative_cost") < 1
-    assert ticket.last["search_steps"] + ticket.last["ticket_step"] == 16  # continue: the same budget
+    assert ticket.last["search_steps"] + ticket.last["ticket_steps"] == ticket.last["eval_step"] == 16  # continue
     header, rows = trial_table(tmp_path / "sst2-tiny")
     kinds = {r[0]: r[header.index("kind")] for r in rows}
     assert kinds == {base.trial_id: "baseline", ticket.trial_id: "ticket"}

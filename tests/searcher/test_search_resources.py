@@ -99,7 +99,7 @@ def test_an_existing_experiment_is_refused_or_overwritten_never_a_foreign_folder
     assert (exp / "notes.txt").exists()
 
 
-def test_asha_judges_ticket_training_and_trials_evaluate_at_its_rungs():
+def test_asha_judges_the_trials_steps_and_trials_evaluate_at_its_rungs():
     from ray.tune.schedulers import ASHAScheduler
 
     from tickettune.searcher.scheduling import make_scheduler, with_rung_evaluations
@@ -108,13 +108,16 @@ def test_asha_judges_ticket_training_and_trials_evaluate_at_its_rungs():
     base = {
         "name": "x",
         "search": {"scheduler": "asha"},
-        "fixed": {"task": "sst2"},
+        "fixed": {"task": "sst2", "search_max_steps": 100},
         "space": {"ticket_steps": {"low": 100, "high": 200}},
     }
     spec = with_rung_evaluations(load_spec(base))
     asha = make_scheduler(spec, "unused")  # the folder of its record (stops.py): written at the first rung
-    assert isinstance(asha, ASHAScheduler) and asha._time_attr == "ticket_step" and asha._max_t == 200
-    assert spec.fixed["eval_interval"] == 50 and [m for m, _ in asha._brackets[0]._rungs] == [200, 100, 50]
+    # without a budget a trial runs at most search_max_steps + ticket_steps: the longest is max_t
+    assert isinstance(asha, ASHAScheduler) and asha._time_attr == "eval_step" and asha._max_t == 300
+    assert spec.fixed["eval_interval"] == 75 and [m for m, _ in asha._brackets[0]._rungs] == [300, 150, 75]
+    budget = make_scheduler(load_spec({**base, "fixed": {"task": "sst2", "budget_steps": 400}, "space": {}}), "-")
+    assert budget._max_t == 400  # with one, the dense run's steps: what a `continue` trial runs in all
     own = load_spec({**base, "fixed": {"task": "sst2", "eval_interval": 7}})
     assert with_rung_evaluations(own).fixed["eval_interval"] == 7  # the config's own value wins
     none = load_spec({**base, "search": {"scheduler": "none"}})

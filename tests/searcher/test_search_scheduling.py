@@ -32,7 +32,7 @@ def _ray_down(monkeypatch):
 
 def ahead_baseline_behind(trial) -> dict:
     """Trial 0 scores 0.5 at every rung, trial 1 is the dense baseline (0.0 at every rung: behind everyone),
-    trial 2 scores 0.1. A tight ε keeps each search phase past ASHA's rung 1 (ticket_step 2)."""
+    trial 2 scores 0.1. A tight ε keeps each search phase past ASHA's rung 1 (eval_step 12 of max_t 50)."""
     cfg = flow_stub.space(trial)
     cfg.update(head_ratio=[0.5, 0.5, 0.1][trial.number], eps=0.05)
     if trial.number == 1:  # as `search.baseline` marks its trial (optuna_space.SpaceFn)
@@ -47,11 +47,11 @@ def test_asha_stops_the_trial_behind_and_never_the_baseline(tmp_path):
     assert res.finished and res.statuses == {"TERMINATED": 3}, res
     first, base, weak = load_trials(tmp_path / "sched")
     assert base.is_baseline and base.finished and base.stopped is None
-    assert [r["ticket_step"] for r in base.history if "ticket_step" in r] == list(range(1, 10))  # every rung passed
+    assert [r["eval_step"] for r in base.history if "eval_step" in r] == list(range(5, 50, 5))  # every rung passed
     assert first.finished and first.stopped is None and first.ticket_dir is not None
     assert not weak.finished and weak.ticket_dir is None
-    assert stop_reason(weak.stopped) == "rung 1 (ticket_step 2): val_metric 0.1 below the rung's cutoff 0.5"
-    assert [r["ticket_step"] for r in weak.history if "ticket_step" in r] == [1, 2]  # no report after the stop
+    assert stop_reason(weak.stopped) == "rung 1 (eval_step 12): val_metric 0.1 below the rung's cutoff 0.5"
+    assert [r["eval_step"] for r in weak.history if "eval_step" in r] == [5, 10, 15]  # no report after the stop
     header, rows = trial_table(tmp_path / "sched")
     assert [r[header.index("stopped")] for r in rows] == [None, None, stop_reason(weak.stopped)]
     assert [e["trial_id"] for e in res.selection] == [first.trial_id]

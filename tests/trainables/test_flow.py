@@ -148,12 +148,21 @@ def test_worker_restarted_after_the_search_phase_skips_it_and_ends_the_same(tmp_
     )
 
 
-def test_ticket_phase_reports_the_dev_metric_every_eval_interval(base):
-    cfg = FlowConfig(**{**base, "ticket_steps": 8, "eval_interval": 3})
+def test_both_phases_report_the_dev_metric_every_eval_interval_of_the_trials_steps(base):
+    """ASHA's clock (`eval_step`) is the trial's own step count: the searching model is scored at the
+    multiples of eval_interval before the draw, the ticket at those after it, and the scoring time is not
+    training time."""
+    cfg = FlowConfig(**{**base, "ticket_steps": 8, "eval_interval": 3, "mask_interval": 2})
     reporter = LocalReporter(verbose=False)
     result = run_flow(cfg, reporter)
-    rung = [r for r in reporter.history if "ticket_step" in r]
-    assert [r["ticket_step"] for r in rung] == [3, 6, 8]  # every 3 steps, and the final evaluation
+    rung = [r for r in reporter.history if "eval_step" in r]
+    total = result.search_steps + result.ticket_steps
+    assert [r["eval_step"] for r in rung] == [*range(3, total, 3), total]  # every 3 trial steps, and the final
+    assert [r["step"] for r in rung] == [r["eval_step"] for r in rung]
+    searching = [r for r in rung if r["phase"] == "search"]
+    assert searching and all(r["eval_step"] <= result.search_steps for r in searching)
+    assert any(r["phase"] == "ticket" for r in rung)
     assert all(0 <= r["val_metric"] <= 1 and r["val_loss"] > 0 for r in rung)  # the dev loss beside it
     assert rung[-1]["val_metric"] == result.val_metric
-    assert all(r["val_metric"] != r["val_metric"] for r in reporter.history if r["phase"] == "search")  # NaN
+    before = [r for r in reporter.history if r["step"] < 3]
+    assert before and all(r["val_metric"] != r["val_metric"] for r in before)  # NaN: nothing scored yet

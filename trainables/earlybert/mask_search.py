@@ -1,7 +1,9 @@
 """EarlyBERT's mask search: the phase before the ticket is drawn.
 
 Slimming coefficients train under L1 with the model; a mask is drawn every `mask_interval` steps and the
-early-bird detector ends the phase when the masks stop changing (or the search budget runs out).
+early-bird detector ends the phase when the masks stop changing (or the search budget runs out). With an
+`eval_interval` the searching model is scored on dev at the trial's own step count, like the ticket after it:
+ASHA's rungs count the trial's steps, so a trial still searching at a rung is judged there too.
 """
 
 from __future__ import annotations
@@ -37,8 +39,9 @@ class Searched:
         return self.state.converged or unconverged == "ticket"
 
 
-def search_phase(cfg, model: nn.Module, train_loader, run: TrialRun) -> Searched:
-    """`cfg` is the trial's FlowConfig; reports go through `run` every mask_interval steps."""
+def search_phase(cfg, model: nn.Module, train_loader, run: TrialRun, eval_data=None) -> Searched:
+    """`cfg` is the trial's FlowConfig; reports go through `run` every mask_interval steps (and every
+    eval_interval, with the dev metric of `eval_data`)."""
     pretrained = snapshot(model) if cfg.ticket_mode == "rewind" else None  # EarlyBERT rewinds to these
     slimming.attach(model)
     if cfg.pld_in("search"):
@@ -72,25 +75,29 @@ def search_phase(cfg, model: nn.Module, train_loader, run: TrialRun) -> Searched
 
     def report(step: int, logs: dict) -> None:
         d = bird.history[-1] if bird.history else {}
-        run.send(
-            {
-                "phase": "search",
-                "step": step,
-                "loss": logs["loss"],
-                "lr": logs["lr"],
-                "mask_distance": d.get("distance", 1.0),
-                "head_distance": d.get("head_distance", 1.0),
-                "ffn_distance": d.get("ffn_distance", 1.0),
-                "early_bird": detector.found,
-                "done": False,
-            }
-        )
+        metrics = {
+            "phase": "search",
+            "step": step,
+            "loss": logs["loss"],
+            "lr": logs["lr"],
+            "mask_distance": d.get("distance", 1.0),
+            "head_distance": d.get("head_distance", 1.0),
+            "ffn_distance": d.get("ffn_distance", 1.0),
+            "early_bird": detector.found,
+            "done": False,
+        }
+        if eval_data is not None and cfg.eval_interval and step % cfg.eval_interval == 0 and step < run.budget:
+            run.score(model, eval_data)
+            metrics["eval_step"] = step  # only next to a fresh val_metric: what ASHA's rungs compare
+        run.send(metrics)
 
     callbacks = [slimming.SlimmingCallback(cfg.lambda_head, cfg.lambda_ffn), run.cost]
     if run.cost.dropper is not None:
         callbacks.append(pld_mod.PLDCallback(run.cost.dropper))
-    callbacks += [bird, Every([cfg.mask_interval], report)]
+    callbacks += [bird, Every([cfg.mask_interval, cfg.eval_interval if eval_data is not None else None], report)]
+    scoring = run.clock.paused
     search = train(wrapped, train_loader, search_cfg, callbacks, optimizer=optimizer)
+    search.seconds -= run.clock.paused - scoring  # dev scoring inside the loop is not training
     pld_mod.detach(model)
     head_masks, ffn_masks = draw_masks(*slimming.coefficients(model), masks_cfg)
     state = SearchState(

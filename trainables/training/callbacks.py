@@ -41,13 +41,14 @@ class Callback:
 
 
 class Every(Callback):
-    """Calls `fn(step, logs)` once at each step that is a multiple of one of `intervals` (None: unused).
+    """Calls `fn(step, logs)` once at each step whose `offset + step` is a multiple of one of `intervals` (None:
+    unused); `offset`: the steps the trial ran before this loop (a ticket phase counts on from its search).
     Every rank calls it at the same steps: reports are collective."""
 
-    def __init__(self, intervals: list[int | None], fn):
-        self.intervals, self.fn = [i for i in intervals if i], fn
+    def __init__(self, intervals: list[int | None], fn, offset: int = 0):
+        self.intervals, self.fn, self.offset = [i for i in intervals if i], fn, offset
 
     def after_step(self, step: int, logs: dict) -> bool:
-        if any(step % i == 0 for i in self.intervals):
+        if any((self.offset + step) % i == 0 for i in self.intervals):
             self.fn(step, logs)
         return False

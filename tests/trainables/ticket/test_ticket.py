@@ -303,5 +303,5 @@ def test_bench_ticket_speed_runs(tmp_path):
     res = json.loads(out.read_text())
     assert 0.60 < res["flop_ratio"] < 0.65 and res["ticket_layout"]["heads_per_layer"] == [8] * 6
     assert all(w % 8 == 0 for w in res["ticket_layout"]["ffn_per_layer"])
-    assert set(res["variants"]) == {"base", "unrounded", "foreach", "no_dropout", "frozen_word_emb"}
+    assert set(res["variants"]) == {"base", "unrounded", "foreach", "no_dropout", "frozen_word_emb", "fast_path"}
     assert res["step_time_ratio"] > 0
